@@ -1,0 +1,44 @@
+# Thin wrapper around Meson + Ninja.
+#   make            build into build/
+#   make test       install missing packages, build, run the whole suite
+#   make test-asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make run        start the founding system (./start_servers.sh)
+#   make bench      run the benchmarks (bench/)
+#   make fuzz       build the libFuzzer targets and run each briefly
+
+BUILD ?= build
+MESON_OPTS ?=
+TEST_ARGS ?=
+
+.PHONY: all deps test test-asan run bench fuzz format clean
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(BUILD)/build.ninja:
+	@scripts/install-deps.sh --check >/dev/null 2>&1 || scripts/install-deps.sh
+	meson setup $(BUILD) $(MESON_OPTS)
+
+deps:
+	scripts/install-deps.sh
+
+test: deps all
+	meson test -C $(BUILD) --print-errorlogs $(TEST_ARGS)
+
+test-asan:
+	$(MAKE) BUILD=build-asan MESON_OPTS="-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug" test
+
+run: all
+	./start_servers.sh
+
+bench: all
+	scripts/bench.sh
+
+fuzz:
+	scripts/fuzz.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages gpucoord needs to build, test and run.
+# Idempotent: does nothing when everything is already there.
+# Usage: scripts/install-deps.sh [--check]   (--check: only report, exit 1 if missing)
+set -euo pipefail
+
+packages=(
+    build-essential pkg-config meson ninja-build
+    libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libinih-dev zlib1g-dev
+    python3 curl clang libclang-rt-14-dev bats procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "${1:-}" = "--check" ]; then
+    echo "missing packages: ${missing[*]}" >&2
+    exit 1
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        sudo="sudo"
+    else
+        echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,476 @@
+/* http_server.c - libmicrohttpd wrapper: collect body, dispatch, answer. */
+#include "http_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "err.h"
+
+/* Pending connections queued by listen(). */
+#define HTTP_LISTEN_BACKLOG 512
+
+struct gc_http_server {
+    struct gc_http_server_config config;
+    char *bearer_token;
+    char *unix_path;
+    struct MHD_Daemon *tcp;
+    struct MHD_Daemon *unix_daemon;
+    int tcp_port;
+};
+
+/* Per-request state kept across MHD's callbacks. */
+struct http_request_state {
+    char *body;
+    size_t len;
+    size_t cap;
+    bool too_big;
+};
+
+static void set_err(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (errbuf == NULL || errbuf_len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errbuf_len, fmt, ap);
+    va_end(ap);
+}
+
+void gc_http_resp_bytes(struct gc_http_resp *resp, int status, const char *content_type,
+                        char *data, size_t len)
+{
+    free(resp->body);
+    resp->status = status;
+    resp->body = data;
+    resp->body_len = len;
+    snprintf(resp->content_type, sizeof(resp->content_type), "%s",
+             content_type ? content_type : "application/octet-stream");
+}
+
+void gc_http_resp_text(struct gc_http_resp *resp, int status, const char *content_type,
+                       const char *text)
+{
+    char *copy = strdup(text);
+
+    gc_http_resp_bytes(resp, copy ? status : 500, content_type, copy, copy ? strlen(copy) : 0);
+}
+
+void gc_http_resp_json(struct gc_http_resp *resp, int status, json_t *obj)
+{
+    char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+    json_decref(obj);
+    if (s == NULL) {
+        gc_http_resp_text(resp, 500, "application/json",
+                          "{\"error\":\"no_memory\",\"message\":\"cannot encode answer\"}");
+        return;
+    }
+    gc_http_resp_bytes(resp, status, "application/json", s, strlen(s));
+}
+
+static void resp_error_v(struct gc_http_resp *resp, int status, const char *code, const char *fmt,
+                         va_list ap)
+{
+    char message[1024];
+
+    vsnprintf(message, sizeof(message), fmt, ap);
+    gc_http_resp_json(resp, status, json_pack("{s:s, s:s}", "error", code, "message", message));
+}
+
+void gc_http_resp_error(struct gc_http_resp *resp, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    resp_error_v(resp, gc_err_http_status(err), gpucoord_err_name(err), fmt, ap);
+    va_end(ap);
+}
+
+void gc_http_resp_error_code(struct gc_http_resp *resp, int status, const char *code,
+                             const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    resp_error_v(resp, status, code, fmt, ap);
+    va_end(ap);
+}
+
+void gc_http_resp_header(struct gc_http_resp *resp, const char *name, const char *value)
+{
+    if (resp->nheaders >= GC_HTTP_HEADERS_MAX)
+        return;
+    snprintf(resp->headers[resp->nheaders][0], sizeof(resp->headers[0][0]), "%s", name);
+    snprintf(resp->headers[resp->nheaders][1], sizeof(resp->headers[0][1]), "%s", value);
+    resp->nheaders++;
+}
+
+bool gc_http_path_normalize(const char *path, char *buf, size_t buflen)
+{
+    size_t n = strlen(path);
+
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    if (n + 1 > buflen)
+        return false;
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+    return true;
+}
+
+const char *gc_http_req_header(const struct gc_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn_, MHD_HEADER_KIND, name);
+}
+
+const char *gc_http_req_arg(const struct gc_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn_, MHD_GET_ARGUMENT_KIND, name);
+}
+
+bool gc_http_req_client_gone(const struct gc_http_req *req)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn_, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char c;
+    ssize_t n;
+
+    if (info == NULL)
+        return false;
+    n = recv(info->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return true;
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+static enum MHD_Result queue_resp(struct MHD_Connection *conn, struct gc_http_resp *r)
+{
+    struct MHD_Response *mr;
+    enum MHD_Result ret;
+
+    mr = MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE);
+    if (mr == NULL) {
+        free(r->body);
+        return MHD_NO;
+    }
+    r->body = NULL;
+    if (r->content_type[0] != '\0')
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    for (int i = 0; i < r->nheaders; i++)
+        MHD_add_response_header(mr, r->headers[i][0], r->headers[i][1]);
+    ret = MHD_queue_response(conn, (unsigned)r->status, mr);
+    MHD_destroy_response(mr);
+    return ret;
+}
+
+static bool bearer_ok(const struct gc_http_server *srv, struct MHD_Connection *conn)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    size_t want, got;
+    unsigned char diff = 0;
+
+    if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
+        return false;
+    auth += 7;
+    want = strlen(srv->bearer_token);
+    got = strlen(auth);
+    /* Compare every byte so timing does not reveal the matching prefix. */
+    for (size_t i = 0; i < want; i++)
+        diff |= (unsigned char)(srv->bearer_token[i] ^ (i < got ? auth[i] : 0));
+    return diff == 0 && got == want;
+}
+
+static enum MHD_Result on_request(struct gc_http_server *srv, bool via_unix,
+                                  struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    struct http_request_state *st = *con_cls;
+    struct gc_http_resp resp;
+    struct gc_http_req req;
+    enum MHD_Result ret;
+
+    if (st == NULL) {
+        const char *clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        st = calloc(1, sizeof(*st));
+        if (st == NULL)
+            return MHD_NO;
+        *con_cls = st;
+        if (clen != NULL && strtoull(clen, NULL, 10) > srv->config.body_max)
+            st->too_big = true;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (st->too_big)
+            return MHD_YES;
+        if (st->len + n > srv->config.body_max) {
+            st->too_big = true;
+            free(st->body);
+            st->body = NULL;
+            st->len = st->cap = 0;
+            return MHD_YES;
+        }
+        if (st->len + n + 1 > st->cap) {
+            size_t cap = st->cap ? st->cap : 4096;
+            char *p;
+            while (cap < st->len + n + 1)
+                cap *= 2;
+            p = realloc(st->body, cap);
+            if (p == NULL)
+                return MHD_NO;
+            st->body = p;
+            st->cap = cap;
+        }
+        memcpy(st->body + st->len, upload_data, n);
+        st->len += n;
+        st->body[st->len] = '\0';
+        return MHD_YES;
+    }
+
+    memset(&resp, 0, sizeof(resp));
+    if (srv->bearer_token != NULL && !via_unix && !bearer_ok(srv, conn)) {
+        gc_http_resp_error(&resp, GC_EUNAUTH, "this endpoint needs 'Authorization: Bearer TOKEN'");
+    } else if (st->too_big) {
+        gc_http_resp_error(&resp, GC_ETOOBIG, "request body larger than %zu bytes",
+                           srv->config.body_max);
+    } else {
+        memset(&req, 0, sizeof(req));
+        req.method = method;
+        req.path = url;
+        req.body = st->body ? st->body : "";
+        req.body_len = st->len;
+        req.via_unix = via_unix;
+        req.conn_ = conn;
+        resp.status = 500;
+        srv->config.handler(srv->config.ctx, &req, &resp);
+        if (resp.body == NULL)
+            gc_http_resp_text(&resp, resp.status, resp.content_type[0] ? resp.content_type : NULL,
+                              "");
+    }
+    ret = queue_resp(conn, &resp);
+    return ret;
+}
+
+static enum MHD_Result on_request_tcp(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+    (void)version;
+    return on_request(cls, false, conn, url, method, upload_data, upload_data_size, con_cls);
+}
+
+static enum MHD_Result on_request_unix(void *cls, struct MHD_Connection *conn, const char *url,
+                                       const char *method, const char *version,
+                                       const char *upload_data, size_t *upload_data_size,
+                                       void **con_cls)
+{
+    (void)version;
+    return on_request(cls, true, conn, url, method, upload_data, upload_data_size, con_cls);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_request_state *st = *con_cls;
+
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (st != NULL) {
+        free(st->body);
+        free(st);
+        *con_cls = NULL;
+    }
+}
+
+static void mhd_quiet_logger(void *cls, const char *fmt, va_list ap)
+{
+    /* A library never logs; MHD's messages are dropped. */
+    (void)cls;
+    (void)fmt;
+    (void)ap;
+}
+
+static int listen_tcp(const char *host, int port, int *ret_port, char *errbuf, size_t errbuf_len)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char portstr[16];
+    int fd = -1, one = 1, rc;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        set_err(errbuf, errbuf_len, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto out_err;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0)
+        goto out_err;
+    if (ret_port != NULL) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        getsockname(fd, (struct sockaddr *)&ss, &sl);
+        *ret_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                  : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    freeaddrinfo(res);
+    return fd;
+
+out_err:
+    set_err(errbuf, errbuf_len, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return -1;
+}
+
+static int listen_unix(const char *path, mode_t mode, char *errbuf, size_t errbuf_len)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat st;
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        set_err(errbuf, errbuf_len, "socket path too long: '%s'", path);
+        return -1;
+    }
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    /* Replace a stale socket left by a crash, but never another kind of file. */
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            set_err(errbuf, errbuf_len, "'%s' exists and is not a socket", path);
+            return -1;
+        }
+        unlink(path);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto out_err;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        goto out_close;
+    if (chmod(path, mode) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
+        unlink(path);
+        goto out_close;
+    }
+    return fd;
+
+out_close:
+    close(fd);
+out_err:
+    set_err(errbuf, errbuf_len, "cannot listen on '%s': %s", path, strerror(errno));
+    return -1;
+}
+
+static struct MHD_Daemon *start_mhd(struct gc_http_server *srv, int fd, bool via_unix)
+{
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, via_unix ? on_request_unix : on_request_tcp, srv,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_CONNECTION_LIMIT, srv->config.conn_limit ? srv->config.conn_limit : 256u,
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        srv->config.idle_timeout_s ? srv->config.idle_timeout_s : 120u,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_quiet_logger, NULL, MHD_OPTION_END);
+}
+
+int gc_http_server_start(const struct gc_http_server_config *config,
+                         struct gc_http_server **ret_server, char *errbuf, size_t errbuf_len)
+{
+    struct gc_http_server *srv;
+    int fd;
+
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return GC_ENOMEM;
+    srv->config = *config;
+    srv->tcp_port = -1;
+    if (config->bearer_token != NULL && config->bearer_token[0] != '\0') {
+        srv->bearer_token = strdup(config->bearer_token);
+        if (srv->bearer_token == NULL)
+            goto out_nomem;
+    }
+    srv->config.bearer_token = NULL;
+    if (config->host != NULL) {
+        fd = listen_tcp(config->host, config->port, &srv->tcp_port, errbuf, errbuf_len);
+        if (fd < 0)
+            goto out_fail;
+        srv->tcp = start_mhd(srv, fd, false);
+        if (srv->tcp == NULL) {
+            close(fd);
+            set_err(errbuf, errbuf_len, "cannot start HTTP server on %s:%d", config->host,
+                    config->port);
+            goto out_fail;
+        }
+    }
+    if (config->unix_path != NULL) {
+        srv->unix_path = strdup(config->unix_path);
+        if (srv->unix_path == NULL)
+            goto out_nomem;
+        fd = listen_unix(config->unix_path, config->unix_mode ? config->unix_mode : 0660, errbuf,
+                         errbuf_len);
+        if (fd < 0)
+            goto out_fail;
+        srv->unix_daemon = start_mhd(srv, fd, true);
+        if (srv->unix_daemon == NULL) {
+            close(fd);
+            unlink(config->unix_path);
+            set_err(errbuf, errbuf_len, "cannot start HTTP server on '%s'", config->unix_path);
+            goto out_fail;
+        }
+    }
+    srv->config.unix_path = srv->unix_path;
+    *ret_server = srv;
+    return 0;
+
+out_nomem:
+    set_err(errbuf, errbuf_len, "out of memory");
+out_fail:
+    gc_http_server_stop(srv);
+    return GC_EIO;
+}
+
+void gc_http_server_stop(struct gc_http_server *server)
+{
+    if (server == NULL)
+        return;
+    /* MHD_stop_daemon closes the listening socket it was given. */
+    if (server->tcp != NULL)
+        MHD_stop_daemon(server->tcp);
+    if (server->unix_daemon != NULL) {
+        MHD_stop_daemon(server->unix_daemon);
+        unlink(server->unix_path);
+    }
+    free(server->unix_path);
+    free(server->bearer_token);
+    free(server);
+}
+
+int gc_http_server_port(const struct gc_http_server *server)
+{
+    return server->tcp_port;
+}

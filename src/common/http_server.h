@@ -1,0 +1,89 @@
+/*
+ * http_server.h - a small HTTP/1.1 server on libmicrohttpd.
+ *
+ * One thread per connection, so a handler may block (every wait it makes must
+ * have a deadline). The whole request body is collected, up to a cap, before the
+ * handler runs. Listens on TCP, a Unix socket, or both.
+ */
+#ifndef GC_HTTP_SERVER_H
+#define GC_HTTP_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define GC_HTTP_HEADERS_MAX 8
+
+struct gc_http_req {
+    const char *method;
+    const char *path; /* without the query string */
+    const char *body; /* NUL-terminated; "" when empty */
+    size_t body_len;
+    bool via_unix; /* arrived on the Unix socket */
+    void *conn_;   /* internal */
+};
+
+struct gc_http_resp {
+    int status;
+    char *body; /* malloc'd, owned by the response */
+    size_t body_len;
+    char content_type[96];
+    int nheaders;
+    char headers[GC_HTTP_HEADERS_MAX][2][256];
+};
+
+typedef void (*gc_http_handler)(void *ctx, const struct gc_http_req *req,
+                                struct gc_http_resp *resp);
+
+struct gc_http_server_config {
+    const char *host;       /* TCP address to bind ("127.0.0.1"); NULL: no TCP */
+    int port;               /* 0 picks a free port (see gc_http_server_port) */
+    const char *unix_path;  /* Unix socket path; NULL: none */
+    mode_t unix_mode;       /* e.g. 0660 */
+    size_t body_max;        /* larger bodies get 413 */
+    unsigned conn_limit;    /* concurrent connections */
+    unsigned idle_timeout_s;/* idle keep-alive connections are closed after this */
+    const char *bearer_token; /* when set, required on TCP requests */
+    gc_http_handler handler;
+    void *ctx;
+};
+
+struct gc_http_server;
+
+/* Starts listening. errbuf (may be NULL) explains failures ("cannot bind ..."). */
+int gc_http_server_start(const struct gc_http_server_config *config,
+                         struct gc_http_server **ret_server, char *errbuf, size_t errbuf_len);
+/* Stops accepting, waits for handlers to finish, frees. NULL is a no-op. */
+void gc_http_server_stop(struct gc_http_server *server);
+/* The TCP port actually bound (useful with port 0); -1 without TCP. */
+int gc_http_server_port(const struct gc_http_server *server);
+
+/* A request header (case-insensitive name) or NULL. */
+const char *gc_http_req_header(const struct gc_http_req *req, const char *name);
+/* A query-string argument or NULL. */
+const char *gc_http_req_arg(const struct gc_http_req *req, const char *name);
+/* True once the client has closed its side (checked without blocking). */
+bool gc_http_req_client_gone(const struct gc_http_req *req);
+
+/* Sets a JSON answer; steals the reference to obj. */
+void gc_http_resp_json(struct gc_http_resp *resp, int status, json_t *obj);
+/* Sets {"error": code-of-err, "message": ...} with err's HTTP status. */
+void gc_http_resp_error(struct gc_http_resp *resp, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sets an error with an explicit status and code string. */
+void gc_http_resp_error_code(struct gc_http_resp *resp, int status, const char *code,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Sets a body; steals data (malloc'd). */
+void gc_http_resp_bytes(struct gc_http_resp *resp, int status, const char *content_type,
+                        char *data, size_t len);
+/* Sets a text body (copied). */
+void gc_http_resp_text(struct gc_http_resp *resp, int status, const char *content_type,
+                       const char *text);
+/* Adds a response header (truncated to 255 bytes; ignored past GC_HTTP_HEADERS_MAX). */
+void gc_http_resp_header(struct gc_http_resp *resp, const char *name, const char *value);
+
+/* Copies path without a trailing slash (except "/") into buf; false if it does not fit. */
+bool gc_http_path_normalize(const char *path, char *buf, size_t buflen);
+
+#endif

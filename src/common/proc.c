@@ -1,0 +1,79 @@
+/* proc.c - process liveness from /proc and pidfds. */
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Reads the state letter and start time from /proc/PID/stat; -1 if gone. */
+static int proc_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
+{
+    char path[64], buf[1024], *p;
+    ssize_t n;
+    int fd;
+    unsigned long long start = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* The command name may contain spaces and ')': the state follows the last ')'. */
+    p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ')
+        return -1;
+    *ret_state = p[2];
+    /* Field 22 (starttime); after ')' we are at field 3. */
+    p += 2;
+    for (int field = 3; field < 22 && p != NULL; field++) {
+        p = strchr(p, ' ');
+        if (p != NULL)
+            p++;
+    }
+    if (p != NULL)
+        sscanf(p, "%llu", &start);
+    *ret_start = start;
+    return 0;
+}
+
+bool gc_proc_alive(pid_t pid)
+{
+    char state;
+    uint64_t start;
+
+    if (pid <= 0)
+        return false;
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return false;
+    if (proc_stat(pid, &state, &start) < 0)
+        return false;
+    return state != 'Z' && state != 'X' && state != 'x';
+}
+
+uint64_t gc_proc_start_ticks(pid_t pid)
+{
+    char state;
+    uint64_t start;
+
+    if (proc_stat(pid, &state, &start) < 0)
+        return 0;
+    return start;
+}
+
+int gc_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}

@@ -1,0 +1,16 @@
+/* proc.h - process liveness, as the kernel sees it. */
+#ifndef GC_PROC_H
+#define GC_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* True when pid exists and is not a zombie (a zombie holds no GPU memory). */
+bool gc_proc_alive(pid_t pid);
+/* The process's start time in clock ticks since boot (from /proc/PID/stat), or 0. */
+uint64_t gc_proc_start_ticks(pid_t pid);
+/* A pidfd for pid (readable once it exits), or -1 with errno set. */
+int gc_pidfd_open(pid_t pid);
+
+#endif

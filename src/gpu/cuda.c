@@ -1,0 +1,1 @@
+/* placeholder */ typedef int gc_placeholder_cuda_t;
