@@ -1,1 +1,427 @@
-/* placeholder */ typedef int gc_placeholder_ledger_t;
+/* ledger.c - GPUs, residents, leases and the accounting over them (pure). */
+#include "coord/ledger.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/err.h"
+
+void gc_ledger_init(struct gc_ledger *ledger, const struct gc_ledger_config *config)
+{
+    memset(ledger, 0, sizeof(*ledger));
+    ledger->config = *config;
+    ledger->next_seq = 1;
+    ledger->next_id = 1;
+}
+
+int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *name,
+                      uint64_t total_bytes, uint64_t budget_bytes, uint64_t reserve_bytes)
+{
+    struct gc_gpu *g;
+
+    if (ledger->ngpus >= GC_GPUS_MAX)
+        return GC_ELIMIT;
+    g = &ledger->gpus[ledger->ngpus];
+    memset(g, 0, sizeof(*g));
+    g->index = ledger->ngpus;
+    snprintf(g->uuid, sizeof(g->uuid), "%s", uuid);
+    snprintf(g->name, sizeof(g->name), "%s", name);
+    g->total_bytes = total_bytes;
+    g->budget_bytes = budget_bytes;
+    g->reserve_bytes = reserve_bytes;
+    g->free_bytes = total_bytes;
+    ledger->ngpus++;
+    return 0;
+}
+
+void gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t used_bytes,
+                            uint64_t free_bytes, const struct gc_snapshot_proc *procs,
+                            unsigned nprocs, int64_t now_ms)
+{
+    struct gc_gpu *g = &ledger->gpus[gpu];
+
+    if (nprocs > GC_SNAPSHOT_PROCS_MAX)
+        nprocs = GC_SNAPSHOT_PROCS_MAX;
+    g->used_bytes = used_bytes;
+    g->free_bytes = free_bytes;
+    g->nprocs = nprocs;
+    if (nprocs > 0)
+        memcpy(g->procs, procs, nprocs * sizeof(*procs));
+    g->snapshot_ms = now_ms;
+}
+
+uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
+{
+    const struct gc_gpu *g = &ledger->gpus[gpu];
+
+    if (pid <= 0)
+        return 0;
+    for (unsigned i = 0; i < g->nprocs; i++) {
+        if (g->procs[i].pid == (uint32_t)pid)
+            return g->procs[i].used_bytes == UINT64_MAX ? 0 : g->procs[i].used_bytes;
+    }
+    return 0;
+}
+
+static bool proc_listed(const struct gc_gpu *g, pid_t pid)
+{
+    for (unsigned i = 0; i < g->nprocs; i++) {
+        if (g->procs[i].pid == (uint32_t)pid)
+            return true;
+    }
+    return false;
+}
+
+uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struct gc_resident *r)
+{
+    uint64_t usage;
+
+    if (r->pid <= 0)
+        return r->bytes;
+    usage = gc_ledger_proc_usage(ledger, r->gpu, r->pid);
+    if (r->bytes == 0)
+        return usage;
+    return r->bytes < usage ? r->bytes : usage;
+}
+
+static bool resident_holds_memory(enum gc_resident_state state)
+{
+    return state == GC_RES_LOADED || state == GC_RES_UNLOADING || state == GC_RES_RELOADING;
+}
+
+static uint64_t resident_term(const struct gc_ledger *ledger, const struct gc_resident *r)
+{
+    uint64_t term;
+
+    if (r->pid <= 0)
+        return resident_holds_memory(r->state) ? r->bytes : 0;
+    term = gc_ledger_proc_usage(ledger, r->gpu, r->pid);
+    /* A reload in flight claims its bytes before NVML shows them. */
+    if (r->state == GC_RES_RELOADING && r->usage_before + r->bytes > term)
+        term = r->usage_before + r->bytes;
+    return term;
+}
+
+static bool pid_is_granted_holder(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
+{
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *l = &ledger->leases[i];
+        if (l->state == GC_LEASE_GRANTED && l->kind == GC_KIND_HOLDER && l->gpu == (int)gpu &&
+            l->pid == pid)
+            return true;
+    }
+    return false;
+}
+
+static bool pid_is_resident(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
+{
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        const struct gc_resident *r = &ledger->residents[i];
+        if (r->in_use && r->gpu == gpu && r->pid == pid)
+            return true;
+    }
+    return false;
+}
+
+void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
+                       const struct gc_lease *for_lease, struct gc_account *ret)
+{
+    const struct gc_gpu *g = &ledger->gpus[gpu];
+    uint64_t known = 0;
+    int64_t headroom;
+
+    memset(ret, 0, sizeof(*ret));
+    ret->cap = g->budget_bytes && g->budget_bytes < g->total_bytes ? g->budget_bytes
+                                                                   : g->total_bytes;
+    ret->reserve = g->reserve_bytes;
+
+    for (unsigned i = 0; i < g->nprocs; i++) {
+        const struct gc_snapshot_proc *p = &g->procs[i];
+        uint64_t used = p->used_bytes == UINT64_MAX ? 0 : p->used_bytes;
+        known += used;
+        if (!pid_is_resident(ledger, gpu, (pid_t)p->pid) &&
+            !pid_is_granted_holder(ledger, gpu, (pid_t)p->pid))
+            ret->foreign += used;
+    }
+    ret->unattributed = g->used_bytes > known ? g->used_bytes - known : 0;
+
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        const struct gc_resident *r = &ledger->residents[i];
+        uint64_t term, freeable;
+        if (!r->in_use || r->gpu != gpu)
+            continue;
+        term = resident_term(ledger, r);
+        ret->residents += term;
+        if (for_lease != NULL && resident_holds_memory(r->state) &&
+            r->priority < for_lease->priority) {
+            freeable = gc_ledger_resident_freeable(ledger, r);
+            if (r->state == GC_RES_RELOADING)
+                freeable = r->bytes; /* it will be evictable once loaded */
+            ret->fixed += term > freeable ? term - freeable : 0;
+        } else {
+            ret->fixed += term;
+        }
+    }
+
+    /* Granted holder leases: per pid, max(sum of its leases, its usage). */
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *l = &ledger->leases[i];
+        if (l->gpu != (int)gpu)
+            continue;
+        if (l->state == GC_LEASE_PREPARING) {
+            ret->claims += l->bytes;
+            continue;
+        }
+        if (l->state != GC_LEASE_GRANTED || l->kind != GC_KIND_HOLDER)
+            continue;
+        if (l->pid <= 0 || !proc_listed(g, l->pid)) {
+            ret->leases += l->bytes;
+            continue;
+        }
+        /* Count each listed pid once, at its first granted lease. */
+        bool first = true;
+        uint64_t sum = 0;
+        for (unsigned j = 0; j < ledger->nleases; j++) {
+            const struct gc_lease *o = &ledger->leases[j];
+            if (o->state != GC_LEASE_GRANTED || o->kind != GC_KIND_HOLDER ||
+                o->gpu != (int)gpu || o->pid != l->pid)
+                continue;
+            if (j < i) {
+                first = false;
+                break;
+            }
+            sum += o->bytes;
+        }
+        if (first) {
+            uint64_t usage = gc_ledger_proc_usage(ledger, gpu, l->pid);
+            ret->leases += sum > usage ? sum : usage;
+        }
+    }
+
+    ret->committed = ret->unattributed + ret->foreign + ret->residents + ret->leases;
+    ret->fixed += ret->unattributed + ret->foreign;
+    headroom = (int64_t)ret->cap - (int64_t)ret->reserve - (int64_t)ret->committed -
+               (int64_t)ret->claims;
+    ret->headroom = headroom;
+}
+
+struct gc_resident *gc_ledger_resident_find(struct gc_ledger *ledger, const char *name)
+{
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        if (ledger->residents[i].in_use && strcmp(ledger->residents[i].name, name) == 0)
+            return &ledger->residents[i];
+    }
+    return NULL;
+}
+
+struct gc_resident *gc_ledger_resident_alloc(struct gc_ledger *ledger)
+{
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        if (!ledger->residents[i].in_use) {
+            memset(&ledger->residents[i], 0, sizeof(ledger->residents[i]));
+            ledger->residents[i].in_use = true;
+            return &ledger->residents[i];
+        }
+    }
+    return NULL;
+}
+
+void gc_ledger_resident_remove(struct gc_ledger *ledger, struct gc_resident *resident)
+{
+    (void)ledger;
+    memset(resident, 0, sizeof(*resident));
+}
+
+static bool lease_active(enum gc_lease_state state)
+{
+    return state == GC_LEASE_QUEUED || state == GC_LEASE_PREPARING || state == GC_LEASE_GRANTED;
+}
+
+int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const char *holder,
+                        pid_t pid, int gpu_req, uint64_t bytes, int priority, double ttl_s,
+                        int64_t now_ms, struct gc_lease **ret_lease)
+{
+    struct gc_lease *l;
+    unsigned queued = 0, same_holder = 0;
+
+    if (ledger->nleases >= GC_LEASES_MAX)
+        return GC_ELIMIT;
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *o = &ledger->leases[i];
+        if (o->state == GC_LEASE_QUEUED || o->state == GC_LEASE_PREPARING)
+            queued++;
+        if (o->kind == kind && strcmp(o->holder, holder) == 0)
+            same_holder++;
+    }
+    if (ledger->config.queue_max && queued >= ledger->config.queue_max)
+        return GC_ELIMIT;
+    if (kind == GC_KIND_HOLDER && ledger->config.leases_per_holder_max &&
+        same_holder >= ledger->config.leases_per_holder_max)
+        return GC_ELIMIT;
+
+    l = &ledger->leases[ledger->nleases++];
+    memset(l, 0, sizeof(*l));
+    l->in_use = true;
+    snprintf(l->id, sizeof(l->id), "%s-%llu", kind == GC_KIND_DEMAND ? "demand" : "lease",
+             (unsigned long long)ledger->next_id++);
+    l->seq = ledger->next_seq++;
+    l->kind = kind;
+    snprintf(l->holder, sizeof(l->holder), "%s", holder);
+    l->pid = pid;
+    l->gpu_req = gpu_req;
+    l->gpu = -1;
+    l->bytes = bytes;
+    l->priority = priority;
+    l->ttl_s = ttl_s;
+    l->state = GC_LEASE_QUEUED;
+    l->created_ms = now_ms;
+    l->heartbeat_ms = now_ms;
+    *ret_lease = l;
+    return 0;
+}
+
+struct gc_lease *gc_ledger_lease_find(struct gc_ledger *ledger, const char *id)
+{
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        if (strcmp(ledger->leases[i].id, id) == 0)
+            return &ledger->leases[i];
+    }
+    return NULL;
+}
+
+const struct gc_lease *gc_ledger_lease_lookup(const struct gc_ledger *ledger, const char *id)
+{
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        if (strcmp(ledger->leases[i].id, id) == 0)
+            return &ledger->leases[i];
+    }
+    for (unsigned i = 0; i < GC_LEASE_HISTORY; i++) {
+        if (ledger->history[i].in_use && strcmp(ledger->history[i].id, id) == 0)
+            return &ledger->history[i];
+    }
+    return NULL;
+}
+
+const struct gc_lease *gc_ledger_lease_end(struct gc_ledger *ledger, struct gc_lease *lease,
+                                           enum gc_lease_state state, int error,
+                                           const char *reason, int64_t now_ms)
+{
+    struct gc_lease *h = &ledger->history[ledger->history_next];
+    unsigned index = (unsigned)(lease - ledger->leases);
+
+    ledger->history_next = (ledger->history_next + 1) % GC_LEASE_HISTORY;
+    *h = *lease;
+    h->state = state;
+    h->error = error;
+    h->ended_ms = now_ms;
+    if (reason != NULL)
+        snprintf(h->reason, sizeof(h->reason), "%s", reason);
+    /* Keep active leases packed: the last one fills the hole. */
+    ledger->nleases--;
+    if (index != ledger->nleases)
+        ledger->leases[index] = ledger->leases[ledger->nleases];
+    memset(&ledger->leases[ledger->nleases], 0, sizeof(ledger->leases[0]));
+    return h;
+}
+
+static bool lease_before(const struct gc_lease *a, const struct gc_lease *b)
+{
+    if (a->priority != b->priority)
+        return a->priority > b->priority;
+    return a->seq < b->seq;
+}
+
+unsigned gc_ledger_queue_position(const struct gc_ledger *ledger, const struct gc_lease *lease)
+{
+    unsigned ahead = 0;
+
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *o = &ledger->leases[i];
+        if (o != lease && (o->state == GC_LEASE_QUEUED || o->state == GC_LEASE_PREPARING) &&
+            lease_before(o, lease))
+            ahead++;
+    }
+    return ahead;
+}
+
+struct gc_lease *gc_ledger_demand_find(struct gc_ledger *ledger, const char *name)
+{
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        struct gc_lease *l = &ledger->leases[i];
+        if (l->kind == GC_KIND_DEMAND && lease_active(l->state) && strcmp(l->holder, name) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+static const char *const resident_state_names[] = {"loaded",    "unloading", "unloaded",
+                                                   "reloading", "failed",    "gone"};
+static const char *const lease_state_names[] = {"queued",   "preparing", "granted",
+                                                "released", "expired",   "failed"};
+static const char *const restore_names[] = {"auto", "demand", "never"};
+static const char *const on_stuck_names[] = {"fail", "kill"};
+
+const char *gc_resident_state_name(enum gc_resident_state state)
+{
+    return resident_state_names[state];
+}
+
+const char *gc_lease_state_name(enum gc_lease_state state)
+{
+    return lease_state_names[state];
+}
+
+const char *gc_restore_name(enum gc_restore_policy policy)
+{
+    return restore_names[policy];
+}
+
+const char *gc_on_stuck_name(enum gc_on_stuck on_stuck)
+{
+    return on_stuck_names[on_stuck];
+}
+
+static int name_lookup(const char *const *names, int n, const char *name, int *ret)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcmp(names[i], name) == 0) {
+            *ret = i;
+            return 0;
+        }
+    }
+    return GC_EINVAL;
+}
+
+#define NAMES_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+int gc_resident_state_parse(const char *name, enum gc_resident_state *ret)
+{
+    int v, rc = name_lookup(resident_state_names, NAMES_COUNT(resident_state_names), name, &v);
+    if (rc == 0)
+        *ret = (enum gc_resident_state)v;
+    return rc;
+}
+
+int gc_lease_state_parse(const char *name, enum gc_lease_state *ret)
+{
+    int v, rc = name_lookup(lease_state_names, NAMES_COUNT(lease_state_names), name, &v);
+    if (rc == 0)
+        *ret = (enum gc_lease_state)v;
+    return rc;
+}
+
+int gc_restore_parse(const char *name, enum gc_restore_policy *ret)
+{
+    int v, rc = name_lookup(restore_names, NAMES_COUNT(restore_names), name, &v);
+    if (rc == 0)
+        *ret = (enum gc_restore_policy)v;
+    return rc;
+}
+
+int gc_on_stuck_parse(const char *name, enum gc_on_stuck *ret)
+{
+    int v, rc = name_lookup(on_stuck_names, NAMES_COUNT(on_stuck_names), name, &v);
+    if (rc == 0)
+        *ret = (enum gc_on_stuck)v;
+    return rc;
+}

@@ -1,0 +1,231 @@
+/*
+ * ledger.h - the coordinator's book of GPU memory: GPUs (with their last NVML
+ * snapshot), residents and leases, and the accounting over them.
+ *
+ * Pure logic: no I/O, no clocks (times are passed in as monotonic ms), no
+ * locks. The daemon owns one ledger under its lock and performs the I/O the
+ * scheduler (sched.h) asks for.
+ */
+#ifndef GC_LEDGER_H
+#define GC_LEDGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/names.h"
+
+#define GC_GPUS_MAX 16
+#define GC_RESIDENTS_MAX 64
+/* Leases not yet ended (queued, preparing, granted). */
+#define GC_LEASES_MAX 4096
+/* Ended leases remembered for GET /v1/leases/{id}. */
+#define GC_LEASE_HISTORY 256
+#define GC_SNAPSHOT_PROCS_MAX 256
+#define GC_LEASE_ID_MAX 32
+#define GC_URL_MAX 512
+#define GC_REASON_MAX 320
+/* Residents one lease may evict (the exact search covers this many). */
+#define GC_EVICT_MAX 16
+
+#define GC_LEASE_PRIORITY_DEFAULT 100
+#define GC_RESIDENT_PRIORITY_DEFAULT 10
+
+enum gc_resident_state {
+    GC_RES_LOADED,
+    GC_RES_UNLOADING,
+    GC_RES_UNLOADED,
+    GC_RES_RELOADING,
+    GC_RES_FAILED,
+    GC_RES_GONE,
+};
+
+enum gc_restore_policy {
+    GC_RESTORE_AUTO,   /* reload as soon as nothing queued needs the memory */
+    GC_RESTORE_DEMAND, /* stay unloaded until a demand */
+    GC_RESTORE_NEVER,  /* stay unloaded until reloaded by hand */
+};
+
+enum gc_on_stuck {
+    GC_STUCK_FAIL, /* the lease fails, the resident is restored */
+    GC_STUCK_KILL, /* SIGTERM, SIGKILL, wait for the driver; the resident is gone */
+};
+
+enum gc_lease_state {
+    GC_LEASE_QUEUED,
+    GC_LEASE_PREPARING,
+    GC_LEASE_GRANTED,
+    GC_LEASE_RELEASED,
+    GC_LEASE_EXPIRED,
+    GC_LEASE_FAILED,
+};
+
+enum gc_lease_kind {
+    GC_KIND_HOLDER, /* an ordinary lease for a holder */
+    GC_KIND_DEMAND, /* a resident asking for its memory back: granting it reloads the resident */
+};
+
+struct gc_snapshot_proc {
+    uint32_t pid;
+    uint64_t used_bytes; /* UINT64_MAX: unknown */
+};
+
+struct gc_gpu {
+    unsigned index;
+    char uuid[96];
+    char name[96];
+    uint64_t total_bytes;
+    uint64_t budget_bytes; /* 0: none (use total) */
+    uint64_t reserve_bytes;
+    /* Last NVML reading. */
+    uint64_t used_bytes;
+    uint64_t free_bytes;
+    unsigned nprocs;
+    struct gc_snapshot_proc procs[GC_SNAPSHOT_PROCS_MAX];
+    int64_t snapshot_ms;
+};
+
+struct gc_resident {
+    bool in_use;
+    char name[GC_NAME_MAX + 1];
+    char protocol[16];
+    char url[GC_URL_MAX];
+    pid_t pid; /* 0: none */
+    uint64_t pid_start_ticks;
+    unsigned gpu;
+    uint64_t bytes; /* freed by an unload (declared or learned) */
+    int priority;
+    enum gc_restore_policy restore;
+    enum gc_on_stuck on_stuck;
+    double unload_timeout_s, reload_timeout_s, verify_timeout_s;
+
+    enum gc_resident_state state;
+    bool evicted;          /* unloaded by the coordinator: to be restored */
+    bool busy;             /* an unload/reload job is running */
+    uint64_t usage_before; /* its NVML usage when the current job started */
+    int64_t unloaded_since_ms;
+    int64_t last_used_ms;  /* last demand or load: for LRU */
+    int64_t next_reload_ms; /* backoff: no restore before this */
+    unsigned reload_failures;
+    double last_unload_s, last_reload_s;
+    unsigned unloads, reloads;
+    char reason[GC_REASON_MAX]; /* why failed/gone, or the last problem */
+};
+
+struct gc_lease {
+    bool in_use;
+    char id[GC_LEASE_ID_MAX];
+    uint64_t seq; /* arrival order */
+    enum gc_lease_kind kind;
+    char holder[GC_NAME_MAX + 1]; /* demand: the resident's name */
+    pid_t pid;                    /* 0: none */
+    uint64_t pid_start_ticks;
+    int gpu_req; /* index or -1 for any */
+    int gpu;     /* assigned, -1 until preparing/granted */
+    uint64_t bytes;
+    int priority;
+    double ttl_s; /* 0: no TTL (only with a pid) */
+    enum gc_lease_state state;
+    int64_t created_ms, granted_ms, ended_ms, heartbeat_ms;
+    unsigned nevicted;
+    char evicted[GC_EVICT_MAX][GC_NAME_MAX + 1];
+    unsigned evicting; /* evictions still running for it */
+    char reason[GC_REASON_MAX];
+    int error; /* GC_E* when failed */
+};
+
+struct gc_ledger_config {
+    int64_t max_unloaded_ms; /* restore overdue residents despite the queue (0: never) */
+    int64_t starvation_ms;   /* a head lease waiting this long stops backfill on its GPU */
+    unsigned queue_max;      /* queued leases at once */
+    unsigned leases_per_holder_max;
+};
+
+struct gc_ledger {
+    struct gc_ledger_config config;
+    unsigned ngpus;
+    struct gc_gpu gpus[GC_GPUS_MAX];
+    struct gc_resident residents[GC_RESIDENTS_MAX];
+    struct gc_lease leases[GC_LEASES_MAX];
+    unsigned nleases; /* slots in use */
+    struct gc_lease history[GC_LEASE_HISTORY];
+    unsigned history_next;
+    uint64_t next_seq;
+    uint64_t next_id;
+    /* Scratch space for gc_sched_step (keeps it reentrant across ledgers). */
+    unsigned scratch_order[GC_LEASES_MAX];
+    bool scratch_refused[GC_LEASES_MAX];
+};
+
+/* The accounting of one GPU (DESIGN.md section 3), in bytes. */
+struct gc_account {
+    uint64_t cap;          /* min(total, budget) */
+    uint64_t reserve;
+    uint64_t unattributed; /* NVML used that no listed process explains */
+    uint64_t foreign;      /* processes that are neither residents nor holders */
+    uint64_t residents;    /* residents' usage (+ reloads in flight) */
+    uint64_t leases;       /* granted leases: max(bytes, holder usage) */
+    uint64_t committed;    /* sum of the four above */
+    uint64_t claims;       /* preparing leases' bytes */
+    int64_t headroom;      /* cap - reserve - committed - claims (may be negative) */
+    uint64_t fixed;        /* what no eviction or release can free (for never-fits) */
+};
+
+/* Initialises an empty ledger. */
+void gc_ledger_init(struct gc_ledger *ledger, const struct gc_ledger_config *config);
+
+/* Adds a GPU (index = ledger->ngpus); GC_ELIMIT past GC_GPUS_MAX. */
+int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *name,
+                      uint64_t total_bytes, uint64_t budget_bytes, uint64_t reserve_bytes);
+/* Stores an NVML reading for gpu; procs are copied (truncated at the cap). */
+void gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t used_bytes,
+                            uint64_t free_bytes, const struct gc_snapshot_proc *procs,
+                            unsigned nprocs, int64_t now_ms);
+/* A process's usage on gpu in the last snapshot (0 if absent or unknown). */
+uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_t pid);
+
+/* The accounting of gpu; for_lease (may be NULL) selects which residents count as
+ * evictable in ret->fixed (those of lower priority than the lease). */
+void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
+                       const struct gc_lease *for_lease, struct gc_account *ret);
+
+/* Residents. */
+struct gc_resident *gc_ledger_resident_find(struct gc_ledger *ledger, const char *name);
+/* A free slot (zeroed, in_use set) or NULL when full. */
+struct gc_resident *gc_ledger_resident_alloc(struct gc_ledger *ledger);
+void gc_ledger_resident_remove(struct gc_ledger *ledger, struct gc_resident *resident);
+/* Bytes an unload of r would free now (its declared/learned bytes, bounded by usage). */
+uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struct gc_resident *r);
+
+/* Leases. */
+/* Creates a lease (state queued, new id and seq). GC_ELIMIT when the table, the
+ * queue or the holder's lease count is full; on error nothing changes. */
+int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const char *holder,
+                        pid_t pid, int gpu_req, uint64_t bytes, int priority, double ttl_s,
+                        int64_t now_ms, struct gc_lease **ret_lease);
+/* An active lease by id, or NULL. */
+struct gc_lease *gc_ledger_lease_find(struct gc_ledger *ledger, const char *id);
+/* An active or remembered ended lease by id, or NULL. */
+const struct gc_lease *gc_ledger_lease_lookup(const struct gc_ledger *ledger, const char *id);
+/* Ends a lease (released / expired / failed), moving it to the history. Returns
+ * the history copy. */
+const struct gc_lease *gc_ledger_lease_end(struct gc_ledger *ledger, struct gc_lease *lease,
+                                           enum gc_lease_state state, int error,
+                                           const char *reason, int64_t now_ms);
+/* Number of queued/preparing leases ahead of lease in scheduling order (0-based). */
+unsigned gc_ledger_queue_position(const struct gc_ledger *ledger, const struct gc_lease *lease);
+/* Active demand lease for resident name, or NULL. */
+struct gc_lease *gc_ledger_demand_find(struct gc_ledger *ledger, const char *name);
+
+/* Names. */
+const char *gc_resident_state_name(enum gc_resident_state state);
+const char *gc_lease_state_name(enum gc_lease_state state);
+const char *gc_restore_name(enum gc_restore_policy policy);
+const char *gc_on_stuck_name(enum gc_on_stuck on_stuck);
+/* Parse a name back; GC_EINVAL if unknown. */
+int gc_resident_state_parse(const char *name, enum gc_resident_state *ret);
+int gc_lease_state_parse(const char *name, enum gc_lease_state *ret);
+int gc_restore_parse(const char *name, enum gc_restore_policy *ret);
+int gc_on_stuck_parse(const char *name, enum gc_on_stuck *ret);
+
+#endif

@@ -1,0 +1,597 @@
+/* test_sched.c - the ledger's accounting and the scheduling rules, with fake NVML
+ * snapshots and a fake clock. */
+#include "harness.h"
+
+#include <stdarg.h>
+
+#include <limits.h>
+
+#include "common/err.h"
+#include "coord/ledger.h"
+#include "coord/sched.h"
+
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+#define CTX (300 * MiB)
+#define CARD (24564 * MiB)
+#define VAL_BYTES 5046586572ULL  /* 4.7Gi */
+#define GEN_BYTES 21045339750ULL /* 19.6Gi */
+
+static struct gc_ledger *new_ledger(unsigned ngpus)
+{
+    struct gc_ledger_config cfg = {.max_unloaded_ms = 0, .starvation_ms = 0};
+    struct gc_ledger *l = calloc(1, sizeof(*l));
+    gc_ledger_init(l, &cfg);
+    for (unsigned i = 0; i < ngpus; i++)
+        ASSERT_EQ_INT(gc_ledger_add_gpu(l, "GPU-x", "test", CARD, 0, 512 * MiB), 0);
+    return l;
+}
+
+/* Fake NVML: the snapshot lists (pid, bytes) pairs; used = their sum + extra. */
+static void snap(struct gc_ledger *l, unsigned gpu, uint64_t extra, int n, ...)
+{
+    struct gc_snapshot_proc procs[16];
+    uint64_t used = extra;
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        procs[i].pid = va_arg(ap, unsigned);
+        procs[i].used_bytes = va_arg(ap, uint64_t);
+        used += procs[i].used_bytes;
+    }
+    va_end(ap);
+    gc_ledger_set_snapshot(l, gpu, used, CARD - used, procs, (unsigned)n, 0);
+}
+
+static struct gc_resident *add_resident(struct gc_ledger *l, const char *name, pid_t pid,
+                                        unsigned gpu, uint64_t bytes, int priority)
+{
+    struct gc_resident *r = gc_ledger_resident_alloc(l);
+    ASSERT(r != NULL);
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    snprintf(r->protocol, sizeof(r->protocol), "seed");
+    r->pid = pid;
+    r->gpu = gpu;
+    r->bytes = bytes;
+    r->priority = priority;
+    r->state = GC_RES_LOADED;
+    return r;
+}
+
+static struct gc_lease *add_lease(struct gc_ledger *l, const char *holder, pid_t pid, int gpu,
+                                  uint64_t bytes, int priority, int64_t now)
+{
+    struct gc_lease *lease = NULL;
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, holder, pid, gpu, bytes, priority, 30,
+                                      now, &lease),
+                  0);
+    return lease;
+}
+
+static const struct gc_action *find_action(const struct gc_actions *a, enum gc_action_kind kind,
+                                           const char *who)
+{
+    for (unsigned i = 0; i < a->n; i++) {
+        if (a->items[i].kind != kind)
+            continue;
+        if (who == NULL || strcmp(a->items[i].lease_id, who) == 0 ||
+            strcmp(a->items[i].resident, who) == 0)
+            return &a->items[i];
+    }
+    return NULL;
+}
+
+/* What the daemon does when an unload job verified the memory is gone. */
+static void unload_done(struct gc_ledger *l, struct gc_resident *r, const char *lease_id,
+                        int64_t now)
+{
+    r->state = GC_RES_UNLOADED;
+    r->busy = false;
+    r->evicted = true;
+    r->unloaded_since_ms = now;
+    struct gc_lease *lease = gc_ledger_lease_find(l, lease_id);
+    ASSERT(lease != NULL);
+    lease->evicting--;
+}
+
+TEST(founding_swap_cycle)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char id[GC_LEASE_ID_MAX];
+
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES);
+    struct gc_lease *gen = add_lease(l, "generation", 200, 0, GEN_BYTES, 100, 0);
+    snprintf(id, sizeof(id), "%s", gen->id);
+
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_PREPARING, id) != NULL);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "validation") != NULL);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
+    ASSERT_EQ_INT(val->state, GC_RES_UNLOADING);
+    ASSERT_EQ_U64(val->usage_before, CTX + VAL_BYTES);
+
+    /* While the unload is being verified (NVML still shows the memory): no grant. */
+    gc_sched_step(l, 3, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_PREPARING);
+
+    /* NVML shows it gone, the job marks it unloaded: granted, resident stays unloaded. */
+    snap(l, 0, 0, 1, 100u, CTX);
+    unload_done(l, val, id, 2);
+    gc_sched_step(l, 4, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") == NULL);
+    gen = gc_ledger_lease_find(l, id);
+    ASSERT_EQ_INT(gen->state, GC_LEASE_GRANTED);
+    ASSERT_EQ_INT(gen->nevicted, 1);
+    ASSERT_STREQ(gen->evicted[0], "validation");
+
+    /* Holder uses its memory; after release and exit the resident is restored. */
+    snap(l, 0, 0, 2, 100u, CTX, 200u, CTX + GEN_BYTES - 400 * MiB);
+    gc_sched_step(l, 5, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
+    gc_ledger_lease_end(l, gen, GC_LEASE_RELEASED, 0, NULL, 6);
+    snap(l, 0, 0, 1, 100u, CTX);
+    gc_sched_step(l, 7, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
+    ASSERT_EQ_INT(val->state, GC_RES_RELOADING);
+    free(l);
+}
+
+TEST(released_holder_still_holding_blocks_restore)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    val->state = GC_RES_UNLOADED;
+    val->evicted = true;
+    /* The former holder (pid 200) has not freed yet: it is now foreign memory. */
+    snap(l, 0, 0, 2, 100u, CTX, 200u, 20 * GiB);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
+    /* Freed, but the driver has not given it back yet (unattributed used). */
+    snap(l, 0, 20 * GiB, 1, 100u, CTX);
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
+    snap(l, 0, 0, 1, 100u, CTX);
+    gc_sched_step(l, 3, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
+    free(l);
+}
+
+TEST(never_fits_is_refused_with_arithmetic)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char id[GC_LEASE_ID_MAX];
+    add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES);
+    struct gc_lease *big = add_lease(l, "big", 0, 0, 25 * GiB, 100, 0);
+    snprintf(id, sizeof(id), "%s", big->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_REFUSED, id) != NULL);
+    ASSERT(gc_ledger_lease_find(l, id) == NULL);
+    const struct gc_lease *h = gc_ledger_lease_lookup(l, id);
+    ASSERT(h != NULL);
+    ASSERT_EQ_INT(h->state, GC_LEASE_FAILED);
+    ASSERT_EQ_INT(h->error, GC_ENEVERFITS);
+    ASSERT(strstr(h->reason, "25Gi needed") != NULL);
+    ASSERT(strstr(h->reason, "reserve 512Mi") != NULL);
+    /* Nothing was evicted for it. */
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, NULL) == NULL);
+    free(l);
+}
+
+TEST(never_fits_counts_residents_it_may_not_evict)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    /* A resident of higher priority than the lease holds 10Gi. */
+    add_resident(l, "important", 100, 0, 10 * GiB, 500);
+    snap(l, 0, 0, 1, 100u, CTX + 10 * GiB);
+    struct gc_lease *x = add_lease(l, "x", 0, 0, 14 * GiB, 100, 0);
+    char id[GC_LEASE_ID_MAX];
+    snprintf(id, sizeof(id), "%s", x->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_REFUSED, id) != NULL);
+    /* The same request at a higher priority may evict it. */
+    x = add_lease(l, "x", 0, 0, 14 * GiB, 1000, 0);
+    snprintf(id, sizeof(id), "%s", x->id);
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "important") != NULL);
+    free(l);
+}
+
+TEST(fifo_with_backfill)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char ida[32], idb[32], idc[32], idd[32];
+    snap(l, 0, 0, 0);
+    struct gc_lease *la = add_lease(l, "a", 0, 0, 10 * GiB, 100, 0);
+    snprintf(ida, sizeof(ida), "%s", la->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, ida) != NULL);
+
+    snprintf(idb, sizeof(idb), "%s", add_lease(l, "b", 0, 0, 20 * GiB, 100, 2)->id);
+    snprintf(idc, sizeof(idc), "%s", add_lease(l, "c", 0, 0, 1 * GiB, 100, 3)->id);
+    snprintf(idd, sizeof(idd), "%s", add_lease(l, "d", 0, 0, 18 * GiB, 100, 4)->id);
+    gc_sched_step(l, 5, &a);
+    /* b waits for a; c fits without evicting anything and backfills; d waits behind b. */
+    ASSERT(find_action(&a, GC_ACT_GRANTED, idb) == NULL);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, idc) != NULL);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, idd) == NULL);
+    ASSERT_EQ_INT(gc_ledger_queue_position(l, gc_ledger_lease_find(l, idb)), 0);
+    ASSERT_EQ_INT(gc_ledger_queue_position(l, gc_ledger_lease_find(l, idd)), 1);
+
+    gc_ledger_lease_end(l, gc_ledger_lease_find(l, ida), GC_LEASE_RELEASED, 0, NULL, 6);
+    gc_sched_step(l, 7, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, idb) != NULL);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, idd) == NULL);
+    free(l);
+}
+
+TEST(starving_head_stops_backfill)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    l->config.starvation_ms = 1000;
+    snap(l, 0, 0, 0);
+    add_lease(l, "a", 0, 0, 10 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    add_lease(l, "b", 0, 0, 20 * GiB, 100, 2);
+    char idc[32];
+    snprintf(idc, sizeof(idc), "%s", add_lease(l, "c", 0, 0, 1 * GiB, 100, 3000)->id);
+    gc_sched_step(l, 3000, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, idc) == NULL);
+    free(l);
+}
+
+TEST(priority_orders_the_queue)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    snap(l, 0, 0, 0);
+    struct gc_lease *first = add_lease(l, "a", 0, 0, 20 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    char idlow[32], idhigh[32];
+    snprintf(idlow, sizeof(idlow), "%s", add_lease(l, "low", 0, 0, 20 * GiB, 50, 2)->id);
+    snprintf(idhigh, sizeof(idhigh), "%s", add_lease(l, "high", 0, 0, 20 * GiB, 200, 3)->id);
+    gc_ledger_lease_end(l, first, GC_LEASE_RELEASED, 0, NULL, 4);
+    gc_sched_step(l, 5, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, idhigh) != NULL);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, idlow) == NULL);
+    free(l);
+}
+
+TEST(evicts_the_least)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_resident *set[GC_EVICT_MAX];
+    add_resident(l, "r2g", 101, 0, 2 * GiB, 10);
+    add_resident(l, "r5g", 102, 0, 5 * GiB, 10);
+    add_resident(l, "r3g", 103, 0, 3 * GiB, 5);
+    add_resident(l, "high", 104, 0, 8 * GiB, 150);
+    snap(l, 0, 0, 4, 101u, CTX + 2 * GiB, 102u, CTX + 5 * GiB, 103u, CTX + 3 * GiB, 104u,
+         CTX + 8 * GiB);
+    struct gc_lease *lease = add_lease(l, "x", 0, 0, 1, 100, 0);
+
+    /* 3Gi: r3g alone is the fewest bytes. */
+    ASSERT_EQ_INT(gc_sched_choose_evictions(l, lease, 0, 3 * GiB, set), 1);
+    ASSERT_STREQ(set[0]->name, "r3g");
+    /* 2Gi: r2g. */
+    ASSERT_EQ_INT(gc_sched_choose_evictions(l, lease, 0, 2 * GiB, set), 1);
+    ASSERT_STREQ(set[0]->name, "r2g");
+    /* 6Gi: {r3g, r5g}=8, {r2g, r5g}=7, {r2g,r3g}=5 too small, all three=10 -> r2g+r5g. */
+    unsigned n = gc_sched_choose_evictions(l, lease, 0, 6 * GiB, set);
+    ASSERT_EQ_INT(n, 2);
+    ASSERT(strcmp(set[0]->name, "high") != 0 && strcmp(set[1]->name, "high") != 0);
+    ASSERT_EQ_U64(set[0]->bytes + set[1]->bytes, 7 * GiB);
+    /* 11Gi: only reachable with "high", which outranks the lease: no set. */
+    ASSERT_EQ_INT(gc_sched_choose_evictions(l, lease, 0, 11 * GiB, set), 0);
+    free(l);
+}
+
+TEST(eviction_ties_go_to_lower_priority_then_lru)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_resident *set[GC_EVICT_MAX];
+    struct gc_resident *a = add_resident(l, "a", 101, 0, 4 * GiB, 20);
+    struct gc_resident *b = add_resident(l, "b", 102, 0, 4 * GiB, 10);
+    snap(l, 0, 0, 2, 101u, 4 * GiB, 102u, 4 * GiB);
+    struct gc_lease *lease = add_lease(l, "x", 0, 0, 1, 100, 0);
+    ASSERT_EQ_INT(gc_sched_choose_evictions(l, lease, 0, 3 * GiB, set), 1);
+    ASSERT_STREQ(set[0]->name, "b");
+    b->priority = 20;
+    a->last_used_ms = 500;
+    b->last_used_ms = 900;
+    ASSERT_EQ_INT(gc_sched_choose_evictions(l, lease, 0, 3 * GiB, set), 1);
+    ASSERT_STREQ(set[0]->name, "a");
+    free(l);
+}
+
+TEST(never_unloads_more_than_needed)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    add_resident(l, "r1", 101, 0, 4 * GiB, 10);
+    add_resident(l, "r2", 102, 0, 4 * GiB, 10);
+    add_resident(l, "r3", 103, 0, 4 * GiB, 10);
+    snap(l, 0, 0, 3, 101u, 4 * GiB, 102u, 4 * GiB, 103u, 4 * GiB);
+    /* 24564Mi - 512Mi - 12Gi = ~11.5Gi free: 14Gi needs one unload, not three. */
+    add_lease(l, "x", 0, 0, 14 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    unsigned unloads = 0;
+    for (unsigned i = 0; i < a.n; i++)
+        unloads += a.items[i].kind == GC_ACT_UNLOAD;
+    ASSERT_EQ_INT(unloads, 1);
+    free(l);
+}
+
+TEST(ttl_expiry)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    snap(l, 0, 0, 0);
+    struct gc_lease *x = add_lease(l, "x", 0, 0, GiB, 100, 0);
+    x->ttl_s = 2;
+    char id[32];
+    snprintf(id, sizeof(id), "%s", x->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
+    gc_ledger_lease_find(l, id)->heartbeat_ms = 1500;
+    gc_sched_step(l, 3400, &a);
+    ASSERT(find_action(&a, GC_ACT_EXPIRED, id) == NULL);
+    gc_sched_step(l, 3600, &a);
+    ASSERT(find_action(&a, GC_ACT_EXPIRED, id) != NULL);
+    ASSERT_EQ_INT(gc_ledger_lease_lookup(l, id)->state, GC_LEASE_EXPIRED);
+    free(l);
+}
+
+TEST(predictive_keeps_resident_unloaded_for_queued_leases)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    val->state = GC_RES_UNLOADED;
+    val->evicted = true;
+    snap(l, 0, 0, 2, 100u, CTX, 200u, CTX);
+    struct gc_lease *g1 = add_lease(l, "gen", 200, 0, GEN_BYTES, 100, 0);
+    gc_sched_step(l, 1, &a);
+    ASSERT_EQ_INT(g1->state, GC_LEASE_GRANTED);
+    add_lease(l, "gen", 201, 0, GEN_BYTES, 100, 2);
+    gc_sched_step(l, 3, &a);
+    /* g1 ends; g2 is granted, and the resident is not reloaded in between. */
+    gc_ledger_lease_end(l, gc_ledger_lease_find(l, g1->id), GC_LEASE_RELEASED, 0, NULL, 4);
+    gc_sched_step(l, 5, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, NULL) != NULL);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
+    ASSERT_EQ_INT(val->state, GC_RES_UNLOADED);
+    free(l);
+}
+
+TEST(predictive_holds_while_a_lease_waits)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    val->state = GC_RES_UNLOADED;
+    val->evicted = true;
+    snap(l, 0, 0, 1, 100u, CTX);
+    struct gc_lease *g1 = add_lease(l, "gen", 200, 0, GEN_BYTES, 100, 0);
+    gc_sched_step(l, 1, &a);
+    ASSERT_EQ_INT(g1->state, GC_LEASE_GRANTED);
+    struct gc_lease *g2 = add_lease(l, "gen2", 201, 0, GEN_BYTES, 100, 2);
+    (void)g2;
+    gc_sched_step(l, 3, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
+    free(l);
+}
+
+TEST(demand_reloads_when_room_then_is_met)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    val->state = GC_RES_UNLOADED;
+    val->restore = GC_RESTORE_DEMAND;
+    snap(l, 0, 0, 1, 100u, CTX);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL); /* restore=demand waits */
+
+    struct gc_lease *d = NULL;
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0,
+                                      2, &d),
+                  0);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", d->id);
+    gc_sched_step(l, 3, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
+    ASSERT_EQ_INT(val->state, GC_RES_RELOADING);
+    /* The reload claims its bytes: a lease that now needs them waits. */
+    struct gc_lease *gen = add_lease(l, "gen", 200, 0, GEN_BYTES, 100, 4);
+    gc_sched_step(l, 5, &a);
+    ASSERT_EQ_INT(gen->state, GC_LEASE_QUEUED);
+
+    val->state = GC_RES_LOADED;
+    val->busy = false;
+    snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES);
+    gc_sched_step(l, 6, &a);
+    ASSERT(find_action(&a, GC_ACT_DEMAND_MET, id) != NULL);
+    ASSERT(gc_ledger_lease_find(l, id) == NULL);
+    /* And now the generation lease evicts it again. */
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "validation") != NULL);
+    free(l);
+}
+
+TEST(overdue_resident_gets_a_demand)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    l->config.max_unloaded_ms = 10000;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    val->state = GC_RES_UNLOADED;
+    val->evicted = true;
+    val->unloaded_since_ms = 0;
+    snap(l, 0, 0, 2, 100u, CTX, 200u, CTX);
+    struct gc_lease *g1 = add_lease(l, "gen", 200, 0, GEN_BYTES, 100, 0);
+    gc_sched_step(l, 1, &a);
+    add_lease(l, "gen", 201, 0, GEN_BYTES, 100, 2);
+    gc_sched_step(l, 9000, &a);
+    ASSERT(find_action(&a, GC_ACT_DEMAND, NULL) == NULL);
+    gc_sched_step(l, 10001, &a);
+    ASSERT(find_action(&a, GC_ACT_DEMAND, "validation") != NULL);
+    /* When g1 ends, the overdue demand goes before the queued lease. */
+    gc_ledger_lease_end(l, gc_ledger_lease_find(l, g1->id), GC_LEASE_RELEASED, 0, NULL, 10002);
+    snap(l, 0, 0, 1, 100u, CTX);
+    gc_sched_step(l, 10003, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
+    free(l);
+}
+
+TEST(demand_fails_when_resident_fails)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    val->state = GC_RES_FAILED;
+    snprintf(val->reason, sizeof(val->reason), "reload failed 3 times");
+    struct gc_lease *d = NULL;
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0,
+                                      0, &d),
+                  0);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", d->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_DEMAND_FAILED, id) != NULL);
+    ASSERT(strstr(gc_ledger_lease_lookup(l, id)->reason, "reload failed 3 times") != NULL);
+    free(l);
+}
+
+TEST(any_gpu_prefers_no_eviction_then_most_room)
+{
+    struct gc_ledger *l = new_ledger(3);
+    struct gc_actions a;
+    add_resident(l, "r0", 100, 0, 10 * GiB, 10);
+    snap(l, 0, 0, 1, 100u, 10 * GiB);
+    snap(l, 1, 0, 1, 101u, 20 * GiB); /* foreign */
+    snap(l, 2, 0, 1, 102u, 5 * GiB);  /* foreign */
+    struct gc_lease *x = add_lease(l, "x", 0, -1, 12 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    ASSERT_EQ_INT(x->state, GC_LEASE_GRANTED);
+    ASSERT_EQ_INT(x->gpu, 2);
+    /* Now GPU 2 has ~6Gi left, GPU 1 ~3.5Gi, GPU 0 ~13.5Gi: 13Gi fits on 0 only. */
+    struct gc_lease *y = add_lease(l, "y", 0, -1, 13 * GiB, 100, 2);
+    gc_sched_step(l, 3, &a);
+    ASSERT_EQ_INT(y->state, GC_LEASE_GRANTED);
+    ASSERT_EQ_INT(y->gpu, 0);
+    /* 8Gi fits nowhere without eviction; only GPU 0 has a resident to evict. */
+    struct gc_lease *z = add_lease(l, "z", 0, -1, 8 * GiB, 100, 4);
+    gc_sched_step(l, 5, &a);
+    ASSERT_EQ_INT(z->state, GC_LEASE_PREPARING);
+    ASSERT_EQ_INT(z->gpu, 0);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "r0") != NULL);
+    free(l);
+}
+
+TEST(accounting_holder_counts_max_of_lease_and_usage)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_account acct;
+    struct gc_actions a;
+    snap(l, 0, 0, 0);
+    add_lease(l, "h", 300, 0, 4 * GiB, 100, 0);
+    add_lease(l, "h", 300, 0, 2 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    /* Not yet visible in NVML: both leases count fully. */
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.leases, 6 * GiB);
+    /* Visible with less usage than leased: the lease counts. */
+    snap(l, 0, 0, 1, 300u, 1 * GiB);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.leases, 6 * GiB);
+    ASSERT_EQ_U64(acct.foreign, 0);
+    /* Using more than leased: the usage counts. */
+    snap(l, 0, 0, 1, 300u, 7 * GiB);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.leases, 7 * GiB);
+    ASSERT_EQ_U64(acct.committed, 7 * GiB);
+    /* Unattributed NVML use (driver, other namespaces) counts too. */
+    snap(l, 0, 1 * GiB, 1, 300u, 7 * GiB);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.unattributed, 1 * GiB);
+    ASSERT_EQ_U64(acct.committed, 8 * GiB);
+    ASSERT_EQ_INT(acct.headroom, (int64_t)CARD - (int64_t)(512 * MiB) - (int64_t)(8 * GiB));
+    free(l);
+}
+
+TEST(budget_limits_capacity)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    l->gpus[0].budget_bytes = 10 * GiB;
+    snap(l, 0, 0, 0);
+    struct gc_lease *x = add_lease(l, "x", 0, 0, 10 * GiB, 100, 0);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", x->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_REFUSED, id) != NULL); /* 10Gi + 512Mi reserve > 10Gi */
+    x = add_lease(l, "x", 0, 0, 9 * GiB, 100, 0);
+    snprintf(id, sizeof(id), "%s", x->id);
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
+    free(l);
+}
+
+TEST(limits_on_queue_and_holder)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_lease *x;
+    l->config.queue_max = 2;
+    l->config.leases_per_holder_max = 3;
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "a", 0, 0, GiB, 100, 30, 0, &x), 0);
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "a", 0, 0, GiB, 100, 30, 0, &x), 0);
+    unsigned before = l->nleases;
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "b", 0, 0, GiB, 100, 30, 0, &x),
+                  GC_ELIMIT);
+    ASSERT_EQ_INT(l->nleases, before);
+    l->config.queue_max = 0;
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "a", 0, 0, GiB, 100, 30, 0, &x), 0);
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "a", 0, 0, GiB, 100, 30, 0, &x),
+                  GC_ELIMIT);
+    free(l);
+}
+
+TEST(lease_end_keeps_table_packed_and_history)
+{
+    struct gc_ledger *l = new_ledger(1);
+    char ids[3][32];
+    for (int i = 0; i < 3; i++)
+        snprintf(ids[i], 32, "%s", add_lease(l, "a", 0, 0, GiB, 100, 0)->id);
+    gc_ledger_lease_end(l, gc_ledger_lease_find(l, ids[0]), GC_LEASE_RELEASED, 0, "bye", 5);
+    ASSERT_EQ_INT(l->nleases, 2);
+    ASSERT(gc_ledger_lease_find(l, ids[1]) != NULL);
+    ASSERT(gc_ledger_lease_find(l, ids[2]) != NULL);
+    const struct gc_lease *h = gc_ledger_lease_lookup(l, ids[0]);
+    ASSERT(h != NULL);
+    ASSERT_EQ_INT(h->state, GC_LEASE_RELEASED);
+    ASSERT_STREQ(h->reason, "bye");
+    free(l);
+}
+
+TEST(pidless_resident_counts_declared_bytes)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_account acct;
+    struct gc_resident *r = add_resident(l, "remote", 0, 0, 6 * GiB, 10);
+    snap(l, 0, 0, 0);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, 6 * GiB);
+    r->state = GC_RES_UNLOADED;
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, 0);
+    free(l);
+}
