@@ -1,1 +1,453 @@
-/* placeholder */ typedef int gc_placeholder_client_t;
+/* client.c - libgpucoord: leases with waits and background heartbeats. */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/http_client.h"
+#include "gpucoord.h"
+
+#define CLIENT_DEFAULT_URL "http://127.0.0.1:10010"
+#define CLIENT_DEFAULT_TIMEOUT_MS 10000
+/* Longest single server-side wait; longer waits are chained. */
+#define CLIENT_WAIT_SLICE_S 30.0
+/* Heartbeats go out this many times per TTL. */
+#define CLIENT_HEARTBEATS_PER_TTL 3
+#define CLIENT_URL_MAX 1024
+
+struct gpucoord_client {
+    struct gc_http_client *http;
+    char url[CLIENT_URL_MAX];
+    char token[256];
+    char message[512];
+    long timeout_ms;
+};
+
+struct gpucoord_lease {
+    char id[64];
+    uint64_t bytes;
+    int gpu;
+    double waited_s;
+    double ttl_s;
+    char evicted[512];
+
+    pthread_mutex_t mu;         /* guards http, stop, lost */
+    pthread_cond_t cv;
+    struct gc_http_client *http; /* the lease's own connection (heartbeats, release) */
+    pthread_t thread;
+    bool thread_running;
+    bool stop;
+    int lost;
+};
+
+static void set_message(gpucoord_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_message(gpucoord_client *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->message, sizeof(c->message), fmt, ap);
+    va_end(ap);
+}
+
+static int new_http(const char *url, const char *token, struct gc_http_client **ret)
+{
+    int rc = gc_http_client_new(url, ret);
+
+    if (rc == 0 && token[0] != '\0')
+        rc = gc_http_client_set_bearer(*ret, token);
+    return rc;
+}
+
+int gpucoord_client_new(const char *url, gpucoord_client **ret_client)
+{
+    gpucoord_client *c;
+    const char *token = getenv("GPUCOORD_TOKEN");
+    int rc;
+
+    if (url == NULL || url[0] == '\0')
+        url = getenv("GPUCOORD_URL");
+    if (url == NULL || url[0] == '\0')
+        url = CLIENT_DEFAULT_URL;
+    if (strlen(url) >= CLIENT_URL_MAX)
+        return GPUCOORD_EINVAL;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return GPUCOORD_ENOMEM;
+    snprintf(c->url, sizeof(c->url), "%s", url);
+    if (token != NULL)
+        snprintf(c->token, sizeof(c->token), "%s", token);
+    c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
+    rc = new_http(c->url, c->token, &c->http);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    *ret_client = c;
+    return 0;
+}
+
+void gpucoord_client_free(gpucoord_client *client)
+{
+    if (client == NULL)
+        return;
+    gc_http_client_free(client->http);
+    free(client);
+}
+
+const char *gpucoord_client_message(const gpucoord_client *client)
+{
+    return client->message;
+}
+
+void gpucoord_client_set_timeout_ms(gpucoord_client *client, long timeout_ms)
+{
+    client->timeout_ms = timeout_ms > 0 ? timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+}
+
+/* One exchange; parses a JSON answer into *ret_json when asked. Errors from the
+ * server (non-2xx) are mapped to codes with their message kept. */
+static int call(gpucoord_client *c, struct gc_http_client *http, const char *method,
+                const char *path, json_t *body, long timeout_ms, long *ret_status,
+                json_t **ret_json)
+{
+    struct gc_http_response resp = {0};
+    char err[256] = "", *text = NULL;
+    json_t *j;
+    int rc;
+
+    if (body != NULL) {
+        text = json_dumps(body, JSON_COMPACT);
+        if (text == NULL)
+            return GPUCOORD_ENOMEM;
+    }
+    rc = gc_http_client_request(http, method, path, text, text ? strlen(text) : 0, NULL,
+                                timeout_ms, &resp, err, sizeof(err));
+    free(text);
+    if (rc < 0) {
+        set_message(c, "%s %s: %s", method, path,
+                    rc == GPUCOORD_ECONNECT ? "cannot reach the coordinator" : err);
+        if (rc == GPUCOORD_ECONNECT)
+            set_message(c, "cannot reach the coordinator at %s (%s)", c->url, err);
+        return rc;
+    }
+    *ret_status = resp.status;
+    j = resp.body_len ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
+    gc_http_response_free(&resp);
+    if (resp.status >= 300) {
+        const char *code = j ? json_string_value(json_object_get(j, "error")) : NULL;
+        const char *msg = j ? json_string_value(json_object_get(j, "message")) : NULL;
+        set_message(c, "%s", msg ? msg : "the coordinator answered an error");
+        rc = code ? gc_err_from_name(code) : gc_err_from_http_status(resp.status);
+        if (ret_json != NULL)
+            *ret_json = j;
+        else
+            json_decref(j);
+        return rc;
+    }
+    c->message[0] = '\0';
+    if (ret_json != NULL)
+        *ret_json = j;
+    else
+        json_decref(j);
+    return 0;
+}
+
+int gpucoord_request(gpucoord_client *client, const char *method, const char *path,
+                     const char *body, long timeout_ms, long *ret_status, char **ret_body)
+{
+    struct gc_http_response resp = {0};
+    char err[256] = "";
+    int rc;
+
+    rc = gc_http_client_request(client->http, method, path, body, body ? strlen(body) : 0, NULL,
+                                timeout_ms > 0 ? timeout_ms : client->timeout_ms, &resp, err,
+                                sizeof(err));
+    if (rc < 0) {
+        if (rc == GPUCOORD_ECONNECT)
+            set_message(client, "cannot reach the coordinator at %s (%s)", client->url, err);
+        else
+            set_message(client, "%s", err);
+        return rc;
+    }
+    *ret_status = resp.status;
+    *ret_body = resp.body;
+    return 0;
+}
+
+void gpucoord_lease_request_init(struct gpucoord_lease_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->gpu = GPUCOORD_GPU_ANY;
+    req->heartbeat = 1;
+}
+
+static void *heartbeat_main(void *arg)
+{
+    gpucoord_lease *lease = arg;
+    double interval = lease->ttl_s / CLIENT_HEARTBEATS_PER_TTL;
+    char path[128];
+
+    if (interval < 0.1)
+        interval = 0.1;
+    snprintf(path, sizeof(path), "/v1/leases/%s/heartbeat", lease->id);
+    pthread_mutex_lock(&lease->mu);
+    while (!lease->stop) {
+        struct timespec abstime;
+        struct gc_http_response resp = {0};
+        int rc;
+
+        gc_abstime_after_ms(&abstime, (int64_t)(interval * 1000.0));
+        if (pthread_cond_timedwait(&lease->cv, &lease->mu, &abstime) == 0 || lease->stop)
+            continue;
+        rc = gc_http_client_request(lease->http, "POST", path, NULL, 0, NULL,
+                                    (long)(interval * 1000.0) + 1000, &resp, NULL, 0);
+        if (rc == 0) {
+            if (resp.status == 404)
+                lease->lost = 1; /* expired or released elsewhere: nothing left to keep */
+            gc_http_response_free(&resp);
+            if (lease->lost)
+                break;
+        }
+        /* Transport errors: try again next interval; the TTL covers a few misses. */
+    }
+    pthread_mutex_unlock(&lease->mu);
+    return NULL;
+}
+
+static gpucoord_lease *lease_from_json(const json_t *j)
+{
+    gpucoord_lease *l = calloc(1, sizeof(*l));
+    json_t *ev = json_object_get(j, "evicted");
+    size_t i, off = 0;
+    json_t *v;
+
+    if (l == NULL)
+        return NULL;
+    snprintf(l->id, sizeof(l->id), "%s", json_string_value(json_object_get(j, "id")));
+    l->bytes = (uint64_t)json_integer_value(json_object_get(j, "bytes"));
+    l->gpu = json_is_integer(json_object_get(j, "gpu"))
+                 ? (int)json_integer_value(json_object_get(j, "gpu"))
+                 : -1;
+    l->waited_s = json_number_value(json_object_get(j, "waited_s"));
+    l->ttl_s = json_number_value(json_object_get(j, "ttl_s"));
+    json_array_foreach(ev, i, v) {
+        int n = snprintf(l->evicted + off, sizeof(l->evicted) - off, "%s%s", i ? "," : "",
+                         json_string_value(v) ? json_string_value(v) : "");
+        if (n < 0 || (size_t)n >= sizeof(l->evicted) - off)
+            break;
+        off += (size_t)n;
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    {
+        pthread_condattr_t a;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(&l->cv, &a);
+        pthread_condattr_destroy(&a);
+    }
+    return l;
+}
+
+static void lease_destroy(gpucoord_lease *l)
+{
+    gc_http_client_free(l->http);
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+static void withdraw(gpucoord_client *c, const char *id)
+{
+    char path[128];
+    long status;
+    char saved[sizeof(c->message)];
+
+    memcpy(saved, c->message, sizeof(saved));
+    snprintf(path, sizeof(path), "/v1/leases/%s", id);
+    call(c, c->http, "DELETE", path, NULL, c->timeout_ms, &status, NULL);
+    memcpy(c->message, saved, sizeof(saved));
+}
+
+int gpucoord_lease_acquire(gpucoord_client *client, const struct gpucoord_lease_request *req,
+                           gpucoord_lease **ret_lease)
+{
+    int64_t deadline = gc_mono_ms() + (int64_t)(req->wait_s * 1000.0);
+    double slice = req->wait_s < CLIENT_WAIT_SLICE_S ? req->wait_s : CLIENT_WAIT_SLICE_S;
+    json_t *body, *ans = NULL;
+    gpucoord_lease *lease;
+    char id[64] = "";
+    long status = 0;
+    int rc;
+
+    if (req->holder == NULL || req->bytes == 0 || req->wait_s < 0) {
+        set_message(client, "a lease needs a holder name and a size above 0");
+        return GPUCOORD_EINVAL;
+    }
+    body = json_pack("{s:s, s:I, s:f}", "holder", req->holder, "bytes", (json_int_t)req->bytes,
+                     "wait_s", slice);
+    if (body == NULL)
+        return GPUCOORD_ENOMEM;
+    json_object_set_new(body, "gpu", req->gpu >= 0 ? json_integer(req->gpu) : json_string("any"));
+    if (req->pid >= 0)
+        json_object_set_new(body, "pid", json_integer(req->pid ? getpid() : req->pid));
+    if (req->priority != 0)
+        json_object_set_new(body, "priority", json_integer(req->priority));
+    if (req->ttl_s > 0)
+        json_object_set_new(body, "ttl_s", json_real(req->ttl_s));
+    rc = call(client, client->http, "POST", "/v1/leases", body,
+              client->timeout_ms + (long)(slice * 1000.0), &status, &ans);
+    json_decref(body);
+
+    while (rc == 0 && status == 202) {
+        double left = (double)(deadline - gc_mono_ms()) / 1000.0;
+        char path[160];
+        snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(ans, "id")));
+        json_decref(ans);
+        ans = NULL;
+        if (left <= 0) {
+            withdraw(client, id);
+            set_message(client, "still queued after %.1f s; request withdrawn", req->wait_s);
+            return GPUCOORD_ETIMEDOUT;
+        }
+        if (left > CLIENT_WAIT_SLICE_S)
+            left = CLIENT_WAIT_SLICE_S;
+        snprintf(path, sizeof(path), "/v1/leases/%s?wait_s=%.3f", id, left);
+        rc = call(client, client->http, "GET", path, NULL,
+                  client->timeout_ms + (long)(left * 1000.0), &status, &ans);
+        if (rc == 0) {
+            const char *state = json_string_value(json_object_get(ans, "state"));
+            if (state != NULL && strcmp(state, "granted") == 0)
+                status = 201;
+            else if (state != NULL && strcmp(state, "queued") && strcmp(state, "preparing")) {
+                const char *reason = json_string_value(json_object_get(ans, "reason"));
+                set_message(client, "lease %s %s%s%s", id, state, reason ? ": " : "",
+                            reason ? reason : "");
+                json_decref(ans);
+                return GPUCOORD_ECOULDNOTFREE;
+            } else {
+                status = 202;
+            }
+        }
+    }
+    if (rc < 0) {
+        json_decref(ans);
+        if (id[0] != '\0' && rc != GPUCOORD_ENEVERFITS && rc != GPUCOORD_ECOULDNOTFREE)
+            withdraw(client, id);
+        return rc;
+    }
+    if (status != 201 && status != 200) {
+        json_decref(ans);
+        set_message(client, "unexpected answer %ld from the coordinator", status);
+        return GPUCOORD_EPROTO;
+    }
+    lease = lease_from_json(ans);
+    json_decref(ans);
+    if (lease == NULL)
+        return GPUCOORD_ENOMEM;
+    rc = new_http(client->url, client->token, &lease->http);
+    if (rc < 0) {
+        withdraw(client, lease->id);
+        lease_destroy(lease);
+        return rc;
+    }
+    if (req->heartbeat && lease->ttl_s > 0) {
+        if (pthread_create(&lease->thread, NULL, heartbeat_main, lease) == 0)
+            lease->thread_running = true;
+    }
+    *ret_lease = lease;
+    return 0;
+}
+
+int gpucoord_lease_heartbeat(gpucoord_lease *lease)
+{
+    struct gc_http_response resp = {0};
+    char path[128];
+    int rc;
+
+    snprintf(path, sizeof(path), "/v1/leases/%s/heartbeat", lease->id);
+    pthread_mutex_lock(&lease->mu);
+    rc = gc_http_client_request(lease->http, "POST", path, NULL, 0, NULL,
+                                CLIENT_DEFAULT_TIMEOUT_MS, &resp, NULL, 0);
+    if (rc == 0) {
+        if (resp.status == 404) {
+            lease->lost = 1;
+            rc = GPUCOORD_ENOTFOUND;
+        } else if (resp.status != 200) {
+            rc = gc_err_from_http_status(resp.status);
+        }
+        gc_http_response_free(&resp);
+    }
+    pthread_mutex_unlock(&lease->mu);
+    return rc;
+}
+
+int gpucoord_lease_release(gpucoord_lease *lease)
+{
+    struct gc_http_response resp = {0};
+    char path[128];
+    int rc;
+
+    if (lease == NULL)
+        return 0;
+    pthread_mutex_lock(&lease->mu);
+    lease->stop = true;
+    pthread_cond_signal(&lease->cv);
+    pthread_mutex_unlock(&lease->mu);
+    if (lease->thread_running)
+        pthread_join(lease->thread, NULL);
+    snprintf(path, sizeof(path), "/v1/leases/%s", lease->id);
+    rc = gc_http_client_request(lease->http, "DELETE", path, NULL, 0, NULL,
+                                CLIENT_DEFAULT_TIMEOUT_MS, &resp, NULL, 0);
+    if (rc == 0) {
+        if (resp.status == 404)
+            rc = GPUCOORD_ENOTFOUND;
+        gc_http_response_free(&resp);
+    }
+    lease_destroy(lease);
+    return rc;
+}
+
+const char *gpucoord_lease_id(const gpucoord_lease *lease)
+{
+    return lease->id;
+}
+
+uint64_t gpucoord_lease_bytes(const gpucoord_lease *lease)
+{
+    return lease->bytes;
+}
+
+int gpucoord_lease_gpu(const gpucoord_lease *lease)
+{
+    return lease->gpu;
+}
+
+double gpucoord_lease_waited_s(const gpucoord_lease *lease)
+{
+    return lease->waited_s;
+}
+
+const char *gpucoord_lease_evicted(const gpucoord_lease *lease)
+{
+    return lease->evicted;
+}
+
+int gpucoord_lease_lost(const gpucoord_lease *lease)
+{
+    int lost;
+
+    pthread_mutex_lock((pthread_mutex_t *)&lease->mu);
+    lost = lease->lost;
+    pthread_mutex_unlock((pthread_mutex_t *)&lease->mu);
+    return lost;
+}

@@ -2,6 +2,7 @@
 #include "coord/ledger.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -277,6 +278,25 @@ int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const
     l->created_ms = now_ms;
     l->heartbeat_ms = now_ms;
     *ret_lease = l;
+    return 0;
+}
+
+int gc_ledger_lease_adopt(struct gc_ledger *ledger, const struct gc_lease *lease)
+{
+    const char *dash = strrchr(lease->id, '-');
+    unsigned long long n = dash ? strtoull(dash + 1, NULL, 10) : 0;
+
+    if (ledger->nleases >= GC_LEASES_MAX)
+        return GC_ELIMIT;
+    if (gc_ledger_lease_find(ledger, lease->id) != NULL)
+        return GC_ECONFLICT;
+    ledger->leases[ledger->nleases] = *lease;
+    ledger->leases[ledger->nleases].in_use = true;
+    ledger->nleases++;
+    if (lease->seq >= ledger->next_seq)
+        ledger->next_seq = lease->seq + 1;
+    if (n >= ledger->next_id)
+        ledger->next_id = n + 1;
     return 0;
 }
 

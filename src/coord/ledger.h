@@ -203,6 +203,9 @@ uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struc
 int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const char *holder,
                         pid_t pid, int gpu_req, uint64_t bytes, int priority, double ttl_s,
                         int64_t now_ms, struct gc_lease **ret_lease);
+/* Re-creates a lease exactly as given (crash recovery): same id, seq and state.
+ * GC_ELIMIT when the table is full, GC_ECONFLICT when the id exists. */
+int gc_ledger_lease_adopt(struct gc_ledger *ledger, const struct gc_lease *lease);
 /* An active lease by id, or NULL. */
 struct gc_lease *gc_ledger_lease_find(struct gc_ledger *ledger, const char *id);
 /* An active or remembered ended lease by id, or NULL. */

@@ -1,0 +1,67 @@
+/*
+ * adapter.h - how the coordinator asks a resident to unload, reload, clean up and
+ * report health: one adapter per protocol (adapter_seed.c, adapter_http.c,
+ * adapter_process.c). Adapters block with deadlines; they run in job threads,
+ * never under the coordinator's lock, and never decide anything about memory:
+ * the job verifies through NVML.
+ */
+#ifndef GC_ADAPTER_H
+#define GC_ADAPTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/names.h"
+
+#define GC_SPEC_REQ_MAX 160
+#define GC_SPEC_URL_MAX 512
+#define GC_SPEC_COMMAND_MAX 1024
+
+/* What an adapter needs to reach one resident (copied out of the lock). */
+struct gc_resident_spec {
+    char name[GC_NAME_MAX + 1];
+    char protocol[16];
+    char url[GC_SPEC_URL_MAX];
+    pid_t pid;
+    double unload_timeout_s, reload_timeout_s, verify_timeout_s, kill_grace_s;
+    /* http: "METHOD /path" for each step ("" = not supported). */
+    char unload_req[GC_SPEC_REQ_MAX], reload_req[GC_SPEC_REQ_MAX];
+    char cleanup_req[GC_SPEC_REQ_MAX], health_req[GC_SPEC_REQ_MAX];
+    /* process: start command (sh -c) and where its output goes. */
+    char command[GC_SPEC_COMMAND_MAX];
+    char log_path[640];
+};
+
+struct gc_adapter_result {
+    long http_status;   /* 0 when no HTTP answer */
+    char detail[320];   /* why it failed, or what it said */
+    pid_t new_pid;      /* process adapter: the started process (0: unchanged) */
+    int models_loaded;  /* health: 1 / 0, -1 unknown */
+};
+
+struct gc_adapter {
+    const char *protocol;
+    bool needs_url;
+    /* Each returns 0 or a negative GC_E* (GC_ETIMEDOUT past the deadline), filling res. */
+    int (*unload)(const struct gc_resident_spec *spec, struct gc_adapter_result *res);
+    int (*reload)(const struct gc_resident_spec *spec, struct gc_adapter_result *res);
+    int (*cleanup)(const struct gc_resident_spec *spec, struct gc_adapter_result *res);
+    int (*health)(const struct gc_resident_spec *spec, struct gc_adapter_result *res);
+};
+
+/* The adapter for a protocol name, or NULL. */
+const struct gc_adapter *gc_adapter_find(const char *protocol);
+/* Comma-separated list of known protocols (for error messages). */
+const char *gc_adapter_names(void);
+
+/* Shared by the HTTP-speaking adapters: method + path on spec->url within timeout_s.
+ * 0 when an answer came (any status); the body lands in *ret_body (caller frees). */
+int gc_adapter_http(const struct gc_resident_spec *spec, const char *method, const char *path,
+                    double timeout_s, struct gc_adapter_result *res, json_t **ret_body);
+
+extern const struct gc_adapter gc_adapter_seed;
+extern const struct gc_adapter gc_adapter_http_generic;
+extern const struct gc_adapter gc_adapter_process;
+
+#endif

@@ -1,0 +1,305 @@
+/* api.c - the coordinator's HTTP API v1 (DESIGN.md section 4): routing, request
+ * bodies in, JSON out. The work is in coord_*.c. */
+#include "daemon/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/jsonx.h"
+#include "common/names.h"
+#include "daemon/coord.h"
+
+/* Longest path accepted (names and ids are short). */
+#define API_PATH_MAX 256
+/* Most events in one answer. */
+#define API_EVENTS_MAX 1000
+
+static void answer(struct gc_http_resp *resp, struct gc_api_answer *ans)
+{
+    if (ans->status == 204 || ans->body == NULL) {
+        json_decref(ans->body);
+        gc_http_resp_text(resp, ans->status ? ans->status : 204, NULL, "");
+        resp->content_type[0] = '\0';
+        return;
+    }
+    gc_http_resp_json(resp, ans->status, ans->body);
+    ans->body = NULL;
+}
+
+/* Parses a JSON body (an empty one is NULL, which callers treat as {}). */
+static int parse_body(const struct gc_http_req *req, bool required, json_t **ret,
+                      struct gc_http_resp *resp)
+{
+    struct gc_jerr err;
+    int rc;
+
+    *ret = NULL;
+    if (req->body_len == 0 && !required)
+        return 0;
+    rc = gc_json_parse(req->body, req->body_len, GC_JSON_DEPTH_MAX, ret, &err);
+    if (rc < 0) {
+        gc_http_resp_error(resp, rc, "%s", err.msg);
+        return rc;
+    }
+    return 0;
+}
+
+/* ?wait_s=N, bounded; -1 when malformed. */
+static double query_seconds(const struct gc_http_req *req, const char *name, double max)
+{
+    const char *v = gc_http_req_arg(req, name);
+    char *end;
+    double d;
+
+    if (v == NULL)
+        return 0;
+    d = strtod(v, &end);
+    if (end == v || *end != '\0' || !(d >= 0 && d <= max))
+        return -1;
+    return d;
+}
+
+static bool method_is(const struct gc_http_req *req, const char *m)
+{
+    return strcmp(req->method, m) == 0;
+}
+
+static void method_not_allowed(struct gc_http_resp *resp, const char *allowed)
+{
+    gc_http_resp_error(resp, GC_EMETHOD, "use %s", allowed);
+    gc_http_resp_header(resp, "Allow", allowed);
+}
+
+static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, const char *rest,
+                         struct gc_http_resp *resp)
+{
+    struct gc_api_answer ans = {0};
+    char id[GC_LEASE_ID_MAX];
+    const char *slash;
+    json_t *body;
+    double wait_s;
+
+    if (*rest == '\0') {
+        if (method_is(req, "GET")) {
+            pthread_mutex_lock(&coord->lock);
+            gc_http_resp_json(resp, 200,
+                              json_pack("{s:o}", "leases", gc_view_leases_locked(coord)));
+            pthread_mutex_unlock(&coord->lock);
+        } else if (method_is(req, "POST")) {
+            if (parse_body(req, true, &body, resp) < 0)
+                return;
+            gc_coord_lease_request(coord, body, &ans);
+            json_decref(body);
+            answer(resp, &ans);
+        } else {
+            method_not_allowed(resp, "GET, POST");
+        }
+        return;
+    }
+    rest++; /* the '/' */
+    slash = strchr(rest, '/');
+    if ((slash ? (size_t)(slash - rest) : strlen(rest)) >= sizeof(id)) {
+        gc_http_resp_error(resp, GC_ENOTFOUND, "no such lease");
+        return;
+    }
+    snprintf(id, sizeof(id), "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
+    if (slash == NULL) {
+        if (method_is(req, "GET")) {
+            wait_s = query_seconds(req, "wait_s", coord->config->max_wait_s);
+            if (wait_s < 0) {
+                gc_http_resp_error(resp, GC_EINVAL, "wait_s must be seconds between 0 and %g",
+                                   coord->config->max_wait_s);
+                return;
+            }
+            gc_coord_lease_get(coord, id, wait_s, &ans);
+        } else if (method_is(req, "DELETE")) {
+            gc_coord_lease_release(coord, id, &ans);
+        } else {
+            method_not_allowed(resp, "GET, DELETE");
+            return;
+        }
+        answer(resp, &ans);
+        return;
+    }
+    if (strcmp(slash, "/heartbeat") == 0) {
+        if (!method_is(req, "POST")) {
+            method_not_allowed(resp, "POST");
+            return;
+        }
+        gc_coord_lease_heartbeat(coord, id, &ans);
+        answer(resp, &ans);
+        return;
+    }
+    gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
+}
+
+static void route_residents(struct gc_coord *coord, const struct gc_http_req *req,
+                            const char *rest, struct gc_http_resp *resp)
+{
+    struct gc_api_answer ans = {0};
+    char name[GC_NAME_MAX + 1];
+    const char *slash;
+    json_t *body;
+    size_t n;
+
+    if (*rest == '\0') {
+        if (method_is(req, "GET")) {
+            pthread_mutex_lock(&coord->lock);
+            gc_http_resp_json(resp, 200, json_pack("{s:o}", "residents",
+                                                   gc_view_residents_locked(coord)));
+            pthread_mutex_unlock(&coord->lock);
+        } else if (method_is(req, "POST")) {
+            if (parse_body(req, true, &body, resp) < 0)
+                return;
+            gc_coord_resident_register(coord, body, &ans);
+            json_decref(body);
+            answer(resp, &ans);
+        } else {
+            method_not_allowed(resp, "GET, POST");
+        }
+        return;
+    }
+    rest++;
+    slash = strchr(rest, '/');
+    n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (n == 0 || n > GC_NAME_MAX) {
+        gc_http_resp_error(resp, GC_ENOTFOUND, "no such resident");
+        return;
+    }
+    memcpy(name, rest, n);
+    name[n] = '\0';
+    if (!gc_name_valid(name)) {
+        gc_http_resp_error(resp, GC_ENOTFOUND, "no such resident");
+        return;
+    }
+    if (slash == NULL) {
+        if (method_is(req, "GET")) {
+            pthread_mutex_lock(&coord->lock);
+            struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+            if (r != NULL)
+                gc_http_resp_json(resp, 200, gc_view_resident_locked(coord, r));
+            else
+                gc_http_resp_error(resp, GC_ENOTFOUND, "no resident '%s'", name);
+            pthread_mutex_unlock(&coord->lock);
+            return;
+        }
+        if (method_is(req, "DELETE")) {
+            gc_coord_resident_delete(coord, name, &ans);
+            answer(resp, &ans);
+            return;
+        }
+        method_not_allowed(resp, "GET, DELETE");
+        return;
+    }
+    if (!method_is(req, "POST")) {
+        method_not_allowed(resp, "POST");
+        return;
+    }
+    if (strcmp(slash, "/unload") == 0) {
+        gc_coord_resident_unload(coord, name, &ans);
+    } else if (strcmp(slash, "/reload") == 0) {
+        gc_coord_resident_reload(coord, name, &ans);
+    } else if (strcmp(slash, "/demand") == 0) {
+        if (parse_body(req, false, &body, resp) < 0)
+            return;
+        gc_coord_resident_demand(coord, name, body, &ans);
+        json_decref(body);
+    } else {
+        gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
+        return;
+    }
+    answer(resp, &ans);
+}
+
+static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
+                         struct gc_http_resp *resp)
+{
+    const char *since_s = gc_http_req_arg(req, "since");
+    unsigned long long since = 0;
+    double wait_s = query_seconds(req, "wait_s", 60);
+    char *end;
+    int64_t deadline;
+
+    if (since_s != NULL) {
+        since = strtoull(since_s, &end, 10);
+        if (*since_s == '\0' || *end != '\0' || since_s[0] == '-') {
+            gc_http_resp_error(resp, GC_EINVAL, "since must be an event sequence number");
+            return;
+        }
+    }
+    if (wait_s < 0) {
+        gc_http_resp_error(resp, GC_EINVAL, "wait_s must be seconds between 0 and 60");
+        return;
+    }
+    deadline = gc_mono_ms() + (int64_t)(wait_s * 1000.0);
+    pthread_mutex_lock(&coord->lock);
+    /* Long poll: wait for something newer than since. */
+    while (gc_events_last_seq(&coord->events) <= since && gc_coord_wait_locked(coord, deadline))
+        ;
+    gc_http_resp_json(resp, 200,
+                      json_pack("{s:o, s:I}", "events",
+                                gc_events_since(&coord->events, since, API_EVENTS_MAX),
+                                "last_seq", (json_int_t)gc_events_last_seq(&coord->events)));
+    pthread_mutex_unlock(&coord->lock);
+}
+
+void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp *resp)
+{
+    struct gc_coord *coord = ctx;
+    char path[API_PATH_MAX];
+
+    if (!gc_http_path_normalize(req->path, path, sizeof(path))) {
+        gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
+        return;
+    }
+    if (strcmp(path, "/health") == 0) {
+        gc_http_resp_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+    } else if (strcmp(path, "/v1/gpus") == 0) {
+        if (!method_is(req, "GET")) {
+            method_not_allowed(resp, "GET");
+            return;
+        }
+        pthread_mutex_lock(&coord->lock);
+        gc_coord_kick_locked(coord);
+        gc_http_resp_json(resp, 200, json_pack("{s:o}", "gpus", gc_view_gpus_locked(coord)));
+        pthread_mutex_unlock(&coord->lock);
+    } else if (strcmp(path, "/v1/status") == 0) {
+        if (!method_is(req, "GET")) {
+            method_not_allowed(resp, "GET");
+            return;
+        }
+        pthread_mutex_lock(&coord->lock);
+        gc_coord_kick_locked(coord);
+        gc_http_resp_json(resp, 200, gc_view_status_locked(coord));
+        pthread_mutex_unlock(&coord->lock);
+    } else if (strcmp(path, "/v1/events") == 0) {
+        if (!method_is(req, "GET")) {
+            method_not_allowed(resp, "GET");
+            return;
+        }
+        route_events(coord, req, resp);
+    } else if (strcmp(path, "/metrics") == 0) {
+        char *text;
+        if (!method_is(req, "GET")) {
+            method_not_allowed(resp, "GET");
+            return;
+        }
+        pthread_mutex_lock(&coord->lock);
+        text = gc_view_metrics_locked(coord);
+        pthread_mutex_unlock(&coord->lock);
+        if (text == NULL)
+            gc_http_resp_error(resp, GC_ENOMEM, "out of memory");
+        else
+            gc_http_resp_bytes(resp, 200, "text/plain; version=0.0.4", text, strlen(text));
+    } else if (strncmp(path, "/v1/leases", 10) == 0 && (path[10] == '\0' || path[10] == '/')) {
+        route_leases(coord, req, path + 10, resp);
+    } else if (strncmp(path, "/v1/residents", 13) == 0 &&
+               (path[13] == '\0' || path[13] == '/')) {
+        route_residents(coord, req, path + 13, resp);
+    } else {
+        gc_http_resp_error(resp, GC_ENOTFOUND, "no such path: %.100s", path);
+    }
+}

@@ -1,0 +1,10 @@
+/* api.h - the coordinator's HTTP API v1, as a gc_http_server handler. */
+#ifndef GC_API_H
+#define GC_API_H
+
+#include "common/http_server.h"
+
+/* Handles one request; ctx is the struct gc_coord. */
+void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp *resp);
+
+#endif

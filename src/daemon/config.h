@@ -1,0 +1,61 @@
+/*
+ * config.h - gpucoordd's settings: defaults, then the INI file (--config), then
+ * the command line. See docs/configuration.md for every key.
+ */
+#ifndef GC_CONFIG_H
+#define GC_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coord/ledger.h"
+#include "daemon/store.h"
+
+struct gc_gpu_conf {
+    uint64_t budget_bytes; /* 0: none */
+    uint64_t reserve_bytes;
+    bool has_reserve;
+};
+
+struct gc_config {
+    char listen[256];      /* "HOST:PORT"; "" disables TCP */
+    char socket_path[256]; /* "" disables the Unix socket */
+    unsigned socket_mode;
+    char state_dir[512];
+    char token_file[512];
+    char token[256]; /* loaded from token_file */
+    bool allow_remote_callbacks;
+
+    uint64_t reserve_bytes; /* default per GPU */
+    struct gc_gpu_conf gpus[GC_GPUS_MAX];
+
+    double max_unloaded_s;
+    double starvation_s;
+    double default_ttl_s, max_ttl_s, max_wait_s;
+    unsigned queue_max, leases_per_holder_max, conn_limit;
+    size_t body_max;
+    enum gc_store_sync sync;
+    size_t compact_bytes;
+
+    double verify_poll_s; /* NVML polling while verifying */
+    double idle_poll_s;   /* NVML polling while something waits for memory */
+    double unload_timeout_s, reload_timeout_s, verify_timeout_s, kill_grace_s;
+    unsigned reload_attempts;
+    double reload_backoff_s;
+    int log_level; /* enum gc_log_level */
+
+    json_t *residents; /* registrations from [resident.NAME] sections (array) */
+};
+
+/* Fills the defaults (listen 127.0.0.1:$GPUCOORD_PORT or 10010, ...). */
+void gc_config_defaults(struct gc_config *cfg);
+/* Reads an INI file over cfg. GC_EINVAL with errbuf naming the line and key. */
+int gc_config_load_file(struct gc_config *cfg, const char *path, char *errbuf, size_t errbuf_len);
+/* Reads token_file into token (first line, trimmed). */
+int gc_config_load_token(struct gc_config *cfg, char *errbuf, size_t errbuf_len);
+/* Frees what the config owns. */
+void gc_config_free(struct gc_config *cfg);
+
+#endif

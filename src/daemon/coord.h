@@ -1,0 +1,167 @@
+/*
+ * coord.h - the coordinator engine: the ledger under one lock, NVML readings,
+ * the journal, events and counters, the jobs that unload and reload residents,
+ * and the watchers of holder and resident processes.
+ *
+ * Threads: the main thread runs gc_coord_run() (pidfds, timers, idle NVML
+ * polling); HTTP threads call the operations below; each unload or reload runs
+ * in a job thread. Everything that reads or changes the ledger holds
+ * coord->lock; waits use coord->changed (CLOCK_MONOTONIC) with deadlines.
+ */
+#ifndef GC_COORD_H
+#define GC_COORD_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/jsonx.h"
+#include "coord/ledger.h"
+#include "coord/sched.h"
+#include "daemon/adapter.h"
+#include "daemon/config.h"
+#include "daemon/events.h"
+#include "daemon/store.h"
+#include "gpu/gpu.h"
+
+/* Processes watched through pidfds at once. */
+#define GC_WATCH_MAX (GC_LEASES_MAX + GC_RESIDENTS_MAX)
+#define GC_HIST_BUCKETS 12
+
+struct gc_counters {
+    uint64_t leases_granted, leases_failed, leases_refused, leases_expired, leases_released;
+    uint64_t unloads, reloads, unload_failures, reload_failures, verify_timeouts;
+    uint64_t cleanups, kills, oom_avoided, swaps, demands, journal_errors, nvml_errors;
+};
+
+struct gc_histogram {
+    uint64_t counts[GC_HIST_BUCKETS + 1];
+    double sum;
+    uint64_t count;
+};
+
+/* Daemon-side data of one resident slot (same index as ledger->residents). */
+struct gc_resident_ext {
+    struct gc_resident_spec spec;
+    json_t *registration; /* the validated registration, for the journal */
+};
+
+struct gc_watch {
+    pid_t pid;
+    int fd;
+};
+
+struct gc_coord {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    const struct gc_config *config;
+    struct gc_ledger *ledger;
+    struct gc_resident_ext ext[GC_RESIDENTS_MAX];
+    struct gc_nvml *nvml;
+    struct gc_store *store;
+    struct gc_events events;
+    struct gc_counters counters;
+    struct gc_histogram grant_wait_s, unload_s, reload_s;
+    int epoll_fd;
+    int wake_fd;
+    struct gc_watch watches[GC_WATCH_MAX];
+    unsigned nwatches;
+    unsigned jobs_running;
+    bool stopping;
+    int64_t started_ms;
+    char driver_version[96];
+};
+
+/* Histogram bucket bounds in seconds, shared by the three histograms. */
+extern const double gc_hist_bounds[GC_HIST_BUCKETS];
+
+/*
+ * gc_coord_create: builds the engine over an opened NVML and store, adds every
+ * GPU NVML reports (with the config's budgets and reserves). GC_EGPU if NVML
+ * reports no GPU.
+ */
+int gc_coord_create(const struct gc_config *config, struct gc_nvml *nvml, struct gc_store *store,
+                    struct gc_coord **ret_coord, char *errbuf, size_t errbuf_len);
+/* Waits for running jobs (bounded), frees. NULL is a no-op. */
+void gc_coord_destroy(struct gc_coord *coord);
+/* Replays the journal (crash recovery: re-adopts leases whose holders live,
+ * expires the others, restores residents left unloaded), registers the config's
+ * residents, and compacts the journal. */
+int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len);
+/* The engine loop; returns when *stop becomes nonzero. */
+void gc_coord_run(struct gc_coord *coord, volatile int *stop);
+/* Wakes the engine loop (from any thread, any context). */
+void gc_coord_wake(struct gc_coord *coord);
+
+/* ---- Used by the API, the jobs and the views, with coord->lock held ---- */
+
+/* Reads NVML into the ledger, runs the scheduler until it settles, acts on what it
+ * decided (journal, events, jobs) and wakes waiters. */
+void gc_coord_kick_locked(struct gc_coord *coord);
+/* Ends an active lease: journal, event, counters, process watch. */
+void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
+                               enum gc_lease_state state, int error, const char *reason);
+/* Writes a resident's state to the journal. */
+void gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
+/* Starts watching pid for exit (no-op if watched already or pid <= 0). */
+void gc_coord_watch_locked(struct gc_coord *coord, pid_t pid);
+/* Waits on coord->changed until deadline_ms (monotonic); false when it passed. */
+bool gc_coord_wait_locked(struct gc_coord *coord, int64_t deadline_ms);
+/* Adds a sample to a histogram. */
+void gc_hist_add(struct gc_histogram *h, double seconds);
+/* Slot index of a resident (for coord->ext). */
+unsigned gc_coord_resident_index(const struct gc_coord *coord, const struct gc_resident *r);
+
+/* ---- Jobs (jobs.c) ---- */
+
+/* Starts an unload of resident name for lease_id ("" for none) in a new thread.
+ * The resident must already be marked unloading. */
+void gc_job_unload_spawn(struct gc_coord *coord, const char *name, const char *lease_id);
+/* Starts a reload of resident name in a new thread (already marked reloading). */
+void gc_job_reload_spawn(struct gc_coord *coord, const char *name);
+/* The same, in the calling thread (lock NOT held); 0 or GC_E* with why filled. */
+int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *lease_id, char *why,
+                      size_t why_len);
+int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_t why_len);
+
+/* ---- Operations for the API (coord_leases.c, coord_residents.c); lock NOT held ---- */
+
+struct gc_api_answer {
+    int status;   /* HTTP status */
+    json_t *body; /* owned */
+};
+
+void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc_api_answer *ans);
+void gc_coord_lease_get(struct gc_coord *coord, const char *id, double wait_s,
+                        struct gc_api_answer *ans);
+void gc_coord_lease_heartbeat(struct gc_coord *coord, const char *id, struct gc_api_answer *ans);
+void gc_coord_lease_release(struct gc_coord *coord, const char *id, struct gc_api_answer *ans);
+
+void gc_coord_resident_register(struct gc_coord *coord, const json_t *req,
+                                struct gc_api_answer *ans);
+/* Registration with the lock held (used by recovery and the config). */
+int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct gc_jerr *err,
+                             struct gc_resident **ret);
+void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct gc_api_answer *ans);
+void gc_coord_resident_unload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans);
+void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans);
+void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
+                              struct gc_api_answer *ans);
+
+/* ---- Views (views.c); lock held ---- */
+
+json_t *gc_view_gpus_locked(struct gc_coord *coord);
+json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
+json_t *gc_view_residents_locked(struct gc_coord *coord);
+json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *lease);
+json_t *gc_view_leases_locked(struct gc_coord *coord);
+json_t *gc_view_status_locked(struct gc_coord *coord);
+/* Prometheus text (malloc'd). */
+char *gc_view_metrics_locked(struct gc_coord *coord);
+
+/* Sets ans to {"error": code-of-err, "message": ...}. */
+void gc_api_error(struct gc_api_answer *ans, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,226 @@
+/* coord_leases.c - lease requests, waits, heartbeats and releases (API operations). */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/names.h"
+#include "common/proc.h"
+#include "common/size.h"
+#include "daemon/coord.h"
+
+/* Largest lease accepted (a sanity cap, far above any GPU). */
+#define LEASE_BYTES_MAX (1ULL << 50)
+#define PRIORITY_LIMIT 1000000
+/* A waiting request re-checks its client at least this often. */
+#define WAIT_SLICE_MS 1000
+
+static const char *const lease_fields[] = {"holder", "bytes", "gpu",    "pid",
+                                           "priority", "ttl_s", "wait_s", NULL};
+
+/* Answers for a lease that is no longer waiting, or 202 while it still is. */
+static void lease_answer_locked(struct gc_coord *coord, const char *id, struct gc_api_answer *ans)
+{
+    const struct gc_lease *l = gc_ledger_lease_lookup(coord->ledger, id);
+
+    if (l == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "no lease '%s'", id);
+        return;
+    }
+    json_decref(ans->body);
+    ans->body = NULL;
+    switch (l->state) {
+    case GC_LEASE_GRANTED:
+        ans->status = 201;
+        ans->body = gc_view_lease_locked(coord, l);
+        break;
+    case GC_LEASE_QUEUED:
+    case GC_LEASE_PREPARING:
+        ans->status = 202;
+        ans->body = gc_view_lease_locked(coord, l);
+        break;
+    case GC_LEASE_FAILED:
+        gc_api_error(ans, l->error ? l->error : GC_ECOULDNOTFREE, "%s", l->reason);
+        json_object_set_new(ans->body, "id", json_string(l->id));
+        break;
+    default:
+        ans->status = 410;
+        ans->body = gc_view_lease_locked(coord, l);
+        break;
+    }
+}
+
+/* Waits while the lease queues or prepares, until deadline_ms; keeps it alive meanwhile. */
+static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t deadline_ms)
+{
+    for (;;) {
+        struct gc_lease *l = gc_ledger_lease_find(coord->ledger, id);
+        int64_t slice;
+        if (l == NULL || (l->state != GC_LEASE_QUEUED && l->state != GC_LEASE_PREPARING))
+            return;
+        l->heartbeat_ms = gc_mono_ms(); /* a client waiting on it is alive */
+        slice = gc_mono_ms() + WAIT_SLICE_MS;
+        if (!gc_coord_wait_locked(coord, slice < deadline_ms ? slice : deadline_ms) &&
+            gc_mono_ms() >= deadline_ms) {
+            l = gc_ledger_lease_find(coord->ledger, id);
+            if (l != NULL)
+                l->heartbeat_ms = gc_mono_ms();
+            return;
+        }
+    }
+}
+
+void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc_api_answer *ans)
+{
+    const struct gc_config *cfg = coord->config;
+    struct gc_jerr err;
+    const char *holder = NULL;
+    uint64_t bytes = 0;
+    int64_t pid = 0, priority = GC_LEASE_PRIORITY_DEFAULT, gpu_req = -1;
+    double ttl_s = cfg->default_ttl_s, wait_s = 0;
+    uint64_t start_ticks = 0;
+    struct gc_lease *l;
+    json_t *gpu;
+    char id[GC_LEASE_ID_MAX];
+    int rc;
+
+    if (gc_json_only_keys(req, lease_fields, &err) < 0 ||
+        gc_json_get_str(req, "holder", true, GC_NAME_MAX, &holder, &err) < 0 ||
+        gc_json_get_bytes(req, "bytes", true, LEASE_BYTES_MAX, &bytes, &err) < 0 ||
+        gc_json_get_int(req, "pid", false, 1, INT_MAX, &pid, &err) < 0 ||
+        gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT, &priority,
+                        &err) < 0 ||
+        gc_json_get_seconds(req, "ttl_s", false, 0, cfg->max_ttl_s, &ttl_s, &err) < 0 ||
+        gc_json_get_seconds(req, "wait_s", false, 0, cfg->max_wait_s, &wait_s, &err) < 0) {
+        gc_api_error(ans, GC_EINVAL, "%s", err.msg);
+        return;
+    }
+    if (!gc_name_valid(holder)) {
+        gc_api_error(ans, GC_EINVAL, "holder must match [A-Za-z0-9._-]{1,%d}", GC_NAME_MAX);
+        return;
+    }
+    if (bytes == 0) {
+        gc_api_error(ans, GC_EINVAL, "field 'bytes' must be greater than 0");
+        return;
+    }
+    gpu = json_object_get(req, "gpu");
+    if (gpu != NULL && !json_is_null(gpu)) {
+        if (json_is_string(gpu) && strcmp(json_string_value(gpu), "any") == 0) {
+            gpu_req = -1;
+        } else if (json_is_integer(gpu) && json_integer_value(gpu) >= 0 &&
+                   json_integer_value(gpu) < GC_GPUS_MAX) {
+            gpu_req = json_integer_value(gpu);
+        } else {
+            gc_api_error(ans, GC_EINVAL, "field 'gpu' must be a GPU index or \"any\"");
+            return;
+        }
+    }
+    if (ttl_s == 0 && pid == 0) {
+        gc_api_error(ans, GC_EINVAL, "a lease without a pid needs a ttl_s above 0");
+        return;
+    }
+    if (pid > 0) {
+        if (!gc_proc_alive((pid_t)pid)) {
+            gc_api_error(ans, GC_EINVAL, "process %lld does not exist", (long long)pid);
+            return;
+        }
+        start_ticks = gc_proc_start_ticks((pid_t)pid);
+    }
+
+    pthread_mutex_lock(&coord->lock);
+    if (gpu_req >= (int64_t)coord->ledger->ngpus) {
+        gc_api_error(ans, GC_EINVAL, "no GPU %lld: this coordinator has %u", (long long)gpu_req,
+                     coord->ledger->ngpus);
+        pthread_mutex_unlock(&coord->lock);
+        return;
+    }
+    rc = gc_ledger_lease_new(coord->ledger, GC_KIND_HOLDER, holder, (pid_t)pid, (int)gpu_req,
+                             bytes, (int)priority, ttl_s, gc_mono_ms(), &l);
+    if (rc < 0) {
+        gc_api_error(ans, GC_ELIMIT,
+                     "too many leases (at most %u queued, %u per holder, %d in all)",
+                     cfg->queue_max, cfg->leases_per_holder_max, GC_LEASES_MAX);
+        pthread_mutex_unlock(&coord->lock);
+        return;
+    }
+    l->pid_start_ticks = start_ticks;
+    snprintf(id, sizeof(id), "%s", l->id);
+    gc_coord_watch_locked(coord, (pid_t)pid);
+    gc_coord_kick_locked(coord);
+    if (wait_s > 0)
+        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0));
+    lease_answer_locked(coord, id, ans);
+    pthread_mutex_unlock(&coord->lock);
+}
+
+void gc_coord_lease_get(struct gc_coord *coord, const char *id, double wait_s,
+                        struct gc_api_answer *ans)
+{
+    const struct gc_lease *l;
+
+    pthread_mutex_lock(&coord->lock);
+    if (wait_s > 0)
+        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0));
+    l = gc_ledger_lease_lookup(coord->ledger, id);
+    if (l == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "no lease '%s'", id);
+    } else {
+        json_decref(ans->body);
+        ans->status = 200;
+        ans->body = gc_view_lease_locked(coord, l);
+    }
+    pthread_mutex_unlock(&coord->lock);
+}
+
+void gc_coord_lease_heartbeat(struct gc_coord *coord, const char *id, struct gc_api_answer *ans)
+{
+    struct gc_lease *l;
+
+    pthread_mutex_lock(&coord->lock);
+    l = gc_ledger_lease_find(coord->ledger, id);
+    if (l == NULL || l->kind != GC_KIND_HOLDER) {
+        const struct gc_lease *h = gc_ledger_lease_lookup(coord->ledger, id);
+        if (h != NULL)
+            gc_api_error(ans, GC_ENOTFOUND, "lease '%s' has ended (%s%s%s)", id,
+                         gc_lease_state_name(h->state), h->reason[0] ? ": " : "", h->reason);
+        else
+            gc_api_error(ans, GC_ENOTFOUND, "no lease '%s'", id);
+    } else {
+        l->heartbeat_ms = gc_mono_ms();
+        json_decref(ans->body);
+        ans->status = 200;
+        ans->body = json_pack("{s:s, s:s, s:f}", "id", l->id, "state",
+                              gc_lease_state_name(l->state), "ttl_s", l->ttl_s);
+    }
+    pthread_mutex_unlock(&coord->lock);
+}
+
+void gc_coord_lease_release(struct gc_coord *coord, const char *id, struct gc_api_answer *ans)
+{
+    struct gc_lease *l;
+    const struct gc_lease *h;
+    double held_s;
+
+    pthread_mutex_lock(&coord->lock);
+    l = gc_ledger_lease_find(coord->ledger, id);
+    if (l != NULL && l->kind == GC_KIND_HOLDER) {
+        const char *why = l->state == GC_LEASE_GRANTED ? "released by its holder"
+                                                       : "withdrawn before it was granted";
+        gc_coord_lease_end_locked(coord, l, GC_LEASE_RELEASED, 0, why);
+        gc_coord_kick_locked(coord);
+    }
+    h = gc_ledger_lease_lookup(coord->ledger, id);
+    if (h == NULL || h->kind != GC_KIND_HOLDER) {
+        gc_api_error(ans, GC_ENOTFOUND, "no lease '%s'", id);
+    } else {
+        held_s = h->granted_ms ? (double)(h->ended_ms - h->granted_ms) / 1000.0 : 0;
+        json_decref(ans->body);
+        ans->status = 200;
+        ans->body = json_pack("{s:s, s:s, s:f}", "id", h->id, "state",
+                              gc_lease_state_name(h->state), "held_s", held_s);
+        if (h->reason[0] && h->state != GC_LEASE_RELEASED)
+            json_object_set_new(ans->body, "reason", json_string(h->reason));
+    }
+    pthread_mutex_unlock(&coord->lock);
+}

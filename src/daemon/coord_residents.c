@@ -1,0 +1,467 @@
+/* coord_residents.c - registering residents and unloading, reloading and demanding
+ * them by request (API operations). */
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/names.h"
+#include "common/proc.h"
+#include "common/size.h"
+#include "daemon/coord.h"
+
+#define RESIDENT_BYTES_MAX (1ULL << 50)
+#define PRIORITY_LIMIT 1000000
+#define TIMEOUT_MAX_S 3600.0
+
+static const char *const resident_fields[] = {
+    "name",    "protocol", "url",     "pid",     "gpu",          "bytes",
+    "priority", "restore", "on_stuck", "unload_timeout_s", "reload_timeout_s",
+    "verify_timeout_s", "kill_grace_s", "unload", "reload", "cleanup", "health", "command",
+    NULL};
+
+/* True when url is http://HOST[:PORT][/...] with HOST a loopback address. */
+static bool url_is_loopback(const char *url)
+{
+    char host[256];
+    const char *p = url + 7, *end;
+    size_t n;
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (*p == '[') {
+        end = strchr(p, ']');
+        if (end == NULL)
+            return false;
+        p++;
+    } else {
+        end = p + strcspn(p, ":/");
+    }
+    n = (size_t)(end - p);
+    if (n == 0 || n >= sizeof(host))
+        return false;
+    memcpy(host, p, n);
+    host[n] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+static bool request_spec_valid(const char *req)
+{
+    char method[16], path[GC_SPEC_REQ_MAX];
+
+    if (sscanf(req, "%15s %159s", method, path) != 2 || path[0] != '/')
+        return false;
+    return strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 ||
+           strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
+}
+
+static int copy_str(const json_t *req, const char *key, size_t max, char *dst,
+                    struct gc_jerr *err)
+{
+    const char *s = NULL;
+    int rc = gc_json_get_str(req, key, false, max - 1, &s, err);
+
+    if (rc == 0 && s != NULL)
+        snprintf(dst, max, "%s", s);
+    return rc;
+}
+
+int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct gc_jerr *err,
+                             struct gc_resident **ret)
+{
+    const struct gc_config *cfg = coord->config;
+    struct gc_resident r, *slot;
+    struct gc_resident_spec spec;
+    const struct gc_adapter *adapter;
+    const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
+    int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
+    uint64_t bytes = 0;
+
+    memset(&r, 0, sizeof(r));
+    memset(&spec, 0, sizeof(spec));
+    spec.unload_timeout_s = cfg->unload_timeout_s;
+    spec.reload_timeout_s = cfg->reload_timeout_s;
+    spec.verify_timeout_s = cfg->verify_timeout_s;
+    spec.kill_grace_s = cfg->kill_grace_s;
+    if (gc_json_only_keys(req, resident_fields, err) < 0 ||
+        gc_json_get_str(req, "name", true, GC_NAME_MAX, &name, err) < 0 ||
+        gc_json_get_str(req, "protocol", true, 15, &protocol, err) < 0 ||
+        copy_str(req, "url", sizeof(spec.url), spec.url, err) < 0 ||
+        gc_json_get_int(req, "pid", false, 1, INT_MAX, &pid, err) < 0 ||
+        gc_json_get_int(req, "gpu", false, 0, GC_GPUS_MAX - 1, &gpu, err) < 0 ||
+        gc_json_get_bytes(req, "bytes", false, RESIDENT_BYTES_MAX, &bytes, err) < 0 ||
+        gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT, &priority,
+                        err) < 0 ||
+        gc_json_get_str(req, "restore", false, 16, &restore, err) < 0 ||
+        gc_json_get_str(req, "on_stuck", false, 16, &on_stuck, err) < 0 ||
+        gc_json_get_seconds(req, "unload_timeout_s", false, 0.1, TIMEOUT_MAX_S,
+                            &spec.unload_timeout_s, err) < 0 ||
+        gc_json_get_seconds(req, "reload_timeout_s", false, 0.1, TIMEOUT_MAX_S,
+                            &spec.reload_timeout_s, err) < 0 ||
+        gc_json_get_seconds(req, "verify_timeout_s", false, 0.1, TIMEOUT_MAX_S,
+                            &spec.verify_timeout_s, err) < 0 ||
+        gc_json_get_seconds(req, "kill_grace_s", false, 0, 600, &spec.kill_grace_s, err) < 0 ||
+        copy_str(req, "unload", sizeof(spec.unload_req), spec.unload_req, err) < 0 ||
+        copy_str(req, "reload", sizeof(spec.reload_req), spec.reload_req, err) < 0 ||
+        copy_str(req, "cleanup", sizeof(spec.cleanup_req), spec.cleanup_req, err) < 0 ||
+        copy_str(req, "health", sizeof(spec.health_req), spec.health_req, err) < 0 ||
+        copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0)
+        return GC_EINVAL;
+
+#define REG_FAIL(...)                                                                              \
+    do {                                                                                           \
+        snprintf(err->msg, sizeof(err->msg), __VA_ARGS__);                                         \
+        return GC_EINVAL;                                                                          \
+    } while (0)
+
+    if (!gc_name_valid(name))
+        REG_FAIL("name must match [A-Za-z0-9._-]{1,%d}", GC_NAME_MAX);
+    adapter = gc_adapter_find(protocol);
+    if (adapter == NULL)
+        REG_FAIL("unknown protocol '%s' (known: %s)", protocol, gc_adapter_names());
+    if (adapter->needs_url && spec.url[0] == '\0')
+        REG_FAIL("protocol '%s' needs a 'url'", protocol);
+    if (spec.url[0] != '\0') {
+        if (strncmp(spec.url, "http://", 7) != 0)
+            REG_FAIL("url must start with http://");
+        if (!cfg->allow_remote_callbacks && !url_is_loopback(spec.url))
+            REG_FAIL("url must be a loopback address (127.0.0.0/8, ::1, localhost) unless the "
+                     "config sets allow_remote_callbacks");
+    }
+    if (strcmp(protocol, "http") == 0) {
+        if (!request_spec_valid(spec.unload_req) || !request_spec_valid(spec.reload_req))
+            REG_FAIL("protocol 'http' needs 'unload' and 'reload' like \"POST /sleep\"");
+        if ((spec.cleanup_req[0] && !request_spec_valid(spec.cleanup_req)) ||
+            (spec.health_req[0] && !request_spec_valid(spec.health_req)))
+            REG_FAIL("'cleanup' and 'health' must look like \"GET /health\"");
+    }
+    if (strcmp(protocol, "process") == 0) {
+        if (spec.command[0] == '\0')
+            REG_FAIL("protocol 'process' needs a start 'command'");
+        if (spec.health_req[0] && !request_spec_valid(spec.health_req))
+            REG_FAIL("'health' must look like \"GET /health\"");
+    }
+    if (gpu >= (int64_t)coord->ledger->ngpus)
+        REG_FAIL("no GPU %lld: this coordinator has %u", (long long)gpu, coord->ledger->ngpus);
+    if (restore != NULL && gc_restore_parse(restore, &r.restore) < 0)
+        REG_FAIL("restore must be auto, demand or never");
+    if (on_stuck != NULL && gc_on_stuck_parse(on_stuck, &r.on_stuck) < 0)
+        REG_FAIL("on_stuck must be fail or kill");
+    if (r.on_stuck == GC_STUCK_KILL && pid == 0)
+        REG_FAIL("on_stuck=kill needs the resident's pid");
+    if (pid > 0 && !gc_proc_alive((pid_t)pid))
+        REG_FAIL("process %lld does not exist", (long long)pid);
+#undef REG_FAIL
+
+    slot = gc_ledger_resident_find(coord->ledger, name);
+    if (slot != NULL && slot->busy) {
+        snprintf(err->msg, sizeof(err->msg), "resident '%s' is %s; register again when it is done",
+                 name, gc_resident_state_name(slot->state));
+        return GC_ECONFLICT;
+    }
+    if (slot == NULL) {
+        slot = gc_ledger_resident_alloc(coord->ledger);
+        if (slot == NULL) {
+            snprintf(err->msg, sizeof(err->msg), "at most %d residents", GC_RESIDENTS_MAX);
+            return GC_ELIMIT;
+        }
+    } else {
+        /* Re-registration replaces it but keeps its history. */
+        r.unloads = slot->unloads;
+        r.reloads = slot->reloads;
+    }
+    snprintf(r.name, sizeof(r.name), "%s", name);
+    snprintf(r.protocol, sizeof(r.protocol), "%s", protocol);
+    snprintf(r.url, sizeof(r.url), "%s", spec.url);
+    r.in_use = true;
+    r.pid = (pid_t)pid;
+    r.pid_start_ticks = pid ? gc_proc_start_ticks((pid_t)pid) : 0;
+    r.gpu = (unsigned)gpu;
+    r.bytes = bytes;
+    r.priority = (int)priority;
+    r.unload_timeout_s = spec.unload_timeout_s;
+    r.reload_timeout_s = spec.reload_timeout_s;
+    r.verify_timeout_s = spec.verify_timeout_s;
+    r.state = GC_RES_LOADED;
+    r.last_used_ms = gc_mono_ms();
+    *slot = r;
+    snprintf(spec.name, sizeof(spec.name), "%s", name);
+    snprintf(spec.protocol, sizeof(spec.protocol), "%s", protocol);
+    if (strcmp(protocol, "process") == 0) {
+        size_t dlen = strlen(cfg->state_dir), nlen = strlen(name);
+        /* state_dir is at most 511 bytes and name 64: the path always fits. */
+        memcpy(spec.log_path, cfg->state_dir, dlen);
+        spec.log_path[dlen] = '/';
+        memcpy(spec.log_path + dlen + 1, name, nlen);
+        memcpy(spec.log_path + dlen + 1 + nlen, ".log", 5);
+    }
+    {
+        struct gc_resident_ext *ext = &coord->ext[gc_coord_resident_index(coord, slot)];
+        json_decref(ext->registration);
+        ext->registration = json_deep_copy(req);
+        ext->spec = spec;
+    }
+    /* A process resident with no pid given is not running yet. */
+    if (strcmp(protocol, "process") == 0 && pid == 0)
+        slot->state = GC_RES_UNLOADED;
+    gc_coord_watch_locked(coord, slot->pid);
+    gc_coord_journal_resident_locked(coord, slot);
+    gc_events_add(&coord->events, gc_real_s(), "resident_registered", name,
+                  "%s at %s, pid %d, GPU %u, priority %d", protocol, spec.url[0] ? spec.url : "-",
+                  (int)pid, (unsigned)gpu, (int)priority);
+    *ret = slot;
+    return 0;
+}
+
+void gc_coord_resident_register(struct gc_coord *coord, const json_t *req,
+                                struct gc_api_answer *ans)
+{
+    struct gc_jerr err;
+    struct gc_resident *r;
+    int rc;
+
+    pthread_mutex_lock(&coord->lock);
+    rc = gc_coord_register_locked(coord, req, &err, &r);
+    if (rc < 0) {
+        gc_api_error(ans, rc, "%s", err.msg);
+    } else {
+        gc_coord_kick_locked(coord);
+        json_decref(ans->body);
+        ans->status = 201;
+        ans->body = gc_view_resident_locked(coord, r);
+    }
+    pthread_mutex_unlock(&coord->lock);
+}
+
+/* Ends demand leases for a resident (it was deleted). */
+static void end_demands_locked(struct gc_coord *coord, const char *name, const char *why)
+{
+    struct gc_lease *d;
+
+    while ((d = gc_ledger_demand_find(coord->ledger, name)) != NULL)
+        gc_coord_lease_end_locked(coord, d, GC_LEASE_FAILED, GC_EUNAVAIL, why);
+}
+
+void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
+{
+    struct gc_resident *r;
+    pid_t pid;
+
+    pthread_mutex_lock(&coord->lock);
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (r == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
+    } else if (r->busy) {
+        gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s; try again when it is done", name,
+                     gc_resident_state_name(r->state));
+    } else {
+        unsigned idx = gc_coord_resident_index(coord, r);
+        pid = r->pid;
+        gc_ledger_resident_remove(coord->ledger, r);
+        json_decref(coord->ext[idx].registration);
+        memset(&coord->ext[idx], 0, sizeof(coord->ext[idx]));
+        end_demands_locked(coord, name, "resident was deleted");
+        if (gc_store_append(coord->store,
+                            json_pack("{s:s, s:s}", "op", "rdel", "name", name), true) < 0)
+            coord->counters.journal_errors++;
+        gc_events_add(&coord->events, gc_real_s(), "resident_deleted", name, "pid %d",
+                      (int)pid);
+        (void)pid;
+        gc_coord_kick_locked(coord);
+        json_decref(ans->body);
+        ans->status = 204;
+        ans->body = NULL;
+    }
+    pthread_mutex_unlock(&coord->lock);
+}
+
+void gc_coord_resident_unload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
+{
+    struct gc_resident *r;
+    char why[GC_REASON_MAX];
+    int rc;
+
+    pthread_mutex_lock(&coord->lock);
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (r == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
+        pthread_mutex_unlock(&coord->lock);
+        return;
+    }
+    if (r->state != GC_RES_LOADED || r->busy) {
+        gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s, not loaded", name,
+                     gc_resident_state_name(r->state));
+        pthread_mutex_unlock(&coord->lock);
+        return;
+    }
+    gc_coord_kick_locked(coord); /* fresh reading for usage_before */
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (r == NULL || r->state != GC_RES_LOADED || r->busy) {
+        gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
+        pthread_mutex_unlock(&coord->lock);
+        return;
+    }
+    r->state = GC_RES_UNLOADING;
+    r->busy = true;
+    r->usage_before = gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid);
+    gc_coord_journal_resident_locked(coord, r);
+    gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name, "by request");
+    coord->jobs_running++;
+    pthread_mutex_unlock(&coord->lock);
+
+    rc = gc_job_unload_run(coord, name, "", why, sizeof(why));
+
+    pthread_mutex_lock(&coord->lock);
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (rc < 0) {
+        gc_api_error(ans, rc, "%s", why);
+    } else if (r == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
+    } else {
+        json_decref(ans->body);
+        ans->status = 200;
+        ans->body = gc_view_resident_locked(coord, r);
+    }
+    pthread_mutex_unlock(&coord->lock);
+}
+
+void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
+{
+    struct gc_resident *r;
+    char why[GC_REASON_MAX];
+    int rc;
+
+    pthread_mutex_lock(&coord->lock);
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (r == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
+        pthread_mutex_unlock(&coord->lock);
+        return;
+    }
+    if (r->busy || !(r->state == GC_RES_UNLOADED || r->state == GC_RES_FAILED ||
+                     (r->state == GC_RES_GONE && strcmp(r->protocol, "process") == 0))) {
+        gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s; only an unloaded or failed "
+                     "resident can be reloaded", name, gc_resident_state_name(r->state));
+        pthread_mutex_unlock(&coord->lock);
+        return;
+    }
+    gc_coord_kick_locked(coord);
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (r == NULL || r->busy) {
+        gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
+        pthread_mutex_unlock(&coord->lock);
+        return;
+    }
+    r->state = GC_RES_RELOADING;
+    r->busy = true;
+    r->usage_before = gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid);
+    gc_coord_journal_resident_locked(coord, r);
+    gc_events_add(&coord->events, gc_real_s(), "resident_reloading", name, "by request");
+    coord->jobs_running++;
+    pthread_mutex_unlock(&coord->lock);
+
+    rc = gc_job_reload_run(coord, name, why, sizeof(why));
+
+    pthread_mutex_lock(&coord->lock);
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (rc < 0) {
+        gc_api_error(ans, rc == GC_EUNAVAIL ? GC_ECOULDNOTFREE : rc, "%s", why);
+    } else if (r == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
+    } else {
+        json_decref(ans->body);
+        ans->status = 200;
+        ans->body = gc_view_resident_locked(coord, r);
+    }
+    pthread_mutex_unlock(&coord->lock);
+}
+
+void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
+                              struct gc_api_answer *ans)
+{
+    static const char *const fields[] = {"wait_s", "priority", NULL};
+    struct gc_jerr err;
+    struct gc_resident *r;
+    struct gc_lease *d;
+    double wait_s = 0;
+    int64_t priority = GC_LEASE_PRIORITY_DEFAULT, deadline;
+    char id[GC_LEASE_ID_MAX] = "";
+
+    if (req != NULL &&
+        (gc_json_only_keys(req, fields, &err) < 0 ||
+         gc_json_get_seconds(req, "wait_s", false, 0, coord->config->max_wait_s, &wait_s, &err) <
+             0 ||
+         gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT, &priority,
+                         &err) < 0)) {
+        gc_api_error(ans, GC_EINVAL, "%s", err.msg);
+        return;
+    }
+    deadline = gc_mono_ms() + (int64_t)(wait_s * 1000.0);
+    pthread_mutex_lock(&coord->lock);
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (r == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
+        goto out_unlock;
+    }
+    r->last_used_ms = gc_mono_ms();
+    if (r->state == GC_RES_FAILED ||
+        (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0)) {
+        gc_api_error(ans, GC_EUNAVAIL, "resident '%s' is %s%s%s", name,
+                     gc_resident_state_name(r->state), r->reason[0] ? ": " : "", r->reason);
+        goto out_unlock;
+    }
+    if (r->state != GC_RES_LOADED && r->state != GC_RES_RELOADING) {
+        d = gc_ledger_demand_find(coord->ledger, name);
+        if (d == NULL) {
+            int prio = (int)priority > r->priority ? (int)priority : r->priority;
+            if (gc_ledger_lease_new(coord->ledger, GC_KIND_DEMAND, name, 0, (int)r->gpu,
+                                    r->bytes, prio, 0, gc_mono_ms(), &d) < 0) {
+                gc_api_error(ans, GC_ELIMIT, "the queue is full");
+                goto out_unlock;
+            }
+            coord->counters.demands++;
+            gc_events_add(&coord->events, gc_real_s(), "resident_demand", name,
+                          "requests are waiting for it");
+        }
+        snprintf(id, sizeof(id), "%s", d->id);
+        gc_coord_kick_locked(coord);
+    }
+    for (;;) {
+        const struct gc_lease *h;
+        r = gc_ledger_resident_find(coord->ledger, name);
+        if (r == NULL) {
+            gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted", name);
+            goto out_unlock;
+        }
+        if (r->state == GC_RES_LOADED) {
+            json_decref(ans->body);
+            ans->status = 200;
+            ans->body = gc_view_resident_locked(coord, r);
+            goto out_unlock;
+        }
+        h = id[0] ? gc_ledger_lease_lookup(coord->ledger, id) : NULL;
+        if (r->state == GC_RES_FAILED || (h != NULL && h->state == GC_LEASE_FAILED)) {
+            gc_api_error(ans, GC_EUNAVAIL, "resident '%s' could not be reloaded: %s", name,
+                         r->reason[0] ? r->reason : (h ? h->reason : ""));
+            goto out_unlock;
+        }
+        if (!gc_coord_wait_locked(coord, deadline))
+            break;
+    }
+    d = id[0] ? gc_ledger_lease_find(coord->ledger, id) : NULL;
+    json_decref(ans->body);
+    ans->status = 202;
+    ans->body = json_pack("{s:s, s:s, s:s, s:i}", "name", name, "state",
+                          gc_resident_state_name(r->state), "id", id, "position",
+                          d ? (int)gc_ledger_queue_position(coord->ledger, d) : 0);
+out_unlock:
+    pthread_mutex_unlock(&coord->lock);
+}

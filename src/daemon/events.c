@@ -1,0 +1,65 @@
+/* events.c - ring of recent events. */
+#include "daemon/events.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void gc_events_init(struct gc_events *events)
+{
+    memset(events, 0, sizeof(*events));
+    events->next_seq = 1;
+}
+
+struct gc_event *gc_events_add(struct gc_events *events, double now, const char *kind,
+                               const char *subject, const char *fmt, ...)
+{
+    struct gc_event *ev = &events->ring[events->next_seq % GC_EVENTS_MAX];
+    va_list ap;
+
+    memset(ev, 0, sizeof(*ev));
+    ev->seq = events->next_seq++;
+    ev->time = now;
+    snprintf(ev->kind, sizeof(ev->kind), "%s", kind);
+    snprintf(ev->subject, sizeof(ev->subject), "%s", subject ? subject : "");
+    va_start(ap, fmt);
+    vsnprintf(ev->detail, sizeof(ev->detail), fmt, ap);
+    va_end(ap);
+    return ev;
+}
+
+void gc_event_phase(struct gc_event *ev, const char *name, double seconds)
+{
+    if (ev->nphases >= GC_EVENT_PHASES_MAX)
+        return;
+    snprintf(ev->phase_names[ev->nphases], sizeof(ev->phase_names[0]), "%s", name);
+    ev->phase_s[ev->nphases] = seconds;
+    ev->nphases++;
+}
+
+uint64_t gc_events_last_seq(const struct gc_events *events)
+{
+    return events->next_seq - 1;
+}
+
+json_t *gc_events_since(const struct gc_events *events, uint64_t since, unsigned max)
+{
+    json_t *arr = json_array();
+    uint64_t last = events->next_seq - 1;
+    uint64_t oldest = last >= GC_EVENTS_MAX ? last - GC_EVENTS_MAX + 1 : 1;
+    uint64_t first = since + 1 > oldest ? since + 1 : oldest;
+
+    if (last >= first && last - first + 1 > max)
+        first = last - max + 1;
+    for (uint64_t seq = first; seq <= last; seq++) {
+        const struct gc_event *ev = &events->ring[seq % GC_EVENTS_MAX];
+        json_t *durations = json_object();
+        for (unsigned i = 0; i < ev->nphases; i++)
+            json_object_set_new(durations, ev->phase_names[i], json_real(ev->phase_s[i]));
+        json_array_append_new(arr, json_pack("{s:I, s:f, s:s, s:s, s:s, s:o}", "seq",
+                                             (json_int_t)ev->seq, "time", ev->time, "kind",
+                                             ev->kind, "subject", ev->subject, "detail",
+                                             ev->detail, "durations", durations));
+    }
+    return arr;
+}

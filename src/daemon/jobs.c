@@ -1,0 +1,556 @@
+/*
+ * jobs.c - unloading and reloading one resident, verified through NVML.
+ *
+ * Unload: ask (adapter), then poll NVML until the resident's process usage has
+ * dropped by what it should free; past the deadline ask it to clean up once,
+ * then escalate per on_stuck (fail: the lease fails and the resident is
+ * restored; kill: SIGTERM, SIGKILL, wait for the driver to release the memory).
+ * Reload: wait (bounded) until NVML shows room, ask, verify; retry with
+ * backoff, then mark the resident failed. A resident's word is never taken
+ * for memory.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/size.h"
+#include "daemon/coord.h"
+
+/* How long a killed resident's memory may take to come back from the driver. */
+#define KILL_RELEASE_WAIT_MS 30000
+/* A reload counts as verified once this share of its bytes shows in NVML. */
+#define VERIFY_SHARE 0.9
+
+struct job {
+    struct gc_coord *coord;
+    char name[GC_NAME_MAX + 1];
+    char lease_id[GC_LEASE_ID_MAX];
+};
+
+/* Snapshot of what a job needs, taken under the lock. */
+struct job_view {
+    struct gc_resident_spec spec;
+    const struct gc_adapter *adapter;
+    enum gc_on_stuck on_stuck;
+    unsigned gpu;
+    uint64_t usage_before;
+    uint64_t expected; /* bytes it should free / take */
+};
+
+static int view_locked(struct gc_coord *coord, const char *name, enum gc_resident_state want,
+                       struct job_view *ret)
+{
+    struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+
+    if (r == NULL || r->state != want)
+        return GC_ECONFLICT;
+    memset(ret, 0, sizeof(*ret));
+    ret->spec = coord->ext[gc_coord_resident_index(coord, r)].spec;
+    ret->spec.pid = r->pid;
+    ret->adapter = gc_adapter_find(r->protocol);
+    ret->on_stuck = r->on_stuck;
+    ret->gpu = r->gpu;
+    ret->usage_before = r->usage_before;
+    ret->expected = r->bytes;
+    return ret->adapter ? 0 : GC_EINVAL;
+}
+
+/* Has the unload freed what it should? (lock held, snapshot fresh) */
+static bool unload_verified_locked(struct gc_coord *coord, const struct job_view *v,
+                                   uint64_t gpu_used_before, uint64_t *ret_freed)
+{
+    struct gc_ledger *ledger = coord->ledger;
+    uint64_t now_usage, freed, want;
+
+    if (v->spec.pid > 0) {
+        now_usage = gc_ledger_proc_usage(ledger, v->gpu, v->spec.pid);
+        freed = v->usage_before > now_usage ? v->usage_before - now_usage : 0;
+        want = v->expected ? (uint64_t)((double)v->expected * VERIFY_SHARE) : 1;
+        if (want > v->usage_before)
+            want = v->usage_before; /* cannot free more than it held */
+    } else {
+        /* No pid: only the GPU's total use can tell. */
+        uint64_t used = ledger->gpus[v->gpu].used_bytes;
+        freed = gpu_used_before > used ? gpu_used_before - used : 0;
+        want = (uint64_t)((double)v->expected * VERIFY_SHARE);
+    }
+    *ret_freed = freed;
+    return freed >= want;
+}
+
+/* One lease fewer waiting on this eviction; fails the lease when asked to. */
+static void lease_eviction_done_locked(struct gc_coord *coord, const char *lease_id, int error,
+                                       const char *reason)
+{
+    struct gc_lease *l;
+
+    if (lease_id == NULL || lease_id[0] == '\0')
+        return;
+    l = gc_ledger_lease_find(coord->ledger, lease_id);
+    if (l == NULL)
+        return;
+    if (l->evicting > 0)
+        l->evicting--;
+    if (error != 0)
+        gc_coord_lease_end_locked(coord, l, GC_LEASE_FAILED, error, reason);
+}
+
+/* SIGTERM, grace, SIGKILL, then wait until NVML no longer shows the memory. */
+static bool kill_and_wait(struct gc_coord *coord, const struct job_view *v)
+{
+    int64_t deadline;
+    pid_t pid = v->spec.pid;
+
+    kill(pid, SIGTERM);
+    deadline = gc_mono_ms() + (int64_t)(v->spec.kill_grace_s * 1000.0);
+    while (gc_proc_alive(pid) && gc_mono_ms() < deadline)
+        gc_sleep_ms(20);
+    if (gc_proc_alive(pid))
+        kill(pid, SIGKILL);
+    deadline = gc_mono_ms() + KILL_RELEASE_WAIT_MS;
+    for (;;) {
+        bool gone;
+        pthread_mutex_lock(&coord->lock);
+        gc_coord_kick_locked(coord);
+        gone = !gc_proc_alive(pid) && gc_ledger_proc_usage(coord->ledger, v->gpu, pid) == 0;
+        pthread_mutex_unlock(&coord->lock);
+        if (gone)
+            return true;
+        if (gc_mono_ms() >= deadline)
+            return false;
+        gc_sleep_ms((int64_t)(coord->config->verify_poll_s * 1000.0));
+    }
+}
+
+static int unload_escalate(struct gc_coord *coord, const char *name, const char *lease_id,
+                           const struct job_view *v, uint64_t freed, double elapsed, char *why,
+                           size_t why_len)
+{
+    struct gc_resident *r;
+    char b1[GC_SIZE_BUF], b2[GC_SIZE_BUF];
+
+    snprintf(why, why_len,
+             "resident '%s' said it unloaded, but after %.1f s NVML shows only %s freed of %s",
+             name, elapsed, gc_size_format(freed, b1, sizeof(b1)),
+             gc_size_format(v->expected, b2, sizeof(b2)));
+    pthread_mutex_lock(&coord->lock);
+    coord->counters.verify_timeouts++;
+    gc_events_add(&coord->events, gc_real_s(), "verify_timeout", name, "%s", why);
+    pthread_mutex_unlock(&coord->lock);
+
+    if (v->on_stuck == GC_STUCK_KILL && v->spec.pid > 0) {
+        bool released;
+        pthread_mutex_lock(&coord->lock);
+        coord->counters.kills++;
+        gc_events_add(&coord->events, gc_real_s(), "escalation_kill", name,
+                      "killing pid %d (on_stuck=kill)", (int)v->spec.pid);
+        pthread_mutex_unlock(&coord->lock);
+        released = kill_and_wait(coord, v);
+        pthread_mutex_lock(&coord->lock);
+        r = gc_ledger_resident_find(coord->ledger, name);
+        if (r != NULL) {
+            r->busy = false;
+            r->evicted = lease_id[0] != '\0';
+            r->unloaded_since_ms = gc_mono_ms();
+            if (strcmp(r->protocol, "process") == 0) {
+                r->state = GC_RES_UNLOADED; /* its start command brings it back */
+            } else {
+                r->state = GC_RES_GONE;
+                snprintf(r->reason, sizeof(r->reason),
+                         "killed: did not free its memory; waits for re-registration");
+            }
+            gc_coord_journal_resident_locked(coord, r);
+        }
+        if (!released)
+            snprintf(why, why_len, "killed resident '%s', but the driver has not released its "
+                     "memory within %d s", name, KILL_RELEASE_WAIT_MS / 1000);
+        lease_eviction_done_locked(coord, lease_id, released ? 0 : GC_ECOULDNOTFREE, why);
+        coord->jobs_running--;
+        gc_coord_kick_locked(coord);
+        pthread_mutex_unlock(&coord->lock);
+        return released ? 0 : GC_ECOULDNOTFREE;
+    }
+
+    /* on_stuck=fail: the lease fails; the resident is restored. */
+    pthread_mutex_lock(&coord->lock);
+    lease_eviction_done_locked(coord, lease_id, GC_ECOULDNOTFREE, why);
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (r != NULL) {
+        r->state = GC_RES_RELOADING;
+        snprintf(r->reason, sizeof(r->reason), "%s", why);
+        gc_coord_journal_resident_locked(coord, r);
+    }
+    pthread_mutex_unlock(&coord->lock);
+    if (r != NULL) {
+        char rwhy[GC_REASON_MAX];
+        pthread_mutex_lock(&coord->lock);
+        coord->jobs_running++; /* the reload below accounts for itself */
+        pthread_mutex_unlock(&coord->lock);
+        gc_job_reload_run(coord, name, rwhy, sizeof(rwhy));
+    }
+    pthread_mutex_lock(&coord->lock);
+    coord->jobs_running--;
+    pthread_mutex_unlock(&coord->lock);
+    return GC_ECOULDNOTFREE;
+}
+
+int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *lease_id, char *why,
+                      size_t why_len)
+{
+    struct job_view v;
+    struct gc_adapter_result res = {0};
+    struct gc_resident *r;
+    uint64_t gpu_used_before, freed = 0;
+    int64_t t0 = gc_mono_ms(), t_unloaded, deadline;
+    bool cleaned = false;
+    int rc;
+
+    pthread_mutex_lock(&coord->lock);
+    rc = view_locked(coord, name, GC_RES_UNLOADING, &v);
+    gpu_used_before = rc == 0 ? coord->ledger->gpus[v.gpu].used_bytes : 0;
+    if (rc < 0) {
+        snprintf(why, why_len, "resident '%s' is not being unloaded", name);
+        coord->jobs_running--;
+        pthread_cond_broadcast(&coord->changed);
+        pthread_mutex_unlock(&coord->lock);
+        return rc;
+    }
+    pthread_mutex_unlock(&coord->lock);
+
+    rc = v.adapter->unload(&v.spec, &res);
+    t_unloaded = gc_mono_ms();
+    if (rc < 0) {
+        /* Did it unload anyway (an answer lost, a timeout just missed)? Ask. */
+        struct gc_adapter_result h = {0};
+        if (v.adapter->health(&v.spec, &h) == 0 && h.models_loaded == 0) {
+            rc = 0;
+        } else {
+            snprintf(why, why_len, "resident '%s' could not unload: %s", name, res.detail);
+            pthread_mutex_lock(&coord->lock);
+            r = gc_ledger_resident_find(coord->ledger, name);
+            if (r != NULL) {
+                r->state = GC_RES_LOADED; /* left loaded: it never let go */
+                r->busy = false;
+                snprintf(r->reason, sizeof(r->reason), "%s", res.detail);
+                gc_coord_journal_resident_locked(coord, r);
+            }
+            coord->counters.unload_failures++;
+            gc_events_add(&coord->events, gc_real_s(), "unload_failed", name, "%s", res.detail);
+            lease_eviction_done_locked(coord, lease_id, GC_ECOULDNOTFREE, why);
+            coord->jobs_running--;
+            gc_coord_kick_locked(coord);
+            pthread_mutex_unlock(&coord->lock);
+            return rc == GC_ETIMEDOUT ? GC_ETIMEDOUT : GC_ECOULDNOTFREE;
+        }
+    }
+
+    deadline = gc_mono_ms() + (int64_t)(v.spec.verify_timeout_s * 1000.0);
+    for (;;) {
+        bool ok;
+        pthread_mutex_lock(&coord->lock);
+        gc_coord_kick_locked(coord);
+        ok = unload_verified_locked(coord, &v, gpu_used_before, &freed);
+        if (ok) {
+            double unload_s = (double)(t_unloaded - t0) / 1000.0;
+            double verify_s = (double)(gc_mono_ms() - t_unloaded) / 1000.0;
+            struct gc_event *ev;
+            char b[GC_SIZE_BUF];
+            r = gc_ledger_resident_find(coord->ledger, name);
+            if (r != NULL) {
+                if (r->pid > 0 && !gc_proc_alive(r->pid) && strcmp(r->protocol, "process")) {
+                    r->state = GC_RES_GONE;
+                    snprintf(r->reason, sizeof(r->reason), "process %d exited during unload",
+                             (int)r->pid);
+                } else {
+                    r->state = GC_RES_UNLOADED;
+                }
+                r->busy = false;
+                r->evicted = lease_id[0] != '\0';
+                r->unloaded_since_ms = gc_mono_ms();
+                r->unloads++;
+                r->last_unload_s = unload_s + verify_s;
+                if (r->bytes == 0)
+                    r->bytes = freed; /* learned */
+                gc_coord_journal_resident_locked(coord, r);
+            }
+            coord->counters.unloads++;
+            gc_hist_add(&coord->unload_s, unload_s + verify_s);
+            ev = gc_events_add(&coord->events, gc_real_s(), "resident_unloaded", name,
+                               "%s freed (verified by NVML)%s%s", gc_size_format(freed, b, sizeof(b)),
+                               cleaned ? " after a cleanup request" : "",
+                               lease_id[0] ? "" : " by request");
+            gc_event_phase(ev, "unload", unload_s);
+            gc_event_phase(ev, "verify", verify_s);
+            lease_eviction_done_locked(coord, lease_id, 0, NULL);
+            coord->jobs_running--;
+            gc_coord_kick_locked(coord);
+            pthread_mutex_unlock(&coord->lock);
+            return 0;
+        }
+        pthread_mutex_unlock(&coord->lock);
+        if (gc_mono_ms() >= deadline) {
+            if (cleaned)
+                break;
+            /* Once: ask it to clean up (caches, stray tensors), then look again. */
+            struct gc_adapter_result cres = {0};
+            int crc = v.adapter->cleanup(&v.spec, &cres);
+            pthread_mutex_lock(&coord->lock);
+            coord->counters.cleanups++;
+            gc_events_add(&coord->events, gc_real_s(), "cleanup_requested", name,
+                          "memory not freed within %.1f s; cleanup %s%s%s", v.spec.verify_timeout_s,
+                          crc == 0 ? "answered" : "failed", crc ? ": " : "", crc ? cres.detail : "");
+            pthread_mutex_unlock(&coord->lock);
+            cleaned = true;
+            deadline = gc_mono_ms() + (int64_t)(v.spec.verify_timeout_s * 500.0);
+            continue;
+        }
+        gc_sleep_ms((int64_t)(coord->config->verify_poll_s * 1000.0));
+    }
+    return unload_escalate(coord, name, lease_id, &v, freed,
+                           (double)(gc_mono_ms() - t0) / 1000.0, why, why_len);
+}
+
+/* Waits until NVML shows room for the reload (bounded); false when it never came. */
+static bool wait_room(struct gc_coord *coord, const struct job_view *v, int64_t deadline,
+                      char *why, size_t why_len)
+{
+    char b1[GC_SIZE_BUF], b2[GC_SIZE_BUF];
+
+    for (;;) {
+        uint64_t free_bytes;
+        pthread_mutex_lock(&coord->lock);
+        gc_coord_kick_locked(coord);
+        free_bytes = coord->ledger->gpus[v->gpu].free_bytes;
+        pthread_mutex_unlock(&coord->lock);
+        /* NVML's free, not the ledger's: freed memory can take a while to come back. */
+        if (free_bytes >= v->expected)
+            return true;
+        if (gc_mono_ms() >= deadline) {
+            snprintf(why, why_len, "no room to reload '%s': NVML shows %s free, it needs %s",
+                     v->spec.name, gc_size_format(free_bytes, b1, sizeof(b1)),
+                     gc_size_format(v->expected, b2, sizeof(b2)));
+            return false;
+        }
+        gc_sleep_ms((int64_t)(coord->config->verify_poll_s * 1000.0));
+    }
+}
+
+static void reload_finish_locked(struct gc_coord *coord, const char *name, int rc,
+                                 const char *why, double wait_s, double reload_s,
+                                 double verify_s, bool verified)
+{
+    struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+    struct gc_event *ev;
+
+    if (r != NULL) {
+        r->busy = false;
+        if (rc == 0) {
+            if (r->evicted)
+                coord->counters.swaps++;
+            r->state = GC_RES_LOADED;
+            r->evicted = false;
+            r->reloads++;
+            r->reload_failures = 0;
+            r->last_used_ms = gc_mono_ms();
+            r->last_reload_s = reload_s + verify_s;
+            r->reason[0] = '\0';
+        } else {
+            r->state = GC_RES_FAILED;
+            snprintf(r->reason, sizeof(r->reason), "%s", why);
+        }
+        gc_coord_journal_resident_locked(coord, r);
+    }
+    if (rc == 0) {
+        coord->counters.reloads++;
+        gc_hist_add(&coord->reload_s, reload_s + verify_s);
+        ev = gc_events_add(&coord->events, gc_real_s(), "resident_reloaded", name, "%s",
+                           verified ? "verified by NVML" : "NVML did not show its memory");
+        gc_event_phase(ev, "wait_room", wait_s);
+        gc_event_phase(ev, "reload", reload_s);
+        gc_event_phase(ev, "verify", verify_s);
+    } else {
+        gc_events_add(&coord->events, gc_real_s(), "resident_failed", name, "%s", why);
+    }
+    coord->jobs_running--;
+    gc_coord_kick_locked(coord);
+}
+
+int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_t why_len)
+{
+    struct job_view v;
+    struct gc_adapter_result res;
+    int64_t t0 = gc_mono_ms(), t1, t2;
+    unsigned attempts;
+    bool verified = false;
+    int rc;
+
+    pthread_mutex_lock(&coord->lock);
+    rc = view_locked(coord, name, GC_RES_RELOADING, &v);
+    attempts = coord->config->reload_attempts ? coord->config->reload_attempts : 1;
+    if (rc < 0) {
+        snprintf(why, why_len, "resident '%s' is not being reloaded", name);
+        coord->jobs_running--;
+        pthread_cond_broadcast(&coord->changed);
+        pthread_mutex_unlock(&coord->lock);
+        return rc;
+    }
+    pthread_mutex_unlock(&coord->lock);
+
+    if (!wait_room(coord, &v, t0 + (int64_t)(v.spec.reload_timeout_s * 1000.0), why, why_len)) {
+        /* Not a failure of the resident: it stays unloaded and is retried later. */
+        pthread_mutex_lock(&coord->lock);
+        struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+        if (r != NULL) {
+            r->state = GC_RES_UNLOADED;
+            r->busy = false;
+            snprintf(r->reason, sizeof(r->reason), "%s", why);
+            gc_coord_journal_resident_locked(coord, r);
+        }
+        gc_events_add(&coord->events, gc_real_s(), "reload_waiting", name, "%s", why);
+        coord->jobs_running--;
+        gc_coord_kick_locked(coord);
+        pthread_mutex_unlock(&coord->lock);
+        return GC_EUNAVAIL;
+    }
+    t1 = gc_mono_ms();
+
+    for (unsigned attempt = 1;; attempt++) {
+        memset(&res, 0, sizeof(res));
+        if (v.spec.pid > 0 && !gc_proc_alive(v.spec.pid) && strcmp(v.spec.protocol, "process")) {
+            snprintf(res.detail, sizeof(res.detail), "process %d is gone", (int)v.spec.pid);
+            rc = GC_EUNAVAIL;
+            attempt = attempts; /* no point retrying */
+        } else {
+            rc = v.adapter->reload(&v.spec, &res);
+        }
+        if (rc == 0)
+            break;
+        pthread_mutex_lock(&coord->lock);
+        coord->counters.reload_failures++;
+        gc_events_add(&coord->events, gc_real_s(), "reload_failed", name, "attempt %u of %u: %s",
+                      attempt, attempts, res.detail);
+        pthread_mutex_unlock(&coord->lock);
+        if (attempt >= attempts) {
+            snprintf(why, why_len, "resident '%s' failed to reload %u times: %s", name, attempts,
+                     res.detail);
+            pthread_mutex_lock(&coord->lock);
+            reload_finish_locked(coord, name, rc, why, (double)(t1 - t0) / 1000.0, 0, 0, false);
+            pthread_mutex_unlock(&coord->lock);
+            return rc;
+        }
+        gc_sleep_ms((int64_t)(coord->config->reload_backoff_s * 1000.0) << (attempt - 1));
+    }
+    t2 = gc_mono_ms();
+
+    if (res.new_pid > 0 && res.new_pid != v.spec.pid) {
+        pthread_mutex_lock(&coord->lock);
+        struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+        if (r != NULL) {
+            r->pid = res.new_pid;
+            r->pid_start_ticks = gc_proc_start_ticks(res.new_pid);
+            r->usage_before = 0;
+            gc_coord_watch_locked(coord, res.new_pid);
+        }
+        pthread_mutex_unlock(&coord->lock);
+        v.spec.pid = res.new_pid;
+        v.usage_before = 0;
+    }
+
+    /* Verify: its memory shows in NVML (bounded; a lazy loader may take longer). */
+    if (v.spec.pid > 0 && v.expected > 0) {
+        int64_t deadline = gc_mono_ms() + (int64_t)(v.spec.verify_timeout_s * 1000.0);
+        uint64_t want = v.usage_before + (uint64_t)((double)v.expected * VERIFY_SHARE);
+        for (;;) {
+            pthread_mutex_lock(&coord->lock);
+            gc_coord_kick_locked(coord);
+            verified = gc_ledger_proc_usage(coord->ledger, v.gpu, v.spec.pid) >= want;
+            pthread_mutex_unlock(&coord->lock);
+            if (verified || gc_mono_ms() >= deadline)
+                break;
+            gc_sleep_ms((int64_t)(coord->config->verify_poll_s * 1000.0));
+        }
+    } else {
+        verified = true;
+    }
+    pthread_mutex_lock(&coord->lock);
+    reload_finish_locked(coord, name, 0, NULL, (double)(t1 - t0) / 1000.0,
+                         (double)(t2 - t1) / 1000.0, (double)(gc_mono_ms() - t2) / 1000.0,
+                         verified);
+    pthread_mutex_unlock(&coord->lock);
+    return 0;
+}
+
+static void *unload_thread(void *arg)
+{
+    struct job *job = arg;
+    char why[GC_REASON_MAX];
+
+    gc_job_unload_run(job->coord, job->name, job->lease_id, why, sizeof(why));
+    free(job);
+    return NULL;
+}
+
+static void *reload_thread(void *arg)
+{
+    struct job *job = arg;
+    char why[GC_REASON_MAX];
+
+    if (gc_job_reload_run(job->coord, job->name, why, sizeof(why)) < 0)
+        gc_warn("%s", why);
+    free(job);
+    return NULL;
+}
+
+static void spawn(struct gc_coord *coord, const char *name, const char *lease_id,
+                  void *(*fn)(void *))
+{
+    struct job *job = calloc(1, sizeof(*job));
+    pthread_attr_t attr;
+    pthread_t tid;
+
+    if (job == NULL)
+        goto out_fail;
+    job->coord = coord;
+    snprintf(job->name, sizeof(job->name), "%s", name);
+    snprintf(job->lease_id, sizeof(job->lease_id), "%s", lease_id ? lease_id : "");
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&tid, &attr, fn, job) != 0) {
+        pthread_attr_destroy(&attr);
+        free(job);
+        goto out_fail;
+    }
+    pthread_attr_destroy(&attr);
+    return;
+
+out_fail:
+    /* Cannot even start a thread: undo the mark so the resident is not stuck busy. */
+    gc_error("cannot start a job for resident '%s'", name);
+    {
+        struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+        if (r != NULL) {
+            r->busy = false;
+            r->state = fn == unload_thread ? GC_RES_LOADED : GC_RES_UNLOADED;
+        }
+        coord->jobs_running--;
+    }
+}
+
+/* Called with coord->lock held: the thread starts working once the lock is released. */
+void gc_job_unload_spawn(struct gc_coord *coord, const char *name, const char *lease_id)
+{
+    spawn(coord, name, lease_id, unload_thread);
+}
+
+void gc_job_reload_spawn(struct gc_coord *coord, const char *name)
+{
+    spawn(coord, name, NULL, reload_thread);
+}

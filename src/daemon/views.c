@@ -1,0 +1,305 @@
+/* views.c - the API's JSON views of GPUs, residents, leases and status, and the
+ * Prometheus text of /metrics. Called with coord->lock held. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/size.h"
+#include "daemon/coord.h"
+
+static const char *owner_of(struct gc_coord *coord, unsigned gpu, uint32_t pid)
+{
+    struct gc_ledger *ledger = coord->ledger;
+
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        const struct gc_resident *r = &ledger->residents[i];
+        if (r->in_use && r->gpu == gpu && r->pid == (pid_t)pid)
+            return r->name;
+    }
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *l = &ledger->leases[i];
+        if (l->kind == GC_KIND_HOLDER && l->pid == (pid_t)pid)
+            return l->holder;
+    }
+    return NULL;
+}
+
+json_t *gc_view_gpus_locked(struct gc_coord *coord)
+{
+    struct gc_ledger *ledger = coord->ledger;
+    json_t *gpus = json_array();
+
+    for (unsigned g = 0; g < ledger->ngpus; g++) {
+        const struct gc_gpu *gpu = &ledger->gpus[g];
+        struct gc_account acct;
+        json_t *procs = json_array();
+        gc_ledger_account(ledger, g, NULL, &acct);
+        for (unsigned i = 0; i < gpu->nprocs; i++) {
+            const char *owner = owner_of(coord, g, gpu->procs[i].pid);
+            json_array_append_new(
+                procs, json_pack("{s:i, s:o, s:s?}", "pid", (int)gpu->procs[i].pid, "used_bytes",
+                                 gpu->procs[i].used_bytes == UINT64_MAX
+                                     ? json_null()
+                                     : json_integer((json_int_t)gpu->procs[i].used_bytes),
+                                 "owner", owner));
+        }
+        json_array_append_new(
+            gpus, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "index",
+                            (int)g, "uuid", gpu->uuid, "name", gpu->name, "total_bytes",
+                            (json_int_t)gpu->total_bytes, "free_bytes",
+                            (json_int_t)gpu->free_bytes, "used_bytes",
+                            (json_int_t)gpu->used_bytes, "budget_bytes", (json_int_t)acct.cap,
+                            "reserve_bytes", (json_int_t)acct.reserve, "committed_bytes",
+                            (json_int_t)acct.committed, "headroom_bytes",
+                            (json_int_t)acct.headroom, "processes", procs));
+    }
+    return gpus;
+}
+
+json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident *r)
+{
+    const struct gc_resident_spec *spec = &coord->ext[gc_coord_resident_index(coord, r)].spec;
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:o, s:i, s:s, s:I, s:i, s:s, s:s, s:f, s:f, s:i, s:i, s:b, s:I, s:f, "
+        "s:f, s:f}",
+        "name", r->name, "protocol", r->protocol, "url", r->url, "pid",
+        r->pid > 0 ? json_integer(r->pid) : json_null(), "gpu", (int)r->gpu, "state",
+        gc_resident_state_name(r->state), "bytes", (json_int_t)r->bytes, "priority", r->priority,
+        "restore", gc_restore_name(r->restore), "on_stuck", gc_on_stuck_name(r->on_stuck),
+        "last_unload_s", r->last_unload_s, "last_reload_s", r->last_reload_s, "unloads",
+        (int)r->unloads, "reloads", (int)r->reloads, "evicted", r->evicted, "used_bytes",
+        (json_int_t)gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid), "unload_timeout_s",
+        spec->unload_timeout_s, "reload_timeout_s", spec->reload_timeout_s, "verify_timeout_s",
+        spec->verify_timeout_s);
+
+    if (r->reason[0] != '\0')
+        json_object_set_new(o, "reason", json_string(r->reason));
+    if (r->state == GC_RES_UNLOADED)
+        json_object_set_new(o, "unloaded_for_s",
+                            json_real((double)(gc_mono_ms() - r->unloaded_since_ms) / 1000.0));
+    return o;
+}
+
+json_t *gc_view_residents_locked(struct gc_coord *coord)
+{
+    json_t *arr = json_array();
+
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        if (coord->ledger->residents[i].in_use)
+            json_array_append_new(arr,
+                                  gc_view_resident_locked(coord, &coord->ledger->residents[i]));
+    }
+    return arr;
+}
+
+json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
+{
+    int64_t now = gc_mono_ms();
+    json_t *evicted = json_array();
+    json_t *o;
+    bool active = l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING ||
+                  l->state == GC_LEASE_GRANTED;
+    int64_t end = active ? now : l->ended_ms;
+
+    for (unsigned i = 0; i < l->nevicted; i++)
+        json_array_append_new(evicted, json_string(l->evicted[i]));
+    o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:i, s:f, s:s, s:o}", "id", l->id, "kind",
+                  l->kind == GC_KIND_DEMAND ? "demand" : "holder", "holder", l->holder, "pid",
+                  l->pid > 0 ? json_integer(l->pid) : json_null(), "gpu",
+                  l->gpu >= 0 ? json_integer(l->gpu) : json_null(), "bytes",
+                  (json_int_t)l->bytes, "priority", l->priority, "ttl_s", l->ttl_s, "state",
+                  gc_lease_state_name(l->state), "evicted", evicted);
+    json_object_set_new(o, "gpu_requested",
+                        l->gpu_req >= 0 ? json_integer(l->gpu_req) : json_string("any"));
+    json_object_set_new(o, "waited_s",
+                        json_real((double)((l->granted_ms ? l->granted_ms : end) - l->created_ms) /
+                                  1000.0));
+    if (l->granted_ms)
+        json_object_set_new(o, "held_s", json_real((double)(end - l->granted_ms) / 1000.0));
+    if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
+        json_object_set_new(o, "position",
+                            json_integer(gc_ledger_queue_position(coord->ledger, l)));
+    if (active && l->ttl_s > 0 && l->kind == GC_KIND_HOLDER)
+        json_object_set_new(
+            o, "expires_in_s",
+            json_real(l->ttl_s - (double)(now - l->heartbeat_ms) / 1000.0));
+    if (l->reason[0] != '\0')
+        json_object_set_new(o, "reason", json_string(l->reason));
+    return o;
+}
+
+json_t *gc_view_leases_locked(struct gc_coord *coord)
+{
+    json_t *arr = json_array();
+
+    for (unsigned i = 0; i < coord->ledger->nleases; i++)
+        json_array_append_new(arr, gc_view_lease_locked(coord, &coord->ledger->leases[i]));
+    return arr;
+}
+
+json_t *gc_view_status_locked(struct gc_coord *coord)
+{
+    const struct gc_counters *c = &coord->counters;
+    struct gc_ledger *ledger = coord->ledger;
+    json_t *queue = json_array();
+    unsigned n = 0;
+    const struct gc_lease *waiting[GC_LEASES_MAX];
+
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *l = &ledger->leases[i];
+        if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
+            waiting[n++] = l;
+    }
+    for (unsigned pos = 0; pos < n; pos++) {
+        for (unsigned i = 0; i < n; i++) {
+            if (gc_ledger_queue_position(ledger, waiting[i]) == pos)
+                json_array_append_new(queue,
+                                      json_pack("{s:s, s:s, s:I, s:i, s:s}", "id", waiting[i]->id,
+                                                "holder", waiting[i]->holder, "bytes",
+                                                (json_int_t)waiting[i]->bytes, "position",
+                                                (int)pos, "state",
+                                                gc_lease_state_name(waiting[i]->state)));
+        }
+    }
+    return json_pack(
+        "{s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+        "s:I, s:I, s:I, s:I, s:I}, s:I}",
+        "version", GPUCOORD_VERSION, "driver_version", coord->driver_version, "uptime_s",
+        (double)(gc_mono_ms() - coord->started_ms) / 1000.0, "gpus", gc_view_gpus_locked(coord),
+        "residents", gc_view_residents_locked(coord), "leases", gc_view_leases_locked(coord),
+        "queue", queue, "counters", "leases_granted", (json_int_t)c->leases_granted,
+        "leases_failed", (json_int_t)c->leases_failed, "leases_refused",
+        (json_int_t)c->leases_refused, "leases_expired", (json_int_t)c->leases_expired,
+        "leases_released", (json_int_t)c->leases_released, "unloads", (json_int_t)c->unloads,
+        "reloads", (json_int_t)c->reloads, "unload_failures", (json_int_t)c->unload_failures,
+        "reload_failures", (json_int_t)c->reload_failures, "verify_timeouts",
+        (json_int_t)c->verify_timeouts, "kills", (json_int_t)c->kills, "oom_avoided",
+        (json_int_t)c->oom_avoided, "swaps", (json_int_t)c->swaps, "demands",
+        (json_int_t)c->demands, "last_event_seq", (json_int_t)gc_events_last_seq(&coord->events));
+}
+
+/* ---- /metrics ---- */
+
+struct text {
+    char *buf;
+    size_t len, cap;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_add(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        size_t room = t->cap - t->len;
+        va_start(ap, fmt);
+        n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (t->buf != NULL && (size_t)n < room) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 8192;
+        while (cap < t->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(t->buf, cap);
+        if (p == NULL)
+            return;
+        t->buf = p;
+        t->cap = cap;
+    }
+}
+
+static void counter(struct text *t, const char *name, const char *help, uint64_t v)
+{
+    text_add(t, "# HELP gpucoord_%s %s\n# TYPE gpucoord_%s counter\ngpucoord_%s %llu\n", name,
+             help, name, name, (unsigned long long)v);
+}
+
+static void histogram(struct text *t, const char *name, const char *help,
+                      const struct gc_histogram *h)
+{
+    uint64_t cum = 0;
+
+    text_add(t, "# HELP gpucoord_%s %s\n# TYPE gpucoord_%s histogram\n", name, help, name);
+    for (unsigned i = 0; i < GC_HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        text_add(t, "gpucoord_%s_bucket{le=\"%g\"} %llu\n", name, gc_hist_bounds[i],
+                 (unsigned long long)cum);
+    }
+    cum += h->counts[GC_HIST_BUCKETS];
+    text_add(t, "gpucoord_%s_bucket{le=\"+Inf\"} %llu\ngpucoord_%s_sum %.6f\ngpucoord_%s_count %llu\n",
+             name, (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->count);
+}
+
+char *gc_view_metrics_locked(struct gc_coord *coord)
+{
+    const struct gc_counters *c = &coord->counters;
+    struct gc_ledger *ledger = coord->ledger;
+    struct text t = {0};
+    unsigned queued = 0, granted = 0;
+
+    counter(&t, "leases_granted_total", "Leases granted.", c->leases_granted);
+    counter(&t, "leases_failed_total", "Leases that failed (refused or could not free).",
+            c->leases_failed);
+    counter(&t, "leases_refused_total", "Leases refused because they can never fit.",
+            c->leases_refused);
+    counter(&t, "leases_expired_total", "Leases ended by TTL or holder exit.", c->leases_expired);
+    counter(&t, "leases_released_total", "Leases released by their holder.", c->leases_released);
+    counter(&t, "unloads_total", "Resident unloads verified by NVML.", c->unloads);
+    counter(&t, "reloads_total", "Resident reloads.", c->reloads);
+    counter(&t, "unload_failures_total", "Unloads that failed or timed out.", c->unload_failures);
+    counter(&t, "reload_failures_total", "Reload attempts that failed.", c->reload_failures);
+    counter(&t, "verify_timeouts_total", "Unloads NVML did not confirm in time.",
+            c->verify_timeouts);
+    counter(&t, "cleanups_total", "Cleanup requests sent to residents.", c->cleanups);
+    counter(&t, "kills_total", "Residents killed for not freeing memory.", c->kills);
+    counter(&t, "oom_avoided_total", "Leases granted after making room (an OOM avoided).",
+            c->oom_avoided);
+    counter(&t, "swaps_total", "Residents evicted for a lease and restored afterwards.", c->swaps);
+    counter(&t, "demands_total", "Requests from residents for their memory back.", c->demands);
+    counter(&t, "journal_errors_total", "Failed journal writes.", c->journal_errors);
+    counter(&t, "nvml_errors_total", "Failed NVML readings.", c->nvml_errors);
+    histogram(&t, "grant_wait_seconds", "Time from request to grant.", &coord->grant_wait_s);
+    histogram(&t, "unload_seconds", "Unload including NVML verification.", &coord->unload_s);
+    histogram(&t, "reload_seconds", "Reload including verification.", &coord->reload_s);
+
+    text_add(&t, "# HELP gpucoord_gpu_bytes GPU memory by kind.\n# TYPE gpucoord_gpu_bytes gauge\n");
+    for (unsigned g = 0; g < ledger->ngpus; g++) {
+        struct gc_account a;
+        gc_ledger_account(ledger, g, NULL, &a);
+        text_add(&t,
+                 "gpucoord_gpu_bytes{gpu=\"%u\",kind=\"total\"} %llu\n"
+                 "gpucoord_gpu_bytes{gpu=\"%u\",kind=\"used\"} %llu\n"
+                 "gpucoord_gpu_bytes{gpu=\"%u\",kind=\"free\"} %llu\n"
+                 "gpucoord_gpu_bytes{gpu=\"%u\",kind=\"committed\"} %llu\n"
+                 "gpucoord_gpu_bytes{gpu=\"%u\",kind=\"reserve\"} %llu\n",
+                 g, (unsigned long long)ledger->gpus[g].total_bytes, g,
+                 (unsigned long long)ledger->gpus[g].used_bytes, g,
+                 (unsigned long long)ledger->gpus[g].free_bytes, g,
+                 (unsigned long long)a.committed, g, (unsigned long long)a.reserve);
+    }
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        if (ledger->leases[i].state == GC_LEASE_GRANTED)
+            granted++;
+        else
+            queued++;
+    }
+    text_add(&t, "# HELP gpucoord_leases Active leases by state.\n# TYPE gpucoord_leases gauge\n"
+                 "gpucoord_leases{state=\"granted\"} %u\ngpucoord_leases{state=\"waiting\"} %u\n",
+             granted, queued);
+    text_add(&t, "# HELP gpucoord_resident_loaded 1 when the resident is loaded.\n"
+                 "# TYPE gpucoord_resident_loaded gauge\n");
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        const struct gc_resident *r = &ledger->residents[i];
+        if (r->in_use)
+            text_add(&t, "gpucoord_resident_loaded{name=\"%s\",state=\"%s\"} %d\n", r->name,
+                     gc_resident_state_name(r->state), r->state == GC_RES_LOADED);
+    }
+    return t.buf;
+}
