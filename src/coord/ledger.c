@@ -200,7 +200,9 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
     }
 
     ret->committed = ret->unattributed + ret->foreign + ret->residents + ret->leases;
-    ret->fixed += ret->unattributed + ret->foreign;
+    /* Unattributed use is not fixed: it may be memory the driver has not yet given
+     * back (a process just exited or freed), so a lease waits rather than fail. */
+    ret->fixed += ret->foreign;
     headroom = (int64_t)ret->cap - (int64_t)ret->reserve - (int64_t)ret->committed -
                (int64_t)ret->claims;
     ret->headroom = headroom;

@@ -168,7 +168,8 @@ struct gc_account {
     uint64_t committed;    /* sum of the four above */
     uint64_t claims;       /* preparing leases' bytes */
     int64_t headroom;      /* cap - reserve - committed - claims (may be negative) */
-    uint64_t fixed;        /* what no eviction or release can free (for never-fits) */
+    uint64_t fixed;        /* what no eviction or release frees: foreign processes and
+                              residents the lease may not evict (for never-fits) */
 };
 
 /* Initialises an empty ledger. */

@@ -194,6 +194,10 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
         method_not_allowed(resp, "GET, DELETE");
         return;
     }
+    if (strcmp(slash, "/unload") && strcmp(slash, "/reload") && strcmp(slash, "/demand")) {
+        gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
+        return;
+    }
     if (!method_is(req, "POST")) {
         method_not_allowed(resp, "POST");
         return;
@@ -202,14 +206,11 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
         gc_coord_resident_unload(coord, name, &ans);
     } else if (strcmp(slash, "/reload") == 0) {
         gc_coord_resident_reload(coord, name, &ans);
-    } else if (strcmp(slash, "/demand") == 0) {
+    } else {
         if (parse_body(req, false, &body, resp) < 0)
             return;
         gc_coord_resident_demand(coord, name, body, &ans);
         json_decref(body);
-    } else {
-        gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
-        return;
     }
     answer(resp, &ans);
 }

@@ -595,3 +595,27 @@ TEST(pidless_resident_counts_declared_bytes)
     ASSERT_EQ_U64(acct.residents, 0);
     free(l);
 }
+
+TEST(unattributed_memory_makes_a_lease_wait_not_fail)
+{
+    /* Memory the driver has not given back yet (no process owns it) is transient. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    snap(l, 0, 20 * GiB, 0);
+    struct gc_lease *x = add_lease(l, "x", 0, 0, 19 * GiB, 100, 0);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", x->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_REFUSED, id) == NULL);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_QUEUED);
+    snap(l, 0, 0, 0);
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
+    /* A listed foreign process is fixed: that one fails fast. */
+    snap(l, 0, 0, 1, 999u, 20 * GiB);
+    x = add_lease(l, "y", 0, 0, 19 * GiB, 100, 3);
+    snprintf(id, sizeof(id), "%s", x->id);
+    gc_sched_step(l, 4, &a);
+    ASSERT(find_action(&a, GC_ACT_REFUSED, id) != NULL);
+    free(l);
+}

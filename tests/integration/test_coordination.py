@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Coordination end to end on gpusim: a real gpucoordd, a resident that really holds
+4.7Gi through the driver API, holders that really allocate."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from gctest import (CARD, CTX, GEN_BYTES, GiB, MiB, VAL_BYTES, GpuEnv,  # noqa: E402
+                    wait_until)
+
+
+class FoundingSwap(GpuEnv):
+    def test_resident_unloaded_verified_then_restored(self):
+        self.start_coordinator()
+        res = self.start_resident("validation", "4.7Gi")
+        rpid = int(res.field("pid"))
+        self.assertEqual(self.proc_usage(rpid), CTX + VAL_BYTES)
+        self.assertEqual(self.resident("validation")["state"], "loaded")
+
+        st, lease = self.http.post("/v1/leases", {"holder": "generation", "bytes": GEN_BYTES,
+                                                  "ttl_s": 30, "wait_s": 20})
+        self.assertEqual(st, 201, lease)
+        self.assertEqual(lease["state"], "granted")
+        self.assertEqual(lease["evicted"], ["validation"])
+        # NVML shows the resident's memory gone at the grant (only its context is left) ...
+        self.assertEqual(self.proc_usage(rpid), CTX)
+        # ... and the unload was verified before the grant.
+        events = self.events()
+        seq = {e["kind"]: e["seq"] for e in events if e["kind"] in
+               ("resident_unloaded", "lease_granted")}
+        self.assertLess(seq["resident_unloaded"], seq["lease_granted"])
+        self.assertEqual(self.resident("validation")["state"], "unloaded")
+
+        # The holder allocates its 19.6Gi without OOM.
+        hold = self.start_holder("19.6Gi", name="generation")
+        self.assertTrue(hold.alive())
+        self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 0)
+        # While the lease is held the resident stays unloaded.
+        time.sleep(0.3)
+        self.assertEqual(self.resident("validation")["state"], "unloaded")
+
+        hold.stop()
+        st, rel = self.http.delete("/v1/leases/" + lease["id"])
+        self.assertEqual(st, 200, rel)
+        self.assertEqual(rel["state"], "released")
+        wait_until(lambda: self.resident("validation")["state"] == "loaded", 10,
+                   what="validation reloaded")
+        self.assertEqual(self.proc_usage(rpid), CTX + VAL_BYTES)
+        r = self.resident("validation")
+        self.assertEqual((r["unloads"], r["reloads"]), (1, 1))
+        st, status = self.http.get("/v1/status")
+        self.assertEqual(status["counters"]["swaps"], 1)
+        self.assertEqual(status["counters"]["oom_avoided"], 1)
+
+
+class FailFast(GpuEnv):
+    def test_never_fits_is_409_at_once(self):
+        self.start_coordinator()
+        self.start_resident("validation", "4.7Gi", "--priority", "500")
+        t0 = time.monotonic()
+        st, body = self.http.post("/v1/leases", {"holder": "big", "bytes": 20 * GiB, "ttl_s": 5,
+                                                 "wait_s": 30})
+        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assertEqual(st, 409, body)
+        self.assertEqual(body["error"], "never_fits")
+        self.assertIn("20Gi needed", body["message"])
+        # Nothing was evicted.
+        self.assertEqual(self.resident("validation")["state"], "loaded")
+
+    def test_larger_than_card(self):
+        self.start_coordinator()
+        st, body = self.http.post("/v1/leases", {"holder": "x", "bytes": 30 * GiB, "ttl_s": 5})
+        self.assertEqual((st, body["error"]), (409, "never_fits"))
+
+
+class Queueing(GpuEnv):
+    def test_fifo_with_backfill(self):
+        self.start_coordinator()
+        lease = lambda b, **kw: self.http.post("/v1/leases", dict(
+            {"holder": "h", "bytes": b, "ttl_s": 30}, **kw))
+        st, a = lease(10 * GiB)
+        self.assertEqual(st, 201)
+        st, b = lease(20 * GiB)
+        self.assertEqual((st, b["state"], b["position"]), (202, "queued", 0))
+        st, c = lease(1 * GiB)
+        self.assertEqual((st, c["state"]), (201, "granted"))  # backfilled
+        st, d = lease(18 * GiB)
+        self.assertEqual((st, d["position"]), (202, 1))
+
+        self.http.delete("/v1/leases/" + a["id"])
+        st, b2 = self.http.get("/v1/leases/%s?wait_s=5" % b["id"])
+        self.assertEqual(b2["state"], "granted")
+        st, d2 = self.http.get("/v1/leases/" + d["id"])
+        self.assertEqual(d2["state"], "queued")
+        self.assertEqual(d2["position"], 0)
+
+    def test_queued_wait_ends_with_202_and_lease_stays_queued(self):
+        self.start_coordinator()
+        st, a = self.http.post("/v1/leases", {"holder": "a", "bytes": 20 * GiB, "ttl_s": 30})
+        t0 = time.monotonic()
+        st, b = self.http.post("/v1/leases", {"holder": "b", "bytes": 20 * GiB, "ttl_s": 30,
+                                              "wait_s": 0.5})
+        self.assertGreaterEqual(time.monotonic() - t0, 0.45)
+        self.assertEqual((st, b["state"]), (202, "queued"))
+        st, leases = self.http.get("/v1/leases")
+        self.assertEqual(len(leases["leases"]), 2)
+
+
+class Liveness(GpuEnv):
+    def test_sigkilled_holder_loses_lease_within_1s(self):
+        self.start_coordinator()
+        holder = self.start(["sleep", "60"], "sleeper")
+        st, lease = self.http.post("/v1/leases", {"holder": "sleeper", "bytes": 8 * GiB,
+                                                  "pid": holder.pid, "ttl_s": 60})
+        self.assertEqual(st, 201, lease)
+        holder.signal(signal.SIGKILL)
+        t0 = time.monotonic()
+        # The zombie is not reaped on purpose: the kernel reports the exit anyway.
+        wait_until(lambda: self.http.get("/v1/leases/" + lease["id"])[1]["state"] == "expired",
+                   1.0, what="lease expired after SIGKILL")
+        self.assertLess(time.monotonic() - t0, 1.0)
+        _, l2 = self.http.get("/v1/leases/" + lease["id"])
+        self.assertIn("exited", l2["reason"])
+
+    def test_ttl_without_heartbeat(self):
+        self.start_coordinator()
+        st, a = self.http.post("/v1/leases", {"holder": "a", "bytes": GiB, "ttl_s": 0.6})
+        st, b = self.http.post("/v1/leases", {"holder": "b", "bytes": GiB, "ttl_s": 0.6})
+        for _ in range(6):  # b heartbeats, a does not
+            time.sleep(0.2)
+            self.assertEqual(self.http.post("/v1/leases/%s/heartbeat" % b["id"])[0], 200)
+        self.assertEqual(self.http.get("/v1/leases/" + a["id"])[1]["state"], "expired")
+        self.assertEqual(self.http.get("/v1/leases/" + b["id"])[1]["state"], "granted")
+        st, hb = self.http.post("/v1/leases/%s/heartbeat" % a["id"])
+        self.assertEqual(st, 404)
+        self.assertIn("ended", hb["message"])
+
+    def test_release_is_idempotent_and_reports_state(self):
+        self.start_coordinator()
+        st, a = self.http.post("/v1/leases", {"holder": "a", "bytes": GiB, "ttl_s": 5})
+        st, r1 = self.http.delete("/v1/leases/" + a["id"])
+        st2, r2 = self.http.delete("/v1/leases/" + a["id"])
+        self.assertEqual((st, st2), (200, 200))
+        self.assertEqual(r2["state"], "released")
+        self.assertEqual(self.http.delete("/v1/leases/lease-999999")[0], 404)
+
+
+class MisbehavingResidents(GpuEnv):
+    def test_hanging_unload_fails_lease_503_and_resident_stays_loaded(self):
+        self.start_coordinator()
+        res = self.start_resident("validation", "4.7Gi", "--unload-mode", "hang",
+                                  "--unload-timeout", "1")
+        t0 = time.monotonic()
+        st, body = self.http.post("/v1/leases", {"holder": "gen", "bytes": GEN_BYTES,
+                                                 "ttl_s": 30, "wait_s": 15})
+        took = time.monotonic() - t0
+        self.assertEqual(st, 503, body)
+        self.assertEqual(body["error"], "could_not_free")
+        self.assertIn("no answer within 1.0 s", body["message"])
+        self.assertGreater(took, 0.9)
+        self.assertLess(took, 5)
+        self.assertEqual(self.resident("validation")["state"], "loaded")
+        self.assertEqual(self.proc_usage(int(res.field("pid"))), CTX + VAL_BYTES)
+
+    def test_success_without_freeing_is_caught_by_verification(self):
+        self.start_coordinator()
+        res = self.start_resident("validation", "4.7Gi", "--unload-mode", "lie",
+                                  "--verify-timeout", "0.6")
+        st, body = self.http.post("/v1/leases", {"holder": "gen", "bytes": GEN_BYTES,
+                                                 "ttl_s": 30, "wait_s": 15})
+        self.assertEqual(st, 503, body)
+        self.assertEqual(body["error"], "could_not_free")
+        self.assertIn("said it unloaded", body["message"])
+        kinds = self.event_kinds("validation")
+        self.assertIn("cleanup_requested", kinds)
+        self.assertIn("verify_timeout", kinds)
+        # The lease never got the memory; the resident is restored (asked to reload).
+        wait_until(lambda: self.resident("validation")["state"] == "loaded", 10)
+        self.assertEqual(self.proc_usage(int(res.field("pid"))), CTX + VAL_BYTES)
+        self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 0)
+
+    def test_slow_free_is_waited_for(self):
+        self.start_coordinator()
+        res = self.start_resident("validation", "4.7Gi", "--unload-mode", "slow",
+                                  "--free-delay-ms", "800", "--verify-timeout", "5")
+        t0 = time.monotonic()
+        st, lease = self.http.post("/v1/leases", {"holder": "gen", "bytes": GEN_BYTES,
+                                                  "ttl_s": 30, "wait_s": 15})
+        self.assertEqual(st, 201, lease)
+        self.assertGreater(time.monotonic() - t0, 0.75)
+        self.assertEqual(self.proc_usage(int(res.field("pid"))), CTX)
+        self.start_holder("19.6Gi", name="generation")  # no OOM
+
+
+class LateDriverRelease(GpuEnv):
+    extra_env = {"GPUSIM_FREE_LAG_MS": "700"}
+
+    def test_grant_waits_for_driver_to_give_memory_back(self):
+        self.start_coordinator()
+        self.start_resident("validation", "4.7Gi")
+        t0 = time.monotonic()
+        st, lease = self.http.post("/v1/leases", {"holder": "gen", "bytes": GEN_BYTES,
+                                                  "ttl_s": 30, "wait_s": 15})
+        self.assertEqual(st, 201, lease)
+        self.assertGreater(time.monotonic() - t0, 0.65)
+        # The holder's first allocation after the grant must not fail.
+        hold = self.start_holder("19.6Gi", name="generation")
+        self.assertTrue(hold.alive())
+        self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 0)
+        hold.stop()
+        self.http.delete("/v1/leases/" + lease["id"])
+        # The reload also waits for the holder's memory to come back: never an OOM.
+        wait_until(lambda: self.resident("validation")["state"] == "loaded", 10)
+        self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
