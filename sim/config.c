@@ -1,0 +1,148 @@
+/* config.c - gpusim's GPUSIM_* environment, and its debug output. */
+#include "sim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/size.h"
+
+static int config_error(char *errbuf, size_t errbuf_len, const char *name, const char *value)
+{
+    snprintf(errbuf, errbuf_len, "bad %s '%s'", name, value);
+    return GC_EINVAL;
+}
+
+/* Comma-separated sizes, 1..SIM_DEVICES_MAX of them, each > 0. */
+static int parse_devices(const char *text, struct sim_config *cfg)
+{
+    char item[GC_SIZE_TEXT_MAX + 1];
+    const char *p = text;
+    unsigned n = 0;
+
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        uint64_t bytes;
+
+        if (len == 0 || len > GC_SIZE_TEXT_MAX || n >= SIM_DEVICES_MAX)
+            return GC_EINVAL;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (gc_size_parse(item, &bytes) < 0 || bytes == 0)
+            return GC_EINVAL;
+        cfg->capacity_bytes[n++] = bytes;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    cfg->ndevices = n;
+    return 0;
+}
+
+static int parse_gbps(const char *text, double *ret)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(v) || v < 0 || v > SIM_GBPS_MAX)
+        return GC_EINVAL;
+    *ret = v;
+    return 0;
+}
+
+static int parse_bool(const char *text, bool *ret)
+{
+    if (strcmp(text, "1") == 0 || strcmp(text, "true") == 0 || strcmp(text, "yes") == 0) {
+        *ret = true;
+        return 0;
+    }
+    if (strcmp(text, "0") == 0 || strcmp(text, "false") == 0 || strcmp(text, "no") == 0 ||
+        text[0] == '\0') {
+        *ret = false;
+        return 0;
+    }
+    return GC_EINVAL;
+}
+
+int sim_config_load(struct sim_config *ret_cfg, char *errbuf, size_t errbuf_len)
+{
+    struct sim_config cfg;
+    const char *v;
+
+    memset(&cfg, 0, sizeof(cfg));
+    v = getenv("GPUSIM_STATE");
+    if (v != NULL && v[0] != '\0') {
+        if (strlen(v) >= sizeof(cfg.state_path))
+            return config_error(errbuf, errbuf_len, "GPUSIM_STATE", v);
+        snprintf(cfg.state_path, sizeof(cfg.state_path), "%s", v);
+    } else {
+        snprintf(cfg.state_path, sizeof(cfg.state_path), "/dev/shm/gpusim-%u", (unsigned)getuid());
+    }
+
+    v = getenv("GPUSIM_DEVICES");
+    cfg.devices_set = v != NULL && v[0] != '\0';
+    if (parse_devices(cfg.devices_set ? v : SIM_DEFAULT_DEVICES, &cfg) < 0)
+        return config_error(errbuf, errbuf_len, "GPUSIM_DEVICES", v);
+
+    v = getenv("GPUSIM_CONTEXT_BYTES");
+    if (gc_size_parse(v != NULL && v[0] != '\0' ? v : SIM_DEFAULT_CONTEXT, &cfg.context_bytes) < 0)
+        return config_error(errbuf, errbuf_len, "GPUSIM_CONTEXT_BYTES", v);
+
+    v = getenv("GPUSIM_BACKED");
+    if (v != NULL && parse_bool(v, &cfg.backed) < 0)
+        return config_error(errbuf, errbuf_len, "GPUSIM_BACKED", v);
+
+    v = getenv("GPUSIM_H2D_GBPS");
+    if (v != NULL && v[0] != '\0' && parse_gbps(v, &cfg.h2d_gbps) < 0)
+        return config_error(errbuf, errbuf_len, "GPUSIM_H2D_GBPS", v);
+    v = getenv("GPUSIM_D2H_GBPS");
+    if (v != NULL && v[0] != '\0' && parse_gbps(v, &cfg.d2h_gbps) < 0)
+        return config_error(errbuf, errbuf_len, "GPUSIM_D2H_GBPS", v);
+
+    v = getenv("GPUSIM_FREE_LAG_MS");
+    if (v != NULL && v[0] != '\0') {
+        char *end;
+        long long ms;
+
+        errno = 0;
+        ms = strtoll(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || ms < 0 || ms > SIM_LAG_MS_MAX)
+            return config_error(errbuf, errbuf_len, "GPUSIM_FREE_LAG_MS", v);
+        cfg.free_lag_ns = ms * 1000000LL;
+    }
+
+    v = getenv("GPUSIM_DEBUG");
+    if (v != NULL)
+        (void)parse_bool(v, &cfg.debug);
+
+    *ret_cfg = cfg;
+    return 0;
+}
+
+void sim_debug(const char *fmt, ...)
+{
+    static int enabled = -1; /* read once; threads may race to the same answer */
+    int on = __atomic_load_n(&enabled, __ATOMIC_RELAXED);
+    va_list ap;
+
+    if (on < 0) {
+        const char *v = getenv("GPUSIM_DEBUG");
+        on = v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+        __atomic_store_n(&enabled, on, __ATOMIC_RELAXED);
+    }
+    if (!on)
+        return;
+    fprintf(stderr, "gpusim[%d]: ", (int)getpid());
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}

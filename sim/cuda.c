@@ -1,0 +1,791 @@
+/*
+ * cuda.c - gpusim's driver API (libcuda.so.1): contexts, device memory
+ * accounted in the shared state, pinned host memory, timed copies, streams.
+ *
+ * Device pointers are addresses in a private range that is never reused
+ * within the process, so they are unique, non-zero and checked on every use.
+ * In accounting mode (GPUSIM_BACKED=0) no byte is kept and copies only take
+ * their simulated time; with GPUSIM_BACKED=1 each allocation is backed by its
+ * own anonymous mapping.
+ *
+ * A process forked after cuInit cannot use the driver (every call answers
+ * CUDA_ERROR_NOT_INITIALIZED), as with the real one.
+ *
+ * Locks: g.lock (this process) is taken before the shared state's lock; no
+ * lock is held while a copy sleeps.
+ */
+#include "gpusim.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "common/err.h"
+
+/* First device address handed out, and the alignment/gap between ranges. */
+#define SIM_DPTR_BASE  (1ULL << 44)
+#define SIM_DPTR_ALIGN 512ULL
+/* Stream handles the real driver reserves for the legacy/per-thread streams. */
+#define SIM_STREAM_LEGACY     ((CUstream)0x1)
+#define SIM_STREAM_PER_THREAD ((CUstream)0x2)
+
+struct CUctx_st {
+    unsigned dev;
+    unsigned refcount; /* cuDevicePrimaryCtxRetain count; 0 = inactive */
+};
+
+struct CUstream_st {
+    struct CUstream_st *next;
+    int64_t busy_until_ns; /* when the work queued so far completes */
+};
+
+static struct {
+    pthread_mutex_t lock;
+    int initialized; /* read without the lock: __atomic */
+    pid_t pid;       /* the process that called cuInit */
+    struct sim_config cfg;
+    struct sim_shm shm;
+    struct CUctx_st ctx[SIM_DEVICES_MAX];
+    struct sim_alloc_table dmem; /* device allocations */
+    struct sim_alloc_table hmem; /* cuMemHostAlloc ranges */
+    uint64_t next_dptr;
+    struct CUstream_st *streams;
+    struct CUstream_st null_stream;
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static __thread struct CUctx_st *tls_ctx;
+
+/* ---- errors ---- */
+
+#define SIM_CU_ERRORS(XX)                                                                          \
+    XX(CUDA_SUCCESS, "no error")                                                                   \
+    XX(CUDA_ERROR_INVALID_VALUE, "invalid argument")                                               \
+    XX(CUDA_ERROR_OUT_OF_MEMORY, "out of memory")                                                  \
+    XX(CUDA_ERROR_NOT_INITIALIZED, "initialization error")                                         \
+    XX(CUDA_ERROR_DEINITIALIZED, "driver shutting down")                                           \
+    XX(CUDA_ERROR_NO_DEVICE, "no CUDA-capable device is detected")                                 \
+    XX(CUDA_ERROR_INVALID_DEVICE, "invalid device ordinal")                                        \
+    XX(CUDA_ERROR_INVALID_CONTEXT, "invalid device context")                                       \
+    XX(CUDA_ERROR_INVALID_HANDLE, "invalid resource handle")                                       \
+    XX(CUDA_ERROR_NOT_FOUND, "named symbol not found")                                             \
+    XX(CUDA_ERROR_ILLEGAL_ADDRESS, "an illegal memory access was encountered")                     \
+    XX(CUDA_ERROR_UNKNOWN, "unknown error")
+
+SIM_API CUresult cuGetErrorString(CUresult error, const char **pstr)
+{
+    if (pstr == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    switch (error) {
+#define XX(code, text)                                                                             \
+    case code:                                                                                     \
+        *pstr = text;                                                                              \
+        return CUDA_SUCCESS;
+        SIM_CU_ERRORS(XX)
+#undef XX
+    }
+    *pstr = NULL;
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+SIM_API CUresult cuGetErrorName(CUresult error, const char **pstr)
+{
+    if (pstr == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    switch (error) {
+#define XX(code, text)                                                                             \
+    case code:                                                                                     \
+        *pstr = #code;                                                                             \
+        return CUDA_SUCCESS;
+        SIM_CU_ERRORS(XX)
+#undef XX
+    }
+    *pstr = NULL;
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+/* ---- state helpers ---- */
+
+static CUresult check_init(void)
+{
+    if (!__atomic_load_n(&g.initialized, __ATOMIC_ACQUIRE) || g.pid != getpid())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    return CUDA_SUCCESS;
+}
+
+/* The calling thread's active context, or NULL. Needs g.lock for refcount. */
+static struct CUctx_st *current_ctx_locked(void)
+{
+    struct CUctx_st *c = tls_ctx;
+
+    return c != NULL && c->refcount > 0 ? c : NULL;
+}
+
+/* check_init, then a current active context; on success g.lock is held. */
+static CUresult enter_ctx(struct CUctx_st **ret_ctx)
+{
+    CUresult rc = check_init();
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    pthread_mutex_lock(&g.lock);
+    *ret_ctx = current_ctx_locked();
+    if (*ret_ctx == NULL) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    return CUDA_SUCCESS;
+}
+
+static unsigned device_count(void)
+{
+    unsigned n = 0;
+
+    if (sim_lock(&g.shm) == 0) {
+        n = sim_ndevices(g.shm.st);
+        sim_unlock(&g.shm);
+    }
+    return n;
+}
+
+static CUresult check_device(CUdevice dev)
+{
+    CUresult rc = check_init();
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (dev < 0 || (unsigned)dev >= device_count())
+        return CUDA_ERROR_INVALID_DEVICE;
+    return CUDA_SUCCESS;
+}
+
+static int64_t copy_ns(size_t n, double gbps)
+{
+    /* GB/s with GB = 1e9 bytes is bytes per nanosecond. */
+    return gbps > 0 ? (int64_t)((double)n / gbps) : 0;
+}
+
+static CUresult from_gc(int err)
+{
+    switch (err) {
+    case 0:
+        return CUDA_SUCCESS;
+    case GC_EOOM:
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    case GC_EINVAL:
+        return CUDA_ERROR_INVALID_VALUE;
+    default:
+        return CUDA_ERROR_UNKNOWN;
+    }
+}
+
+/* ---- initialisation and devices ---- */
+
+SIM_API CUresult cuInit(unsigned int flags)
+{
+    struct sim_config cfg;
+    char err[256];
+    int rc;
+
+    if (flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g.lock);
+    if (g.initialized) {
+        rc = g.pid == getpid() ? CUDA_SUCCESS : CUDA_ERROR_NOT_INITIALIZED;
+        pthread_mutex_unlock(&g.lock);
+        return rc;
+    }
+    if (sim_config_load(&cfg, err, sizeof(err)) < 0) {
+        sim_debug("cuInit: %s", err);
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    rc = sim_shm_open(&g.shm, &cfg, true);
+    if (rc < 0) {
+        sim_debug("cuInit: cannot open state '%s': %s", cfg.state_path, gpucoord_strerror(rc));
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    g.cfg = cfg;
+    g.pid = getpid();
+    g.next_dptr = SIM_DPTR_BASE;
+    for (unsigned d = 0; d < SIM_DEVICES_MAX; d++)
+        g.ctx[d].dev = d;
+    __atomic_store_n(&g.initialized, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&g.lock);
+    sim_debug("cuInit: state '%s', %s mode", cfg.state_path,
+              cfg.backed ? "backed" : "accounting-only");
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuDriverGetVersion(int *version)
+{
+    if (version == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    *version = SIM_CUDA_VERSION;
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuDeviceGetCount(int *count)
+{
+    CUresult rc = check_init();
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (count == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    *count = (int)device_count();
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuDeviceGet(CUdevice *device, int ordinal)
+{
+    CUresult rc = check_init();
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (device == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (ordinal < 0 || (unsigned)ordinal >= device_count())
+        return CUDA_ERROR_INVALID_DEVICE;
+    *device = ordinal;
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
+{
+    CUresult rc = check_device(dev);
+    uint64_t cap = 0;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (name == NULL || len <= 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (sim_lock(&g.shm) == 0) {
+        cap = g.shm.st->dev[dev].capacity_bytes;
+        sim_unlock(&g.shm);
+    }
+    /* Like the real driver: truncated to len - 1 characters. */
+    strncpy(name, sim_device_name(cap), (size_t)len - 1);
+    name[len - 1] = '\0';
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
+{
+    CUresult rc = check_device(dev);
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (bytes == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (sim_lock(&g.shm) < 0)
+        return CUDA_ERROR_UNKNOWN;
+    *bytes = g.shm.st->dev[dev].capacity_bytes;
+    sim_unlock(&g.shm);
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuDeviceGetUuid_v2(CUuuid *uuid, CUdevice dev)
+{
+    CUresult rc = check_device(dev);
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (uuid == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    sim_device_uuid((unsigned)dev, (unsigned char *)uuid->bytes);
+    return CUDA_SUCCESS;
+}
+
+/* ---- contexts ---- */
+
+SIM_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+{
+    CUresult rc = check_device(dev);
+    struct CUctx_st *c;
+    int err = 0;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (pctx == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    c = &g.ctx[dev];
+    pthread_mutex_lock(&g.lock);
+    if (c->refcount == 0) {
+        err = sim_lock(&g.shm);
+        if (err == 0) {
+            if (g.shm.own_slot < 0)
+                err = sim_slot_claim(&g.shm, g.pid, g.cfg.free_lag_ns);
+            if (err == 0)
+                err = sim_charge(&g.shm, (unsigned)dev, g.cfg.context_bytes);
+            if (err == 0)
+                g.shm.st->slot[g.shm.own_slot].has_ctx[dev] = 1;
+            sim_unlock(&g.shm);
+        }
+    }
+    if (err == 0)
+        c->refcount++;
+    pthread_mutex_unlock(&g.lock);
+    if (err < 0) {
+        sim_debug("cuDevicePrimaryCtxRetain(%d): %s", dev, gpucoord_strerror(err));
+        return from_gc(err);
+    }
+    *pctx = c;
+    return CUDA_SUCCESS;
+}
+
+/* Under g.lock: the context of dev went inactive; free all it held. */
+static void context_reset_locked(unsigned dev)
+{
+    struct sim_alloc_table *t = &g.dmem;
+
+    for (size_t i = t->n; i-- > 0;) {
+        if (t->v[i].dev != dev)
+            continue;
+        if (t->v[i].backing != NULL)
+            munmap(t->v[i].backing, t->v[i].bytes);
+        sim_alloc_remove(t, &t->v[i]);
+    }
+    if (sim_lock(&g.shm) == 0) {
+        struct sim_slot *s = &g.shm.st->slot[g.shm.own_slot];
+        sim_uncharge(&g.shm, dev, s->bytes[dev], g.cfg.free_lag_ns);
+        s->has_ctx[dev] = 0;
+        sim_unlock(&g.shm);
+    }
+}
+
+SIM_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+{
+    CUresult rc = check_device(dev);
+    struct CUctx_st *c;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    c = &g.ctx[dev];
+    pthread_mutex_lock(&g.lock);
+    if (c->refcount == 0) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    if (--c->refcount == 0)
+        context_reset_locked((unsigned)dev);
+    pthread_mutex_unlock(&g.lock);
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuCtxSetCurrent(CUcontext ctx)
+{
+    CUresult rc = check_init();
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (ctx != NULL && ((uintptr_t)ctx < (uintptr_t)&g.ctx[0] ||
+                        (uintptr_t)ctx >= (uintptr_t)&g.ctx[SIM_DEVICES_MAX] ||
+                        ((uintptr_t)ctx - (uintptr_t)&g.ctx[0]) % sizeof(g.ctx[0]) != 0))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    tls_ctx = ctx;
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuCtxGetCurrent(CUcontext *pctx)
+{
+    CUresult rc = check_init();
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (pctx == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    *pctx = tls_ctx;
+    return CUDA_SUCCESS;
+}
+
+/* ---- device memory ---- */
+
+SIM_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    struct sim_alloc a = {0};
+    struct CUctx_st *c;
+    CUresult rc = enter_ctx(&c);
+    uint64_t span;
+    int err;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (dptr == NULL || bytesize == 0 ||
+        __builtin_add_overflow((uint64_t)bytesize, 2 * SIM_DPTR_ALIGN - 1, &span) ||
+        g.next_dptr + span < g.next_dptr) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    span &= ~(SIM_DPTR_ALIGN - 1); /* rounded up, plus a gap before the next range */
+    err = sim_lock(&g.shm);
+    if (err == 0) {
+        err = sim_charge(&g.shm, c->dev, bytesize);
+        sim_unlock(&g.shm);
+    }
+    if (err < 0) {
+        pthread_mutex_unlock(&g.lock);
+        return from_gc(err);
+    }
+    if (g.cfg.backed) {
+        a.backing = mmap(NULL, bytesize, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (a.backing == MAP_FAILED) {
+            a.backing = NULL;
+            err = GC_ENOMEM;
+        }
+    }
+    if (err == 0) {
+        a.base = g.next_dptr;
+        a.bytes = bytesize;
+        a.dev = c->dev;
+        err = sim_alloc_insert(&g.dmem, &a);
+        if (err < 0 && a.backing != NULL)
+            munmap(a.backing, bytesize);
+    }
+    if (err < 0) {
+        /* Out of host memory: the device bytes were never handed out. */
+        if (sim_lock(&g.shm) == 0) {
+            sim_uncharge(&g.shm, c->dev, bytesize, 0);
+            sim_unlock(&g.shm);
+        }
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    g.next_dptr += span;
+    pthread_mutex_unlock(&g.lock);
+    *dptr = a.base;
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuMemFree_v2(CUdeviceptr dptr)
+{
+    struct CUctx_st *c;
+    CUresult rc = enter_ctx(&c);
+    struct sim_alloc *a, copy;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    a = sim_alloc_find(&g.dmem, dptr);
+    if (a == NULL) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    copy = *a;
+    sim_alloc_remove(&g.dmem, a);
+    if (sim_lock(&g.shm) == 0) {
+        sim_uncharge(&g.shm, copy.dev, copy.bytes, g.cfg.free_lag_ns);
+        sim_unlock(&g.shm);
+    }
+    pthread_mutex_unlock(&g.lock);
+    if (copy.backing != NULL)
+        munmap(copy.backing, copy.bytes);
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes)
+{
+    struct CUctx_st *c;
+    CUresult rc = enter_ctx(&c);
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (free_bytes == NULL || total_bytes == NULL) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (sim_lock(&g.shm) < 0) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_UNKNOWN;
+    }
+    *free_bytes = sim_free_bytes(g.shm.st, c->dev);
+    *total_bytes = g.shm.st->dev[c->dev].capacity_bytes;
+    sim_unlock(&g.shm);
+    pthread_mutex_unlock(&g.lock);
+    return CUDA_SUCCESS;
+}
+
+/* ---- pinned host memory ---- */
+
+SIM_API CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
+{
+    struct sim_alloc a = {0};
+    struct CUctx_st *c;
+    CUresult rc = enter_ctx(&c);
+    void *p;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    pthread_mutex_unlock(&g.lock);
+    if (pp == NULL || bytesize == 0 ||
+        (flags & ~(unsigned)(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP |
+                             CU_MEMHOSTALLOC_WRITECOMBINED)) != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    /* Untouched virtual memory: the pages cost nothing until written. */
+    p = mmap(NULL, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+             -1, 0);
+    if (p == MAP_FAILED)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    a.base = (uint64_t)(uintptr_t)p;
+    a.bytes = bytesize;
+    pthread_mutex_lock(&g.lock);
+    if (sim_alloc_insert(&g.hmem, &a) < 0) {
+        pthread_mutex_unlock(&g.lock);
+        munmap(p, bytesize);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    pthread_mutex_unlock(&g.lock);
+    *pp = p;
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuMemFreeHost(void *p)
+{
+    CUresult rc = check_init();
+    struct sim_alloc *a;
+    uint64_t bytes;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    pthread_mutex_lock(&g.lock);
+    a = sim_alloc_find(&g.hmem, (uint64_t)(uintptr_t)p);
+    if (p == NULL || a == NULL) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    bytes = a->bytes;
+    sim_alloc_remove(&g.hmem, a);
+    pthread_mutex_unlock(&g.lock);
+    munmap(p, bytes);
+    return CUDA_SUCCESS;
+}
+
+/* ---- copies ---- */
+
+/* Under g.lock: the stream for handle s, or NULL if it is unknown. */
+static struct CUstream_st *stream_find_locked(CUstream s)
+{
+    if (s == NULL || s == SIM_STREAM_LEGACY || s == SIM_STREAM_PER_THREAD)
+        return &g.null_stream;
+    for (struct CUstream_st *p = g.streams; p != NULL; p = p->next)
+        if (p == s)
+            return p;
+    return NULL;
+}
+
+/*
+ * Checks [dptr, dptr + n) against the allocations of the calling thread's
+ * context and queues the copy's time on stream (NULL: a synchronous copy,
+ * which first waits for the default stream). On success *ret_dev is the host
+ * address of the device bytes (NULL unless backed) and *ret_until_ns the time
+ * the copy completes.
+ */
+static CUresult copy_begin(CUdeviceptr dptr, const void *host, size_t n, double gbps,
+                           CUstream stream, bool async, void **ret_dev, int64_t *ret_until_ns)
+{
+    struct CUctx_st *c;
+    CUresult rc = enter_ctx(&c);
+    struct sim_alloc *a;
+    struct CUstream_st *s;
+    int64_t start;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    s = stream_find_locked(async ? stream : NULL);
+    if (s == NULL) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    a = sim_alloc_find_span(&g.dmem, dptr, n);
+    if (host == NULL || a == NULL) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *ret_dev = a->backing != NULL ? (char *)a->backing + (dptr - a->base) : NULL;
+    start = sim_now_ns();
+    if (s->busy_until_ns > start)
+        start = s->busy_until_ns;
+    *ret_until_ns = start + copy_ns(n, gbps);
+    if (async)
+        s->busy_until_ns = *ret_until_ns;
+    pthread_mutex_unlock(&g.lock);
+    return CUDA_SUCCESS;
+}
+
+static CUresult copy_htod(CUdeviceptr dst, const void *src, size_t n, CUstream stream, bool async)
+{
+    void *dev;
+    int64_t until;
+    CUresult rc;
+
+    if (n == 0)
+        return check_init();
+    rc = copy_begin(dst, src, n, g.cfg.h2d_gbps, stream, async, &dev, &until);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (dev != NULL)
+        memcpy(dev, src, n);
+    if (!async)
+        sim_sleep_until_ns(until);
+    return CUDA_SUCCESS;
+}
+
+static CUresult copy_dtoh(void *dst, CUdeviceptr src, size_t n, CUstream stream, bool async)
+{
+    void *dev;
+    int64_t until;
+    CUresult rc;
+
+    if (n == 0)
+        return check_init();
+    rc = copy_begin(src, dst, n, g.cfg.d2h_gbps, stream, async, &dev, &until);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (dev != NULL)
+        memcpy(dst, dev, n);
+    if (!async)
+        sim_sleep_until_ns(until);
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n)
+{
+    return copy_htod(dst, src, n, NULL, false);
+}
+
+SIM_API CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n)
+{
+    return copy_dtoh(dst, src, n, NULL, false);
+}
+
+SIM_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream stream)
+{
+    return copy_htod(dst, src, n, stream, true);
+}
+
+SIM_API CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream stream)
+{
+    return copy_dtoh(dst, src, n, stream, true);
+}
+
+SIM_API CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value, size_t n)
+{
+    struct CUctx_st *c;
+    CUresult rc;
+    struct sim_alloc *a;
+    void *dev;
+
+    if (n == 0)
+        return check_init();
+    rc = enter_ctx(&c);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    a = sim_alloc_find_span(&g.dmem, dst, n);
+    if (a == NULL) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    dev = a->backing != NULL ? (char *)a->backing + (dst - a->base) : NULL;
+    pthread_mutex_unlock(&g.lock);
+    if (dev != NULL)
+        memset(dev, value, n);
+    return CUDA_SUCCESS;
+}
+
+/* ---- streams ---- */
+
+SIM_API CUresult cuStreamCreate(CUstream *pstream, unsigned int flags)
+{
+    struct CUctx_st *c;
+    CUresult rc;
+    struct CUstream_st *s;
+
+    if (pstream == NULL || (flags & ~(unsigned)CU_STREAM_NON_BLOCKING) != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    rc = enter_ctx(&c);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    s->next = g.streams;
+    g.streams = s;
+    pthread_mutex_unlock(&g.lock);
+    *pstream = s;
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuStreamSynchronize(CUstream stream)
+{
+    CUresult rc = check_init();
+    struct CUstream_st *s;
+    int64_t until;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    pthread_mutex_lock(&g.lock);
+    s = stream_find_locked(stream);
+    until = s != NULL ? s->busy_until_ns : 0;
+    pthread_mutex_unlock(&g.lock);
+    if (s == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    sim_sleep_until_ns(until);
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuCtxSynchronize(void)
+{
+    struct CUctx_st *c;
+    CUresult rc = enter_ctx(&c);
+    int64_t until;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    until = g.null_stream.busy_until_ns;
+    for (struct CUstream_st *s = g.streams; s != NULL; s = s->next)
+        if (s->busy_until_ns > until)
+            until = s->busy_until_ns;
+    pthread_mutex_unlock(&g.lock);
+    sim_sleep_until_ns(until);
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuStreamDestroy_v2(CUstream stream)
+{
+    CUresult rc = check_init();
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    pthread_mutex_lock(&g.lock);
+    for (struct CUstream_st **pp = &g.streams; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == stream) {
+            *pp = stream->next;
+            pthread_mutex_unlock(&g.lock);
+            /* Queued work is simulated time only: nothing to wait for. */
+            free(stream);
+            return CUDA_SUCCESS;
+        }
+    }
+    pthread_mutex_unlock(&g.lock);
+    return CUDA_ERROR_INVALID_HANDLE;
+}
+
+/* ---- plain names: aliases of the versioned implementations ---- */
+
+SIM_ALIAS(cuDeviceTotalMem, cuDeviceTotalMem_v2);
+SIM_ALIAS(cuDeviceGetUuid, cuDeviceGetUuid_v2);
+SIM_ALIAS(cuDevicePrimaryCtxRelease, cuDevicePrimaryCtxRelease_v2);
+SIM_ALIAS(cuMemAlloc, cuMemAlloc_v2);
+SIM_ALIAS(cuMemFree, cuMemFree_v2);
+SIM_ALIAS(cuMemGetInfo, cuMemGetInfo_v2);
+SIM_ALIAS(cuMemcpyHtoD, cuMemcpyHtoD_v2);
+SIM_ALIAS(cuMemcpyDtoH, cuMemcpyDtoH_v2);
+SIM_ALIAS(cuMemcpyHtoDAsync, cuMemcpyHtoDAsync_v2);
+SIM_ALIAS(cuMemcpyDtoHAsync, cuMemcpyDtoHAsync_v2);
+SIM_ALIAS(cuMemsetD8, cuMemsetD8_v2);
+SIM_ALIAS(cuStreamDestroy, cuStreamDestroy_v2);
