@@ -60,10 +60,16 @@ int gc_nvml_device_memory(struct gc_nvml *nvml, unsigned index, struct gc_gpu_in
  * Compute processes on GPU index, up to max entries (growing internally on
  * NVML_ERROR_INSUFFICIENT_SIZE); *ret_count gets the number written.
  */
-int gc_nvml_processes(struct gc_nvml *nvml, unsigned index, struct gc_gpu_proc *procs,
-                      unsigned max, unsigned *ret_count);
+int gc_nvml_processes(struct gc_nvml *nvml, unsigned index, struct gc_gpu_proc *procs, unsigned max,
+                      unsigned *ret_count);
 /* The last NVML error text for this handle's most recent failure. */
 const char *gc_nvml_last_error(const struct gc_nvml *nvml);
+/*
+ * gpusim only (its gpusimGetOomCount extension): how many allocations or
+ * contexts gpusim refused with CUDA_ERROR_OUT_OF_MEMORY on GPU index so far.
+ * GC_ENOTFOUND on a real driver.
+ */
+int gc_nvml_gpusim_oom_count(struct gc_nvml *nvml, unsigned index, uint64_t *ret_count);
 
 /* ---- CUDA driver API (the servers' model memory) ---- */
 
