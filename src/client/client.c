@@ -22,10 +22,26 @@
 #define CLIENT_HEARTBEATS_PER_TTL 3
 #define CLIENT_URL_MAX 1024
 
-struct gpucoord_client {
-    struct gc_http_client *http;
+/* Idle connections kept for reuse per pool. */
+#define CLIENT_POOL_IDLE_MAX 4
+
+/*
+ * Keep-alive connections shared by a client and the leases it acquired (a lease
+ * may outlive its client and be released from another thread). Refcounted.
+ */
+struct conn_pool {
+    pthread_mutex_t mu;
+    int refs;
     char url[CLIENT_URL_MAX];
     char token[256];
+    struct gc_http_client *idle[CLIENT_POOL_IDLE_MAX];
+    int nidle;
+};
+
+struct gpucoord_client {
+    struct conn_pool *pool;
+    struct gc_http_client *http; /* the client's own connection (one thread at a time) */
+    char url[CLIENT_URL_MAX];
     char message[512];
     long timeout_ms;
 };
@@ -38,9 +54,9 @@ struct gpucoord_lease {
     double ttl_s;
     char evicted[512];
 
-    pthread_mutex_t mu;         /* guards http, stop, lost */
+    pthread_mutex_t mu; /* guards stop, lost */
     pthread_cond_t cv;
-    struct gc_http_client *http; /* the lease's own connection (heartbeats, release) */
+    struct conn_pool *pool;
     pthread_t thread;
     bool thread_running;
     bool stop;
@@ -65,7 +81,70 @@ static int new_http(const char *url, const char *token, struct gc_http_client **
 
     if (rc == 0 && token[0] != '\0')
         rc = gc_http_client_set_bearer(*ret, token);
+    if (rc < 0 && rc != GPUCOORD_EINVAL) {
+        gc_http_client_free(*ret);
+        *ret = NULL;
+    }
     return rc;
+}
+
+static struct conn_pool *pool_new(const char *url, const char *token)
+{
+    struct conn_pool *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    pthread_mutex_init(&p->mu, NULL);
+    p->refs = 1;
+    snprintf(p->url, sizeof(p->url), "%s", url);
+    snprintf(p->token, sizeof(p->token), "%s", token ? token : "");
+    return p;
+}
+
+static void pool_ref(struct conn_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->refs++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_unref(struct conn_pool *p)
+{
+    int left;
+
+    pthread_mutex_lock(&p->mu);
+    left = --p->refs;
+    pthread_mutex_unlock(&p->mu);
+    if (left > 0)
+        return;
+    for (int i = 0; i < p->nidle; i++)
+        gc_http_client_free(p->idle[i]);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* A connection for one exchange; give it back with pool_put. */
+static int pool_get(struct conn_pool *p, struct gc_http_client **ret)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->nidle > 0) {
+        *ret = p->idle[--p->nidle];
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return new_http(p->url, p->token, ret);
+}
+
+static void pool_put(struct conn_pool *p, struct gc_http_client *http)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->nidle < CLIENT_POOL_IDLE_MAX) {
+        p->idle[p->nidle++] = http;
+        http = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    gc_http_client_free(http);
 }
 
 int gpucoord_client_new(const char *url, gpucoord_client **ret_client)
@@ -84,11 +163,15 @@ int gpucoord_client_new(const char *url, gpucoord_client **ret_client)
     if (c == NULL)
         return GPUCOORD_ENOMEM;
     snprintf(c->url, sizeof(c->url), "%s", url);
-    if (token != NULL)
-        snprintf(c->token, sizeof(c->token), "%s", token);
     c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
-    rc = new_http(c->url, c->token, &c->http);
+    c->pool = pool_new(url, token);
+    if (c->pool == NULL) {
+        free(c);
+        return GPUCOORD_ENOMEM;
+    }
+    rc = new_http(c->url, c->pool->token, &c->http);
     if (rc < 0) {
+        pool_unref(c->pool);
         free(c);
         return rc;
     }
@@ -101,6 +184,7 @@ void gpucoord_client_free(gpucoord_client *client)
     if (client == NULL)
         return;
     gc_http_client_free(client->http);
+    pool_unref(client->pool);
     free(client);
 }
 
@@ -206,11 +290,19 @@ static void *heartbeat_main(void *arg)
         struct gc_http_response resp = {0};
         int rc;
 
+        struct gc_http_client *http;
+
         gc_abstime_after_ms(&abstime, (int64_t)(interval * 1000.0));
         if (pthread_cond_timedwait(&lease->cv, &lease->mu, &abstime) == 0 || lease->stop)
             continue;
-        rc = gc_http_client_request(lease->http, "POST", path, NULL, 0, NULL,
-                                    (long)(interval * 1000.0) + 1000, &resp, NULL, 0);
+        pthread_mutex_unlock(&lease->mu);
+        rc = pool_get(lease->pool, &http);
+        if (rc == 0) {
+            rc = gc_http_client_request(http, "POST", path, NULL, 0, NULL,
+                                        (long)(interval * 1000.0) + 1000, &resp, NULL, 0);
+            pool_put(lease->pool, http);
+        }
+        pthread_mutex_lock(&lease->mu);
         if (rc == 0) {
             if (resp.status == 404)
                 lease->lost = 1; /* expired or released elsewhere: nothing left to keep */
@@ -260,7 +352,8 @@ static gpucoord_lease *lease_from_json(const json_t *j)
 
 static void lease_destroy(gpucoord_lease *l)
 {
-    gc_http_client_free(l->http);
+    if (l->pool != NULL)
+        pool_unref(l->pool);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     free(l);
@@ -299,7 +392,7 @@ int gpucoord_lease_acquire(gpucoord_client *client, const struct gpucoord_lease_
         return GPUCOORD_ENOMEM;
     json_object_set_new(body, "gpu", req->gpu >= 0 ? json_integer(req->gpu) : json_string("any"));
     if (req->pid >= 0)
-        json_object_set_new(body, "pid", json_integer(req->pid ? getpid() : req->pid));
+        json_object_set_new(body, "pid", json_integer(req->pid ? req->pid : getpid()));
     if (req->priority != 0)
         json_object_set_new(body, "priority", json_integer(req->priority));
     if (req->ttl_s > 0)
@@ -354,12 +447,8 @@ int gpucoord_lease_acquire(gpucoord_client *client, const struct gpucoord_lease_
     json_decref(ans);
     if (lease == NULL)
         return GPUCOORD_ENOMEM;
-    rc = new_http(client->url, client->token, &lease->http);
-    if (rc < 0) {
-        withdraw(client, lease->id);
-        lease_destroy(lease);
-        return rc;
-    }
+    pool_ref(client->pool);
+    lease->pool = client->pool;
     if (req->heartbeat && lease->ttl_s > 0) {
         if (pthread_create(&lease->thread, NULL, heartbeat_main, lease) == 0)
             lease->thread_running = true;
@@ -374,20 +463,26 @@ int gpucoord_lease_heartbeat(gpucoord_lease *lease)
     char path[128];
     int rc;
 
+    struct gc_http_client *http;
+
     snprintf(path, sizeof(path), "/v1/leases/%s/heartbeat", lease->id);
-    pthread_mutex_lock(&lease->mu);
-    rc = gc_http_client_request(lease->http, "POST", path, NULL, 0, NULL,
-                                CLIENT_DEFAULT_TIMEOUT_MS, &resp, NULL, 0);
+    rc = pool_get(lease->pool, &http);
+    if (rc < 0)
+        return rc;
+    rc = gc_http_client_request(http, "POST", path, NULL, 0, NULL, CLIENT_DEFAULT_TIMEOUT_MS,
+                                &resp, NULL, 0);
+    pool_put(lease->pool, http);
     if (rc == 0) {
+        pthread_mutex_lock(&lease->mu);
         if (resp.status == 404) {
             lease->lost = 1;
             rc = GPUCOORD_ENOTFOUND;
         } else if (resp.status != 200) {
             rc = gc_err_from_http_status(resp.status);
         }
+        pthread_mutex_unlock(&lease->mu);
         gc_http_response_free(&resp);
     }
-    pthread_mutex_unlock(&lease->mu);
     return rc;
 }
 
@@ -405,9 +500,15 @@ int gpucoord_lease_release(gpucoord_lease *lease)
     pthread_mutex_unlock(&lease->mu);
     if (lease->thread_running)
         pthread_join(lease->thread, NULL);
+    struct gc_http_client *http;
+
     snprintf(path, sizeof(path), "/v1/leases/%s", lease->id);
-    rc = gc_http_client_request(lease->http, "DELETE", path, NULL, 0, NULL,
-                                CLIENT_DEFAULT_TIMEOUT_MS, &resp, NULL, 0);
+    rc = pool_get(lease->pool, &http);
+    if (rc == 0) {
+        rc = gc_http_client_request(http, "DELETE", path, NULL, 0, NULL,
+                                    CLIENT_DEFAULT_TIMEOUT_MS, &resp, NULL, 0);
+        pool_put(lease->pool, http);
+    }
     if (rc == 0) {
         if (resp.status == 404)
             rc = GPUCOORD_ENOTFOUND;

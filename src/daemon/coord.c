@@ -136,15 +136,21 @@ static struct gc_watch *watch_find(struct gc_coord *coord, pid_t pid)
     return NULL;
 }
 
-void gc_coord_watch_locked(struct gc_coord *coord, pid_t pid)
+const struct gc_watch *gc_coord_watch_locked(struct gc_coord *coord, pid_t pid)
 {
     struct gc_watch *w;
     struct epoll_event ev = {.events = EPOLLIN};
 
-    if (pid <= 0 || watch_find(coord, pid) != NULL || coord->nwatches >= GC_WATCH_MAX)
-        return;
+    if (pid <= 0)
+        return NULL;
+    w = watch_find(coord, pid);
+    if (w != NULL)
+        return w;
+    if (coord->nwatches >= GC_WATCH_MAX)
+        return NULL;
     w = &coord->watches[coord->nwatches++];
     w->pid = pid;
+    w->start_ticks = gc_proc_start_ticks(pid);
     w->fd = gc_pidfd_open(pid);
     if (w->fd >= 0) {
         ev.data.u64 = (uint64_t)pid;
@@ -153,6 +159,37 @@ void gc_coord_watch_locked(struct gc_coord *coord, pid_t pid)
             w->fd = -1; /* falls back to polling in the engine loop */
         }
     }
+    return w;
+}
+
+const struct gc_watch *gc_coord_watch_alive_locked(struct gc_coord *coord, pid_t pid)
+{
+    struct gc_watch *w = watch_find(coord, pid);
+
+    /* A watched pid's exit is delivered by its pidfd: no need to read /proc again. */
+    if (w != NULL && w->fd >= 0)
+        return w;
+    if (!gc_proc_alive(pid))
+        return NULL;
+    return gc_coord_watch_locked(coord, pid);
+}
+
+bool gc_coord_something_waits_locked(struct gc_coord *coord)
+{
+    struct gc_ledger *ledger = coord->ledger;
+
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        if (ledger->leases[i].state == GC_LEASE_QUEUED ||
+            ledger->leases[i].state == GC_LEASE_PREPARING)
+            return true;
+    }
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        const struct gc_resident *r = &ledger->residents[i];
+        if (r->in_use && r->state == GC_RES_UNLOADED && r->evicted &&
+            r->restore == GC_RESTORE_AUTO)
+            return true;
+    }
+    return false;
 }
 
 static bool pid_in_use_locked(struct gc_coord *coord, pid_t pid)
@@ -359,31 +396,49 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
     }
 }
 
-static void refresh_locked(struct gc_coord *coord)
+void gc_coord_read_nvml(struct gc_coord *coord, struct gc_nvml_reading *r)
 {
-    struct gc_ledger *ledger = coord->ledger;
     struct gc_gpu_proc procs[GC_SNAPSHOT_PROCS_MAX];
-    struct gc_snapshot_proc snap[GC_SNAPSHOT_PROCS_MAX];
-    int64_t now = gc_mono_ms();
 
-    for (unsigned g = 0; g < ledger->ngpus; g++) {
+    r->ngpus = coord->ledger->ngpus;
+    for (unsigned g = 0; g < r->ngpus; g++) {
         struct gc_gpu_info info;
         unsigned n = 0;
-        if (gc_nvml_device_memory(coord->nvml, g, &info) < 0 ||
-            gc_nvml_processes(coord->nvml, g, procs, GC_SNAPSHOT_PROCS_MAX, &n) < 0) {
+        r->ok[g] = gc_nvml_device_memory(coord->nvml, g, &info) == 0 &&
+                   gc_nvml_processes(coord->nvml, g, procs, GC_SNAPSHOT_PROCS_MAX, &n) == 0;
+        if (!r->ok[g])
+            continue;
+        /* Memory not free is in use, whether a process or the driver holds it. */
+        r->used_bytes[g] = info.total_bytes - info.free_bytes;
+        r->free_bytes[g] = info.free_bytes;
+        r->nprocs[g] = n;
+        for (unsigned i = 0; i < n; i++) {
+            r->procs[g][i].pid = procs[i].pid;
+            r->procs[g][i].used_bytes = procs[i].used_bytes;
+        }
+    }
+}
+
+static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_reading *r)
+{
+    int64_t now = gc_mono_ms();
+
+    for (unsigned g = 0; g < r->ngpus; g++) {
+        if (!r->ok[g]) {
             if (coord->counters.nvml_errors++ % 1000 == 0)
                 gc_warn("NVML read of GPU %u failed: %s (keeping the last reading)", g,
                         gc_nvml_last_error(coord->nvml));
             continue;
         }
-        for (unsigned i = 0; i < n; i++) {
-            snap[i].pid = procs[i].pid;
-            snap[i].used_bytes = procs[i].used_bytes;
-        }
-        /* Memory not free is in use, whether a process or the driver holds it. */
-        gc_ledger_set_snapshot(ledger, g, info.total_bytes - info.free_bytes, info.free_bytes,
-                               snap, n, now);
+        gc_ledger_set_snapshot(coord->ledger, g, r->used_bytes[g], r->free_bytes[g],
+                               r->procs[g], r->nprocs[g], now);
     }
+}
+
+static void refresh_locked(struct gc_coord *coord)
+{
+    gc_coord_read_nvml(coord, coord->reading);
+    apply_reading_locked(coord, coord->reading);
 }
 
 static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
@@ -426,25 +481,33 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
 static __thread bool in_engine_thread;
 static int64_t engine_deadline_ms;
 
-void gc_coord_kick_locked(struct gc_coord *coord)
+static void settle_locked(struct gc_coord *coord)
 {
-    struct gc_actions *acts = malloc(sizeof(*acts));
+    struct gc_actions *acts = &coord->actions;
     int64_t now;
 
-    if (acts == NULL)
-        return;
-    refresh_locked(coord);
     do {
         now = gc_mono_ms();
         gc_sched_step(coord->ledger, now, acts);
         apply_actions_locked(coord, acts);
     } while (acts->truncated);
-    free(acts);
     if (gc_store_size(coord->store) > coord->config->compact_bytes)
         compact_locked(coord);
     pthread_cond_broadcast(&coord->changed);
     if (!in_engine_thread && next_deadline_locked(coord, now) < engine_deadline_ms)
         gc_coord_wake(coord);
+}
+
+void gc_coord_kick_locked(struct gc_coord *coord)
+{
+    refresh_locked(coord);
+    settle_locked(coord);
+}
+
+void gc_coord_kick_with_locked(struct gc_coord *coord, const struct gc_nvml_reading *r)
+{
+    apply_reading_locked(coord, r);
+    settle_locked(coord);
 }
 
 void gc_coord_wake(struct gc_coord *coord)
@@ -488,7 +551,10 @@ int gc_coord_create(const struct gc_config *config, struct gc_nvml *nvml, struct
     if (coord == NULL)
         return GC_ENOMEM;
     coord->ledger = calloc(1, sizeof(*coord->ledger));
-    if (coord->ledger == NULL) {
+    coord->reading = calloc(1, sizeof(*coord->reading));
+    if (coord->ledger == NULL || coord->reading == NULL) {
+        free(coord->ledger);
+        free(coord->reading);
         free(coord);
         return GC_ENOMEM;
     }
@@ -573,6 +639,7 @@ void gc_coord_destroy(struct gc_coord *coord)
     pthread_cond_destroy(&coord->changed);
     pthread_mutex_destroy(&coord->lock);
     free(coord->ledger);
+    free(coord->reading);
     free(coord);
 }
 

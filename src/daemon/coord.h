@@ -50,6 +50,16 @@ struct gc_resident_ext {
 struct gc_watch {
     pid_t pid;
     int fd;
+    uint64_t start_ticks; /* identifies this process, not a later one with its pid */
+};
+
+/* One NVML reading of every GPU, taken without the lock. */
+struct gc_nvml_reading {
+    unsigned ngpus;
+    bool ok[GC_GPUS_MAX];
+    uint64_t used_bytes[GC_GPUS_MAX], free_bytes[GC_GPUS_MAX];
+    unsigned nprocs[GC_GPUS_MAX];
+    struct gc_snapshot_proc procs[GC_GPUS_MAX][GC_SNAPSHOT_PROCS_MAX];
 };
 
 struct gc_coord {
@@ -71,6 +81,8 @@ struct gc_coord {
     bool stopping;
     int64_t started_ms;
     char driver_version[96];
+    struct gc_actions actions;         /* scratch for kicks (under the lock) */
+    struct gc_nvml_reading *reading;   /* scratch for kicks (under the lock) */
 };
 
 /* Histogram bucket bounds in seconds, shared by the three histograms. */
@@ -99,13 +111,22 @@ void gc_coord_wake(struct gc_coord *coord);
 /* Reads NVML into the ledger, runs the scheduler until it settles, acts on what it
  * decided (journal, events, jobs) and wakes waiters. */
 void gc_coord_kick_locked(struct gc_coord *coord);
+/* Reads every GPU through NVML into r (no lock needed: NVML is thread-safe). */
+void gc_coord_read_nvml(struct gc_coord *coord, struct gc_nvml_reading *r);
+/* gc_coord_kick_locked with a reading taken just before the lock. */
+void gc_coord_kick_with_locked(struct gc_coord *coord, const struct gc_nvml_reading *r);
 /* Ends an active lease: journal, event, counters, process watch. */
 void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
                                enum gc_lease_state state, int error, const char *reason);
 /* Writes a resident's state to the journal. */
 void gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
-/* Starts watching pid for exit (no-op if watched already or pid <= 0). */
-void gc_coord_watch_locked(struct gc_coord *coord, pid_t pid);
+/* Starts watching pid for exit (no-op if watched already or pid <= 0); returns the
+ * watch, or NULL when pid <= 0 or the table is full. */
+const struct gc_watch *gc_coord_watch_locked(struct gc_coord *coord, pid_t pid);
+/* The watch of a live process, or (checking /proc) a new one; NULL if pid is gone. */
+const struct gc_watch *gc_coord_watch_alive_locked(struct gc_coord *coord, pid_t pid);
+/* True when a lease waits or an evicted resident waits to be restored. */
+bool gc_coord_something_waits_locked(struct gc_coord *coord);
 /* Waits on coord->changed until deadline_ms (monotonic); false when it passed. */
 bool gc_coord_wait_locked(struct gc_coord *coord, int64_t deadline_ms);
 /* Adds a sample to a histogram. */

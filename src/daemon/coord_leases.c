@@ -1,5 +1,6 @@
 /* coord_leases.c - lease requests, waits, heartbeats and releases (API operations). */
 #include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -83,6 +84,7 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc
     struct gc_lease *l;
     json_t *gpu;
     char id[GC_LEASE_ID_MAX];
+    struct gc_nvml_reading *reading;
     int rc;
 
     if (gc_json_only_keys(req, lease_fields, &err) < 0 ||
@@ -120,19 +122,30 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc
         gc_api_error(ans, GC_EINVAL, "a lease without a pid needs a ttl_s above 0");
         return;
     }
+
+    /* Read NVML before taking the lock: the lock is held as briefly as possible. */
+    reading = malloc(sizeof(*reading));
+    if (reading == NULL) {
+        gc_api_error(ans, GC_ENOMEM, "out of memory");
+        return;
+    }
+    gc_coord_read_nvml(coord, reading);
+    pthread_mutex_lock(&coord->lock);
     if (pid > 0) {
-        if (!gc_proc_alive((pid_t)pid)) {
+        const struct gc_watch *w = gc_coord_watch_alive_locked(coord, (pid_t)pid);
+        if (w == NULL) {
             gc_api_error(ans, GC_EINVAL, "process %lld does not exist", (long long)pid);
+            pthread_mutex_unlock(&coord->lock);
+            free(reading);
             return;
         }
-        start_ticks = gc_proc_start_ticks((pid_t)pid);
+        start_ticks = w->start_ticks;
     }
-
-    pthread_mutex_lock(&coord->lock);
     if (gpu_req >= (int64_t)coord->ledger->ngpus) {
         gc_api_error(ans, GC_EINVAL, "no GPU %lld: this coordinator has %u", (long long)gpu_req,
                      coord->ledger->ngpus);
         pthread_mutex_unlock(&coord->lock);
+        free(reading);
         return;
     }
     rc = gc_ledger_lease_new(coord->ledger, GC_KIND_HOLDER, holder, (pid_t)pid, (int)gpu_req,
@@ -142,12 +155,13 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc
                      "too many leases (at most %u queued, %u per holder, %d in all)",
                      cfg->queue_max, cfg->leases_per_holder_max, GC_LEASES_MAX);
         pthread_mutex_unlock(&coord->lock);
+        free(reading);
         return;
     }
     l->pid_start_ticks = start_ticks;
     snprintf(id, sizeof(id), "%s", l->id);
-    gc_coord_watch_locked(coord, (pid_t)pid);
-    gc_coord_kick_locked(coord);
+    gc_coord_kick_with_locked(coord, reading);
+    free(reading);
     if (wait_s > 0)
         wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0));
     lease_answer_locked(coord, id, ans);
@@ -208,7 +222,9 @@ void gc_coord_lease_release(struct gc_coord *coord, const char *id, struct gc_ap
         const char *why = l->state == GC_LEASE_GRANTED ? "released by its holder"
                                                        : "withdrawn before it was granted";
         gc_coord_lease_end_locked(coord, l, GC_LEASE_RELEASED, 0, why);
-        gc_coord_kick_locked(coord);
+        /* The freed room matters only to someone waiting for it. */
+        if (gc_coord_something_waits_locked(coord))
+            gc_coord_kick_locked(coord);
     }
     h = gc_ledger_lease_lookup(coord->ledger, id);
     if (h == NULL || h->kind != GC_KIND_HOLDER) {
