@@ -153,11 +153,13 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
             continue;
         term = resident_term(ledger, r);
         ret->residents += term;
-        if (for_lease != NULL && resident_holds_memory(r->state) &&
-            r->priority < for_lease->priority) {
-            freeable = gc_ledger_resident_freeable(ledger, r);
+        if (for_lease != NULL && r->priority < for_lease->priority) {
             if (r->state == GC_RES_RELOADING)
                 freeable = r->bytes; /* it will be evictable once loaded */
+            else if (resident_holds_memory(r->state))
+                freeable = gc_ledger_resident_freeable(ledger, r);
+            else /* unloaded, yet NVML may not show it yet: only its floor stays */
+                freeable = term > r->floor_bytes ? term - r->floor_bytes : 0;
             ret->fixed += term > freeable ? term - freeable : 0;
         } else {
             ret->fixed += term;

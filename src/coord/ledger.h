@@ -103,6 +103,7 @@ struct gc_resident {
     bool evicted;          /* unloaded by the coordinator: to be restored */
     bool busy;             /* an unload/reload job is running */
     uint64_t usage_before; /* its NVML usage when the current job started */
+    uint64_t floor_bytes;  /* its usage when last verified unloaded (context etc.); 0: unknown */
     int64_t unloaded_since_ms;
     int64_t last_used_ms;  /* last demand or load: for LRU */
     int64_t next_reload_ms; /* backoff: no restore before this */

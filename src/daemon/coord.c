@@ -75,12 +75,13 @@ static json_t *resident_record(struct gc_coord *coord, const struct gc_resident 
 {
     json_t *spec = coord->ext[gc_coord_resident_index(coord, r)].registration;
 
-    return json_pack("{s:s, s:s, s:O?, s:s, s:b, s:I, s:i, s:I, s:I, s:I, s:s}", "op",
+    return json_pack("{s:s, s:s, s:O?, s:s, s:b, s:I, s:I, s:i, s:I, s:I, s:I, s:s}", "op",
                      "resident", "name", r->name, "spec", spec, "state",
                      gc_resident_state_name(r->state), "evicted", r->evicted, "bytes",
-                     (json_int_t)r->bytes, "pid", (int)r->pid, "pid_start",
-                     (json_int_t)r->pid_start_ticks, "unloads", (json_int_t)r->unloads,
-                     "reloads", (json_int_t)r->reloads, "reason", r->reason);
+                     (json_int_t)r->bytes, "floor", (json_int_t)r->floor_bytes, "pid",
+                     (int)r->pid, "pid_start", (json_int_t)r->pid_start_ticks, "unloads",
+                     (json_int_t)r->unloads, "reloads", (json_int_t)r->reloads, "reason",
+                     r->reason);
 }
 
 static void journal_append_locked(struct gc_coord *coord, json_t *rec, bool important)
@@ -705,7 +706,7 @@ static int recover_record(void *ctx, json_t *rec)
         key = json_string_value(json_object_get(rec, "name"));
         if (key == NULL)
             return 0;
-        if (op[0] == 'r' && op[1] == 'e')
+        if (strcmp(op, "resident") == 0)
             json_object_set(st->residents, key, rec);
         else
             json_object_del(st->residents, key);
@@ -713,6 +714,11 @@ static int recover_record(void *ctx, json_t *rec)
         key = json_string_value(json_object_get(rec, "id"));
         if (key == NULL)
             return 0;
+        /* Ids are never reused, ended leases included. */
+        const char *dash = strrchr(key, '-');
+        json_int_t n = dash ? (json_int_t)strtoll(dash + 1, NULL, 10) : 0;
+        if (n + 1 > st->next_id)
+            st->next_id = n + 1;
         if (strcmp(op, "lease") == 0)
             json_object_set(st->leases, key, rec);
         else
@@ -752,6 +758,7 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
         gc_resident_state_parse(state_name, &state);
     r->evicted = json_is_true(json_object_get(rec, "evicted"));
     r->bytes = (uint64_t)json_integer_value(json_object_get(rec, "bytes"));
+    r->floor_bytes = (uint64_t)json_integer_value(json_object_get(rec, "floor"));
     r->unloads = (unsigned)json_integer_value(json_object_get(rec, "unloads"));
     r->reloads = (unsigned)json_integer_value(json_object_get(rec, "reloads"));
     if (r->pid > 0 && !holder_alive(r->pid, r->pid_start_ticks)) {
@@ -759,14 +766,14 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
         snprintf(r->reason, sizeof(r->reason), "process %d exited while the coordinator was down",
                  (int)r->pid);
     }
-    /* Half-done steps are unknown: treat them as unloaded and restore (reload is
-     * idempotent for a resident that is in fact loaded). */
+    /* A step cut short: the resident is asked (below) what it holds now; until then
+     * it is unloaded and to be restored (reload is idempotent). */
     if (state == GC_RES_UNLOADING || state == GC_RES_RELOADING) {
         state = GC_RES_UNLOADED;
         r->evicted = true;
+        r->busy = true; /* probed before anything else touches it */
     }
     r->state = state;
-    r->busy = false;
     if (state == GC_RES_UNLOADED)
         r->unloaded_since_ms = gc_mono_ms();
     (*ret_n)++;
@@ -826,6 +833,48 @@ static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsi
     }
 }
 
+/* Residents whose unload or reload the crash cut short: ask them what they hold.
+ * Called with the lock held; drops it around the questions (nothing else runs yet). */
+static void probe_interrupted_locked(struct gc_coord *coord)
+{
+    struct gc_ledger *ledger = coord->ledger;
+
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        struct gc_resident *r = &ledger->residents[i];
+        struct gc_resident_spec spec;
+        struct gc_adapter_result res = {0};
+        const struct gc_adapter *adapter;
+        char name[GC_NAME_MAX + 1];
+        int rc = -1;
+
+        if (!r->in_use || !r->busy)
+            continue;
+        spec = coord->ext[i].spec;
+        spec.pid = r->pid;
+        adapter = gc_adapter_find(r->protocol);
+        snprintf(name, sizeof(name), "%s", r->name);
+        pthread_mutex_unlock(&coord->lock);
+        if (adapter != NULL)
+            rc = adapter->health(&spec, &res);
+        pthread_mutex_lock(&coord->lock);
+        r = gc_ledger_resident_find(ledger, name);
+        if (r == NULL)
+            continue;
+        r->busy = false;
+        if (rc == 0 && res.models_loaded == 1) {
+            r->state = GC_RES_LOADED;
+            r->evicted = false;
+        }
+        gc_events_add(&coord->events, gc_real_s(), "resident_probed", name,
+                      "step cut short by a restart; it reports %s",
+                      rc < 0                      ? "nothing (unreachable)"
+                      : res.models_loaded == 1    ? "its models loaded"
+                      : res.models_loaded == 0    ? "its models unloaded"
+                                                  : "no model state");
+        gc_coord_journal_resident_locked(coord, r);
+    }
+}
+
 int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
 {
     struct recover_state st = {json_object(), json_object(), 0, 0};
@@ -864,6 +913,7 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
         recover_resident_locked(coord, rec, &nres);
     json_object_foreach(st.leases, key, rec)
         recover_lease_locked(coord, rec, &adopted, &expired);
+    probe_interrupted_locked(coord);
     if (nres + adopted + expired + skipped > 0) {
         gc_info("recovered from the journal: %u residents, %u leases re-adopted, %u expired%s",
                 nres, adopted, expired, skipped ? " (torn records skipped)" : "");

@@ -277,6 +277,7 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
                 r->unloaded_since_ms = gc_mono_ms();
                 r->unloads++;
                 r->last_unload_s = unload_s + verify_s;
+                r->floor_bytes = gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid);
                 if (r->bytes == 0)
                     r->bytes = freed; /* learned */
                 gc_coord_journal_resident_locked(coord, r);

@@ -7,6 +7,7 @@
  *                 [--unload-mode ok|hang|error|lie|slow|crash]
  *                 [--reload-mode ok|hang|error|crash] [--reload-failures N]
  *                 [--free-delay-ms MS] [--cleanup-frees]
+ *                 [--unload-delay-ms MS] [--reload-delay-ms MS]
  *
  * Prints "ready port=P pid=PID" once it listens with its bytes loaded.
  * GET /stats answers {unloads, reloads, cleanups, loaded}.
@@ -41,6 +42,7 @@ static struct {
     enum mode unload_mode, reload_mode;
     unsigned reload_failures; /* fail this many reloads first */
     int free_delay_ms;
+    int unload_delay_ms, reload_delay_ms; /* work time before answering */
     bool cleanup_frees;
     unsigned unloads, reloads, cleanups;
     pthread_mutex_t lock;
@@ -103,6 +105,11 @@ static void handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
                                     fr.reloads, "cleanups", fr.cleanups, "loaded", fr.loaded));
     } else if (strcmp(path, "/unload_models") == 0) {
         fr.unloads++;
+        if (fr.unload_delay_ms > 0) {
+            pthread_mutex_unlock(&fr.lock);
+            gc_sleep_ms(fr.unload_delay_ms);
+            pthread_mutex_lock(&fr.lock);
+        }
         switch (fr.unload_mode) {
         case MODE_HANG:
             pthread_mutex_unlock(&fr.lock);
@@ -134,6 +141,11 @@ static void handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
         }
     } else if (strcmp(path, "/reload_models") == 0) {
         fr.reloads++;
+        if (fr.reload_delay_ms > 0) {
+            pthread_mutex_unlock(&fr.lock);
+            gc_sleep_ms(fr.reload_delay_ms);
+            pthread_mutex_lock(&fr.lock);
+        }
         if (fr.reload_mode == MODE_CRASH)
             _exit(4);
         if (fr.reload_mode == MODE_HANG) {
@@ -211,6 +223,8 @@ int main(int argc, char **argv)
         {"unload-mode", required_argument, NULL, 'U'},   {"reload-mode", required_argument, NULL, 'L'},
         {"reload-failures", required_argument, NULL, 'F'},
         {"free-delay-ms", required_argument, NULL, 'd'}, {"cleanup-frees", no_argument, NULL, 'C'},
+        {"unload-delay-ms", required_argument, NULL, 'x'},
+        {"reload-delay-ms", required_argument, NULL, 'y'},
         {NULL, 0, NULL, 0},
     };
     struct gc_http_server_config hc = {.host = "127.0.0.1", .body_max = 1 << 20, .conn_limit = 64};
@@ -273,6 +287,12 @@ int main(int argc, char **argv)
             break;
         case 'C':
             fr.cleanup_frees = true;
+            break;
+        case 'x':
+            fr.unload_delay_ms = atoi(optarg);
+            break;
+        case 'y':
+            fr.reload_delay_ms = atoi(optarg);
             break;
         default:
             return 64;

@@ -619,3 +619,25 @@ TEST(unattributed_memory_makes_a_lease_wait_not_fail)
     ASSERT(find_action(&a, GC_ACT_REFUSED, id) != NULL);
     free(l);
 }
+
+TEST(unloaded_resident_not_yet_freed_does_not_make_a_lease_fail)
+{
+    /* After a restart the resident is known to be unloaded while NVML still shows its
+     * memory: the lease waits for the driver instead of failing. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    val->state = GC_RES_UNLOADED;
+    val->evicted = true;
+    snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES);
+    struct gc_lease *gen = add_lease(l, "generation", 200, 0, GEN_BYTES, 100, 0);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", gen->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_REFUSED, id) == NULL);
+    /* Once its floor (context) is known, only the floor is fixed. */
+    val->floor_bytes = CTX + VAL_BYTES;
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_REFUSED, id) != NULL);
+    free(l);
+}
