@@ -373,7 +373,8 @@ void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct g
     pthread_mutex_lock(&coord->lock);
     r = gc_ledger_resident_find(coord->ledger, name);
     if (rc < 0) {
-        gc_api_error(ans, rc == GC_EUNAVAIL ? GC_ECOULDNOTFREE : rc, "%s", why);
+        /* No room: could_not_free; the resident failing to come back: unavailable. */
+        gc_api_error(ans, rc == GC_EUNAVAIL ? GC_ECOULDNOTFREE : GC_EUNAVAIL, "%s", why);
     } else if (r == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
     } else {

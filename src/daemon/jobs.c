@@ -228,9 +228,12 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
     rc = v.adapter->unload(&v.spec, &res);
     t_unloaded = gc_mono_ms();
     if (rc < 0) {
-        /* Did it unload anyway (an answer lost, a timeout just missed)? Ask. */
+        /* Did it unload anyway (an answer lost, a timeout just missed)? Ask. A resident
+         * that died frees everything: verification will see it. */
         struct gc_adapter_result h = {0};
-        if (v.adapter->health(&v.spec, &h) == 0 && h.models_loaded == 0) {
+        if (v.spec.pid > 0 && !gc_proc_alive(v.spec.pid)) {
+            rc = 0;
+        } else if (v.adapter->health(&v.spec, &h) == 0 && h.models_loaded == 0) {
             rc = 0;
         } else {
             snprintf(why, why_len, "resident '%s' could not unload: %s", name, res.detail);
@@ -363,6 +366,9 @@ static void reload_finish_locked(struct gc_coord *coord, const char *name, int r
             r->last_used_ms = gc_mono_ms();
             r->last_reload_s = reload_s + verify_s;
             r->reason[0] = '\0';
+        } else if (r->pid > 0 && !gc_proc_alive(r->pid) && strcmp(r->protocol, "process")) {
+            r->state = GC_RES_GONE; /* died: only a restart and re-registration help */
+            snprintf(r->reason, sizeof(r->reason), "%s", why);
         } else {
             r->state = GC_RES_FAILED;
             snprintf(r->reason, sizeof(r->reason), "%s", why);
@@ -378,7 +384,9 @@ static void reload_finish_locked(struct gc_coord *coord, const char *name, int r
         gc_event_phase(ev, "reload", reload_s);
         gc_event_phase(ev, "verify", verify_s);
     } else {
-        gc_events_add(&coord->events, gc_real_s(), "resident_failed", name, "%s", why);
+        gc_events_add(&coord->events, gc_real_s(),
+                      r && r->state == GC_RES_GONE ? "resident_gone" : "resident_failed", name,
+                      "%s", why);
     }
     coord->jobs_running--;
     gc_coord_kick_locked(coord);
