@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Security: loopback by default, the Unix socket's mode, the bearer token on TCP,
+loopback-only callbacks, and the named caps on client-controlled quantities."""
+import os
+import socket
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from gctest import BUILD, GiB, GpuEnv, Http, free_port  # noqa: E402
+from test_api_input import UnixHTTPConnection  # noqa: E402
+
+TOKEN = "s3cret-token-for-tests-0123456789"
+
+
+class Security(GpuEnv):
+    def test_binds_loopback_by_default(self):
+        port = free_port()
+        env = dict(self.env, GPUCOORD_PORT=str(port))
+        p = self.start([os.path.join(BUILD, "gpucoordd"), "--state-dir", self.path("st")],
+                       "gpucoordd", env=env)
+        http = Http("http://127.0.0.1:%d" % port)
+        import time
+        for _ in range(100):
+            try:
+                if http.get("/health", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True,
+                             text=True).stdout
+        local = [line.split()[3] for line in out.splitlines() if line.strip()]
+        self.assertEqual(local, ["127.0.0.1:%d" % port])
+        self.assertTrue(p.alive())
+
+    def start_with_token(self, mode=0o600):
+        path = self.path("token")
+        with open(path, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(path, mode)
+        return self.start_coordinator("--token-file", path, wait=False)
+
+    def test_bearer_token_required_on_tcp(self):
+        self.start_with_token()
+        http = Http(self.url)
+        import time
+        for _ in range(100):
+            try:
+                st, body = http.get("/v1/status", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.assertEqual(st, 401)
+        self.assertEqual(body["error"], "unauthorized")
+        st, body = Http(self.url, token="wrong-token-wrong-token").get("/v1/status")
+        self.assertEqual(st, 401)
+        st, body = Http(self.url, token=TOKEN).get("/v1/status")
+        self.assertEqual(st, 200)
+        st, body = http.post("/v1/leases", {"holder": "a", "bytes": GiB, "ttl_s": 5})
+        self.assertEqual(st, 401)
+        # The Unix socket is guarded by its file mode instead.
+        conn = UnixHTTPConnection(self.socket)
+        conn.request("GET", "/v1/status")
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
+
+    def test_token_file_readable_by_others_is_refused(self):
+        p = self.start_with_token(mode=0o644)
+        p.p.wait(timeout=10)
+        self.assertEqual(p.p.returncode, 2)
+        with open(self.path("gpucoordd.log")) as f:
+            self.assertIn("must not be readable by group or others", f.read())
+
+    def test_unix_socket_mode(self):
+        self.start_coordinator()
+        self.assertEqual(os.stat(self.socket).st_mode & 0o777, 0o660)
+
+    def test_remote_callbacks_need_the_config(self):
+        self.start_coordinator()
+        body = {"name": "r", "protocol": "seed", "url": "http://192.0.2.7:8000"}
+        st, ans = self.http.post("/v1/residents", body)
+        self.assertEqual(st, 400)
+        self.assertIn("loopback", ans["message"])
+        for url in ("http://127.0.0.2:9", "http://localhost:9", "http://[::1]:9"):
+            st, ans = self.http.post("/v1/residents", dict(body, url=url))
+            self.assertEqual(st, 201, (url, ans))
+
+    def test_remote_callbacks_allowed_by_config(self):
+        self.start_coordinator(config="[coordinator]\nallow_remote_callbacks = true\n")
+        st, ans = self.http.post("/v1/residents", {"name": "r", "protocol": "seed",
+                                                   "url": "http://192.0.2.7:8000"})
+        self.assertEqual(st, 201, ans)
+
+    def test_leases_per_holder_and_queue_caps(self):
+        self.start_coordinator(config="[coordinator]\nleases_per_holder_max = 3\n"
+                                      "queue_max = 2\n")
+        for i in range(3):
+            st, _ = self.http.post("/v1/leases", {"holder": "greedy", "bytes": GiB, "ttl_s": 30})
+            self.assertEqual(st, 201)
+        st, body = self.http.post("/v1/leases", {"holder": "greedy", "bytes": GiB, "ttl_s": 30})
+        self.assertEqual((st, body["error"]), (429, "limit_reached"))
+        big = {"bytes": 21 * GiB, "ttl_s": 30}
+        for h in ("a", "b"):
+            st, _ = self.http.post("/v1/leases", dict(big, holder=h))
+            self.assertEqual(st, 202)
+        st, body = self.http.post("/v1/leases", dict(big, holder="c"))
+        self.assertEqual((st, body["error"]), (429, "limit_reached"))
+        st, leases = self.http.get("/v1/leases")
+        self.assertEqual(len(leases["leases"]), 5)
+
+    def test_garbage_on_the_wire_leaves_it_serving(self):
+        self.start_coordinator()
+        port = self.coord_port
+        for junk in (b"\x00\x01\x02\xff" * 100, b"GET /" + b"A" * 100000 + b" HTTP/1.1\r\n\r\n",
+                     b"POST /v1/leases HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\nx",
+                     b"GET /health HTTP/1.1\r\n" + b"X-Junk: y\r\n" * 5000 + b"\r\n"):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            try:
+                s.sendall(junk)
+                s.settimeout(2)
+                try:
+                    s.recv(4096)
+                except OSError:
+                    pass
+            finally:
+                s.close()
+        self.assertEqual(self.http.get("/health")[0], 200)
+        self.assertTrue(self.coord.alive())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
