@@ -28,7 +28,7 @@ _UNITS = {
 }
 
 # Digits, an optional fraction, at most one space, then letters (the unit, maybe none).
-_SIZE_RE = re.compile(r"([0-9]+)(?:\.([0-9]*))? ?([A-Za-z]*)", re.ASCII)
+_SIZE_RE = re.compile(r"([0-9]+)(?:\.([0-9]*))?(?: (?=[A-Za-z]))?([A-Za-z]*)", re.ASCII)
 
 
 def parse_size(value):

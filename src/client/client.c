@@ -403,8 +403,14 @@ int gpucoord_lease_acquire(gpucoord_client *client, const struct gpucoord_lease_
 
     while (rc == 0 && status == 202) {
         double left = (double)(deadline - gc_mono_ms()) / 1000.0;
+        const char *qid = json_string_value(json_object_get(ans, "id"));
         char path[160];
-        snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(ans, "id")));
+        if (qid == NULL || strlen(qid) >= sizeof(id)) {
+            json_decref(ans);
+            set_message(client, "the coordinator answered a queued lease without an id");
+            return GPUCOORD_EPROTO;
+        }
+        snprintf(id, sizeof(id), "%s", qid);
         json_decref(ans);
         ans = NULL;
         if (left <= 0) {
@@ -423,10 +429,14 @@ int gpucoord_lease_acquire(gpucoord_client *client, const struct gpucoord_lease_
                 status = 201;
             else if (state != NULL && strcmp(state, "queued") && strcmp(state, "preparing")) {
                 const char *reason = json_string_value(json_object_get(ans, "reason"));
+                const char *code = json_string_value(json_object_get(ans, "error"));
                 set_message(client, "lease %s %s%s%s", id, state, reason ? ": " : "",
                             reason ? reason : "");
                 json_decref(ans);
-                return GPUCOORD_ECOULDNOTFREE;
+                /* failed: the daemon's code; expired/released while waiting: gone. */
+                if (strcmp(state, "failed") == 0)
+                    return code ? gc_err_from_name(code) : GPUCOORD_ECOULDNOTFREE;
+                return GPUCOORD_ENOTFOUND;
             } else {
                 status = 202;
             }
@@ -438,7 +448,7 @@ int gpucoord_lease_acquire(gpucoord_client *client, const struct gpucoord_lease_
             withdraw(client, id);
         return rc;
     }
-    if (status != 201 && status != 200) {
+    if ((status != 201 && status != 200) || !json_is_string(json_object_get(ans, "id"))) {
         json_decref(ans);
         set_message(client, "unexpected answer %ld from the coordinator", status);
         return GPUCOORD_EPROTO;

@@ -70,8 +70,8 @@ int gpucoord_size_parse(const char *text, uint64_t *ret_bytes)
     }
     if (ndigits == 0)
         return GC_EINVAL;
-    if (*p == ' ')
-        p++;
+    if (*p == ' ' && p[1] != '\0')
+        p++; /* "4.7 Gi": one space before a unit, never a trailing one */
     if (size_unit_lookup(p, &multiplier) < 0)
         return GC_EINVAL;
     if (nfrac > 0 && multiplier == 1)

@@ -126,6 +126,8 @@ json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
             json_real(l->ttl_s - (double)(now - l->heartbeat_ms) / 1000.0));
     if (l->reason[0] != '\0')
         json_object_set_new(o, "reason", json_string(l->reason));
+    if (l->state == GC_LEASE_FAILED && l->error != 0)
+        json_object_set_new(o, "error", json_string(gpucoord_err_name(l->error)));
     return o;
 }
 

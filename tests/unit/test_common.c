@@ -45,7 +45,7 @@ TEST(size_fractions)
 TEST(size_rejects)
 {
     static const char *bad[] = {"", "-1", "-1Gi", "abc", "1X", "1.5", "1.", ".5Gi", "1e9",
-                                "Gi", "1Gi ", " 1Gi", "18446744073709551616",
+                                "Gi", "1Gi ", " 1Gi", "1 ", "1  Gi", "18446744073709551616",
                                 "20000000Ti", "1.0000000000001Gi", "1..2Gi", "0x10"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint64_t v = 777;
