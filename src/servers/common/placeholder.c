@@ -1,1 +1,0 @@
-/* placeholder */ typedef int gc_placeholder_placeholder_t;
