@@ -1,0 +1,529 @@
+/*
+ * cmd_run.c - gpucoord run --need SIZE [...] -- CMD [ARGS...]
+ *
+ * Takes a lease for the CLI's own pid (heartbeats from libgpucoord's thread),
+ * then runs CMD as a child with GPUCOORD_LEASE_ID and GPUCOORD_GPU exported. The
+ * lease ends when the command ends, however it ends: the CLI releases it after
+ * reaping the child; if the CLI itself is SIGKILLed the child gets SIGKILL too
+ * (PR_SET_PDEATHSIG) and the coordinator ends the lease because the CLI's pid
+ * is gone. SIGINT, SIGTERM and SIGHUP are forwarded to the child. The exit
+ * status is the command's (128+N when it died of signal N).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/names.h"
+
+#define RUN_DEFAULT_WAIT_S 600.0
+/* File descriptors below this that the CLI did not inherit are closed in the child
+ * (libcurl's sockets must not leak into the command). */
+#define RUN_FD_SCAN_MAX 1024
+#define RUN_PATH_MAX    4096
+
+struct run_args {
+    uint64_t need_bytes;
+    int gpu;
+    long priority;
+    double wait_s;
+    double ttl_s;
+    char holder[GC_NAME_MAX + 1];
+    bool verbose;
+    char **cmd; /* NULL-terminated */
+};
+
+/* Everything the child needs, prepared before fork(): after fork() in a process
+ * with threads the child may only make async-signal-safe calls. */
+struct run_exec {
+    char path[RUN_PATH_MAX];
+    char **argv;
+    char **sh_argv; /* "/bin/sh PATH ARGS..." for scripts without a #! line */
+    char **envp;
+    sigset_t old_mask;
+    pid_t parent;
+};
+
+static unsigned char inherited_fds[RUN_FD_SCAN_MAX / 8];
+static volatile sig_atomic_t child_pid;
+static volatile sig_atomic_t pending_signal;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: gpucoord run --need SIZE [--gpu N|any] [--priority P] [--wait SECONDS]\n"
+               "                    [--holder NAME] [--ttl SECONDS] [-v] -- CMD [ARGS...]\n"
+               "\n"
+               "Takes a lease of SIZE GPU memory from the coordinator (which unloads idle\n"
+               "residents to make room and checks through NVML that the memory is free), runs\n"
+               "CMD, and ends the lease when CMD ends, however it ends. The command sees\n"
+               "GPUCOORD_LEASE_ID, GPUCOORD_GPU (the GPU index) and GPUCOORD_URL.\n"
+               "\n"
+               "  --need SIZE      GPU memory the command needs (19.6Gi, 512Mi, 20G)\n"
+               "  --gpu N|any      which GPU (default any: where it fits with the least eviction)\n"
+               "  --priority P     lease priority, higher wins (default: the coordinator's, 100)\n"
+               "  --wait SECONDS   how long to wait for the grant (default 600; 0 = not at all)\n"
+               "  --holder NAME    name shown in status (default: the command's basename)\n"
+               "  --ttl SECONDS    heartbeat TTL (default: the coordinator's); heartbeats are\n"
+               "                   sent for you while the command runs\n"
+               "  -v, --verbose    say on stderr when the lease is granted and released\n"
+               "\n"
+               "SIGINT, SIGTERM and SIGHUP are passed on to the command. If gpucoord is killed\n"
+               "the command is killed too and the coordinator ends the lease.\n"
+               "\n"
+               "Exit: the command's status, 128+N if it died of signal N; 2 usage error;\n"
+               "3 lease not granted (never fits, could not free, still queued after --wait)\n"
+               "and the command was not run; 4 coordinator unreachable or error;\n"
+               "126 command not executable; 127 command not found.\n");
+}
+
+static void on_signal(int sig, siginfo_t *info, void *uctx)
+{
+    pid_t pid = (pid_t)child_pid;
+    int saved = errno;
+
+    (void)uctx;
+    if (pid <= 0)
+        pending_signal = sig;
+    else if (info == NULL || info->si_code != SI_KERNEL)
+        kill(pid, sig); /* a terminal's signal (SI_KERNEL) reached the child's group already */
+    errno = saved;
+}
+
+static void record_inherited_fds(void)
+{
+    memset(inherited_fds, 0, sizeof(inherited_fds));
+    for (int fd = 0; fd < RUN_FD_SCAN_MAX; fd++)
+        if (fcntl(fd, F_GETFD) != -1)
+            inherited_fds[fd / 8] |= (unsigned char)(1u << (fd % 8));
+}
+
+/* The holder name from the command's basename, cut to the allowed alphabet. */
+static void default_holder(const char *cmd, char *out, size_t len)
+{
+    const char *base = strrchr(cmd, '/');
+    size_t n = 0;
+
+    base = base ? base + 1 : cmd;
+    for (; *base && n + 1 < len && n < GC_NAME_MAX; base++) {
+        char ch = *base;
+        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        out[n++] = ok ? ch : '_';
+    }
+    out[n] = '\0';
+    if (n == 0)
+        snprintf(out, len, "run");
+}
+
+static int parse_args(int argc, char **argv, struct cli *cli, struct run_args *a)
+{
+    static const struct option opts[] = {
+        {"need", required_argument, NULL, 'n'},
+        {"gpu", required_argument, NULL, 'g'},
+        {"priority", required_argument, NULL, 'p'},
+        {"wait", required_argument, NULL, 'w'},
+        {"holder", required_argument, NULL, 'H'},
+        {"ttl", required_argument, NULL, 't'},
+        {"verbose", no_argument, NULL, 'v'},
+        CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    bool have_need = false;
+    const char *holder = NULL;
+    int c;
+
+    memset(a, 0, sizeof(*a));
+    a->gpu = GPUCOORD_GPU_ANY;
+    a->wait_s = RUN_DEFAULT_WAIT_S;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:hv", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            if (cli_parse_size("run", "--need", optarg, true, &a->need_bytes) != 0)
+                return CLI_EXIT_USAGE;
+            have_need = true;
+            break;
+        case 'g':
+            if (cli_parse_gpu("run", "--gpu", optarg, &a->gpu) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'p':
+            if (cli_parse_int("run", "--priority", optarg, -1000000, 1000000, &a->priority) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'w':
+            if (cli_parse_seconds("run", "--wait", optarg, 0, &a->wait_s) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 't':
+            if (cli_parse_seconds("run", "--ttl", optarg, 0.1, &a->ttl_s) != 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case 'H':
+            if (cli_check_name("run", "--holder", optarg) != 0)
+                return CLI_EXIT_USAGE;
+            holder = optarg;
+            break;
+        case 'v':
+            a->verbose = true;
+            break;
+        case 'U':
+            cli->url = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        default:
+            return cli_bad_option("run", c, argv);
+        }
+    }
+    if (!have_need)
+        return cli_usage_error("run", "--need SIZE is required");
+    if (optind >= argc)
+        return cli_usage_error("run", "no command given (gpucoord run --need SIZE -- CMD)");
+    a->cmd = argv + optind;
+    if (a->cmd[0][0] == '\0')
+        return cli_usage_error("run", "the command is an empty string");
+    if (holder != NULL)
+        snprintf(a->holder, sizeof(a->holder), "%s", holder);
+    else
+        default_holder(a->cmd[0], a->holder, sizeof(a->holder));
+    return 0;
+}
+
+/* Finds cmd like a shell does: a name with a '/' as is, else along $PATH. Returns 0,
+ * CLI_EXIT_NOTFOUND or CLI_EXIT_NOEXEC (after printing why). */
+static int resolve_command(const char *cmd, char *path, size_t len)
+{
+    const char *search = getenv("PATH");
+    bool denied = false;
+    struct stat st;
+
+    if (strchr(cmd, '/') != NULL) {
+        if (snprintf(path, len, "%s", cmd) >= (int)len) {
+            cli_error("%s: path too long", cmd);
+            return CLI_EXIT_NOTFOUND;
+        }
+        if (stat(path, &st) != 0) {
+            cli_error("%s: %s", cmd, strerror(errno));
+            return errno == ENOENT || errno == ENOTDIR ? CLI_EXIT_NOTFOUND : CLI_EXIT_NOEXEC;
+        }
+        if (S_ISDIR(st.st_mode) || access(path, X_OK) != 0) {
+            cli_error("%s: %s", cmd, S_ISDIR(st.st_mode) ? "is a directory" : "permission denied");
+            return CLI_EXIT_NOEXEC;
+        }
+        return 0;
+    }
+    if (search == NULL)
+        search = "/usr/local/bin:/usr/bin:/bin";
+    while (search != NULL) {
+        const char *colon = strchr(search, ':');
+        int dlen = colon ? (int)(colon - search) : (int)strlen(search);
+        int n = snprintf(path, len, "%.*s%s%s", dlen, search, dlen ? "/" : "", cmd);
+        search = colon ? colon + 1 : NULL;
+        if (n < 0 || (size_t)n >= len)
+            continue;
+        if (stat(path, &st) != 0 || S_ISDIR(st.st_mode))
+            continue;
+        if (access(path, X_OK) == 0)
+            return 0;
+        denied = true;
+    }
+    if (denied) {
+        cli_error("%s: permission denied", cmd);
+        return CLI_EXIT_NOEXEC;
+    }
+    cli_error("%s: command not found", cmd);
+    return CLI_EXIT_NOTFOUND;
+}
+
+static void free_strv(char **v, bool owned)
+{
+    if (v == NULL)
+        return;
+    if (owned)
+        for (char **p = v; *p; p++)
+            free(*p);
+    free(v);
+}
+
+/* environ without our variables, plus GPUCOORD_LEASE_ID, GPUCOORD_GPU and GPUCOORD_URL. */
+static char **build_env(const char *lease_id, int gpu, const char *url)
+{
+    extern char **environ;
+    size_t n = 0, k = 0;
+    char **envp;
+
+    while (environ[n] != NULL)
+        n++;
+    envp = calloc(n + 4, sizeof(*envp));
+    if (envp == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(environ[i], "GPUCOORD_LEASE_ID=", 18) == 0 ||
+            strncmp(environ[i], "GPUCOORD_GPU=", 13) == 0 ||
+            strncmp(environ[i], "GPUCOORD_URL=", 13) == 0)
+            continue;
+        envp[k] = strdup(environ[i]);
+        if (envp[k] == NULL)
+            goto out_free;
+        k++;
+    }
+    if (asprintf(&envp[k], "GPUCOORD_LEASE_ID=%s", lease_id) < 0)
+        goto out_free_last;
+    k++;
+    if (asprintf(&envp[k], "GPUCOORD_GPU=%d", gpu) < 0)
+        goto out_free_last;
+    k++;
+    if (asprintf(&envp[k], "GPUCOORD_URL=%s", url) < 0)
+        goto out_free_last;
+    return envp;
+
+out_free_last:
+    envp[k] = NULL;
+out_free:
+    free_strv(envp, true);
+    return NULL;
+}
+
+/* "/bin/sh PATH ARG1..." for a script without a #! line (what shells do on ENOEXEC). */
+static char **build_sh_argv(const char *path, char **cmd)
+{
+    size_t n = 0;
+    char **v;
+
+    while (cmd[n] != NULL)
+        n++;
+    v = calloc(n + 2, sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    v[0] = (char *)"/bin/sh";
+    v[1] = (char *)path;
+    for (size_t i = 1; i < n; i++)
+        v[i + 1] = cmd[i];
+    return v;
+}
+
+static void child_write(const char *s)
+{
+    ssize_t ignored = write(STDERR_FILENO, s, strlen(s));
+    (void)ignored;
+}
+
+/* In the child: only async-signal-safe calls from here on. */
+static void __attribute__((noreturn)) child_exec(const struct run_exec *x)
+{
+    struct sigaction dfl;
+    int err;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != x->parent)
+        _exit(128 + SIGKILL); /* the CLI died before the line above took effect */
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGINT, &dfl, NULL);
+    sigaction(SIGTERM, &dfl, NULL);
+    sigaction(SIGHUP, &dfl, NULL);
+    for (int fd = 3; fd < RUN_FD_SCAN_MAX; fd++)
+        if (!(inherited_fds[fd / 8] & (1u << (fd % 8))))
+            close(fd);
+    sigprocmask(SIG_SETMASK, &x->old_mask, NULL);
+    execve(x->path, x->argv, x->envp);
+    err = errno;
+    if (err == ENOEXEC && x->sh_argv != NULL) {
+        execve("/bin/sh", x->sh_argv, x->envp);
+        err = errno;
+    }
+    child_write("gpucoord: cannot execute '");
+    child_write(x->path);
+    child_write("': ");
+    child_write(strerrordesc_np(err) ? strerrordesc_np(err) : "error");
+    child_write("\n");
+    _exit(err == ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_NOEXEC);
+}
+
+/* Waits for the child, warning once if the lease is lost meanwhile. Returns the exit code. */
+static int wait_child(pid_t pid, gpucoord_lease *lease)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    bool warned = false;
+    int status = 0;
+
+    for (;;) {
+        pid_t r;
+        if (pidfd >= 0) {
+            struct pollfd p = {.fd = pidfd, .events = POLLIN};
+            int n = poll(&p, 1, 1000);
+            if (!warned && gpucoord_lease_lost(lease)) {
+                cli_error("warning: lease %s was lost (expired or ended by the coordinator) "
+                          "while the command runs",
+                          gpucoord_lease_id(lease));
+                warned = true;
+            }
+            if (n < 0 && errno != EINTR) {
+                close(pidfd);
+                pidfd = -1;
+            }
+            if (n <= 0)
+                continue;
+        }
+        r = waitpid(pid, &status, pidfd >= 0 ? WNOHANG : 0);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR) {
+            cli_error("cannot wait for the command: %s", strerror(errno));
+            status = -1;
+            break;
+        }
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    if (status == -1)
+        return CLI_EXIT_FAILURE;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return CLI_EXIT_FAILURE;
+}
+
+static int acquire(struct cli *cli, const struct run_args *a, gpucoord_lease **ret)
+{
+    struct gpucoord_lease_request req;
+    int rc;
+
+    rc = cli_connect(cli);
+    if (rc != 0)
+        return rc;
+    gpucoord_lease_request_init(&req);
+    req.holder = a->holder;
+    req.bytes = a->need_bytes;
+    req.gpu = a->gpu;
+    /* The CLI's own pid: the lease ends by itself if the CLI dies. */
+    req.pid = (int)getpid();
+    req.priority = (int)a->priority;
+    req.ttl_s = a->ttl_s;
+    req.wait_s = a->wait_s;
+    req.heartbeat = 1;
+    rc = gpucoord_lease_acquire(cli->client, &req, ret);
+    if (rc == 0)
+        return 0;
+    {
+        const char *msg = gpucoord_client_message(cli->client);
+        int code = cli_exit_for(rc, true);
+        if (rc == GPUCOORD_ENOTFOUND)
+            code = CLI_EXIT_REFUSED; /* it ended (expired) while it waited */
+        if (rc == GPUCOORD_ECONNECT)
+            cli_error("%s", msg[0] ? msg : "cannot reach the coordinator");
+        else if (code == CLI_EXIT_REFUSED)
+            cli_error("lease not granted, command not run: %s",
+                      msg[0] ? msg : gpucoord_strerror(rc));
+        else
+            cli_error("lease request failed, command not run: %s",
+                      msg[0] ? msg : gpucoord_strerror(rc));
+        return code;
+    }
+}
+
+int cmd_run(struct cli *cli, int argc, char **argv)
+{
+    struct run_args a;
+    struct run_exec x;
+    struct sigaction sa;
+    sigset_t block;
+    gpucoord_lease *lease = NULL;
+    char size[32];
+    pid_t pid;
+    int rc, code;
+
+    record_inherited_fds();
+    rc = parse_args(argc, argv, cli, &a);
+    if (rc != 0)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    memset(&x, 0, sizeof(x));
+    rc = resolve_command(a.cmd[0], x.path, sizeof(x.path));
+    if (rc != 0)
+        return rc;
+
+    rc = acquire(cli, &a, &lease);
+    if (rc != 0)
+        return rc;
+    if (a.verbose) {
+        const char *ev = gpucoord_lease_evicted(lease);
+        cli_error("lease %s granted: %s on GPU %d after %.2fs%s%s", gpucoord_lease_id(lease),
+                  cli_size(gpucoord_lease_bytes(lease), size, sizeof(size)),
+                  gpucoord_lease_gpu(lease), gpucoord_lease_waited_s(lease),
+                  ev[0] ? ", evicted " : "", ev);
+    }
+
+    x.argv = a.cmd;
+    x.envp = build_env(gpucoord_lease_id(lease), gpucoord_lease_gpu(lease), cli_url(cli));
+    x.sh_argv = build_sh_argv(x.path, a.cmd);
+    x.parent = getpid();
+    if (x.envp == NULL || x.sh_argv == NULL) {
+        cli_error("out of memory");
+        code = CLI_EXIT_FAILURE;
+        goto out_release;
+    }
+
+    /* Signals: forwarded to the child by a handler (any thread may take them);
+     * blocked in this thread across fork() so none is lost in between. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &x.old_mask);
+    if (pending_signal != 0) {
+        code = 128 + pending_signal; /* interrupted before the command started */
+        cli_error("interrupted; command not run");
+        sigprocmask(SIG_SETMASK, &x.old_mask, NULL);
+        goto out_release;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0)
+        child_exec(&x);
+    if (pid < 0) {
+        cli_error("cannot start the command: %s", strerror(errno));
+        sigprocmask(SIG_SETMASK, &x.old_mask, NULL);
+        code = CLI_EXIT_FAILURE;
+        goto out_release;
+    }
+    child_pid = pid;
+    if (pending_signal != 0)
+        kill(pid, pending_signal); /* taken by another thread just before child_pid was set */
+    sigprocmask(SIG_SETMASK, &x.old_mask, NULL);
+
+    code = wait_child(pid, lease);
+
+out_release : {
+    char id[64];
+    snprintf(id, sizeof(id), "%s", gpucoord_lease_id(lease));
+    rc = gpucoord_lease_release(lease);
+    if (rc < 0 && rc != GPUCOORD_ENOTFOUND)
+        cli_error("warning: could not release lease %s (%s); the coordinator ends it "
+                  "when this process exits",
+                  id, gpucoord_strerror(rc));
+    else if (a.verbose)
+        cli_error("lease %s released", id);
+}
+    free_strv(x.envp, true);
+    free(x.sh_argv);
+    return code;
+}
