@@ -72,7 +72,7 @@ void gc_http_resp_text(struct gc_http_resp *resp, int status, const char *conten
 
 void gc_http_resp_json(struct gc_http_resp *resp, int status, json_t *obj)
 {
-    char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
 
     json_decref(obj);
     if (s == NULL) {

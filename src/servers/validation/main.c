@@ -1,4 +1,142 @@
-int main(void)
+/* main.c - validation-server: scores text-to-3D models; a gpucoordd `seed` resident. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/size.h"
+#include "gpucoord.h"
+#include "servers/validation/validation.h"
+
+static const char usage_extra[] =
+    "The founding validation server (reference models; see README).\n"
+    "Environment:\n"
+    "  VALIDATION_PORT              port (default 10006; --port wins)\n"
+    "  VALIDATION_MODEL_BYTES       GPU memory its models hold (default 4.7Gi)\n"
+    "  VALIDATION_ACTIVATION_BYTES  scratch per validation, cached (default 64Mi)\n"
+    "  VALIDATION_RESIDENT_NAME     its name at the coordinator (default validation)\n"
+    "  VALIDATION_PRIORITY          its resident priority (default 10)\n"
+    "  VALIDATION_DEMAND_WAIT_S     how long a request waits for unloaded models (default 300)\n"
+    "  VALIDATION_DEVICE            GPU index (default 0)\n"
+    "  GPUCOORD_URL                 the coordinator (default http://127.0.0.1:10010)\n"
+    "  GPUCOORD_DISABLE=1           run without the coordinator (no registration)\n";
+
+/* The three reference models and their shares of VALIDATION_MODEL_BYTES. */
+static const struct {
+    const char *name;
+    double share;
+} model_layout[VALIDATION_MODELS] = {
+    {"clip-alignment", 0.50},
+    {"iqa", 0.30},
+    {"renderer", 0.20},
+};
+
+static int setup(struct validation_server *vs, char *err, size_t errlen)
 {
-    return 1;
+    const char *name = getenv("VALIDATION_RESIDENT_NAME");
+    const char *url = getenv("GPUCOORD_URL");
+    double priority, device;
+    bool disable;
+    uint64_t left;
+    int rc;
+
+    if (gc_env_size("VALIDATION_MODEL_BYTES", 5046586572ULL, &vs->model_bytes, err, errlen) < 0 ||
+        gc_env_size("VALIDATION_ACTIVATION_BYTES", 64ULL << 20, &vs->activation_bytes, err,
+                    errlen) < 0 ||
+        gc_env_double("VALIDATION_DEMAND_WAIT_S", 300, 0, 86400, &vs->demand_wait_s, err,
+                      errlen) < 0 ||
+        gc_env_double("VALIDATION_PRIORITY", 10, -1e6, 1e6, &priority, err, errlen) < 0 ||
+        gc_env_double("VALIDATION_DEVICE", 0, 0, 15, &device, err, errlen) < 0 ||
+        gc_env_bool("GPUCOORD_DISABLE", false, &disable, err, errlen) < 0)
+        return GC_EINVAL;
+    if (vs->model_bytes < VALIDATION_MODELS * 4096ULL) {
+        snprintf(err, errlen, "VALIDATION_MODEL_BYTES must be at least 12Ki");
+        return GC_EINVAL;
+    }
+    vs->priority = (int)priority;
+    vs->coordination = !disable;
+    snprintf(vs->resident_name, sizeof(vs->resident_name), "%s",
+             name && name[0] ? name : "validation");
+    snprintf(vs->coordinator_url, sizeof(vs->coordinator_url), "%s",
+             url && url[0] ? url : "http://127.0.0.1:10010");
+
+    rc = gc_model_store_open(&vs->store, (int)device, 0, err, errlen);
+    if (rc < 0)
+        return rc;
+    left = vs->model_bytes;
+    for (int i = 0; i < VALIDATION_MODELS; i++) {
+        uint64_t bytes = i == VALIDATION_MODELS - 1
+                             ? left
+                             : (uint64_t)((double)vs->model_bytes * model_layout[i].share);
+        left -= bytes;
+        /* keep_backup: the pinned host copy is allocated now, never on the unload path. */
+        rc = gc_model_add(&vs->store, model_layout[i].name, bytes, 0x5eed, true, &vs->models[i],
+                          err, errlen);
+        if (rc == 0)
+            rc = gc_model_load(&vs->store, vs->models[i], err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    vs->loaded = true;
+    return gc_scorer_new(&vs->scorer);
+}
+
+int main(int argc, char **argv)
+{
+    static struct validation_server vs;
+    struct gc_http_server_config hc = {0};
+    struct gc_http_server *http = NULL;
+    char err[512], size[GC_SIZE_BUF];
+    uint64_t body_max;
+    int rc;
+
+    gc_log_init("validation-server", GC_LOG_INFO);
+    rc = gc_server_parse_args(argc, argv, "validation-server", usage_extra, VALIDATION_PORT,
+                              "VALIDATION_PORT", &vs.args);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    if (gc_env_size("VALIDATION_BODY_MAX", VALIDATION_BODY_MAX_DEFAULT, &body_max, err,
+                    sizeof(err)) < 0) {
+        fprintf(stderr, "validation-server: %s\n", err);
+        return 2;
+    }
+    gc_server_block_signals();
+    pthread_rwlock_init(&vs.models_lock, NULL);
+    pthread_mutex_init(&vs.store_lock, NULL);
+    rc = setup(&vs, err, sizeof(err));
+    if (rc < 0) {
+        gc_error("%s", err);
+        return rc == GC_EINVAL ? 2 : 1;
+    }
+    gc_info("models loaded: %s on the GPU (%s)",
+            gc_size_format(vs.model_bytes, size, sizeof(size)),
+            gc_model_store_retains_data(&vs.store) ? "checksummed"
+                                                   : "device keeps no data: checksums skipped");
+
+    hc.host = vs.args.host;
+    hc.port = vs.args.port;
+    hc.body_max = (size_t)body_max;
+    hc.conn_limit = 256;
+    hc.handler = validation_handle;
+    hc.ctx = &vs;
+    if (gc_http_server_start(&hc, &http, err, sizeof(err)) < 0) {
+        gc_error("%s", err);
+        return 1;
+    }
+    gc_server_self_url(&vs.args, gc_http_server_port(http), vs.self_url, sizeof(vs.self_url));
+    gc_info("listening on %s:%d", vs.args.host, gc_http_server_port(http));
+    if (vs.coordination)
+        validation_link_start(&vs);
+    else
+        gc_warn("GPUCOORD_DISABLE=1: not registering with a coordinator");
+
+    gc_server_wait_signal();
+    gc_info("stopping");
+    if (vs.coordination)
+        validation_link_stop(&vs);
+    gc_http_server_stop(http);
+    gc_scorer_free(vs.scorer);
+    gc_model_store_close(&vs.store);
+    return 0;
 }

@@ -1,0 +1,67 @@
+/*
+ * validation.h - the founding validation server: a `seed` resident that scores
+ * text-to-3D Gaussian-splat models with reference models held in GPU memory.
+ */
+#ifndef GC_VALIDATION_H
+#define GC_VALIDATION_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/http_server.h"
+#include "servers/common/model.h"
+#include "servers/common/server.h"
+#include "servers/validation/score.h"
+
+#define VALIDATION_PORT 10006
+#define VALIDATION_MODELS 3
+/* Largest request body (a base64 PLY): about 190k splats. */
+#define VALIDATION_BODY_MAX_DEFAULT (64ULL << 20)
+#define VALIDATION_PROMPT_MAX_CHARS 1024
+
+struct validation_server {
+    struct gc_server_args args;
+    char self_url[160];
+    char resident_name[65];
+    char coordinator_url[512];
+    bool coordination;           /* register and demand through gpucoordd */
+    uint64_t model_bytes;        /* all models together (VALIDATION_MODEL_BYTES) */
+    uint64_t activation_bytes;   /* scratch per validation, cached (VALIDATION_ACTIVATION_BYTES) */
+    double demand_wait_s;        /* how long a request waits for its models to come back */
+    int priority;
+
+    struct gc_model_store store;
+    struct gc_model *models[VALIDATION_MODELS];
+    struct gc_scorer *scorer;
+
+    /* Validations hold it shared; unload/reload/cleanup hold it exclusively. */
+    pthread_rwlock_t models_lock;
+    bool loaded;               /* guarded by models_lock */
+    pthread_mutex_t store_lock; /* the driver calls of the store (scratch) */
+
+    /* Coordinator link. */
+    pthread_t link_thread;
+    volatile bool stopping;
+    volatile bool registered;
+    unsigned validations, unloads, reloads;
+};
+
+/* The HTTP handler (ctx: struct validation_server). */
+void validation_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp *resp);
+
+/* Coordinator link (resident_link.c): keeps this server registered as a seed
+ * resident, re-registering when the coordinator forgot it (restart). */
+void validation_link_start(struct validation_server *vs);
+void validation_link_stop(struct validation_server *vs);
+/* Asks the coordinator for the memory back and waits until it reloaded us, up to
+ * wait_s. 0 when loaded; GC_ETIMEDOUT; GC_ECONNECT; GC_EUNAVAIL with why filled. */
+int validation_demand(struct validation_server *vs, double wait_s, char *why, size_t why_len);
+
+/* Model operations (models.c), models_lock held exclusively. */
+int validation_models_unload(struct validation_server *vs, char *err, size_t errlen);
+/* origin_ret: the strongest fallback that happened (GC_ORIGIN_*). */
+int validation_models_reload(struct validation_server *vs, enum gc_model_origin *origin_ret,
+                             char *err, size_t errlen);
+
+#endif
