@@ -35,6 +35,7 @@ static void usage(FILE *out)
             "  --config FILE        INI configuration (GPUs, residents, limits)\n"
             "  --token-file FILE    require 'Authorization: Bearer TOKEN' on TCP\n"
             "  --log-level LEVEL    debug, info, warn or error\n"
+            "  --list-gpus          print the GPUs NVML reports and exit (1 if none)\n"
             "  --version, --help\n"
             "\n"
             "NVML is found through the normal library search: LD_LIBRARY_PATH=build/sim\n"
@@ -68,6 +69,30 @@ static int split_listen(const char *listen, char *host, size_t host_len, int *po
     return 0;
 }
 
+/* --list-gpus: what NVML finds, one line per GPU; exit 1 when none (no driver). */
+static int list_gpus(void)
+{
+    struct gc_nvml *nvml;
+    char err[512];
+    unsigned n = 0;
+
+    if (gc_nvml_open(&nvml, err, sizeof(err)) < 0) {
+        fprintf(stderr, "gpucoordd: no GPU: %s\n", err);
+        return 1;
+    }
+    if (gc_nvml_device_count(nvml, &n) < 0)
+        n = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct gc_gpu_info info;
+        if (gc_nvml_device_info(nvml, i, &info) == 0)
+            printf("%u %s %s %llu\n", i, info.uuid, info.name,
+                   (unsigned long long)info.total_bytes);
+    }
+    printf("driver %s\n", gc_nvml_driver_version(nvml));
+    gc_nvml_close(nvml);
+    return n > 0 ? 0 : 1;
+}
+
 static void *signal_thread(void *arg)
 {
     sigset_t *set = arg;
@@ -90,6 +115,7 @@ int main(int argc, char **argv)
         {"socket", required_argument, NULL, 'u'},    {"config", required_argument, NULL, 'c'},
         {"token-file", required_argument, NULL, 't'}, {"log-level", required_argument, NULL, 'L'},
         {"version", no_argument, NULL, 'V'},         {"help", no_argument, NULL, 'h'},
+        {"list-gpus", no_argument, NULL, 'G'},
         {NULL, 0, NULL, 0},
     };
     static struct gc_config cfg;
@@ -152,6 +178,8 @@ int main(int argc, char **argv)
         case 'V':
             printf("gpucoordd %s\n", GPUCOORD_VERSION);
             return 0;
+        case 'G':
+            return list_gpus();
         case 'h':
             usage(stdout);
             return 0;
