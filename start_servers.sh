@@ -11,7 +11,8 @@
 #
 # Ports: GPUCOORD_PORT (10010), VALIDATION_PORT (10006), GENERATION_PORT (8095).
 # Logs go to logs/; state and pids to run/ (GPUCOORD_RUN_DIR, GPUCOORD_LOG_DIR).
-# GPUCOORD_FORCE_SIM=1 uses gpusim even when a GPU is present.
+# GPUCOORD_FORCE_SIM=1 uses gpusim even when a GPU is present; GPUCOORD_DISABLE=1
+# runs the servers without coordination (to see the original OOM).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -78,16 +79,20 @@ for name in "${names[@]}"; do
     fi
 done
 
-# Packages and build.
-if ! "$here/scripts/install-deps.sh" --check >/dev/null 2>&1; then
+# Packages and build (GPUCOORD_NO_BUILD=1: use the build folder as it is).
+if [ "${GPUCOORD_NO_BUILD:-0}" = 1 ]; then
+    [ -x "$build/gpucoordd" ] || die "no build in $build (unset GPUCOORD_NO_BUILD to build)"
+elif ! "$here/scripts/install-deps.sh" --check >/dev/null 2>&1; then
     say "installing missing packages..."
     "$here/scripts/install-deps.sh"
 fi
-if [ ! -f "$build/build.ninja" ]; then
-    say "building (first time)..."
-    meson setup "$build" "$here" >/dev/null
+if [ "${GPUCOORD_NO_BUILD:-0}" != 1 ]; then
+    if [ ! -f "$build/build.ninja" ]; then
+        say "building (first time)..."
+        meson setup "$build" "$here" >/dev/null
+    fi
+    ninja -C "$build" >/dev/null || die "build failed: run 'ninja -C $build' to see why"
 fi
-ninja -C "$build" >/dev/null || die "build failed: run 'ninja -C $build' to see why"
 
 mkdir -p "$run_dir" "$log_dir"
 
@@ -133,7 +138,7 @@ for check in "validation-server http://127.0.0.1:$val_port/health/" \
     done
 done
 # The validation server registers itself as a resident: wait for that too.
-until curl -fsS -m 2 "$GPUCOORD_URL/v1/residents/${VALIDATION_RESIDENT_NAME:-validation}" >/dev/null 2>&1; do
+until [ "${GPUCOORD_DISABLE:-0}" = 1 ] || curl -fsS -m 2 "$GPUCOORD_URL/v1/residents/${VALIDATION_RESIDENT_NAME:-validation}" >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || { stop_all; die "the validation server did not register"; }
     sleep 0.1
 done
@@ -148,8 +153,8 @@ all three are up:
 try:
   $build/gpucoord --url $GPUCOORD_URL status
   curl -X POST http://127.0.0.1:$gen_port/generate/ -F prompt="a red cube" -F seed=42 -o cube.ply
-  curl -X POST http://127.0.0.1:$val_port/validate_txt_to_3d_ply/ -H 'Content-Type: application/json' \\
-       -d "{\"prompt\":\"a red cube\",\"data\":\"\$(base64 -w0 cube.ply)\",\"compression\":0,\"generate_preview\":false}"
+  printf '{"prompt":"a red cube","data":"%s","compression":0,"generate_preview":false}' "\$(base64 -w0 cube.ply)" > request.json
+  curl -X POST http://127.0.0.1:$val_port/validate_txt_to_3d_ply/ -H 'Content-Type: application/json' -d @request.json
   $build/gpucoord --url $GPUCOORD_URL events
 EOF
 

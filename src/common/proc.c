@@ -9,8 +9,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Reads the state letter and start time from /proc/PID/stat; -1 if gone. */
-static int proc_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
+/* Reads the state letter, parent and start time from /proc/PID/stat; -1 if gone. */
+static int proc_stat_full(pid_t pid, char *ret_state, pid_t *ret_ppid, uint64_t *ret_start)
 {
     char path[64], buf[1024], *p;
     ssize_t n;
@@ -31,6 +31,11 @@ static int proc_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
     if (p == NULL || p[1] != ' ')
         return -1;
     *ret_state = p[2];
+    if (ret_ppid != NULL) {
+        int ppid = 0;
+        sscanf(p + 3, " %d", &ppid);
+        *ret_ppid = (pid_t)ppid;
+    }
     /* Field 22 (starttime); after ')' we are at field 3. */
     p += 2;
     for (int field = 3; field < 22 && p != NULL; field++) {
@@ -42,6 +47,22 @@ static int proc_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
         sscanf(p, "%llu", &start);
     *ret_start = start;
     return 0;
+}
+
+static int proc_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
+{
+    return proc_stat_full(pid, ret_state, NULL, ret_start);
+}
+
+pid_t gc_proc_parent(pid_t pid)
+{
+    char state;
+    pid_t ppid = -1;
+    uint64_t start;
+
+    if (pid <= 0 || proc_stat_full(pid, &state, &ppid, &start) < 0)
+        return -1;
+    return ppid;
 }
 
 bool gc_proc_alive(pid_t pid)

@@ -10,6 +10,8 @@
 bool gc_proc_alive(pid_t pid);
 /* The process's start time in clock ticks since boot (from /proc/PID/stat), or 0. */
 uint64_t gc_proc_start_ticks(pid_t pid);
+/* The parent pid of pid (from /proc/PID/stat); -1 if pid is gone. */
+pid_t gc_proc_parent(pid_t pid);
 /* A pidfd for pid (readable once it exits), or -1 with errno set. */
 int gc_pidfd_open(pid_t pid);
 

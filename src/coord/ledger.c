@@ -51,23 +51,77 @@ void gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t use
     g->snapshot_ms = now_ms;
 }
 
-uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
+static bool pid_is_granted_holder(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
 {
-    const struct gc_gpu *g = &ledger->gpus[gpu];
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *l = &ledger->leases[i];
+        if (l->state == GC_LEASE_GRANTED && l->kind == GC_KIND_HOLDER && l->gpu == (int)gpu &&
+            l->pid == pid)
+            return true;
+    }
+    return false;
+}
 
-    if (pid <= 0)
-        return 0;
-    for (unsigned i = 0; i < g->nprocs; i++) {
-        if (g->procs[i].pid == (uint32_t)pid)
-            return g->procs[i].used_bytes == UINT64_MAX ? 0 : g->procs[i].used_bytes;
+static bool pid_is_resident(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
+{
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        const struct gc_resident *r = &ledger->residents[i];
+        if (r->in_use && r->gpu == gpu && r->pid == pid)
+            return true;
+    }
+    return false;
+}
+
+static bool pid_registered(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
+{
+    return pid > 0 &&
+           (pid_is_resident(ledger, gpu, pid) || pid_is_granted_holder(ledger, gpu, pid));
+}
+
+/* The resident or holder pid a listed process counts for, or 0 (foreign). */
+static pid_t proc_owner(const struct gc_ledger *ledger, unsigned gpu,
+                        const struct gc_snapshot_proc *p)
+{
+    if (pid_registered(ledger, gpu, (pid_t)p->pid))
+        return (pid_t)p->pid;
+    for (unsigned k = 0; k < GC_CHAIN_MAX && p->chain[k] != 0; k++) {
+        if (pid_registered(ledger, gpu, (pid_t)p->chain[k]))
+            return (pid_t)p->chain[k];
     }
     return 0;
 }
 
-static bool proc_listed(const struct gc_gpu *g, pid_t pid)
+pid_t gc_ledger_proc_owner(const struct gc_ledger *ledger, unsigned gpu,
+                           const struct gc_snapshot_proc *proc)
 {
+    return proc_owner(ledger, gpu, proc);
+}
+
+uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
+{
+    const struct gc_gpu *g = &ledger->gpus[gpu];
+    uint64_t sum = 0;
+
+    if (pid <= 0)
+        return 0;
     for (unsigned i = 0; i < g->nprocs; i++) {
-        if (g->procs[i].pid == (uint32_t)pid)
+        const struct gc_snapshot_proc *p = &g->procs[i];
+        if (p->used_bytes == UINT64_MAX)
+            continue;
+        /* Itself always; a descendant when pid is its nearest registered ancestor. */
+        if (p->pid == (uint32_t)pid || proc_owner(ledger, gpu, p) == pid)
+            sum += p->used_bytes;
+    }
+    return sum;
+}
+
+/* Does NVML list pid or a process that counts for it? */
+static bool proc_listed(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
+{
+    const struct gc_gpu *g = &ledger->gpus[gpu];
+
+    for (unsigned i = 0; i < g->nprocs; i++) {
+        if (g->procs[i].pid == (uint32_t)pid || proc_owner(ledger, gpu, &g->procs[i]) == pid)
             return true;
     }
     return false;
@@ -103,27 +157,6 @@ static uint64_t resident_term(const struct gc_ledger *ledger, const struct gc_re
     return term;
 }
 
-static bool pid_is_granted_holder(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
-{
-    for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
-        if (l->state == GC_LEASE_GRANTED && l->kind == GC_KIND_HOLDER && l->gpu == (int)gpu &&
-            l->pid == pid)
-            return true;
-    }
-    return false;
-}
-
-static bool pid_is_resident(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
-{
-    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
-        const struct gc_resident *r = &ledger->residents[i];
-        if (r->in_use && r->gpu == gpu && r->pid == pid)
-            return true;
-    }
-    return false;
-}
-
 void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
                        const struct gc_lease *for_lease, struct gc_account *ret)
 {
@@ -140,8 +173,7 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
         const struct gc_snapshot_proc *p = &g->procs[i];
         uint64_t used = p->used_bytes == UINT64_MAX ? 0 : p->used_bytes;
         known += used;
-        if (!pid_is_resident(ledger, gpu, (pid_t)p->pid) &&
-            !pid_is_granted_holder(ledger, gpu, (pid_t)p->pid))
+        if (proc_owner(ledger, gpu, p) == 0)
             ret->foreign += used;
     }
     ret->unattributed = g->used_bytes > known ? g->used_bytes - known : 0;
@@ -177,7 +209,7 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
         }
         if (l->state != GC_LEASE_GRANTED || l->kind != GC_KIND_HOLDER)
             continue;
-        if (l->pid <= 0 || !proc_listed(g, l->pid)) {
+        if (l->pid <= 0 || !proc_listed(ledger, gpu, l->pid)) {
             ret->leases += l->bytes;
             continue;
         }

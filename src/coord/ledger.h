@@ -65,9 +65,19 @@ enum gc_lease_kind {
     GC_KIND_DEMAND, /* a resident asking for its memory back: granting it reloads the resident */
 };
 
+/* Ancestors remembered per process (parent, grandparent, ...). */
+#define GC_CHAIN_MAX 6
+
+/*
+ * A process NVML lists. Its memory belongs to the nearest of itself and its
+ * ancestors that is a resident or a granted lease holder: a command started by
+ * `gpucoord run`, or a server's worker processes, count for the pid that holds
+ * the lease or registered the resident.
+ */
 struct gc_snapshot_proc {
     uint32_t pid;
-    uint64_t used_bytes; /* UINT64_MAX: unknown */
+    uint64_t used_bytes;          /* UINT64_MAX: unknown */
+    uint32_t chain[GC_CHAIN_MAX]; /* ancestors, nearest first; 0 ends the list */
 };
 
 struct gc_gpu {
@@ -183,8 +193,14 @@ int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *na
 void gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t used_bytes,
                             uint64_t free_bytes, const struct gc_snapshot_proc *procs,
                             unsigned nprocs, int64_t now_ms);
-/* A process's usage on gpu in the last snapshot (0 if absent or unknown). */
+/* The GPU memory pid accounts for in the last snapshot: its own and that of listed
+ * descendants whose nearest resident or holder ancestor it is (0 if none). */
 uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_t pid);
+
+/* The resident or granted-holder pid a listed process counts for (itself or its
+ * nearest such ancestor), or 0 when it is foreign. */
+pid_t gc_ledger_proc_owner(const struct gc_ledger *ledger, unsigned gpu,
+                           const struct gc_snapshot_proc *proc);
 
 /* The accounting of gpu; for_lease (may be NULL) selects which residents count as
  * evictable in ret->fixed (those of lower priority than the lease). */

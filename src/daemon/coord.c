@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/size.h"
+#include "daemon/ancestry.h"
 
 /* Longest the engine sleeps with nothing to wait for. */
 #define ENGINE_MAX_SLEEP_MS 60000
@@ -417,6 +418,7 @@ void gc_coord_read_nvml(struct gc_coord *coord, struct gc_nvml_reading *r)
             r->procs[g][i].pid = procs[i].pid;
             r->procs[g][i].used_bytes = procs[i].used_bytes;
         }
+        gc_ancestry_fill(r->procs[g], n);
     }
 }
 

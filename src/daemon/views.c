@@ -8,18 +8,23 @@
 #include "common/size.h"
 #include "daemon/coord.h"
 
-static const char *owner_of(struct gc_coord *coord, unsigned gpu, uint32_t pid)
+/* The resident or holder a listed process counts for (itself or an ancestor). */
+static const char *owner_of(struct gc_coord *coord, unsigned gpu,
+                            const struct gc_snapshot_proc *proc)
 {
     struct gc_ledger *ledger = coord->ledger;
+    pid_t pid = gc_ledger_proc_owner(ledger, gpu, proc);
 
+    if (pid <= 0)
+        return NULL;
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         const struct gc_resident *r = &ledger->residents[i];
-        if (r->in_use && r->gpu == gpu && r->pid == (pid_t)pid)
+        if (r->in_use && r->gpu == gpu && r->pid == pid)
             return r->name;
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
         const struct gc_lease *l = &ledger->leases[i];
-        if (l->kind == GC_KIND_HOLDER && l->pid == (pid_t)pid)
+        if (l->kind == GC_KIND_HOLDER && l->pid == pid)
             return l->holder;
     }
     return NULL;
@@ -36,7 +41,7 @@ json_t *gc_view_gpus_locked(struct gc_coord *coord)
         json_t *procs = json_array();
         gc_ledger_account(ledger, g, NULL, &acct);
         for (unsigned i = 0; i < gpu->nprocs; i++) {
-            const char *owner = owner_of(coord, g, gpu->procs[i].pid);
+            const char *owner = owner_of(coord, g, &gpu->procs[i]);
             json_array_append_new(
                 procs, json_pack("{s:i, s:o, s:s?}", "pid", (int)gpu->procs[i].pid, "used_bytes",
                                  gpu->procs[i].used_bytes == UINT64_MAX

@@ -9,7 +9,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gctest import (CARD, CTX, GEN_BYTES, GiB, MiB, VAL_BYTES, GpuEnv,  # noqa: E402
+from gctest import (BUILD, CARD, CTX, GEN_BYTES, GiB, MiB, VAL_BYTES, GpuEnv,  # noqa: E402
                     wait_until)
 
 
@@ -216,6 +216,23 @@ class LateDriverRelease(GpuEnv):
         # The reload also waits for the holder's memory to come back: never an OOM.
         wait_until(lambda: self.resident("validation")["state"] == "loaded", 10)
         self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 0)
+
+
+class Attribution(GpuEnv):
+    def test_a_command_run_under_a_lease_counts_once(self):
+        """The lease is held by `gpucoord run`; the memory is its child's. NVML shows the
+        child: it must count for the lease, not as a foreign process on top of it."""
+        self.start_coordinator()
+        cli = os.path.join(BUILD, "gpucoord")
+        hold = os.path.join(BUILD, "src", "tools", "gpu-hold")
+        p = self.start([cli, "--url", self.url, "run", "--need", "3Gi", "--", hold,
+                        "--bytes", "3Gi", "--seconds", "20"], "run", ready="ready")
+        g = self.gpu()
+        self.assertEqual(g["used_bytes"], 3 * GiB + CTX)
+        self.assertEqual(g["committed_bytes"], 3 * GiB + CTX)  # not 6Gi + context
+        owners = [q["owner"] for q in g["processes"]]
+        self.assertEqual(owners, ["gpu-hold"])
+        p.stop()
 
 
 if __name__ == "__main__":

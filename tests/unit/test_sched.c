@@ -641,3 +641,54 @@ TEST(unloaded_resident_not_yet_freed_does_not_make_a_lease_fail)
     ASSERT(find_action(&a, GC_ACT_REFUSED, id) != NULL);
     free(l);
 }
+
+/* A listed process with an ancestor chain: pid, usage, then up to 2 ancestors. */
+static void snap_chain(struct gc_ledger *l, unsigned gpu, uint32_t pid, uint64_t used,
+                       uint32_t parent, uint32_t grandparent)
+{
+    struct gc_snapshot_proc p = {.pid = pid, .used_bytes = used};
+    p.chain[0] = parent;
+    p.chain[1] = grandparent;
+    gc_ledger_set_snapshot(l, gpu, used, CARD - used, &p, 1, 0);
+}
+
+TEST(descendants_count_for_their_holder)
+{
+    /* `gpucoord run` (pid 300) holds the lease; its command (pid 301) uses the memory. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_account acct;
+    struct gc_actions a;
+    add_lease(l, "run", 300, 0, 3 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    snap_chain(l, 0, 301, 3 * GiB + CTX, 300, 1);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.foreign, 0);
+    ASSERT_EQ_U64(acct.leases, 3 * GiB + CTX);
+    ASSERT_EQ_U64(acct.committed, 3 * GiB + CTX); /* not 6.3Gi */
+    ASSERT_EQ_U64(gc_ledger_proc_usage(l, 0, 300), 3 * GiB + CTX);
+    /* Without the chain it is a foreign process on top of the lease. */
+    snap_chain(l, 0, 301, 3 * GiB + CTX, 0, 0);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.committed, 6 * GiB + CTX);
+    free(l);
+}
+
+TEST(nearest_registered_ancestor_wins)
+{
+    /* A supervisor (500) holds a lease and started a resident (501), whose worker (502)
+     * holds the model: the worker counts for the resident, not the supervisor. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_account acct;
+    struct gc_actions a;
+    add_resident(l, "vllm", 501, 0, 4 * GiB, 10);
+    add_lease(l, "super", 500, 0, 1 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    snap_chain(l, 0, 502, 4 * GiB, 501, 500);
+    ASSERT_EQ_U64(gc_ledger_proc_usage(l, 0, 501), 4 * GiB);
+    ASSERT_EQ_U64(gc_ledger_proc_usage(l, 0, 500), 0);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, 4 * GiB);
+    ASSERT_EQ_U64(acct.leases, 1 * GiB);
+    ASSERT_EQ_U64(acct.foreign, 0);
+    free(l);
+}

@@ -3,10 +3,10 @@
  *
  * GENERATION_PIPELINE_CMD runs under /bin/sh with GEN_PROMPT, GEN_SEED, GEN_OUTPUT (a
  * path to write the PLY to) and GPUCOORD_LEASE_ID in its environment. Its declared
- * memory need is GENERATION_PEAK_BYTES. The lease is taken for the command's own
- * pid (the child is started stopped on a pipe, leased, then let go), so the
- * coordinator counts the memory the command really uses against the lease, and
- * the lease ends the moment the command exits, however it exits.
+ * memory need is GENERATION_PEAK_BYTES, leased by the server before it starts the
+ * command and released after it ends; the coordinator counts what the command (a
+ * child of the lease holder) really uses against the lease. The command dies with
+ * the server (PR_SET_PDEATHSIG), whose own death ends the lease.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,29 +31,25 @@
 #define EXTERNAL_PLY_MAX (512ULL << 20)
 
 static pid_t start_child(const struct generation_server *gs,
-                         const struct generation_request *req, const char *out_path, int go_fd,
-                         char *lease_env)
+                         const struct generation_request *req, const char *out_path,
+                         const char *lease_id)
 {
-    pid_t pid = fork();
-    char seed[32], byte;
+    char seed[32];
+    pid_t pid;
     sigset_t none;
 
+    snprintf(seed, sizeof(seed), "%llu", (unsigned long long)req->seed);
+    pid = fork();
     if (pid != 0)
         return pid;
-    /* Child: die with the server, wait for the lease, then run the command. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
-    if (read(go_fd, &byte, 1) != 1 || byte != 'g')
-        _exit(125);
-    if (read(go_fd, lease_env, 63) < 0)
-        _exit(125);
-    snprintf(seed, sizeof(seed), "%llu", (unsigned long long)req->seed);
     setenv("GEN_PROMPT", req->prompt, 1);
     setenv("GEN_SEED", seed, 1);
     setenv("GEN_OUTPUT", out_path, 1);
-    setenv("GPUCOORD_LEASE_ID", lease_env, 1);
+    setenv("GPUCOORD_LEASE_ID", lease_id, 1);
     execl("/bin/sh", "sh", "-c", gs->pipeline_cmd, (char *)NULL);
     _exit(127);
 }
@@ -89,35 +85,13 @@ int generation_run_external(struct generation_server *gs, const struct generatio
                             struct generation_result *res)
 {
     char out_path[] = "/tmp/gpucoord-gen-XXXXXX";
-    char lease_env[64] = "", err[256];
+    char err[256];
     struct gc_splats *splats = NULL;
     gpucoord_lease *lease = NULL;
     gpucoord_client *c = NULL;
     int64_t t0 = gc_mono_ns(), deadline;
-    int pipefd[2], status = 0, rc = 0, tmp;
+    int status = 0, rc = 0, tmp;
     pid_t pid;
-
-    tmp = mkstemp(out_path);
-    if (tmp < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
-        res->status = 500;
-        snprintf(res->error, sizeof(res->error), "cannot set up the pipeline: %s",
-                 strerror(errno));
-        if (tmp >= 0) {
-            close(tmp);
-            unlink(out_path);
-        }
-        return GC_EIO;
-    }
-    close(tmp);
-    pid = start_child(gs, req, out_path, pipefd[0], lease_env);
-    close(pipefd[0]);
-    if (pid < 0) {
-        close(pipefd[1]);
-        unlink(out_path);
-        res->status = 500;
-        snprintf(res->error, sizeof(res->error), "fork: %s", strerror(errno));
-        return GC_EIO;
-    }
 
     if (gs->coordination) {
         struct gpucoord_lease_request lr;
@@ -125,7 +99,6 @@ int generation_run_external(struct generation_server *gs, const struct generatio
         lr.holder = gs->holder;
         lr.bytes = gs->peak_bytes;
         lr.gpu = gs->device;
-        lr.pid = (int)pid;
         lr.priority = gs->priority;
         lr.wait_s = gs->lease_wait_s;
         rc = gpucoord_client_new(gs->coordinator_url, &c);
@@ -135,18 +108,29 @@ int generation_run_external(struct generation_server *gs, const struct generatio
             res->status = rc == GPUCOORD_ENEVERFITS ? 507 : 503;
             snprintf(res->error, sizeof(res->error), "no GPU memory lease: %s",
                      c ? gpucoord_client_message(c) : "bad GPUCOORD_URL");
-            kill(pid, SIGKILL);
-            goto out_reap;
+            gpucoord_client_free(c);
+            return rc;
         }
         rc = 0;
         if (lease != NULL)
-            snprintf(lease_env, sizeof(lease_env), "%s", gpucoord_lease_id(lease));
+            snprintf(res->lease_id, sizeof(res->lease_id), "%s", gpucoord_lease_id(lease));
     }
-    if (write(pipefd[1], "g", 1) != 1 ||
-        write(pipefd[1], lease_env, strlen(lease_env) + 1) < 0) {
-        kill(pid, SIGKILL);
+    tmp = mkstemp(out_path);
+    if (tmp < 0) {
+        res->status = 500;
+        snprintf(res->error, sizeof(res->error), "cannot create the output file: %s",
+                 strerror(errno));
+        rc = GC_EIO;
+        goto out_release;
     }
-
+    close(tmp);
+    pid = start_child(gs, req, out_path, res->lease_id);
+    if (pid < 0) {
+        res->status = 500;
+        snprintf(res->error, sizeof(res->error), "fork: %s", strerror(errno));
+        rc = GC_EIO;
+        goto out_unlink;
+    }
     deadline = gc_mono_ms() + (int64_t)(gs->pipeline_timeout_s * 1000.0);
     for (;;) {
         pid_t w = waitpid(pid, &status, WNOHANG);
@@ -154,13 +138,14 @@ int generation_run_external(struct generation_server *gs, const struct generatio
             break;
         if (gc_mono_ms() >= deadline ||
             (req->http != NULL && gc_http_req_client_gone(req->http))) {
+            bool timed_out = gc_mono_ms() >= deadline;
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
-            res->status = gc_mono_ms() >= deadline ? 504 : 499;
+            res->status = timed_out ? 504 : 499;
             snprintf(res->error, sizeof(res->error), "pipeline command %s",
-                     res->status == 504 ? "timed out" : "abandoned: the client went away");
+                     timed_out ? "timed out" : "abandoned: the client went away");
             rc = GC_ETIMEDOUT;
-            goto out_release;
+            goto out_unlink;
         }
         gc_sleep_ms(20);
     }
@@ -173,23 +158,18 @@ int generation_run_external(struct generation_server *gs, const struct generatio
     } else if (read_file(out_path, &res->ply, &res->ply_len) < 0 ||
                gc_ply_parse(res->ply, res->ply_len, &splats, err, sizeof(err)) < 0) {
         res->status = 500;
-        snprintf(res->error, sizeof(res->error), "pipeline command wrote no usable PLY to "
-                 "GEN_OUTPUT");
+        snprintf(res->error, sizeof(res->error),
+                 "pipeline command wrote no usable PLY to GEN_OUTPUT");
         free(res->ply);
         res->ply = NULL;
         rc = GC_EIO;
     }
     gc_splats_free(splats);
-    goto out_release;
-
-out_reap:
-    waitpid(pid, &status, 0);
-    rc = rc < 0 ? rc : GC_EIO;
-out_release:
-    close(pipefd[1]);
-    gpucoord_lease_release(lease);
-    gpucoord_client_free(c);
+out_unlink:
     unlink(out_path);
+out_release:
+    gpucoord_lease_release(lease); /* after the command is gone: its memory is free */
+    gpucoord_client_free(c);
     res->time_s = (double)(gc_mono_ns() - t0) / 1e9;
     return rc;
 }
