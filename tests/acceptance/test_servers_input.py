@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Bad input to every endpoint of the founding servers: each gets a 4xx with a
+reason, and both servers keep serving. Also the external pipeline stage."""
+import base64
+import os
+import signal
+import socket
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from founding import BUILD, FoundingSystem, wait_until  # noqa: E402
+
+MULTIPART = "multipart/form-data; boundary=XyZ"
+
+
+def multipart(**fields):
+    parts = []
+    for k, v in fields.items():
+        parts.append('--XyZ\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (k, v))
+    return ("".join(parts) + "--XyZ--\r\n").encode()
+
+
+class ServersBadInput(FoundingSystem):
+    def still_serving(self):
+        self.assertEqual(self.val.get("/health/")[1]["status"], "healthy")
+        self.assertEqual(self.gen.get("/health/")[1]["status"], "healthy")
+        st, ply = self.generate("a red cube", seed=1)
+        self.assertEqual(st, 200)
+        return ply
+
+    def assert_4xx(self, answer, fragment=None, status=400):
+        st, body = answer
+        self.assertEqual(st, status, body)
+        self.assertIn("detail", body)
+        if fragment:
+            self.assertIn(fragment, body["detail"])
+
+    def test_generation_bad_input(self):
+        post = lambda raw, ctype=MULTIPART: self.gen.call(
+            "POST", "/generate/", raw=raw, headers={"Content-Type": ctype}, timeout=30)
+        self.assert_4xx(post(multipart(seed="3")), "prompt")                 # missing prompt
+        self.assert_4xx(post(multipart(prompt="")), "prompt")                # empty prompt
+        self.assert_4xx(post(multipart(prompt="x" * 1025)), "1024")          # too long
+        self.assert_4xx(post(multipart(prompt="a cube", seed="forty-two")), "seed")
+        self.assert_4xx(post(multipart(prompt="a cube", seed="-1")), "seed")
+        self.assert_4xx(post(multipart(prompt="a cube", seed="1" * 40)), "seed")
+        self.assert_4xx(post(b"prompt=a%20cube&seed=1e3",
+                             "application/x-www-form-urlencoded"), "seed")
+        self.assert_4xx(post(b"--XyZ\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nno end"))
+        self.assert_4xx(post(b"{}", "application/json"))
+        ten_mb = b"prompt=" + b"a" * (10 << 20)
+        st, body = post(ten_mb, "application/x-www-form-urlencoded")
+        self.assertEqual(st, 413, body)
+        self.assert_4xx(self.gen.get("/generate/"), status=405)
+        self.assert_4xx(self.gen.get("/nope"), status=404)
+        st, status = self.gen.get("/status/")
+        self.assertEqual(status["metrics"]["total_generations"], 0)  # none reached the GPU
+        self.still_serving()
+
+    def test_validation_bad_input(self):
+        ply = self.still_serving()
+        good = base64.b64encode(ply).decode()
+        v = lambda body: self.val.post("/validate_txt_to_3d_ply/", body, timeout=30)
+        self.assert_4xx(v({"data": good}), "prompt")
+        self.assert_4xx(v({"prompt": "a cube"}), "data")
+        self.assert_4xx(v({"prompt": 5, "data": good}), "prompt")
+        self.assert_4xx(v({"prompt": "a cube", "data": "!!!not base64!!!"}), "base64")
+        self.assert_4xx(v({"prompt": "a cube", "data": good[:-7]}), "base64")
+        truncated = base64.b64encode(ply[: len(ply) // 2]).decode()
+        self.assert_4xx(v({"prompt": "a cube", "data": truncated}), "PLY")
+        self.assert_4xx(v({"prompt": "a cube", "data": base64.b64encode(b"ply\nformat ascii 1.0\n"
+                                                                       b"end_header\n").decode()}),
+                        "PLY")
+        self.assert_4xx(v({"prompt": "a cube", "data": base64.b64encode(b"garbage" * 99).decode()}),
+                        "PLY")
+        self.assert_4xx(v({"prompt": "a cube", "data": good, "compression": 2}), "compression")
+        self.assert_4xx(v({"prompt": "a cube", "data": good, "compression": "zip"}),
+                        "compression")
+        self.assert_4xx(v({"prompt": "a cube", "data": good, "extra": 1}), "unknown field")
+        self.assert_4xx(self.val.call("POST", "/validate_txt_to_3d_ply/", raw=b"{not json",
+                                      headers={"Content-Type": "application/json"}), "JSON")
+        self.assert_4xx(self.val.get("/unload_models/"), status=405)
+        self.assert_4xx(self.val.get("/nothing/"), status=404)
+        # A hostile connection does not take it down.
+        with socket.create_connection(("127.0.0.1", self.ports["val"]), timeout=5) as s:
+            s.sendall(b"POST /validate_txt_to_3d_ply/ HTTP/1.1\r\nContent-Length: 999999999\r\n"
+                      b"\r\n{")
+        # The structural rules give 0, not an error.
+        st, score = v({"prompt": "a cube", "data": good})
+        self.assertEqual(st, 200)
+        self.still_serving()
+
+
+class ExternalPipeline(FoundingSystem):
+    """A real pipeline plugs in as a command stage (GENERATION_PIPELINE_CMD)."""
+
+    gen_proc = None
+
+    def restart_generation(self, env):
+        if self.gen_proc is not None:
+            self.gen_proc.stop()
+        else:
+            os.kill(self.pid("generation-server"), signal.SIGTERM)
+        wait_until(lambda: not self._up(), 10, what="generation server stopped")
+        e = dict(self.sys_env, LD_LIBRARY_PATH=os.path.join(BUILD, "sim"),
+                 GPUCOORD_URL="http://127.0.0.1:%d" % self.ports["coord"])
+        e.update(env)
+        self.gen_proc = self.start([os.path.join(BUILD, "generation-server"), "--port",
+                                    str(self.ports["gen"])], "generation-server-2", env=e)
+        wait_until(self._up, 10, what="generation server restarted")
+
+    def _up(self):
+        try:
+            return self.gen.get("/health/", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def test_command_stage_under_a_lease(self):
+        st, ply = self.generate("a green cone", seed=5)
+        self.assertEqual(st, 200)
+        made = self.path("made.ply")
+        with open(made, "wb") as f:
+            f.write(ply)
+        # The "pipeline": checks it has a lease, records its inputs, writes its PLY.
+        self.restart_generation({"GENERATION_PIPELINE_CMD":
+                                 'test -n "$GPUCOORD_LEASE_ID" && echo "$GEN_PROMPT/$GEN_SEED" '
+                                 '> %s && cp %s "$GEN_OUTPUT"' % (self.path("seen"), made)})
+        st, out = self.generate("a cone by command", seed=9)
+        self.assertEqual(st, 200, out)
+        self.assertEqual(out, ply)
+        with open(self.path("seen")) as f:
+            self.assertEqual(f.read().strip(), "a cone by command/9")
+        kinds = [e["kind"] for e in self.events()]
+        self.assertGreaterEqual(kinds.count("lease_granted"), 2)
+        self.assertEqual(self.http.get("/v1/leases")[1]["leases"], [])
+        # A failing command is a 500 with the reason; its lease is released all the same.
+        self.restart_generation({"GENERATION_PIPELINE_CMD": "exit 3"})
+        st, body = self.generate("anything", seed=1)
+        self.assertEqual(st, 500, body)
+        self.assertIn("exit 3", body["detail"])
+        self.assertEqual(self.http.get("/v1/leases")[1]["leases"], [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
