@@ -110,14 +110,20 @@ void gpucoord_lease_request_init(struct gpucoord_lease_request *req);
  * gpucoord_lease_acquire: asks for a lease and waits up to req->wait_s for the grant.
  * On success *ret_lease is granted; release it with gpucoord_lease_release().
  * If the wait ends while still queued, the queued request is withdrawn and
- * GPUCOORD_ETIMEDOUT is returned. GPUCOORD_ENEVERFITS: it can never fit (see
- * the message for the arithmetic); GPUCOORD_ECOULDNOTFREE: eviction failed.
+ * GPUCOORD_EQUEUED is returned (GPUCOORD_ETIMEDOUT means the coordinator did not
+ * answer in time). GPUCOORD_ENEVERFITS: it can never fit (see the message for the
+ * arithmetic); GPUCOORD_ECOULDNOTFREE: eviction failed; GPUCOORD_ENOTFOUND: the
+ * request ended while it waited (its pid exited, or it was withdrawn elsewhere).
  */
 int gpucoord_lease_acquire(gpucoord_client *client, const struct gpucoord_lease_request *req,
                            gpucoord_lease **ret_lease);
 /* Releases the lease on the coordinator, stops its heartbeat and frees it.
  * The lease is freed even when the coordinator cannot be reached. NULL is a no-op. */
 int gpucoord_lease_release(gpucoord_lease *lease);
+/* Stops the heartbeats and frees the handle without releasing the lease: it lives
+ * on at the coordinator until its pid exits, its TTL passes, or someone deletes it
+ * (e.g. `gpucoord lease acquire`). NULL is a no-op. */
+void gpucoord_lease_detach(gpucoord_lease *lease);
 /* Sends one heartbeat now (the background thread does this on its own). */
 int gpucoord_lease_heartbeat(gpucoord_lease *lease);
 const char *gpucoord_lease_id(const gpucoord_lease *lease);

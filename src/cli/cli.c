@@ -54,7 +54,7 @@ int cli_exit_for(int rc, bool lease)
     if (rc >= 0)
         return CLI_EXIT_OK;
     if (lease && (rc == GPUCOORD_ENEVERFITS || rc == GPUCOORD_ECOULDNOTFREE ||
-                  rc == GPUCOORD_ELIMIT || rc == GPUCOORD_ETIMEDOUT || rc == GPUCOORD_EQUEUED))
+                  rc == GPUCOORD_ELIMIT || rc == GPUCOORD_EQUEUED))
         return CLI_EXIT_REFUSED;
     if (rc == GPUCOORD_ENOMEM)
         return CLI_EXIT_FAILURE;

@@ -416,7 +416,7 @@ int gpucoord_lease_acquire(gpucoord_client *client, const struct gpucoord_lease_
         if (left <= 0) {
             withdraw(client, id);
             set_message(client, "still queued after %.1f s; request withdrawn", req->wait_s);
-            return GPUCOORD_ETIMEDOUT;
+            return GPUCOORD_EQUEUED;
         }
         if (left > CLIENT_WAIT_SLICE_S)
             left = CLIENT_WAIT_SLICE_S;
@@ -467,6 +467,25 @@ int gpucoord_lease_acquire(gpucoord_client *client, const struct gpucoord_lease_
     return 0;
 }
 
+static void stop_heartbeats(gpucoord_lease *lease)
+{
+    pthread_mutex_lock(&lease->mu);
+    lease->stop = true;
+    pthread_cond_signal(&lease->cv);
+    pthread_mutex_unlock(&lease->mu);
+    if (lease->thread_running)
+        pthread_join(lease->thread, NULL);
+    lease->thread_running = false;
+}
+
+void gpucoord_lease_detach(gpucoord_lease *lease)
+{
+    if (lease == NULL)
+        return;
+    stop_heartbeats(lease);
+    lease_destroy(lease);
+}
+
 int gpucoord_lease_heartbeat(gpucoord_lease *lease)
 {
     struct gc_http_response resp = {0};
@@ -502,15 +521,11 @@ int gpucoord_lease_release(gpucoord_lease *lease)
     char path[128];
     int rc;
 
+    struct gc_http_client *http;
+
     if (lease == NULL)
         return 0;
-    pthread_mutex_lock(&lease->mu);
-    lease->stop = true;
-    pthread_cond_signal(&lease->cv);
-    pthread_mutex_unlock(&lease->mu);
-    if (lease->thread_running)
-        pthread_join(lease->thread, NULL);
-    struct gc_http_client *http;
+    stop_heartbeats(lease);
 
     snprintf(path, sizeof(path), "/v1/leases/%s", lease->id);
     rc = pool_get(lease->pool, &http);

@@ -112,7 +112,7 @@ int main(int argc, char **argv)
         req.ttl_s = 2;
         req.wait_s = 10;
         rc = gpucoord_lease_acquire(client, &req, &lease);
-        if (rc == GPUCOORD_ETIMEDOUT) {
+        if (rc == GPUCOORD_EQUEUED) { /* still queued when the wait ended: withdrawn */
             timeouts++;
             continue;
         }
