@@ -61,7 +61,15 @@ status_all() {
     return $any
 }
 
-healthy() { curl -fsS -m 2 "$1" >/dev/null 2>&1; }
+# GET url succeeds (curl, or python3 where curl is missing, as on bare GPU images).
+healthy() {
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsS -m 2 "$1" >/dev/null 2>&1
+    else
+        python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+            "$1" >/dev/null 2>&1
+    fi
+}
 
 case "${1:-start}" in
 stop) stop_all; exit 0 ;;
@@ -98,8 +106,7 @@ mkdir -p "$run_dir" "$log_dir"
 
 # Real GPU or gpusim?
 if [ "${GPUCOORD_FORCE_SIM:-0}" != 1 ] && gpus=$("$build/gpucoordd" --list-gpus 2>/dev/null); then
-    mode="real GPU: $(printf '%s\n' "$gpus" | head -n 1 | cut -d' ' -f3- | sed 's/ [0-9]*$//')"
-    unset GPUSIM_STATE
+    mode="real GPU: $(printf '%s\n' "$gpus" | head -n 1 | cut -d' ' -f5-)"
 else
     export LD_LIBRARY_PATH="$build/sim${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export GPUSIM_STATE="${GPUSIM_STATE:-$run_dir/gpusim-state}"
@@ -138,7 +145,7 @@ for check in "validation-server http://127.0.0.1:$val_port/health/" \
     done
 done
 # The validation server registers itself as a resident: wait for that too.
-until [ "${GPUCOORD_DISABLE:-0}" = 1 ] || curl -fsS -m 2 "$GPUCOORD_URL/v1/residents/${VALIDATION_RESIDENT_NAME:-validation}" >/dev/null 2>&1; do
+until [ "${GPUCOORD_DISABLE:-0}" = 1 ] || healthy "$GPUCOORD_URL/v1/residents/${VALIDATION_RESIDENT_NAME:-validation}"; do
     [ $SECONDS -lt $deadline ] || { stop_all; die "the validation server did not register"; }
     sleep 0.1
 done

@@ -69,7 +69,8 @@ static int split_listen(const char *listen, char *host, size_t host_len, int *po
     return 0;
 }
 
-/* --list-gpus: what NVML finds, one line per GPU; exit 1 when none (no driver). */
+/* --list-gpus: what NVML finds, one line per GPU ("INDEX UUID TOTAL FREE NAME", bytes),
+ * then "driver VERSION"; exit 1 when none (no driver). */
 static int list_gpus(void)
 {
     struct gc_nvml *nvml;
@@ -85,8 +86,8 @@ static int list_gpus(void)
     for (unsigned i = 0; i < n; i++) {
         struct gc_gpu_info info;
         if (gc_nvml_device_info(nvml, i, &info) == 0)
-            printf("%u %s %s %llu\n", i, info.uuid, info.name,
-                   (unsigned long long)info.total_bytes);
+            printf("%u %s %llu %llu %s\n", i, info.uuid, (unsigned long long)info.total_bytes,
+                   (unsigned long long)info.free_bytes, info.name);
     }
     printf("driver %s\n", gc_nvml_driver_version(nvml));
     gc_nvml_close(nvml);

@@ -9,7 +9,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from founding import BUILD, FoundingSystem, wait_until  # noqa: E402
+from founding import BUILD, REAL_GPU, FoundingSystem, wait_until  # noqa: E402
 
 MULTIPART = "multipart/form-data; boundary=XyZ"
 
@@ -103,8 +103,9 @@ class ExternalPipeline(FoundingSystem):
         else:
             os.kill(self.pid("generation-server"), signal.SIGTERM)
         wait_until(lambda: not self._up(), 10, what="generation server stopped")
-        e = dict(self.sys_env, LD_LIBRARY_PATH=os.path.join(BUILD, "sim"),
-                 GPUCOORD_URL="http://127.0.0.1:%d" % self.ports["coord"])
+        e = dict(self.sys_env, GPUCOORD_URL="http://127.0.0.1:%d" % self.ports["coord"])
+        if not REAL_GPU:
+            e["LD_LIBRARY_PATH"] = os.path.join(BUILD, "sim")
         e.update(env)
         self.gen_proc = self.start([os.path.join(BUILD, "generation-server"), "--port",
                                     str(self.ports["gen"])], "generation-server-2", env=e)

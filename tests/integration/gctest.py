@@ -18,6 +18,8 @@ import urllib.request
 BUILD = os.path.abspath(os.environ.get("GPUCOORD_BUILD", os.path.join(
     os.path.dirname(__file__), "..", "..", "build")))
 SIM = os.path.join(BUILD, "sim")
+# GPUCOORD_REAL_GPU=1: run on the real driver (scripts/gpu-check.sh) instead of gpusim.
+REAL_GPU = os.environ.get("GPUCOORD_REAL_GPU") == "1"
 GiB = 1 << 30
 MiB = 1 << 20
 CTX = 300 * MiB
@@ -160,11 +162,12 @@ class GpuEnv(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="gctest-")
         self.procs = []
         self.env = dict(os.environ)
-        self.env.update({
-            "LD_LIBRARY_PATH": SIM,
-            "GPUSIM_STATE": os.path.join(self.tmp, "gpusim"),
-            "GPUSIM_DEVICES": self.devices,
-        })
+        if not REAL_GPU:
+            self.env.update({
+                "LD_LIBRARY_PATH": SIM,
+                "GPUSIM_STATE": os.path.join(self.tmp, "gpusim"),
+                "GPUSIM_DEVICES": self.devices,
+            })
         self.env.pop("GPUCOORD_URL", None)
         self.env.update(self.extra_env)
         self.coord = None
