@@ -193,6 +193,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "gpucoordd: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    if (strcmp(cfg.listen, "none") == 0)
+        cfg.listen[0] = '\0';
     gc_log_init("gpucoordd", (enum gc_log_level)cfg.log_level);
     if (cfg.listen[0] != '\0' && split_listen(cfg.listen, host, sizeof(host), &port) < 0) {
         fprintf(stderr, "gpucoordd: --listen must be HOST:PORT, got '%s'\n", cfg.listen);
