@@ -92,6 +92,13 @@ int gc_http_client_new(const char *base_url, struct gc_http_client **ret_client)
         free(c);
         return GC_ENOMEM;
     }
+    /* Set once: kept across requests on this handle (and its kept-alive connection). */
+    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
+    if (c->unix_path[0] != '\0')
+        curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
     *ret_client = c;
     return 0;
 }
@@ -157,23 +164,15 @@ int gc_http_client_request(struct gc_http_client *client, const char *method, co
     memcpy(url, client->base, base_len);
     memcpy(url + base_len, path, path_len + 1);
 
-    curl_easy_reset(curl);
+    /* Options that never change were set once (client_setup); reset what varies. */
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
-    curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
-    if (client->unix_path[0] != '\0')
-        curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, client->unix_path);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "GET") == 0)
-        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-    else if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L); /* clears a previous body and NOBODY */
+    curl_easy_setopt(curl, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") == 0 ? NULL : method);
     if (body != NULL) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
@@ -191,6 +190,10 @@ int gc_http_client_request(struct gc_http_client *client, const char *method, co
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 
     code = curl_easy_perform(curl);
+    /* Nothing on this stack may stay referenced by the handle. */
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, NULL);
     curl_slist_free_all(headers);
     if (code != CURLE_OK) {
         rc = sink.overflow ? GC_ETOOBIG : curl_code_to_err(code);

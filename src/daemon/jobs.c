@@ -10,6 +10,7 @@
  * for memory.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -84,6 +85,29 @@ static bool unload_verified_locked(struct gc_coord *coord, const struct job_view
     }
     *ret_freed = freed;
     return freed >= want;
+}
+
+/* A connection cut mid-answer may be a process dying: how long to let it finish. */
+#define DYING_WAIT_MS 500
+
+/* True when pid has exited or exits within timeout_ms (zombies count as exited). */
+static bool exited_within(pid_t pid, int64_t timeout_ms)
+{
+    int64_t deadline = gc_mono_ms() + timeout_ms;
+    int fd = gc_pidfd_open(pid);
+    bool gone;
+
+    while (!(gone = !gc_proc_alive(pid)) && gc_mono_ms() < deadline) {
+        if (fd >= 0) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            poll(&p, 1, 20);
+        } else {
+            gc_sleep_ms(20);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return gone;
 }
 
 /* One lease fewer waiting on this eviction; fails the lease when asked to. */
@@ -231,7 +255,7 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
         /* Did it unload anyway (an answer lost, a timeout just missed)? Ask. A resident
          * that died frees everything: verification will see it. */
         struct gc_adapter_result h = {0};
-        if (v.spec.pid > 0 && !gc_proc_alive(v.spec.pid)) {
+        if (v.spec.pid > 0 && exited_within(v.spec.pid, DYING_WAIT_MS)) {
             rc = 0;
         } else if (v.adapter->health(&v.spec, &h) == 0 && h.models_loaded == 0) {
             rc = 0;
