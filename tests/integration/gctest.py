@@ -169,16 +169,33 @@ class GpuEnv(unittest.TestCase):
                 "GPUSIM_DEVICES": self.devices,
             })
         self.env.pop("GPUCOORD_URL", None)
+        # Sanitizer builds: reports go to files here, and any report fails the test.
+        self.env["ASAN_OPTIONS"] = "log_path=%s:abort_on_error=0" % self.path("asan")
+        self.env["UBSAN_OPTIONS"] = "log_path=%s:print_stacktrace=1" % self.path("ubsan")
         self.env.update(self.extra_env)
         self.coord = None
         self.http = None
 
     def tearDown(self):
+        # Stop politely first, so that sanitizer builds check for leaks at exit.
         for p in reversed(self.procs):
-            p.kill()
+            p.stop(timeout=5)
+        reports = self.sanitizer_reports()
+        if reports:
+            self._dump_logs()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.fail("sanitizer report:\n" + reports[:8000])
         if self._outcome_failed():
             self._dump_logs()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def sanitizer_reports(self):
+        text = ""
+        for name in sorted(os.listdir(self.tmp)):
+            if name.startswith(("asan.", "ubsan.")):
+                with open(os.path.join(self.tmp, name), errors="replace") as f:
+                    text += "----- %s -----\n%s\n" % (name, f.read())
+        return text
 
     def _outcome_failed(self):
         outcome = getattr(self, "_outcome", None)
