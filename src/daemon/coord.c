@@ -85,7 +85,7 @@ static json_t *resident_record(struct gc_coord *coord, const struct gc_resident 
                      r->reason);
 }
 
-static void journal_append_locked(struct gc_coord *coord, json_t *rec, bool important)
+void gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important)
 {
     if (rec == NULL || gc_store_append(coord->store, rec, important) < 0) {
         if (coord->counters.journal_errors++ == 0)
@@ -124,7 +124,7 @@ static void compact_locked(struct gc_coord *coord)
 
 void gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r)
 {
-    journal_append_locked(coord, resident_record(coord, r), true);
+    gc_coord_journal_locked(coord, resident_record(coord, r), true);
 }
 
 /* ---- process watchers ---- */
@@ -274,7 +274,7 @@ void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
 
     h = gc_ledger_lease_end(coord->ledger, lease, state, error, reason, now);
     if (holder) {
-        journal_append_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id", h->id,
+        gc_coord_journal_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id", h->id,
                                                "state", gc_lease_state_name(state)),
                               false);
         if (state == GC_LEASE_RELEASED)
@@ -319,7 +319,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
                 break;
             if (l->kind == GC_KIND_HOLDER) {
                 double waited = (double)(l->granted_ms - l->created_ms) / 1000.0;
-                journal_append_locked(coord, lease_record(l), false);
+                gc_coord_journal_locked(coord, lease_record(l), false);
                 coord->counters.leases_granted++;
                 if (l->nevicted > 0)
                     coord->counters.oom_avoided++;
@@ -337,7 +337,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             coord->counters.leases_refused++;
             coord->counters.leases_failed++;
             if (h != NULL) {
-                journal_append_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id",
+                gc_coord_journal_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id",
                                                        h->id, "state", "failed"),
                                       false);
                 gc_events_add(&coord->events, now, "lease_refused", h->id, "%s: %s", h->holder,
@@ -350,7 +350,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             h = gc_ledger_lease_lookup(ledger, a->lease_id);
             coord->counters.leases_expired++;
             if (h != NULL) {
-                journal_append_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id",
+                gc_coord_journal_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id",
                                                        h->id, "state", "expired"),
                                       false);
                 gc_events_add(&coord->events, now, "lease_expired", h->id, "%s: %s", h->holder,
@@ -361,7 +361,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             break;
         case GC_ACT_PREPARING:
             if (l != NULL && l->kind == GC_KIND_HOLDER)
-                journal_append_locked(coord, lease_record(l), false);
+                gc_coord_journal_locked(coord, lease_record(l), false);
             break;
         case GC_ACT_UNLOAD:
             if (r == NULL)
@@ -819,7 +819,7 @@ static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsi
         (l.pid > 0 && !holder_alive(l.pid, l.pid_start_ticks))) {
         gc_events_add(&coord->events, gc_real_s(), "lease_expired", l.id,
                       "%s: holder gone while the coordinator was down", l.holder);
-        journal_append_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id", l.id,
+        gc_coord_journal_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id", l.id,
                                                "state", "expired"),
                               false);
         coord->counters.leases_expired++;

@@ -118,6 +118,8 @@ void gc_coord_kick_with_locked(struct gc_coord *coord, const struct gc_nvml_read
 /* Ends an active lease: journal, event, counters, process watch. */
 void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
                                enum gc_lease_state state, int error, const char *reason);
+/* Appends a record to the journal (steals rec; NULL counts as a failed write). */
+void gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important);
 /* Writes a resident's state to the journal. */
 void gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
 /* Starts watching pid for exit (no-op if watched already or pid <= 0); returns the

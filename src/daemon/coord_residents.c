@@ -269,9 +269,7 @@ void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct g
         json_decref(coord->ext[idx].registration);
         memset(&coord->ext[idx], 0, sizeof(coord->ext[idx]));
         end_demands_locked(coord, name, "resident was deleted");
-        if (gc_store_append(coord->store,
-                            json_pack("{s:s, s:s}", "op", "rdel", "name", name), true) < 0)
-            coord->counters.journal_errors++;
+        gc_coord_journal_locked(coord, json_pack("{s:s, s:s}", "op", "rdel", "name", name), true);
         gc_events_add(&coord->events, gc_real_s(), "resident_deleted", name, "pid %d",
                       (int)pid);
         (void)pid;

@@ -159,6 +159,10 @@ class PythonResident(ResidentEnv):
     def test_evicted_restored_and_demanded(self):
         self.start_coordinator()
         env = dict(self.env, PYTHONPATH=PYTHON_DIR)
+        preload = os.environ.get("GPUCOORD_PY_PRELOAD")
+        if preload:  # sanitizer build: Python is not instrumented, gpusim is
+            env["LD_PRELOAD"] = preload
+            env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
         demo = self.start([sys.executable, DEMO, "--coordinator", self.url, "--bytes", "4.7Gi",
                            "--name", "pyres"], "pyres", ready="ready", env=env)
         pid, app = int(demo.field("pid")), "http://127.0.0.1:%s" % demo.field("port")
