@@ -133,7 +133,7 @@ if [ "$replay_crashes" = 1 ]; then
             [ -f "$f" ] || continue
             case "$f" in *.md | *.txt) continue ;; esac
             # In a child shell, which reports an abort into the log, not here.
-            if ASAN_OPTIONS=$(asan_options_for "$t") LSAN_OPTIONS= bash -c '"$@"; exit $?' _ \
+            if TMPDIR=$probe ASAN_OPTIONS=$(asan_options_for "$t") LSAN_OPTIONS= bash -c '"$@"; exit $?' _ \
                 "$build/tests/fuzz/fuzz-strict-replay-$t" "$f" >"$probe/replay.log" 2>&1; then
                 echo "fixed:      $f"
             else
