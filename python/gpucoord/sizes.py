@@ -77,6 +77,14 @@ def format_size(nbytes):
     for name, shift in (("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)):
         unit = 1 << shift
         if nbytes >= unit:
-            num = ("%.2f" % (float(nbytes) / float(unit))).rstrip("0").rstrip(".")
-            return num + name
+            # Hundredths, rounded half up, never past what parse_size() reads back.
+            h = (nbytes * 100 + unit // 2) >> shift
+            if h * unit // 100 > SIZE_MAX:
+                h -= 1
+            whole, frac = divmod(h, 100)
+            if frac == 0:
+                return "%d%s" % (whole, name)
+            if frac % 10 == 0:
+                return "%d.%d%s" % (whole, frac // 10, name)
+            return "%d.%02d%s" % (whole, frac, name)
     return str(nbytes)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "utf8.h"
 
 /* Pending connections queued by listen(). */
 #define HTTP_LISTEN_BACKLOG 512
@@ -89,6 +90,7 @@ static void resp_error_v(struct gc_http_resp *resp, int status, const char *code
     char message[1024];
 
     vsnprintf(message, sizeof(message), fmt, ap);
+    gc_utf8_clean(message); /* it may quote client bytes, or be cut inside a character */
     gc_http_resp_json(resp, status, json_pack("{s:s, s:s}", "error", code, "message", message));
 }
 

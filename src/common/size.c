@@ -96,14 +96,20 @@ char *gpucoord_size_format(uint64_t bytes, char *buf, size_t buflen)
     for (size_t i = 0; i < 4; i++) {
         uint64_t unit = 1ULL << shifts[i];
         if (bytes >= unit) {
-            char num[48];
-            snprintf(num, sizeof(num), "%.2f", (double)bytes / (double)unit);
-            size_t n = strlen(num);
-            while (n > 0 && num[n - 1] == '0')
-                num[--n] = '\0';
-            if (n > 0 && num[n - 1] == '.')
-                num[--n] = '\0';
-            snprintf(buf, buflen, "%s%s", num, names[i]);
+            /* Hundredths of the unit, rounded to nearest - but never to a value that
+             * gpucoord_size_parse() could not read back (past 2^64 - 1). */
+            unsigned __int128 h = ((unsigned __int128)bytes * 100 + unit / 2) >> shifts[i];
+            if ((h * unit) / 100 > UINT64_MAX)
+                h--;
+            uint64_t whole = (uint64_t)(h / 100), frac = (uint64_t)(h % 100);
+            if (frac == 0)
+                snprintf(buf, buflen, "%llu%s", (unsigned long long)whole, names[i]);
+            else if (frac % 10 == 0)
+                snprintf(buf, buflen, "%llu.%llu%s", (unsigned long long)whole,
+                         (unsigned long long)(frac / 10), names[i]);
+            else
+                snprintf(buf, buflen, "%llu.%02llu%s", (unsigned long long)whole,
+                         (unsigned long long)frac, names[i]);
             return buf;
         }
     }

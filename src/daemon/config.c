@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/names.h"
 #include "common/size.h"
+#include "common/utf8.h"
 
 #define CONFIG_DEFAULT_PORT 10010
 
@@ -236,6 +237,10 @@ static int resident_key(struct ini_ctx *ctx, const char *rname, const char *name
     size_t i;
     char *end;
 
+    if (strcmp(name, "name") == 0)
+        return ini_fail(ctx, "[resident.%s]: the name comes from the section, not a key", rname);
+    if (!gc_utf8_valid(value, strlen(value)) || !gc_utf8_valid(name, strlen(name)))
+        return ini_fail(ctx, "[resident.%s]: '%s' is not valid UTF-8", rname, name);
     json_array_foreach(ctx->cfg->residents, i, v) {
         if (strcmp(json_string_value(json_object_get(v, "name")), rname) == 0) {
             reg = v;
@@ -249,8 +254,10 @@ static int resident_key(struct ini_ctx *ctx, const char *rname, const char *name
     v = NULL;
     for (i = 0; int_keys[i] != NULL; i++) {
         if (strcmp(name, int_keys[i]) == 0) {
-            long long n = strtoll(value, &end, 10);
-            if (*value == '\0' || *end != '\0')
+            long long n;
+            errno = 0;
+            n = strtoll(value, &end, 10);
+            if (*value == '\0' || *end != '\0' || errno == ERANGE)
                 return ini_fail(ctx, "'%s' must be an integer", name);
             v = json_integer(n);
         }

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/size.h"
+#include "common/utf8.h"
 #include "daemon/ancestry.h"
 
 /* Longest the engine sleeps with nothing to wait for. */
@@ -46,6 +47,7 @@ void gc_api_error(struct gc_api_answer *ans, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
+    gc_utf8_clean(message); /* it may quote client bytes, or be cut inside a character */
     json_decref(ans->body);
     ans->status = gc_err_http_status(err);
     ans->body = json_pack("{s:s, s:s}", "error", gpucoord_err_name(err), "message", message);

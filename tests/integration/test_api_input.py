@@ -83,6 +83,20 @@ class BadInput(GpuEnv):
                 self.assert_4xx(st, ans, "bad_request", fragment)
         self.assert_unchanged()
 
+    def test_error_messages_stay_valid_utf8(self):
+        """Found by fuzzing: a reason quoting client bytes, or cut inside a character,
+        must still be sent (as valid JSON), not become a 500 or an empty 400."""
+        key = "k" * 63 + "\u00e9"
+        st, body = self.http.call("POST", "/v1/leases",
+                                  raw=('{"holder":"a","bytes":1,"%s":1}' % key).encode(),
+                                  headers={"Content-Type": "application/json"})
+        self.assert_4xx(st, body, "bad_request", "unknown field")
+        raw = b'{"a": "\\u0' + b"\xd4\x9a" + b'"}'
+        st, body = self.http.call("POST", "/v1/leases", raw=raw,
+                                  headers={"Content-Type": "application/json"})
+        self.assert_4xx(st, body, "bad_request", "malformed JSON")
+        self.assert_unchanged()
+
     def test_overflowing_sizes(self):
         raw = b'{"holder":"a","bytes":99999999999999999999999999}'
         st, body = self.http.call("POST", "/v1/leases", raw=raw,

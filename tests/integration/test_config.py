@@ -46,10 +46,13 @@ verify_timeout_s = 3.5
                  ("[resident.bad name]\nprotocol = seed\n", "bad section"),
                  ("[coordinator]\nmax_unloaded_s = -1\n", "'max_unloaded_s' must be seconds"),
                  ("[coordinator\n", "syntax error"),
-                 ("[resident.r]\nprotocol = seed\nurl = http://10.0.0.1:1\n", "loopback")]
+                 ("[resident.r]\nprotocol = seed\nurl = http://10.0.0.1:1\n", "loopback"),
+                 ("[resident.r]\nname = other\n", "the name comes from the section"),
+                 ("[resident.r]\nprotocol = s\xe9ed\n", "not valid UTF-8"),
+                 ("[resident.r]\npid = 99999999999999999999999\n", "'pid' must be an integer")]
         for text, fragment in cases:
             path = self.path("bad.ini")
-            with open(path, "w") as f:
+            with open(path, "w", encoding="latin-1") as f:
                 f.write(text)
             out = subprocess.run([os.path.join(BUILD, "gpucoordd"), "--config", path,
                                   "--state-dir", self.path("st"), "--listen", "127.0.0.1:0"],

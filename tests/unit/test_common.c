@@ -69,6 +69,30 @@ TEST(size_format)
     ASSERT_STREQ(gc_size_format(5046586572ULL, buf, sizeof(buf)), "4.7Gi");
     ASSERT_STREQ(gc_size_format(21045339750ULL, buf, sizeof(buf)), "19.6Gi");
     ASSERT_STREQ(gc_size_format(3ULL << 40, buf, sizeof(buf)), "3Ti");
+    ASSERT_STREQ(gc_size_format((1ULL << 30) * 3 / 2, buf, sizeof(buf)), "1.5Gi");
+    ASSERT_STREQ(gc_size_format(1023ULL << 20, buf, sizeof(buf)), "1023Mi");
+    ASSERT_STREQ(gc_size_format((3ULL << 19) + 1, buf, sizeof(buf)),
+                 "1.5Mi");
+}
+
+TEST(size_format_always_parses_back)
+{
+    /* Found by fuzzing: rounding up near 2^64 printed a size that does not parse. */
+    static const uint64_t values[] = {UINT64_MAX, UINT64_MAX - 1, UINT64_MAX - (1ULL << 32),
+                                      (1ULL << 63) + 12345, 1ULL << 40, 5046586572ULL, 1024};
+    char buf[GC_SIZE_BUF];
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        uint64_t back = 0;
+        gc_size_format(values[i], buf, sizeof(buf));
+        if (gc_size_parse(buf, &back) != 0)
+            harness_fail(__FILE__, __LINE__, "format(%llu) = '%s' does not parse",
+                         (unsigned long long)values[i], buf);
+        /* Within half a hundredth of the unit it was printed in. */
+        double rel = (double)(back > values[i] ? back - values[i] : values[i] - back) /
+                     (double)values[i];
+        ASSERT(rel < 0.01);
+    }
+    ASSERT_STREQ(gc_size_format(UINT64_MAX, buf, sizeof(buf)), "16777215.99Ti");
 }
 
 TEST(names)

@@ -12,6 +12,7 @@
 
 #include "common/err.h"
 #include "common/size.h"
+#include "common/utf8.h"
 #include "gpucoord.h"
 
 int gc_server_parse_args(int argc, char **argv, const char *prog, const char *usage_extra,
@@ -160,6 +161,7 @@ void gc_server_error(struct gc_http_resp *resp, int status, const char *code, co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    gc_utf8_clean(msg);
     gc_http_resp_json(resp, status,
                       json_pack("{s:s, s:s, s:s}", "error", code, "message", msg, "detail", msg));
 }
