@@ -18,6 +18,9 @@
 #include "err.h"
 #include "utf8.h"
 
+/* Per-connection memory for request headers and I/O buffers. libmicrohttpd clears
+ * it between requests, so it is kept modest: headers beyond it get 431. */
+#define HTTP_CONN_MEMORY (16u * 1024)
 /* Pending connections queued by listen(). */
 #define HTTP_LISTEN_BACKLOG 512
 
@@ -229,7 +232,8 @@ static enum MHD_Result on_request(struct gc_http_server *srv, bool via_unix,
             return MHD_YES;
         }
         if (st->len + n + 1 > st->cap) {
-            size_t cap = st->cap ? st->cap : 4096;
+            /* Most bodies arrive whole: size for this chunk, grow by doubling. */
+            size_t cap = st->cap ? st->cap : n + 1;
             char *p;
             while (cap < st->len + n + 1)
                 cap *= 2;
@@ -245,7 +249,12 @@ static enum MHD_Result on_request(struct gc_http_server *srv, bool via_unix,
         return MHD_YES;
     }
 
-    memset(&resp, 0, sizeof(resp));
+    /* Not memset: the header table is large and only nheaders of it is read. */
+    resp.status = 0;
+    resp.body = NULL;
+    resp.body_len = 0;
+    resp.content_type[0] = '\0';
+    resp.nheaders = 0;
     if (srv->bearer_token != NULL && !via_unix && !bearer_ok(srv, conn)) {
         gc_http_resp_error(&resp, GC_EUNAUTH, "this endpoint needs 'Authorization: Bearer TOKEN'");
     } else if (st->too_big) {
@@ -397,6 +406,8 @@ static struct MHD_Daemon *start_mhd(struct gc_http_server *srv, int fd, bool via
         MHD_OPTION_CONNECTION_LIMIT, srv->config.conn_limit ? srv->config.conn_limit : 256u,
         MHD_OPTION_CONNECTION_TIMEOUT,
         srv->config.idle_timeout_s ? srv->config.idle_timeout_s : 120u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        srv->config.conn_memory ? srv->config.conn_memory : (size_t)HTTP_CONN_MEMORY,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_quiet_logger, NULL, MHD_OPTION_END);
 }
 

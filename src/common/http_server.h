@@ -44,6 +44,7 @@ struct gc_http_server_config {
     size_t body_max;        /* larger bodies get 413 */
     unsigned conn_limit;    /* concurrent connections */
     unsigned idle_timeout_s;/* idle keep-alive connections are closed after this */
+    size_t conn_memory;     /* per-connection buffer for headers (0: 16 KiB) */
     const char *bearer_token; /* when set, required on TCP requests */
     gc_http_handler handler;
     void *ctx;

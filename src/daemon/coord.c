@@ -424,6 +424,28 @@ void gc_coord_read_nvml(struct gc_coord *coord, struct gc_nvml_reading *r)
     }
 }
 
+struct gc_nvml_reading *gc_coord_reading_get(struct gc_coord *coord)
+{
+    struct gc_nvml_reading *r = NULL;
+
+    pthread_mutex_lock(&coord->readings_lock);
+    if (coord->nspare_readings > 0)
+        r = coord->spare_readings[--coord->nspare_readings];
+    pthread_mutex_unlock(&coord->readings_lock);
+    return r != NULL ? r : malloc(sizeof(*r));
+}
+
+void gc_coord_reading_put(struct gc_coord *coord, struct gc_nvml_reading *r)
+{
+    pthread_mutex_lock(&coord->readings_lock);
+    if (r != NULL && coord->nspare_readings < sizeof(coord->spare_readings) / sizeof(r)) {
+        coord->spare_readings[coord->nspare_readings++] = r;
+        r = NULL;
+    }
+    pthread_mutex_unlock(&coord->readings_lock);
+    free(r);
+}
+
 static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_reading *r)
 {
     int64_t now = gc_mono_ms();
@@ -572,6 +594,7 @@ int gc_coord_create(const struct gc_config *config, struct gc_nvml *nvml, struct
     gc_ledger_init(coord->ledger, &lcfg);
     gc_events_init(&coord->events);
     pthread_mutex_init(&coord->lock, NULL);
+    pthread_mutex_init(&coord->readings_lock, NULL);
     pthread_condattr_init(&cattr);
     pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
     pthread_cond_init(&coord->changed, &cattr);
@@ -643,6 +666,9 @@ void gc_coord_destroy(struct gc_coord *coord)
         close(coord->wake_fd);
     pthread_cond_destroy(&coord->changed);
     pthread_mutex_destroy(&coord->lock);
+    for (unsigned i = 0; i < coord->nspare_readings; i++)
+        free(coord->spare_readings[i]);
+    pthread_mutex_destroy(&coord->readings_lock);
     free(coord->ledger);
     free(coord->reading);
     free(coord);

@@ -83,6 +83,11 @@ struct gc_coord {
     char driver_version[96];
     struct gc_actions actions;         /* scratch for kicks (under the lock) */
     struct gc_nvml_reading *reading;   /* scratch for kicks (under the lock) */
+    /* Readings taken before the lock by request threads: kept for reuse (they are
+     * large), under their own small lock. */
+    pthread_mutex_t readings_lock;
+    struct gc_nvml_reading *spare_readings[8];
+    unsigned nspare_readings;
 };
 
 /* Histogram bucket bounds in seconds, shared by the three histograms. */
@@ -113,6 +118,9 @@ void gc_coord_wake(struct gc_coord *coord);
 void gc_coord_kick_locked(struct gc_coord *coord);
 /* Reads every GPU through NVML into r (no lock needed: NVML is thread-safe). */
 void gc_coord_read_nvml(struct gc_coord *coord, struct gc_nvml_reading *r);
+/* A reading buffer for a request thread (reused; give it back with put). NULL: no memory. */
+struct gc_nvml_reading *gc_coord_reading_get(struct gc_coord *coord);
+void gc_coord_reading_put(struct gc_coord *coord, struct gc_nvml_reading *r);
 /* gc_coord_kick_locked with a reading taken just before the lock. */
 void gc_coord_kick_with_locked(struct gc_coord *coord, const struct gc_nvml_reading *r);
 /* Ends an active lease: journal, event, counters, process watch. */

@@ -124,7 +124,7 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc
     }
 
     /* Read NVML before taking the lock: the lock is held as briefly as possible. */
-    reading = malloc(sizeof(*reading));
+    reading = gc_coord_reading_get(coord);
     if (reading == NULL) {
         gc_api_error(ans, GC_ENOMEM, "out of memory");
         return;
@@ -136,7 +136,7 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc
         if (w == NULL) {
             gc_api_error(ans, GC_EINVAL, "process %lld does not exist", (long long)pid);
             pthread_mutex_unlock(&coord->lock);
-            free(reading);
+            gc_coord_reading_put(coord, reading);
             return;
         }
         start_ticks = w->start_ticks;
@@ -145,7 +145,7 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc
         gc_api_error(ans, GC_EINVAL, "no GPU %lld: this coordinator has %u", (long long)gpu_req,
                      coord->ledger->ngpus);
         pthread_mutex_unlock(&coord->lock);
-        free(reading);
+        gc_coord_reading_put(coord, reading);
         return;
     }
     rc = gc_ledger_lease_new(coord->ledger, GC_KIND_HOLDER, holder, (pid_t)pid, (int)gpu_req,
@@ -155,13 +155,13 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc
                      "too many leases (at most %u queued, %u per holder, %d in all)",
                      cfg->queue_max, cfg->leases_per_holder_max, GC_LEASES_MAX);
         pthread_mutex_unlock(&coord->lock);
-        free(reading);
+        gc_coord_reading_put(coord, reading);
         return;
     }
     l->pid_start_ticks = start_ticks;
     snprintf(id, sizeof(id), "%s", l->id);
     gc_coord_kick_with_locked(coord, reading);
-    free(reading);
+    gc_coord_reading_put(coord, reading);
     if (wait_s > 0)
         wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0));
     lease_answer_locked(coord, id, ans);
