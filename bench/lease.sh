@@ -18,6 +18,7 @@ for _ in $(seq 100); do
 done
 echo "| what                         | clients | round trips/s | p50 µs | p99 µs | errors |"
 echo "|------------------------------|---------|------------|----------|----------|--------|"
+"$build/bench/lease-bench" --pingpong --seconds "$seconds"
 for transport in tcp unix; do
     url="http://127.0.0.1:$port"
     [ "$transport" = unix ] && url="unix:$tmp/sock"

@@ -4,6 +4,10 @@
  * the same transport in the same run.
  *
  *   lease-bench --url URL [--clients N] [--seconds S] [--bytes SIZE] [--baseline]
+ *   lease-bench --pingpong [--seconds S]
+ *
+ * --pingpong measures the machine's own floor for one round trip: two threads
+ * passing a byte over a socketpair (no HTTP, no coordinator).
  *
  * Prints one line: transport, clients, round trips/s, p50 and p99 in µs.
  */
@@ -13,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "gpucoord.h"
@@ -81,6 +87,50 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static int cmp_u32(const void *a, const void *b);
+
+static void *pong_main(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+
+    while (read(fd, &c, 1) == 1 && c != 'q') {
+        if (write(fd, &c, 1) != 1)
+            break;
+    }
+    return NULL;
+}
+
+/* The round-trip floor of this machine: thread to thread over a socketpair. */
+static int pingpong(double seconds)
+{
+    static uint32_t samples[BENCH_SAMPLES_MAX];
+    int sv[2];
+    pthread_t tid;
+    size_t n = 0;
+    int64_t stop;
+    char c = 'p';
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        return 1;
+    pthread_create(&tid, NULL, pong_main, &sv[1]);
+    stop = gc_mono_ns() + (int64_t)(seconds * 1e9);
+    while (gc_mono_ns() < stop && n < BENCH_SAMPLES_MAX) {
+        int64_t t0 = gc_mono_ns();
+        if (write(sv[0], &c, 1) != 1 || read(sv[0], &c, 1) != 1)
+            return 1;
+        samples[n++] = (uint32_t)(gc_mono_ns() - t0);
+    }
+    c = 'q';
+    if (write(sv[0], &c, 1) != 1)
+        return 1;
+    pthread_join(tid, NULL);
+    qsort(samples, n, sizeof(samples[0]), cmp_u32);
+    printf("| %-28s | %7d | %10.0f | %8.1f | %8.1f | %6d |\n", "socketpair ping-pong (floor)", 1,
+           (double)n / seconds, samples[n / 2] / 1e3, samples[(size_t)((double)n * 0.99)] / 1e3, 0);
+    return 0;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -93,13 +143,14 @@ int main(int argc, char **argv)
         {"url", required_argument, NULL, 'u'},     {"clients", required_argument, NULL, 'c'},
         {"seconds", required_argument, NULL, 's'}, {"bytes", required_argument, NULL, 'b'},
         {"baseline", no_argument, NULL, 'B'},      {"label", required_argument, NULL, 'l'},
+        {"pingpong", no_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *label = NULL;
     int clients = 1, opt;
     double seconds = 3;
     uint64_t bytes = 1ULL << 30;
-    bool baseline = false;
+    bool baseline = false, ping = false;
     struct worker *ws;
     pthread_t *tids;
     uint32_t *all;
@@ -131,12 +182,17 @@ int main(int argc, char **argv)
         case 'l':
             label = optarg;
             break;
+        case 'P':
+            ping = true;
+            break;
         default:
             fprintf(stderr, "usage: lease-bench --url URL [--clients N] [--seconds S] "
                             "[--bytes SIZE] [--baseline] [--label TEXT]\n");
             return 2;
         }
     }
+    if (ping)
+        return pingpong(seconds);
     if (url == NULL || clients < 1 || clients > 256 || seconds <= 0) {
         fprintf(stderr, "lease-bench: need --url, 1..256 clients, seconds > 0\n");
         return 2;
