@@ -115,28 +115,19 @@ uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_
     return sum;
 }
 
-/* Does NVML list pid or a process that counts for it? */
-static bool proc_listed(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
+static uint64_t resident_freeable_with(const struct gc_resident *r, uint64_t usage)
 {
-    const struct gc_gpu *g = &ledger->gpus[gpu];
-
-    for (unsigned i = 0; i < g->nprocs; i++) {
-        if (g->procs[i].pid == (uint32_t)pid || proc_owner(ledger, gpu, &g->procs[i]) == pid)
-            return true;
-    }
-    return false;
+    if (r->pid <= 0)
+        return r->bytes;
+    if (r->bytes == 0)
+        return usage;
+    return r->bytes < usage ? r->bytes : usage;
 }
 
 uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struct gc_resident *r)
 {
-    uint64_t usage;
-
-    if (r->pid <= 0)
-        return r->bytes;
-    usage = gc_ledger_proc_usage(ledger, r->gpu, r->pid);
-    if (r->bytes == 0)
-        return usage;
-    return r->bytes < usage ? r->bytes : usage;
+    return resident_freeable_with(r, r->pid > 0 ? gc_ledger_proc_usage(ledger, r->gpu, r->pid)
+                                                : 0);
 }
 
 static bool resident_holds_memory(enum gc_resident_state state)
@@ -144,24 +135,84 @@ static bool resident_holds_memory(enum gc_resident_state state)
     return state == GC_RES_LOADED || state == GC_RES_UNLOADING || state == GC_RES_RELOADING;
 }
 
-static uint64_t resident_term(const struct gc_ledger *ledger, const struct gc_resident *r)
+/* What a resident counts for, given the usage of the processes that count for it. */
+static uint64_t resident_term_with(const struct gc_resident *r, uint64_t usage)
 {
-    uint64_t term;
-
     if (r->pid <= 0)
         return resident_holds_memory(r->state) ? r->bytes : 0;
-    term = gc_ledger_proc_usage(ledger, r->gpu, r->pid);
     /* A reload in flight claims its bytes before NVML shows them. */
-    if (r->state == GC_RES_RELOADING && r->usage_before + r->bytes > term)
-        term = r->usage_before + r->bytes;
-    return term;
+    if (r->state == GC_RES_RELOADING && r->usage_before + r->bytes > usage)
+        return r->usage_before + r->bytes;
+    return usage;
+}
+
+static int owner_cmp(const void *a, const void *b)
+{
+    pid_t x = ((const struct gc_owner_entry *)a)->pid, y = ((const struct gc_owner_entry *)b)->pid;
+    return x < y ? -1 : x > y;
+}
+
+static struct gc_owner_entry *owner_find(struct gc_owner_entry *e, unsigned n, pid_t pid)
+{
+    struct gc_owner_entry key = {.pid = pid};
+
+    return pid > 0 ? bsearch(&key, e, n, sizeof(*e), owner_cmp) : NULL;
+}
+
+/*
+ * The registered pids of a GPU (residents, granted holders), sorted, each with the
+ * usage of the processes that count for it (itself or the nearest registered
+ * ancestor) and its granted leases' bytes. One pass over the snapshot: accounting
+ * stays linear in processes with hundreds of leases. Returns how many; *ret_foreign
+ * gets the usage of processes that count for nobody.
+ */
+static unsigned owners_build(const struct gc_ledger *ledger, unsigned gpu,
+                             struct gc_owner_entry *e, uint64_t *ret_foreign)
+{
+    const struct gc_gpu *g = &ledger->gpus[gpu];
+    unsigned n = 0, m = 0;
+
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        const struct gc_resident *r = &ledger->residents[i];
+        if (r->in_use && r->gpu == gpu && r->pid > 0)
+            e[n++] = (struct gc_owner_entry){.pid = r->pid};
+    }
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *l = &ledger->leases[i];
+        if (l->state == GC_LEASE_GRANTED && l->kind == GC_KIND_HOLDER && l->gpu == (int)gpu &&
+            l->pid > 0)
+            e[n++] = (struct gc_owner_entry){.pid = l->pid, .leased = l->bytes};
+    }
+    qsort(e, n, sizeof(*e), owner_cmp);
+    for (unsigned i = 0; i < n; i++) { /* merge duplicates */
+        if (m > 0 && e[m - 1].pid == e[i].pid)
+            e[m - 1].leased += e[i].leased;
+        else
+            e[m++] = e[i];
+    }
+    *ret_foreign = 0;
+    for (unsigned i = 0; i < g->nprocs; i++) {
+        const struct gc_snapshot_proc *p = &g->procs[i];
+        uint64_t used = p->used_bytes == UINT64_MAX ? 0 : p->used_bytes;
+        struct gc_owner_entry *o = owner_find(e, m, (pid_t)p->pid);
+        for (unsigned k = 0; o == NULL && k < GC_CHAIN_MAX && p->chain[k] != 0; k++)
+            o = owner_find(e, m, (pid_t)p->chain[k]);
+        if (o != NULL)
+            o->usage += used;
+        else
+            *ret_foreign += used;
+    }
+    return m;
 }
 
 void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
                        const struct gc_lease *for_lease, struct gc_account *ret)
 {
     const struct gc_gpu *g = &ledger->gpus[gpu];
+    /* Scratch: callers serialise calls on one ledger (see struct gc_ledger). */
+    struct gc_owner_entry *owners = ((struct gc_ledger *)ledger)->scratch_owners;
     uint64_t known = 0;
+    unsigned nowners;
     int64_t headroom;
 
     memset(ret, 0, sizeof(*ret));
@@ -169,27 +220,26 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
                                                                    : g->total_bytes;
     ret->reserve = g->reserve_bytes;
 
-    for (unsigned i = 0; i < g->nprocs; i++) {
-        const struct gc_snapshot_proc *p = &g->procs[i];
-        uint64_t used = p->used_bytes == UINT64_MAX ? 0 : p->used_bytes;
-        known += used;
-        if (proc_owner(ledger, gpu, p) == 0)
-            ret->foreign += used;
-    }
+    for (unsigned i = 0; i < g->nprocs; i++)
+        known += g->procs[i].used_bytes == UINT64_MAX ? 0 : g->procs[i].used_bytes;
     ret->unattributed = g->used_bytes > known ? g->used_bytes - known : 0;
+    nowners = owners_build(ledger, gpu, owners, &ret->foreign);
 
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         const struct gc_resident *r = &ledger->residents[i];
-        uint64_t term, freeable;
+        const struct gc_owner_entry *o;
+        uint64_t term, freeable, usage;
         if (!r->in_use || r->gpu != gpu)
             continue;
-        term = resident_term(ledger, r);
+        o = owner_find(owners, nowners, r->pid);
+        usage = o ? o->usage : 0;
+        term = resident_term_with(r, usage);
         ret->residents += term;
         if (for_lease != NULL && r->priority < for_lease->priority) {
             if (r->state == GC_RES_RELOADING)
                 freeable = r->bytes; /* it will be evictable once loaded */
             else if (resident_holds_memory(r->state))
-                freeable = gc_ledger_resident_freeable(ledger, r);
+                freeable = resident_freeable_with(r, usage);
             else /* unloaded, yet NVML may not show it yet: only its floor stays */
                 freeable = term > r->floor_bytes ? term - r->floor_bytes : 0;
             ret->fixed += term > freeable ? term - freeable : 0;
@@ -198,39 +248,20 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
         }
     }
 
-    /* Granted holder leases: per pid, max(sum of its leases, its usage). */
+    /* Granted holder leases: per pid, max(its leases' bytes, what it uses). */
+    for (unsigned i = 0; i < nowners; i++) {
+        if (owners[i].leased > 0)
+            ret->leases += owners[i].leased > owners[i].usage ? owners[i].leased
+                                                              : owners[i].usage;
+    }
     for (unsigned i = 0; i < ledger->nleases; i++) {
         const struct gc_lease *l = &ledger->leases[i];
         if (l->gpu != (int)gpu)
             continue;
-        if (l->state == GC_LEASE_PREPARING) {
+        if (l->state == GC_LEASE_PREPARING)
             ret->claims += l->bytes;
-            continue;
-        }
-        if (l->state != GC_LEASE_GRANTED || l->kind != GC_KIND_HOLDER)
-            continue;
-        if (l->pid <= 0 || !proc_listed(ledger, gpu, l->pid)) {
-            ret->leases += l->bytes;
-            continue;
-        }
-        /* Count each listed pid once, at its first granted lease. */
-        bool first = true;
-        uint64_t sum = 0;
-        for (unsigned j = 0; j < ledger->nleases; j++) {
-            const struct gc_lease *o = &ledger->leases[j];
-            if (o->state != GC_LEASE_GRANTED || o->kind != GC_KIND_HOLDER ||
-                o->gpu != (int)gpu || o->pid != l->pid)
-                continue;
-            if (j < i) {
-                first = false;
-                break;
-            }
-            sum += o->bytes;
-        }
-        if (first) {
-            uint64_t usage = gc_ledger_proc_usage(ledger, gpu, l->pid);
-            ret->leases += sum > usage ? sum : usage;
-        }
+        else if (l->state == GC_LEASE_GRANTED && l->kind == GC_KIND_HOLDER && l->pid <= 0)
+            ret->leases += l->bytes; /* no pid: its memory cannot be seen, count it all */
     }
 
     ret->committed = ret->unattributed + ret->foreign + ret->residents + ret->leases;

@@ -163,9 +163,15 @@ struct gc_ledger {
     unsigned history_next;
     uint64_t next_seq;
     uint64_t next_id;
-    /* Scratch space for gc_sched_step (keeps it reentrant across ledgers). */
+    /* Scratch space for gc_sched_step and gc_ledger_account (keeps them reentrant
+     * across ledgers; callers serialise calls on one ledger). */
     unsigned scratch_order[GC_LEASES_MAX];
     bool scratch_refused[GC_LEASES_MAX];
+    struct gc_owner_entry {
+        pid_t pid;
+        uint64_t usage;  /* NVML usage of the processes that count for it */
+        uint64_t leased; /* its granted leases' bytes */
+    } scratch_owners[GC_RESIDENTS_MAX + GC_LEASES_MAX];
 };
 
 /* The accounting of one GPU (DESIGN.md section 3), in bytes. */
