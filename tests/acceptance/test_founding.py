@@ -54,7 +54,7 @@ class SingleGeneration(FoundingSystem):
     step_ms = 400
 
     def test_validation_unloaded_during_and_reloaded_after(self):
-        seen = {"unloaded": False}
+        seen = {"unloaded": False, "gen_busy_answers": 0}
         done = threading.Event()
 
         def watch():
@@ -62,6 +62,11 @@ class SingleGeneration(FoundingSystem):
                 st, h = self.val.get("/health/", timeout=5)
                 if st == 200 and h["models_loaded"] is False:
                     seen["unloaded"] = True
+                # The generation server answers /health/ and /status/ while it works.
+                st1, gh = self.gen.get("/health/", timeout=5)
+                st2, gs = self.gen.get("/status/", timeout=5)
+                if st1 == 200 and st2 == 200 and gs["status"] == "generating":
+                    seen["gen_busy_answers"] += 1
                 time.sleep(0.05)
         t = threading.Thread(target=watch, daemon=True)
         t.start()
@@ -70,6 +75,7 @@ class SingleGeneration(FoundingSystem):
         t.join()
         self.assertEqual(st, 200, ply)
         self.assertTrue(seen["unloaded"], "validation never unloaded during the generation")
+        self.assertGreater(seen["gen_busy_answers"], 0, "no answer while generating")
         self.assertGreaterEqual(ply_points(ply), 7000)
         wait_until(lambda: self.resident_state() == "loaded", 10, what="validation reloaded")
         self.assertTrue(self.val.get("/health/")[1]["models_loaded"])
