@@ -281,57 +281,21 @@ void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct g
     pthread_mutex_unlock(&coord->lock);
 }
 
-void gc_coord_resident_unload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
+/* May this resident start an unload (or a reload) by hand in its state? */
+static bool step_allowed(const struct gc_resident *r, bool unload)
 {
-    struct gc_resident *r;
-    char why[GC_REASON_MAX];
-    int rc;
-
-    pthread_mutex_lock(&coord->lock);
-    r = gc_ledger_resident_find(coord->ledger, name);
-    if (r == NULL) {
-        gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
-        pthread_mutex_unlock(&coord->lock);
-        return;
-    }
-    if (r->state != GC_RES_LOADED || r->busy) {
-        gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s, not loaded", name,
-                     gc_resident_state_name(r->state));
-        pthread_mutex_unlock(&coord->lock);
-        return;
-    }
-    gc_coord_kick_locked(coord); /* fresh reading for usage_before */
-    r = gc_ledger_resident_find(coord->ledger, name);
-    if (r == NULL || r->state != GC_RES_LOADED || r->busy) {
-        gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
-        pthread_mutex_unlock(&coord->lock);
-        return;
-    }
-    r->state = GC_RES_UNLOADING;
-    r->busy = true;
-    r->usage_before = gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid);
-    gc_coord_journal_resident_locked(coord, r);
-    gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name, "by request");
-    coord->jobs_running++;
-    pthread_mutex_unlock(&coord->lock);
-
-    rc = gc_job_unload_run(coord, name, "", why, sizeof(why));
-
-    pthread_mutex_lock(&coord->lock);
-    r = gc_ledger_resident_find(coord->ledger, name);
-    if (rc < 0) {
-        gc_api_error(ans, rc, "%s", why);
-    } else if (r == NULL) {
-        gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
-    } else {
-        json_decref(ans->body);
-        ans->status = 200;
-        ans->body = gc_view_resident_locked(coord, r);
-    }
-    pthread_mutex_unlock(&coord->lock);
+    if (r->busy)
+        return false;
+    if (unload)
+        return r->state == GC_RES_LOADED;
+    return r->state == GC_RES_UNLOADED || r->state == GC_RES_FAILED ||
+           (r->state == GC_RES_GONE && strcmp(r->protocol, "process") == 0);
 }
 
-void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
+/* An unload or reload asked for by hand: run in the calling thread, answered once
+ * verified (or with why it could not be). */
+static void resident_step(struct gc_coord *coord, const char *name, bool unload,
+                          struct gc_api_answer *ans)
 {
     struct gc_resident *r;
     char why[GC_REASON_MAX];
@@ -341,36 +305,38 @@ void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct g
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
-        pthread_mutex_unlock(&coord->lock);
-        return;
+        goto out_unlock;
     }
-    if (r->busy || !(r->state == GC_RES_UNLOADED || r->state == GC_RES_FAILED ||
-                     (r->state == GC_RES_GONE && strcmp(r->protocol, "process") == 0))) {
-        gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s; only an unloaded or failed "
-                     "resident can be reloaded", name, gc_resident_state_name(r->state));
-        pthread_mutex_unlock(&coord->lock);
-        return;
+    if (!step_allowed(r, unload)) {
+        gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s%s; %s", name,
+                     gc_resident_state_name(r->state), r->busy ? " and busy" : "",
+                     unload ? "only a loaded resident can be unloaded"
+                            : "only an unloaded or failed resident can be reloaded");
+        goto out_unlock;
     }
-    gc_coord_kick_locked(coord);
+    gc_coord_kick_locked(coord); /* a fresh reading for usage_before */
     r = gc_ledger_resident_find(coord->ledger, name);
-    if (r == NULL || r->busy) {
+    if (r == NULL || !step_allowed(r, unload)) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
-        pthread_mutex_unlock(&coord->lock);
-        return;
+        goto out_unlock;
     }
-    r->state = GC_RES_RELOADING;
+    r->state = unload ? GC_RES_UNLOADING : GC_RES_RELOADING;
     r->busy = true;
     r->usage_before = gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid);
     gc_coord_journal_resident_locked(coord, r);
-    gc_events_add(&coord->events, gc_real_s(), "resident_reloading", name, "by request");
+    gc_events_add(&coord->events, gc_real_s(), unload ? "resident_unloading" : "resident_reloading",
+                  name, "by request");
     coord->jobs_running++;
     pthread_mutex_unlock(&coord->lock);
 
-    rc = gc_job_reload_run(coord, name, why, sizeof(why));
+    rc = unload ? gc_job_unload_run(coord, name, "", why, sizeof(why))
+                : gc_job_reload_run(coord, name, why, sizeof(why));
 
     pthread_mutex_lock(&coord->lock);
     r = gc_ledger_resident_find(coord->ledger, name);
-    if (rc < 0) {
+    if (rc < 0 && unload) {
+        gc_api_error(ans, rc, "%s", why);
+    } else if (rc < 0) {
         /* No room: could_not_free; the resident failing to come back: unavailable. */
         gc_api_error(ans, rc == GC_EUNAVAIL ? GC_ECOULDNOTFREE : GC_EUNAVAIL, "%s", why);
     } else if (r == NULL) {
@@ -380,7 +346,18 @@ void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct g
         ans->status = 200;
         ans->body = gc_view_resident_locked(coord, r);
     }
+out_unlock:
     pthread_mutex_unlock(&coord->lock);
+}
+
+void gc_coord_resident_unload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
+{
+    resident_step(coord, name, true, ans);
+}
+
+void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
+{
+    resident_step(coord, name, false, ans);
 }
 
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,

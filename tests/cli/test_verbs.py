@@ -174,7 +174,7 @@ class Residents(CliEnv):
         self.cli_ok("unload", "validation")
         r = self.cli("unload", "validation")
         self.assertEqual(r.returncode, EXIT_COORD)
-        self.assertIn("not loaded", r.stderr)
+        self.assertIn("only a loaded resident can be unloaded", r.stderr)
         # restore=demand: it stays unloaded until demanded.
         r = self.cli_ok("residents", "demand", "validation", "--wait", "10")
         self.assertIn("loaded", r.stdout)
