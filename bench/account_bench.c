@@ -55,16 +55,16 @@ int main(int argc, char **argv)
         }
         for (unsigned i = 0; i < nl; i++) {
             struct gc_lease *lease;
-            gc_ledger_lease_new(l, GC_KIND_HOLDER, "h", (pid_t)(10000 + i), 0, 1 << 20, 100, 30,
-                                0, &lease);
+            gc_ledger_lease_new(l, GC_KIND_HOLDER, "h", (pid_t)(10000 + i), 0, 1 << 20, 100, 30, 0,
+                                &lease);
             lease->state = GC_LEASE_GRANTED;
             lease->gpu = 0;
         }
         for (unsigned i = 0; i < np; i++) {
             memset(&procs[i], 0, sizeof(procs[i]));
-            procs[i].pid = 50000 + i;                /* a child ... */
+            procs[i].pid = 50000 + i; /* a child ... */
             procs[i].used_bytes = 1 << 20;
-            procs[i].chain[0] = 10000 + i;           /* ... of a lease holder */
+            procs[i].chain[0] = 10000 + i; /* ... of a lease holder */
             procs[i].chain[1] = 1000;
         }
         gc_ledger_set_snapshot(l, 0, (uint64_t)np << 20, 0, procs, np, 0);

@@ -143,8 +143,7 @@ int main(int argc, char **argv)
         {"url", required_argument, NULL, 'u'},     {"clients", required_argument, NULL, 'c'},
         {"seconds", required_argument, NULL, 's'}, {"bytes", required_argument, NULL, 'b'},
         {"baseline", no_argument, NULL, 'B'},      {"label", required_argument, NULL, 'l'},
-        {"pingpong", no_argument, NULL, 'P'},
-        {NULL, 0, NULL, 0},
+        {"pingpong", no_argument, NULL, 'P'},      {NULL, 0, NULL, 0},
     };
     const char *url = NULL, *label = NULL;
     int clients = 1, opt;
@@ -227,10 +226,9 @@ int main(int argc, char **argv)
     }
     qsort(all, total, sizeof(uint32_t), cmp_u32);
     printf("| %-28s | %7d | %10.0f | %8.1f | %8.1f | %6d |\n",
-           label ? label : (baseline ? "GET /health (baseline)" : "lease acquire+release"),
-           clients, (double)ops / ((double)(t1 - t0) / 1e9),
-           total ? all[total / 2] / 1e3 : 0.0, total ? all[(size_t)(total * 0.99)] / 1e3 : 0.0,
-           errors);
+           label ? label : (baseline ? "GET /health (baseline)" : "lease acquire+release"), clients,
+           (double)ops / ((double)(t1 - t0) / 1e9), total ? all[total / 2] / 1e3 : 0.0,
+           total ? all[(size_t)(total * 0.99)] / 1e3 : 0.0, errors);
     for (int i = 0; i < clients; i++)
         free(ws[i].samples_ns);
     free(all);

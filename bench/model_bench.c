@@ -30,8 +30,8 @@ static double median(double *v, int n)
 }
 
 /* Seconds to copy bytes host->device (h2d) or back in chunks on one stream. */
-static double copy_time(struct gc_model_store *s, CUdeviceptr *dev, uint8_t *host,
-                        uint64_t bytes, bool h2d)
+static double copy_time(struct gc_model_store *s, CUdeviceptr *dev, uint8_t *host, uint64_t bytes,
+                        bool h2d)
 {
     int64_t t0 = gc_mono_ns();
     uint64_t off = 0;
@@ -84,8 +84,11 @@ int main(int argc, char **argv)
     for (int i = 0; i < BENCH_MODELS; i++) {
         uint64_t b = i == BENCH_MODELS - 1 ? left : (uint64_t)((double)bytes * shares[i]);
         left -= b;
-        if (gc_model_add(&s, i == 0 ? "a" : i == 1 ? "b" : "c", b, (uint64_t)i, true, &m[i], err,
-                         sizeof(err)) < 0 ||
+        if (gc_model_add(&s,
+                         i == 0   ? "a"
+                         : i == 1 ? "b"
+                                  : "c",
+                         b, (uint64_t)i, true, &m[i], err, sizeof(err)) < 0 ||
             gc_model_load(&s, m[i], err, sizeof(err)) < 0) {
             fprintf(stderr, "model-bench: %s\n", err);
             return 1;
@@ -133,12 +136,12 @@ int main(int argc, char **argv)
     printf("| %-38s | %10s | %8s | %9s |\n", "what", "seconds", "GB/s", "vs floor");
     printf("|%s|%s|%s|%s|\n", "----------------------------------------", "------------",
            "----------", "-----------");
-    printf("| %-38s | %10.4f | %8.2f | %9s |\n", "pinned copy device->host (floor)", d2h,
-           gb / d2h, "1.00");
+    printf("| %-38s | %10.4f | %8.2f | %9s |\n", "pinned copy device->host (floor)", d2h, gb / d2h,
+           "1.00");
     printf("| %-38s | %10.4f | %8.2f | %9.3f |\n", "unload (to pinned host copy, free)", un,
            gb / un, un / d2h);
-    printf("| %-38s | %10.4f | %8.2f | %9s |\n", "pinned copy host->device (floor)", h2d,
-           gb / h2d, "1.00");
+    printf("| %-38s | %10.4f | %8.2f | %9s |\n", "pinned copy host->device (floor)", h2d, gb / h2d,
+           "1.00");
     printf("| %-38s | %10.4f | %8.2f | %9.3f |\n", "reload (allocate, copy back, verify)", re,
            gb / re, re / h2d);
     printf("\n%s in %d models, %d cycles (medians), %s chunks; data %s\n",

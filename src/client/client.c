@@ -14,13 +14,13 @@
 #include "common/http_client.h"
 #include "gpucoord.h"
 
-#define CLIENT_DEFAULT_URL "http://127.0.0.1:10010"
+#define CLIENT_DEFAULT_URL        "http://127.0.0.1:10010"
 #define CLIENT_DEFAULT_TIMEOUT_MS 10000
 /* Longest single server-side wait; longer waits are chained. */
 #define CLIENT_WAIT_SLICE_S 30.0
 /* Heartbeats go out this many times per TTL. */
 #define CLIENT_HEARTBEATS_PER_TTL 3
-#define CLIENT_URL_MAX 1024
+#define CLIENT_URL_MAX            1024
 
 /* Idle connections kept for reuse per pool. */
 #define CLIENT_POOL_IDLE_MAX 4
@@ -214,8 +214,8 @@ static int call(gpucoord_client *c, struct gc_http_client *http, const char *met
         if (text == NULL)
             return GPUCOORD_ENOMEM;
     }
-    rc = gc_http_client_request(http, method, path, text, text ? strlen(text) : 0, NULL,
-                                timeout_ms, &resp, err, sizeof(err));
+    rc = gc_http_client_request(http, method, path, text, text ? strlen(text) : 0, NULL, timeout_ms,
+                                &resp, err, sizeof(err));
     free(text);
     if (rc < 0) {
         set_message(c, "%s %s: %s", method, path,
@@ -332,7 +332,8 @@ static gpucoord_lease *lease_from_json(const json_t *j)
                  : -1;
     l->waited_s = json_number_value(json_object_get(j, "waited_s"));
     l->ttl_s = json_number_value(json_object_get(j, "ttl_s"));
-    json_array_foreach(ev, i, v) {
+    json_array_foreach(ev, i, v)
+    {
         int n = snprintf(l->evicted + off, sizeof(l->evicted) - off, "%s%s", i ? "," : "",
                          json_string_value(v) ? json_string_value(v) : "");
         if (n < 0 || (size_t)n >= sizeof(l->evicted) - off)
@@ -498,8 +499,8 @@ int gpucoord_lease_heartbeat(gpucoord_lease *lease)
     rc = pool_get(lease->pool, &http);
     if (rc < 0)
         return rc;
-    rc = gc_http_client_request(http, "POST", path, NULL, 0, NULL, CLIENT_DEFAULT_TIMEOUT_MS,
-                                &resp, NULL, 0);
+    rc = gc_http_client_request(http, "POST", path, NULL, 0, NULL, CLIENT_DEFAULT_TIMEOUT_MS, &resp,
+                                NULL, 0);
     pool_put(lease->pool, http);
     if (rc == 0) {
         pthread_mutex_lock(&lease->mu);
@@ -530,8 +531,8 @@ int gpucoord_lease_release(gpucoord_lease *lease)
     snprintf(path, sizeof(path), "/v1/leases/%s", lease->id);
     rc = pool_get(lease->pool, &http);
     if (rc == 0) {
-        rc = gc_http_client_request(http, "DELETE", path, NULL, 0, NULL,
-                                    CLIENT_DEFAULT_TIMEOUT_MS, &resp, NULL, 0);
+        rc = gc_http_client_request(http, "DELETE", path, NULL, 0, NULL, CLIENT_DEFAULT_TIMEOUT_MS,
+                                    &resp, NULL, 0);
         pool_put(lease->pool, http);
     }
     if (rc == 0) {

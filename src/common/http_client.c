@@ -14,9 +14,9 @@
 
 struct gc_http_client {
     CURL *curl;
-    char base[HTTP_URL_MAX];        /* "http://host:port" without trailing slash */
-    char unix_path[HTTP_URL_MAX];   /* "" for TCP */
-    char *auth_header;              /* "Authorization: Bearer ..." or NULL */
+    char base[HTTP_URL_MAX];      /* "http://host:port" without trailing slash */
+    char unix_path[HTTP_URL_MAX]; /* "" for TCP */
+    char *auth_header;            /* "Authorization: Bearer ..." or NULL */
 };
 
 struct body_sink {

@@ -55,8 +55,8 @@ static void set_err(char *errbuf, size_t errbuf_len, const char *fmt, ...)
     va_end(ap);
 }
 
-void gc_http_resp_bytes(struct gc_http_resp *resp, int status, const char *content_type,
-                        char *data, size_t len)
+void gc_http_resp_bytes(struct gc_http_resp *resp, int status, const char *content_type, char *data,
+                        size_t len)
 {
     free(resp->body);
     resp->status = status;
@@ -345,7 +345,7 @@ static int listen_tcp(const char *host, int port, int *ret_port, char *errbuf, s
         socklen_t sl = sizeof(ss);
         getsockname(fd, (struct sockaddr *)&ss, &sl);
         *ret_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                  : ((struct sockaddr_in *)&ss)->sin_port);
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
     }
     freeaddrinfo(res);
     return fd;

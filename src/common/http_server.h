@@ -37,14 +37,14 @@ typedef void (*gc_http_handler)(void *ctx, const struct gc_http_req *req,
                                 struct gc_http_resp *resp);
 
 struct gc_http_server_config {
-    const char *host;       /* TCP address to bind ("127.0.0.1"); NULL: no TCP */
-    int port;               /* 0 picks a free port (see gc_http_server_port) */
-    const char *unix_path;  /* Unix socket path; NULL: none */
-    mode_t unix_mode;       /* e.g. 0660 */
-    size_t body_max;        /* larger bodies get 413 */
-    unsigned conn_limit;    /* concurrent connections */
-    unsigned idle_timeout_s;/* idle keep-alive connections are closed after this */
-    size_t conn_memory;     /* per-connection buffer for headers (0: 16 KiB) */
+    const char *host;         /* TCP address to bind ("127.0.0.1"); NULL: no TCP */
+    int port;                 /* 0 picks a free port (see gc_http_server_port) */
+    const char *unix_path;    /* Unix socket path; NULL: none */
+    mode_t unix_mode;         /* e.g. 0660 */
+    size_t body_max;          /* larger bodies get 413 */
+    unsigned conn_limit;      /* concurrent connections */
+    unsigned idle_timeout_s;  /* idle keep-alive connections are closed after this */
+    size_t conn_memory;       /* per-connection buffer for headers (0: 16 KiB) */
     const char *bearer_token; /* when set, required on TCP requests */
     gc_http_handler handler;
     void *ctx;
@@ -76,8 +76,8 @@ void gc_http_resp_error(struct gc_http_resp *resp, int err, const char *fmt, ...
 void gc_http_resp_error_code(struct gc_http_resp *resp, int status, const char *code,
                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Sets a body; steals data (malloc'd). */
-void gc_http_resp_bytes(struct gc_http_resp *resp, int status, const char *content_type,
-                        char *data, size_t len);
+void gc_http_resp_bytes(struct gc_http_resp *resp, int status, const char *content_type, char *data,
+                        size_t len);
 /* Sets a text body (copied). */
 void gc_http_resp_text(struct gc_http_resp *resp, int status, const char *content_type,
                        const char *text);

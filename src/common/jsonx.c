@@ -49,8 +49,7 @@ static int json_depth_exceeds(const char *buf, size_t len, int max_depth)
     return 0;
 }
 
-int gc_json_parse(const char *buf, size_t len, int max_depth, json_t **ret_obj,
-                  struct gc_jerr *err)
+int gc_json_parse(const char *buf, size_t len, int max_depth, json_t **ret_obj, struct gc_jerr *err)
 {
     json_error_t jerror;
     json_t *root;
@@ -76,7 +75,8 @@ int gc_json_only_keys(const json_t *obj, const char *const *allowed, struct gc_j
     const char *key;
     json_t *value;
 
-    json_object_foreach((json_t *)obj, key, value) {
+    json_object_foreach((json_t *)obj, key, value)
+    {
         bool known = false;
         (void)value;
         for (size_t i = 0; allowed[i] != NULL; i++) {
@@ -156,8 +156,8 @@ int gc_json_get_bool(const json_t *obj, const char *key, bool required, bool *re
     return 0;
 }
 
-int gc_json_get_seconds(const json_t *obj, const char *key, bool required, double min,
-                        double max, double *ret, struct gc_jerr *err)
+int gc_json_get_seconds(const json_t *obj, const char *key, bool required, double min, double max,
+                        double *ret, struct gc_jerr *err)
 {
     int rc;
     json_t *v = json_field(obj, key, required, &rc, err);

@@ -42,8 +42,8 @@ int gc_json_get_int(const json_t *obj, const char *key, bool required, int64_t m
 int gc_json_get_bool(const json_t *obj, const char *key, bool required, bool *ret,
                      struct gc_jerr *err);
 /* Seconds as a number (integer or real) in [min, max]. */
-int gc_json_get_seconds(const json_t *obj, const char *key, bool required, double min,
-                        double max, double *ret, struct gc_jerr *err);
+int gc_json_get_seconds(const json_t *obj, const char *key, bool required, double min, double max,
+                        double *ret, struct gc_jerr *err);
 /* Bytes: a non-negative integer, or a size string ("20Gi"), at most max. */
 int gc_json_get_bytes(const json_t *obj, const char *key, bool required, uint64_t max,
                       uint64_t *ret, struct gc_jerr *err);

@@ -10,8 +10,8 @@ void gc_log_init(const char *program, enum gc_log_level min_level);
 void gc_log(enum gc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define gc_debug(...) gc_log(GC_LOG_DEBUG, __VA_ARGS__)
-#define gc_info(...) gc_log(GC_LOG_INFO, __VA_ARGS__)
-#define gc_warn(...) gc_log(GC_LOG_WARN, __VA_ARGS__)
+#define gc_info(...)  gc_log(GC_LOG_INFO, __VA_ARGS__)
+#define gc_warn(...)  gc_log(GC_LOG_WARN, __VA_ARGS__)
 #define gc_error(...) gc_log(GC_LOG_ERROR, __VA_ARGS__)
 
 #endif

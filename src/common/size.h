@@ -12,7 +12,7 @@
 /* Buffer large enough for any gpucoord_size_format() result. */
 #define GC_SIZE_BUF 32
 
-#define gc_size_parse gpucoord_size_parse
+#define gc_size_parse  gpucoord_size_parse
 #define gc_size_format gpucoord_size_format
 
 #endif

@@ -126,8 +126,7 @@ static uint64_t resident_freeable_with(const struct gc_resident *r, uint64_t usa
 
 uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struct gc_resident *r)
 {
-    return resident_freeable_with(r, r->pid > 0 ? gc_ledger_proc_usage(ledger, r->gpu, r->pid)
-                                                : 0);
+    return resident_freeable_with(r, r->pid > 0 ? gc_ledger_proc_usage(ledger, r->gpu, r->pid) : 0);
 }
 
 static bool resident_holds_memory(enum gc_resident_state state)
@@ -166,8 +165,8 @@ static struct gc_owner_entry *owner_find(struct gc_owner_entry *e, unsigned n, p
  * stays linear in processes with hundreds of leases. Returns how many; *ret_foreign
  * gets the usage of processes that count for nobody.
  */
-static unsigned owners_build(const struct gc_ledger *ledger, unsigned gpu,
-                             struct gc_owner_entry *e, uint64_t *ret_foreign)
+static unsigned owners_build(const struct gc_ledger *ledger, unsigned gpu, struct gc_owner_entry *e,
+                             uint64_t *ret_foreign)
 {
     const struct gc_gpu *g = &ledger->gpus[gpu];
     unsigned n = 0, m = 0;
@@ -216,8 +215,8 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
     int64_t headroom;
 
     memset(ret, 0, sizeof(*ret));
-    ret->cap = g->budget_bytes && g->budget_bytes < g->total_bytes ? g->budget_bytes
-                                                                   : g->total_bytes;
+    ret->cap =
+        g->budget_bytes && g->budget_bytes < g->total_bytes ? g->budget_bytes : g->total_bytes;
     ret->reserve = g->reserve_bytes;
 
     for (unsigned i = 0; i < g->nprocs; i++)
@@ -251,8 +250,7 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
     /* Granted holder leases: per pid, max(its leases' bytes, what it uses). */
     for (unsigned i = 0; i < nowners; i++) {
         if (owners[i].leased > 0)
-            ret->leases += owners[i].leased > owners[i].usage ? owners[i].leased
-                                                              : owners[i].usage;
+            ret->leases += owners[i].leased > owners[i].usage ? owners[i].leased : owners[i].usage;
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
         const struct gc_lease *l = &ledger->leases[i];
@@ -268,8 +266,8 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
     /* Unattributed use is not fixed: it may be memory the driver has not yet given
      * back (a process just exited or freed), so a lease waits rather than fail. */
     ret->fixed += ret->foreign;
-    headroom = (int64_t)ret->cap - (int64_t)ret->reserve - (int64_t)ret->committed -
-               (int64_t)ret->claims;
+    headroom =
+        (int64_t)ret->cap - (int64_t)ret->reserve - (int64_t)ret->committed - (int64_t)ret->claims;
     ret->headroom = headroom;
 }
 
@@ -390,8 +388,8 @@ const struct gc_lease *gc_ledger_lease_lookup(const struct gc_ledger *ledger, co
 }
 
 const struct gc_lease *gc_ledger_lease_end(struct gc_ledger *ledger, struct gc_lease *lease,
-                                           enum gc_lease_state state, int error,
-                                           const char *reason, int64_t now_ms)
+                                           enum gc_lease_state state, int error, const char *reason,
+                                           int64_t now_ms)
 {
     struct gc_lease *h = &ledger->history[ledger->history_next];
     unsigned index = (unsigned)(lease - ledger->leases);

@@ -15,20 +15,20 @@
 
 #include "common/names.h"
 
-#define GC_GPUS_MAX 16
+#define GC_GPUS_MAX      16
 #define GC_RESIDENTS_MAX 64
 /* Leases not yet ended (queued, preparing, granted). */
 #define GC_LEASES_MAX 4096
 /* Ended leases remembered for GET /v1/leases/{id}. */
-#define GC_LEASE_HISTORY 256
+#define GC_LEASE_HISTORY      256
 #define GC_SNAPSHOT_PROCS_MAX 256
-#define GC_LEASE_ID_MAX 32
-#define GC_URL_MAX 512
-#define GC_REASON_MAX 320
+#define GC_LEASE_ID_MAX       32
+#define GC_URL_MAX            512
+#define GC_REASON_MAX         320
 /* Residents one lease may evict (the exact search covers this many). */
 #define GC_EVICT_MAX 16
 
-#define GC_LEASE_PRIORITY_DEFAULT 100
+#define GC_LEASE_PRIORITY_DEFAULT    100
 #define GC_RESIDENT_PRIORITY_DEFAULT 10
 
 enum gc_resident_state {
@@ -115,7 +115,7 @@ struct gc_resident {
     uint64_t usage_before; /* its NVML usage when the current job started */
     uint64_t floor_bytes;  /* its usage when last verified unloaded (context etc.); 0: unknown */
     int64_t unloaded_since_ms;
-    int64_t last_used_ms;  /* last demand or load: for LRU */
+    int64_t last_used_ms;   /* last demand or load: for LRU */
     int64_t next_reload_ms; /* backoff: no restore before this */
     unsigned reload_failures;
     double last_unload_s, last_reload_s;
@@ -176,7 +176,7 @@ struct gc_ledger {
 
 /* The accounting of one GPU (DESIGN.md section 3), in bytes. */
 struct gc_account {
-    uint64_t cap;          /* min(total, budget) */
+    uint64_t cap; /* min(total, budget) */
     uint64_t reserve;
     uint64_t unattributed; /* NVML used that no listed process explains */
     uint64_t foreign;      /* processes that are neither residents nor holders */
@@ -237,8 +237,8 @@ const struct gc_lease *gc_ledger_lease_lookup(const struct gc_ledger *ledger, co
 /* Ends a lease (released / expired / failed), moving it to the history. Returns
  * the history copy. */
 const struct gc_lease *gc_ledger_lease_end(struct gc_ledger *ledger, struct gc_lease *lease,
-                                           enum gc_lease_state state, int error,
-                                           const char *reason, int64_t now_ms);
+                                           enum gc_lease_state state, int error, const char *reason,
+                                           int64_t now_ms);
 /* Number of queued/preparing leases ahead of lease in scheduling order (0-based). */
 unsigned gc_ledger_queue_position(const struct gc_ledger *ledger, const struct gc_lease *lease);
 /* Active demand lease for resident name, or NULL. */

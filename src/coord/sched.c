@@ -42,8 +42,8 @@ static bool lease_on_gpu(const struct gc_lease *l, unsigned gpu)
     return l->gpu_req < 0 || l->gpu_req == (int)gpu;
 }
 
-bool gc_sched_never_fits(const struct gc_ledger *ledger, const struct gc_lease *lease,
-                         unsigned gpu, char *why, size_t why_len)
+bool gc_sched_never_fits(const struct gc_ledger *ledger, const struct gc_lease *lease, unsigned gpu,
+                         char *why, size_t why_len)
 {
     struct gc_account acct;
     uint64_t avail;

@@ -15,13 +15,13 @@
 #define GC_ACTIONS_MAX 256
 
 enum gc_action_kind {
-    GC_ACT_GRANTED,  /* lease was granted */
-    GC_ACT_REFUSED,  /* lease can never fit: ended failed with GC_ENEVERFITS */
-    GC_ACT_EXPIRED,  /* lease's TTL passed: ended expired */
-    GC_ACT_PREPARING,/* lease moved to preparing: evictions follow */
-    GC_ACT_UNLOAD,   /* start unloading resident for lease (resident now unloading) */
-    GC_ACT_RELOAD,   /* start reloading resident (resident now reloading) */
-    GC_ACT_DEMAND,   /* a demand lease was created for an overdue resident */
+    GC_ACT_GRANTED,       /* lease was granted */
+    GC_ACT_REFUSED,       /* lease can never fit: ended failed with GC_ENEVERFITS */
+    GC_ACT_EXPIRED,       /* lease's TTL passed: ended expired */
+    GC_ACT_PREPARING,     /* lease moved to preparing: evictions follow */
+    GC_ACT_UNLOAD,        /* start unloading resident for lease (resident now unloading) */
+    GC_ACT_RELOAD,        /* start reloading resident (resident now reloading) */
+    GC_ACT_DEMAND,        /* a demand lease was created for an overdue resident */
     GC_ACT_DEMAND_MET,    /* a demand ended: its resident is loaded (released) */
     GC_ACT_DEMAND_FAILED, /* a demand ended: its resident failed or is gone */
 };
@@ -47,8 +47,8 @@ void gc_sched_step(struct gc_ledger *ledger, int64_t now_ms, struct gc_actions *
  * than what remains after foreign processes, unattributed use and residents it
  * may not evict. why (may be NULL) gets the arithmetic in a sentence.
  */
-bool gc_sched_never_fits(const struct gc_ledger *ledger, const struct gc_lease *lease,
-                         unsigned gpu, char *why, size_t why_len);
+bool gc_sched_never_fits(const struct gc_ledger *ledger, const struct gc_lease *lease, unsigned gpu,
+                         char *why, size_t why_len);
 
 /*
  * gc_sched_choose_evictions: the cheapest set of residents on gpu whose unloading

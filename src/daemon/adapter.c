@@ -36,8 +36,8 @@ int gc_adapter_http(const struct gc_resident_spec *spec, const char *method, con
     int rc;
 
     *ret_body = NULL;
-    rc = gc_http_request_once(spec->url, method, path, NULL, timeout_ms > 0 ? timeout_ms : 1,
-                              &resp, err, sizeof(err));
+    rc = gc_http_request_once(spec->url, method, path, NULL, timeout_ms > 0 ? timeout_ms : 1, &resp,
+                              err, sizeof(err));
     if (rc < 0) {
         if (rc == GC_ETIMEDOUT)
             snprintf(res->detail, sizeof(res->detail), "%s %s: no answer within %.1f s", method,

@@ -14,8 +14,8 @@
 
 #include "common/names.h"
 
-#define GC_SPEC_REQ_MAX 160
-#define GC_SPEC_URL_MAX 512
+#define GC_SPEC_REQ_MAX     160
+#define GC_SPEC_URL_MAX     512
 #define GC_SPEC_COMMAND_MAX 1024
 
 /* What an adapter needs to reach one resident (copied out of the lock). */
@@ -34,10 +34,10 @@ struct gc_resident_spec {
 };
 
 struct gc_adapter_result {
-    long http_status;   /* 0 when no HTTP answer */
-    char detail[320];   /* why it failed, or what it said */
-    pid_t new_pid;      /* process adapter: the started process (0: unchanged) */
-    int models_loaded;  /* health: 1 / 0, -1 unknown */
+    long http_status;  /* 0 when no HTTP answer */
+    char detail[320];  /* why it failed, or what it said */
+    pid_t new_pid;     /* process adapter: the started process (0: unchanged) */
+    int models_loaded; /* health: 1 / 0, -1 unknown */
 };
 
 struct gc_adapter {

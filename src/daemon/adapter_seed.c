@@ -29,8 +29,8 @@ static int seed_step(const struct gc_resident_spec *spec, const char *path, doub
                             : json_is_true(v);
         if (!ok) {
             const char *err = body ? json_string_value(json_object_get(body, "error")) : NULL;
-            snprintf(res->detail, sizeof(res->detail), "POST %s answered without %s%s%.200s",
-                     path, ok_key, err ? ": " : "", err ? err : "");
+            snprintf(res->detail, sizeof(res->detail), "POST %s answered without %s%s%.200s", path,
+                     ok_key, err ? ": " : "", err ? err : "");
             json_decref(body);
             return GC_EIO;
         }
@@ -46,8 +46,7 @@ static int seed_unload(const struct gc_resident_spec *spec, struct gc_adapter_re
 
 static int seed_reload(const struct gc_resident_spec *spec, struct gc_adapter_result *res)
 {
-    return seed_step(spec, "/reload_models/", spec->reload_timeout_s, "models_reloaded", NULL,
-                     res);
+    return seed_step(spec, "/reload_models/", spec->reload_timeout_s, "models_reloaded", NULL, res);
 }
 
 static int seed_cleanup(const struct gc_resident_spec *spec, struct gc_adapter_result *res)

@@ -9,7 +9,7 @@
 
 /* Cached parents. A pid's parent changes only when the parent dies (re-parenting)
  * or the pid is reused; a second of staleness is harmless for accounting. */
-#define ANCESTRY_CACHE 512
+#define ANCESTRY_CACHE  512
 #define ANCESTRY_TTL_MS 1000
 
 struct parent_entry {

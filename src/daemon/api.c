@@ -136,8 +136,8 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
     gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
 }
 
-static void route_residents(struct gc_coord *coord, const struct gc_http_req *req,
-                            const char *rest, struct gc_http_resp *resp)
+static void route_residents(struct gc_coord *coord, const struct gc_http_req *req, const char *rest,
+                            struct gc_http_resp *resp)
 {
     struct gc_api_answer ans = {0};
     char name[GC_NAME_MAX + 1];
@@ -148,8 +148,8 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
     if (*rest == '\0') {
         if (method_is(req, "GET")) {
             pthread_mutex_lock(&coord->lock);
-            gc_http_resp_json(resp, 200, json_pack("{s:o}", "residents",
-                                                   gc_view_residents_locked(coord)));
+            gc_http_resp_json(resp, 200,
+                              json_pack("{s:o}", "residents", gc_view_residents_locked(coord)));
             pthread_mutex_unlock(&coord->lock);
         } else if (method_is(req, "POST")) {
             if (parse_body(req, true, &body, resp) < 0)
@@ -242,8 +242,8 @@ static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
         ;
     gc_http_resp_json(resp, 200,
                       json_pack("{s:o, s:I}", "events",
-                                gc_events_since(&coord->events, since, API_EVENTS_MAX),
-                                "last_seq", (json_int_t)gc_events_last_seq(&coord->events)));
+                                gc_events_since(&coord->events, since, API_EVENTS_MAX), "last_seq",
+                                (json_int_t)gc_events_last_seq(&coord->events)));
     pthread_mutex_unlock(&coord->lock);
 }
 
@@ -297,8 +297,7 @@ void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
             gc_http_resp_bytes(resp, 200, "text/plain; version=0.0.4", text, strlen(text));
     } else if (strncmp(path, "/v1/leases", 10) == 0 && (path[10] == '\0' || path[10] == '/')) {
         route_leases(coord, req, path + 10, resp);
-    } else if (strncmp(path, "/v1/residents", 13) == 0 &&
-               (path[13] == '\0' || path[13] == '/')) {
+    } else if (strncmp(path, "/v1/residents", 13) == 0 && (path[13] == '\0' || path[13] == '/')) {
         route_residents(coord, req, path + 13, resp);
     } else {
         gc_http_resp_error(resp, GC_ENOTFOUND, "no such path: %.100s", path);

@@ -63,7 +63,8 @@ struct ini_ctx {
     int line;
 };
 
-static int ini_fail(struct ini_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int ini_fail(struct ini_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int ini_fail(struct ini_ctx *ctx, const char *fmt, ...)
 {
@@ -229,8 +230,7 @@ static int gpu_key(struct ini_ctx *ctx, unsigned index, const char *name, const 
 }
 
 /* [resident.NAME] keys become the fields of a registration (POST /v1/residents). */
-static int resident_key(struct ini_ctx *ctx, const char *rname, const char *name,
-                        const char *value)
+static int resident_key(struct ini_ctx *ctx, const char *rname, const char *name, const char *value)
 {
     static const char *const int_keys[] = {"pid", "gpu", "priority", NULL};
     json_t *reg = NULL, *v;
@@ -241,7 +241,8 @@ static int resident_key(struct ini_ctx *ctx, const char *rname, const char *name
         return ini_fail(ctx, "[resident.%s]: the name comes from the section, not a key", rname);
     if (!gc_utf8_valid(value, strlen(value)) || !gc_utf8_valid(name, strlen(name)))
         return ini_fail(ctx, "[resident.%s]: '%s' is not valid UTF-8", rname, name);
-    json_array_foreach(ctx->cfg->residents, i, v) {
+    json_array_foreach(ctx->cfg->residents, i, v)
+    {
         if (strcmp(json_string_value(json_object_get(v, "name")), rname) == 0) {
             reg = v;
             break;
@@ -304,8 +305,7 @@ int gc_config_load_file(struct gc_config *cfg, const char *path, char *errbuf, s
         return GC_EIO;
     }
     if (rc != 0) {
-        snprintf(errbuf, errbuf_len, "%s:%d: %s", path, rc,
-                 ctx.err[0] ? ctx.err : "syntax error");
+        snprintf(errbuf, errbuf_len, "%s:%d: %s", path, rc, ctx.err[0] ? ctx.err : "syntax error");
         return GC_EINVAL;
     }
     return 0;
@@ -335,8 +335,8 @@ int gc_config_load_token(struct gc_config *cfg, char *errbuf, size_t errbuf_len)
         cfg->token[0] = '\0';
     fclose(f);
     n = strlen(cfg->token);
-    while (n > 0 && (cfg->token[n - 1] == '\n' || cfg->token[n - 1] == '\r' ||
-                     cfg->token[n - 1] == ' '))
+    while (n > 0 &&
+           (cfg->token[n - 1] == '\n' || cfg->token[n - 1] == '\r' || cfg->token[n - 1] == ' '))
         cfg->token[--n] = '\0';
     if (n < 16) {
         snprintf(errbuf, errbuf_len, "token in '%s' must be at least 16 characters",

@@ -68,10 +68,9 @@ static json_t *lease_record(const struct gc_lease *l)
         json_array_append_new(evicted, json_string(l->evicted[i]));
     return json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:i, s:I, s:i, s:f, s:s, s:I, s:o}", "op",
                      "lease", "id", l->id, "holder", l->holder, "pid", (int)l->pid, "pid_start",
-                     (json_int_t)l->pid_start_ticks, "gpu_req", l->gpu_req, "gpu", l->gpu,
-                     "bytes", (json_int_t)l->bytes, "priority", l->priority, "ttl_s", l->ttl_s,
-                     "state", gc_lease_state_name(l->state), "seq", (json_int_t)l->seq,
-                     "evicted", evicted);
+                     (json_int_t)l->pid_start_ticks, "gpu_req", l->gpu_req, "gpu", l->gpu, "bytes",
+                     (json_int_t)l->bytes, "priority", l->priority, "ttl_s", l->ttl_s, "state",
+                     gc_lease_state_name(l->state), "seq", (json_int_t)l->seq, "evicted", evicted);
 }
 
 static json_t *resident_record(struct gc_coord *coord, const struct gc_resident *r)
@@ -81,10 +80,9 @@ static json_t *resident_record(struct gc_coord *coord, const struct gc_resident 
     return json_pack("{s:s, s:s, s:O?, s:s, s:b, s:I, s:I, s:i, s:I, s:I, s:I, s:s}", "op",
                      "resident", "name", r->name, "spec", spec, "state",
                      gc_resident_state_name(r->state), "evicted", r->evicted, "bytes",
-                     (json_int_t)r->bytes, "floor", (json_int_t)r->floor_bytes, "pid",
-                     (int)r->pid, "pid_start", (json_int_t)r->pid_start_ticks, "unloads",
-                     (json_int_t)r->unloads, "reloads", (json_int_t)r->reloads, "reason",
-                     r->reason);
+                     (json_int_t)r->bytes, "floor", (json_int_t)r->floor_bytes, "pid", (int)r->pid,
+                     "pid_start", (json_int_t)r->pid_start_ticks, "unloads", (json_int_t)r->unloads,
+                     "reloads", (json_int_t)r->reloads, "reason", r->reason);
 }
 
 void gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important)
@@ -189,8 +187,7 @@ bool gc_coord_something_waits_locked(struct gc_coord *coord)
     }
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         const struct gc_resident *r = &ledger->residents[i];
-        if (r->in_use && r->state == GC_RES_UNLOADED && r->evicted &&
-            r->restore == GC_RESTORE_AUTO)
+        if (r->in_use && r->state == GC_RES_UNLOADED && r->evicted && r->restore == GC_RESTORE_AUTO)
             return true;
     }
     return false;
@@ -276,9 +273,10 @@ void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
 
     h = gc_ledger_lease_end(coord->ledger, lease, state, error, reason, now);
     if (holder) {
-        gc_coord_journal_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id", h->id,
-                                               "state", gc_lease_state_name(state)),
-                              false);
+        gc_coord_journal_locked(coord,
+                                json_pack("{s:s, s:s, s:s}", "op", "lend", "id", h->id, "state",
+                                          gc_lease_state_name(state)),
+                                false);
         if (state == GC_LEASE_RELEASED)
             coord->counters.leases_released++;
         else if (state == GC_LEASE_EXPIRED)
@@ -286,13 +284,13 @@ void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
         else if (state == GC_LEASE_FAILED)
             coord->counters.leases_failed++;
     }
-    gc_events_add(&coord->events, gc_real_s(), state == GC_LEASE_RELEASED ? "lease_released"
-                                               : state == GC_LEASE_EXPIRED ? "lease_expired"
-                                                                           : "lease_failed",
+    gc_events_add(&coord->events, gc_real_s(),
+                  state == GC_LEASE_RELEASED  ? "lease_released"
+                  : state == GC_LEASE_EXPIRED ? "lease_expired"
+                                              : "lease_failed",
                   h->id, "%s %s%s%s", h->holder,
-                  h->state == GC_LEASE_RELEASED && h->granted_ms
-                      ? "released"
-                      : gc_lease_state_name(h->state),
+                  h->state == GC_LEASE_RELEASED && h->granted_ms ? "released"
+                                                                 : gc_lease_state_name(h->state),
                   h->reason[0] ? ": " : "", h->reason);
     if (pid > 0)
         watch_release_locked(coord, pid);
@@ -311,8 +309,8 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
         const struct gc_action *a = &acts->items[i];
         struct gc_lease *l = a->lease_id[0] ? gc_ledger_lease_find(ledger, a->lease_id) : NULL;
         const struct gc_lease *h = NULL;
-        struct gc_resident *r = a->resident[0] ? gc_ledger_resident_find(ledger, a->resident)
-                                               : NULL;
+        struct gc_resident *r =
+            a->resident[0] ? gc_ledger_resident_find(ledger, a->resident) : NULL;
         struct gc_event *ev;
 
         switch (a->kind) {
@@ -326,11 +324,10 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
                 if (l->nevicted > 0)
                     coord->counters.oom_avoided++;
                 gc_hist_add(&coord->grant_wait_s, waited);
-                ev = gc_events_add(&coord->events, now, "lease_granted", l->id,
-                                   "%s: %s on GPU %d%s%s", l->holder,
-                                   gc_size_format(l->bytes, b, sizeof(b)), l->gpu,
-                                   l->nevicted ? " after evicting " : "",
-                                   l->nevicted ? l->evicted[0] : "");
+                ev = gc_events_add(
+                    &coord->events, now, "lease_granted", l->id, "%s: %s on GPU %d%s%s", l->holder,
+                    gc_size_format(l->bytes, b, sizeof(b)), l->gpu,
+                    l->nevicted ? " after evicting " : "", l->nevicted ? l->evicted[0] : "");
                 gc_event_phase(ev, "wait", waited);
             }
             break;
@@ -339,9 +336,10 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             coord->counters.leases_refused++;
             coord->counters.leases_failed++;
             if (h != NULL) {
-                gc_coord_journal_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id",
-                                                       h->id, "state", "failed"),
-                                      false);
+                gc_coord_journal_locked(
+                    coord,
+                    json_pack("{s:s, s:s, s:s}", "op", "lend", "id", h->id, "state", "failed"),
+                    false);
                 gc_events_add(&coord->events, now, "lease_refused", h->id, "%s: %s", h->holder,
                               h->reason);
                 if (h->pid > 0)
@@ -352,9 +350,10 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             h = gc_ledger_lease_lookup(ledger, a->lease_id);
             coord->counters.leases_expired++;
             if (h != NULL) {
-                gc_coord_journal_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id",
-                                                       h->id, "state", "expired"),
-                                      false);
+                gc_coord_journal_locked(
+                    coord,
+                    json_pack("{s:s, s:s, s:s}", "op", "lend", "id", h->id, "state", "expired"),
+                    false);
                 gc_events_add(&coord->events, now, "lease_expired", h->id, "%s: %s", h->holder,
                               h->reason);
                 if (h->pid > 0)
@@ -457,8 +456,8 @@ static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_re
                         gc_nvml_last_error(coord->nvml));
             continue;
         }
-        gc_ledger_set_snapshot(coord->ledger, g, r->used_bytes[g], r->free_bytes[g],
-                               r->procs[g], r->nprocs[g], now);
+        gc_ledger_set_snapshot(coord->ledger, g, r->used_bytes[g], r->free_bytes[g], r->procs[g],
+                               r->nprocs[g], now);
     }
 }
 
@@ -839,7 +838,8 @@ static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsi
         l.state = GC_LEASE_QUEUED; /* evictions are decided afresh */
         l.gpu = -1;
     }
-    json_array_foreach(evicted, i, v) {
+    json_array_foreach(evicted, i, v)
+    {
         if (l.nevicted < GC_EVICT_MAX && json_is_string(v))
             snprintf(l.evicted[l.nevicted++], sizeof(l.evicted[0]), "%s", json_string_value(v));
     }
@@ -847,9 +847,9 @@ static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsi
         (l.pid > 0 && !holder_alive(l.pid, l.pid_start_ticks))) {
         gc_events_add(&coord->events, gc_real_s(), "lease_expired", l.id,
                       "%s: holder gone while the coordinator was down", l.holder);
-        gc_coord_journal_locked(coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id", l.id,
-                                               "state", "expired"),
-                              false);
+        gc_coord_journal_locked(
+            coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id", l.id, "state", "expired"),
+            false);
         coord->counters.leases_expired++;
         (*expired)++;
         return;
@@ -897,10 +897,10 @@ static void probe_interrupted_locked(struct gc_coord *coord)
         }
         gc_events_add(&coord->events, gc_real_s(), "resident_probed", name,
                       "step cut short by a restart; it reports %s",
-                      rc < 0                      ? "nothing (unreachable)"
-                      : res.models_loaded == 1    ? "its models loaded"
-                      : res.models_loaded == 0    ? "its models unloaded"
-                                                  : "no model state");
+                      rc < 0                   ? "nothing (unreachable)"
+                      : res.models_loaded == 1 ? "its models loaded"
+                      : res.models_loaded == 0 ? "its models unloaded"
+                                               : "no model state");
         gc_coord_journal_resident_locked(coord, r);
     }
 }
@@ -916,14 +916,14 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
 
     rc = gc_store_replay(coord->store, recover_record, &st, &skipped);
     if (rc < 0) {
-        snprintf(errbuf, errbuf_len, "cannot read the journal in '%s'",
-                 coord->config->state_dir);
+        snprintf(errbuf, errbuf_len, "cannot read the journal in '%s'", coord->config->state_dir);
         json_decref(st.residents);
         json_decref(st.leases);
         return rc;
     }
     pthread_mutex_lock(&coord->lock);
-    json_array_foreach(coord->config->residents, i, rec) {
+    json_array_foreach(coord->config->residents, i, rec)
+    {
         struct gc_jerr err;
         struct gc_resident *r;
         if (gc_coord_register_locked(coord, rec, &err, &r) < 0) {
@@ -939,10 +939,8 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
         coord->ledger->next_id = (uint64_t)st.next_id;
     if (st.next_seq > 0 && (uint64_t)st.next_seq > coord->ledger->next_seq)
         coord->ledger->next_seq = (uint64_t)st.next_seq;
-    json_object_foreach(st.residents, key, rec)
-        recover_resident_locked(coord, rec, &nres);
-    json_object_foreach(st.leases, key, rec)
-        recover_lease_locked(coord, rec, &adopted, &expired);
+    json_object_foreach(st.residents, key, rec) recover_resident_locked(coord, rec, &nres);
+    json_object_foreach(st.leases, key, rec) recover_lease_locked(coord, rec, &adopted, &expired);
     probe_interrupted_locked(coord);
     if (nres + adopted + expired + skipped > 0) {
         gc_info("recovered from the journal: %u residents, %u leases re-adopted, %u expired%s",

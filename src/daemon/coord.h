@@ -26,7 +26,7 @@
 #include "gpu/gpu.h"
 
 /* Processes watched through pidfds at once. */
-#define GC_WATCH_MAX (GC_LEASES_MAX + GC_RESIDENTS_MAX)
+#define GC_WATCH_MAX    (GC_LEASES_MAX + GC_RESIDENTS_MAX)
 #define GC_HIST_BUCKETS 12
 
 struct gc_counters {
@@ -81,8 +81,8 @@ struct gc_coord {
     bool stopping;
     int64_t started_ms;
     char driver_version[96];
-    struct gc_actions actions;         /* scratch for kicks (under the lock) */
-    struct gc_nvml_reading *reading;   /* scratch for kicks (under the lock) */
+    struct gc_actions actions;       /* scratch for kicks (under the lock) */
+    struct gc_nvml_reading *reading; /* scratch for kicks (under the lock) */
     /* Readings taken before the lock by request threads: kept for reuse (they are
      * large), under their own small lock. */
     pthread_mutex_t readings_lock;

@@ -13,11 +13,11 @@
 
 /* Largest lease accepted (a sanity cap, far above any GPU). */
 #define LEASE_BYTES_MAX (1ULL << 50)
-#define PRIORITY_LIMIT 1000000
+#define PRIORITY_LIMIT  1000000
 /* A waiting request re-checks its client at least this often. */
 #define WAIT_SLICE_MS 1000
 
-static const char *const lease_fields[] = {"holder", "bytes", "gpu",    "pid",
+static const char *const lease_fields[] = {"holder",   "bytes", "gpu",    "pid",
                                            "priority", "ttl_s", "wait_s", NULL};
 
 /* Answers for a lease that is no longer waiting, or 202 while it still is. */
@@ -91,8 +91,8 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc
         gc_json_get_str(req, "holder", true, GC_NAME_MAX, &holder, &err) < 0 ||
         gc_json_get_bytes(req, "bytes", true, LEASE_BYTES_MAX, &bytes, &err) < 0 ||
         gc_json_get_int(req, "pid", false, 1, INT_MAX, &pid, &err) < 0 ||
-        gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT, &priority,
-                        &err) < 0 ||
+        gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT, &priority, &err) <
+            0 ||
         gc_json_get_seconds(req, "ttl_s", false, 0, cfg->max_ttl_s, &ttl_s, &err) < 0 ||
         gc_json_get_seconds(req, "wait_s", false, 0, cfg->max_wait_s, &wait_s, &err) < 0) {
         gc_api_error(ans, GC_EINVAL, "%s", err.msg);
@@ -148,8 +148,8 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc
         gc_coord_reading_put(coord, reading);
         return;
     }
-    rc = gc_ledger_lease_new(coord->ledger, GC_KIND_HOLDER, holder, (pid_t)pid, (int)gpu_req,
-                             bytes, (int)priority, ttl_s, gc_mono_ms(), &l);
+    rc = gc_ledger_lease_new(coord->ledger, GC_KIND_HOLDER, holder, (pid_t)pid, (int)gpu_req, bytes,
+                             (int)priority, ttl_s, gc_mono_ms(), &l);
     if (rc < 0) {
         gc_api_error(ans, GC_ELIMIT,
                      "too many leases (at most %u queued, %u per holder, %d in all)",

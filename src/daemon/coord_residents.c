@@ -13,14 +13,28 @@
 #include "daemon/coord.h"
 
 #define RESIDENT_BYTES_MAX (1ULL << 50)
-#define PRIORITY_LIMIT 1000000
-#define TIMEOUT_MAX_S 3600.0
+#define PRIORITY_LIMIT     1000000
+#define TIMEOUT_MAX_S      3600.0
 
-static const char *const resident_fields[] = {
-    "name",    "protocol", "url",     "pid",     "gpu",          "bytes",
-    "priority", "restore", "on_stuck", "unload_timeout_s", "reload_timeout_s",
-    "verify_timeout_s", "kill_grace_s", "unload", "reload", "cleanup", "health", "command",
-    NULL};
+static const char *const resident_fields[] = {"name",
+                                              "protocol",
+                                              "url",
+                                              "pid",
+                                              "gpu",
+                                              "bytes",
+                                              "priority",
+                                              "restore",
+                                              "on_stuck",
+                                              "unload_timeout_s",
+                                              "reload_timeout_s",
+                                              "verify_timeout_s",
+                                              "kill_grace_s",
+                                              "unload",
+                                              "reload",
+                                              "cleanup",
+                                              "health",
+                                              "command",
+                                              NULL};
 
 /* True when url is http://HOST[:PORT][/...] with HOST a loopback address. */
 static bool url_is_loopback(const char *url)
@@ -63,8 +77,7 @@ static bool request_spec_valid(const char *req)
            strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
 }
 
-static int copy_str(const json_t *req, const char *key, size_t max, char *dst,
-                    struct gc_jerr *err)
+static int copy_str(const json_t *req, const char *key, size_t max, char *dst, struct gc_jerr *err)
 {
     const char *s = NULL;
     int rc = gc_json_get_str(req, key, false, max - 1, &s, err);
@@ -98,8 +111,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
         gc_json_get_int(req, "pid", false, 1, INT_MAX, &pid, err) < 0 ||
         gc_json_get_int(req, "gpu", false, 0, GC_GPUS_MAX - 1, &gpu, err) < 0 ||
         gc_json_get_bytes(req, "bytes", false, RESIDENT_BYTES_MAX, &bytes, err) < 0 ||
-        gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT, &priority,
-                        err) < 0 ||
+        gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT, &priority, err) <
+            0 ||
         gc_json_get_str(req, "restore", false, 16, &restore, err) < 0 ||
         gc_json_get_str(req, "on_stuck", false, 16, &on_stuck, err) < 0 ||
         gc_json_get_seconds(req, "unload_timeout_s", false, 0.1, TIMEOUT_MAX_S,
@@ -270,8 +283,7 @@ void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct g
         memset(&coord->ext[idx], 0, sizeof(coord->ext[idx]));
         end_demands_locked(coord, name, "resident was deleted");
         gc_coord_journal_locked(coord, json_pack("{s:s, s:s}", "op", "rdel", "name", name), true);
-        gc_events_add(&coord->events, gc_real_s(), "resident_deleted", name, "pid %d",
-                      (int)pid);
+        gc_events_add(&coord->events, gc_real_s(), "resident_deleted", name, "pid %d", (int)pid);
         (void)pid;
         gc_coord_kick_locked(coord);
         json_decref(ans->body);
@@ -371,12 +383,11 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
     int64_t priority = GC_LEASE_PRIORITY_DEFAULT, deadline;
     char id[GC_LEASE_ID_MAX] = "";
 
-    if (req != NULL &&
-        (gc_json_only_keys(req, fields, &err) < 0 ||
-         gc_json_get_seconds(req, "wait_s", false, 0, coord->config->max_wait_s, &wait_s, &err) <
-             0 ||
-         gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT, &priority,
-                         &err) < 0)) {
+    if (req != NULL && (gc_json_only_keys(req, fields, &err) < 0 ||
+                        gc_json_get_seconds(req, "wait_s", false, 0, coord->config->max_wait_s,
+                                            &wait_s, &err) < 0 ||
+                        gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT,
+                                        &priority, &err) < 0)) {
         gc_api_error(ans, GC_EINVAL, "%s", err.msg);
         return;
     }
@@ -398,8 +409,8 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         d = gc_ledger_demand_find(coord->ledger, name);
         if (d == NULL) {
             int prio = (int)priority > r->priority ? (int)priority : r->priority;
-            if (gc_ledger_lease_new(coord->ledger, GC_KIND_DEMAND, name, 0, (int)r->gpu,
-                                    r->bytes, prio, 0, gc_mono_ms(), &d) < 0) {
+            if (gc_ledger_lease_new(coord->ledger, GC_KIND_DEMAND, name, 0, (int)r->gpu, r->bytes,
+                                    prio, 0, gc_mono_ms(), &d) < 0) {
                 gc_api_error(ans, GC_ELIMIT, "the queue is full");
                 goto out_unlock;
             }
@@ -435,9 +446,9 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
     d = id[0] ? gc_ledger_lease_find(coord->ledger, id) : NULL;
     json_decref(ans->body);
     ans->status = 202;
-    ans->body = json_pack("{s:s, s:s, s:s, s:i}", "name", name, "state",
-                          gc_resident_state_name(r->state), "id", id, "position",
-                          d ? (int)gc_ledger_queue_position(coord->ledger, d) : 0);
+    ans->body =
+        json_pack("{s:s, s:s, s:s, s:i}", "name", name, "state", gc_resident_state_name(r->state),
+                  "id", id, "position", d ? (int)gc_ledger_queue_position(coord->ledger, d) : 0);
 out_unlock:
     pthread_mutex_unlock(&coord->lock);
 }

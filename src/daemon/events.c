@@ -58,8 +58,8 @@ json_t *gc_events_since(const struct gc_events *events, uint64_t since, unsigned
             json_object_set_new(durations, ev->phase_names[i], json_real(ev->phase_s[i]));
         json_array_append_new(arr, json_pack("{s:I, s:f, s:s, s:s, s:s, s:o}", "seq",
                                              (json_int_t)ev->seq, "time", ev->time, "kind",
-                                             ev->kind, "subject", ev->subject, "detail",
-                                             ev->detail, "durations", durations));
+                                             ev->kind, "subject", ev->subject, "detail", ev->detail,
+                                             "durations", durations));
     }
     return arr;
 }

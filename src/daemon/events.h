@@ -9,7 +9,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define GC_EVENTS_MAX 2048
+#define GC_EVENTS_MAX       2048
 #define GC_EVENT_PHASES_MAX 4
 
 struct gc_event {

@@ -194,8 +194,10 @@ static int unload_escalate(struct gc_coord *coord, const char *name, const char 
             gc_coord_journal_resident_locked(coord, r);
         }
         if (!released)
-            snprintf(why, why_len, "killed resident '%s', but the driver has not released its "
-                     "memory within %d s", name, KILL_RELEASE_WAIT_MS / 1000);
+            snprintf(why, why_len,
+                     "killed resident '%s', but the driver has not released its "
+                     "memory within %d s",
+                     name, KILL_RELEASE_WAIT_MS / 1000);
         lease_eviction_done_locked(coord, lease_id, released ? 0 : GC_ECOULDNOTFREE, why);
         coord->jobs_running--;
         gc_coord_kick_locked(coord);
@@ -311,10 +313,10 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
             }
             coord->counters.unloads++;
             gc_hist_add(&coord->unload_s, unload_s + verify_s);
-            ev = gc_events_add(&coord->events, gc_real_s(), "resident_unloaded", name,
-                               "%s freed (verified by NVML)%s%s", gc_size_format(freed, b, sizeof(b)),
-                               cleaned ? " after a cleanup request" : "",
-                               lease_id[0] ? "" : " by request");
+            ev = gc_events_add(
+                &coord->events, gc_real_s(), "resident_unloaded", name,
+                "%s freed (verified by NVML)%s%s", gc_size_format(freed, b, sizeof(b)),
+                cleaned ? " after a cleanup request" : "", lease_id[0] ? "" : " by request");
             gc_event_phase(ev, "unload", unload_s);
             gc_event_phase(ev, "verify", verify_s);
             lease_eviction_done_locked(coord, lease_id, 0, NULL);
@@ -334,7 +336,8 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
             coord->counters.cleanups++;
             gc_events_add(&coord->events, gc_real_s(), "cleanup_requested", name,
                           "memory not freed within %.1f s; cleanup %s%s%s", v.spec.verify_timeout_s,
-                          crc == 0 ? "answered" : "failed", crc ? ": " : "", crc ? cres.detail : "");
+                          crc == 0 ? "answered" : "failed", crc ? ": " : "",
+                          crc ? cres.detail : "");
             pthread_mutex_unlock(&coord->lock);
             cleaned = true;
             deadline = gc_mono_ms() + (int64_t)(v.spec.verify_timeout_s * 500.0);
@@ -342,13 +345,13 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
         }
         gc_sleep_ms((int64_t)(coord->config->verify_poll_s * 1000.0));
     }
-    return unload_escalate(coord, name, lease_id, &v, freed,
-                           (double)(gc_mono_ms() - t0) / 1000.0, why, why_len);
+    return unload_escalate(coord, name, lease_id, &v, freed, (double)(gc_mono_ms() - t0) / 1000.0,
+                           why, why_len);
 }
 
 /* Waits until NVML shows room for the reload (bounded); false when it never came. */
-static bool wait_room(struct gc_coord *coord, const struct job_view *v, int64_t deadline,
-                      char *why, size_t why_len)
+static bool wait_room(struct gc_coord *coord, const struct job_view *v, int64_t deadline, char *why,
+                      size_t why_len)
 {
     char b1[GC_SIZE_BUF], b2[GC_SIZE_BUF];
 
@@ -371,9 +374,8 @@ static bool wait_room(struct gc_coord *coord, const struct job_view *v, int64_t 
     }
 }
 
-static void reload_finish_locked(struct gc_coord *coord, const char *name, int rc,
-                                 const char *why, double wait_s, double reload_s,
-                                 double verify_s, bool verified)
+static void reload_finish_locked(struct gc_coord *coord, const char *name, int rc, const char *why,
+                                 double wait_s, double reload_s, double verify_s, bool verified)
 {
     struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
     struct gc_event *ev;

@@ -22,24 +22,23 @@ static struct gc_coord *signal_coord;
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: gpucoordd [--listen HOST:PORT] [--state-dir DIR] [--socket PATH]\n"
-            "                 [--config FILE] [--token-file FILE] [--log-level LEVEL]\n"
-            "\n"
-            "The gpucoord GPU memory coordinator. Runs in the foreground, logs to stderr.\n"
-            "\n"
-            "  --listen HOST:PORT   TCP address (default 127.0.0.1:$GPUCOORD_PORT or 10010);\n"
-            "                       'none' disables TCP\n"
-            "  --state-dir DIR      durable state (journal), default /var/lib/gpucoord\n"
-            "  --socket PATH        also listen on a Unix socket (mode 0660)\n"
-            "  --config FILE        INI configuration (GPUs, residents, limits)\n"
-            "  --token-file FILE    require 'Authorization: Bearer TOKEN' on TCP\n"
-            "  --log-level LEVEL    debug, info, warn or error\n"
-            "  --list-gpus          print the GPUs NVML reports and exit (1 if none)\n"
-            "  --version, --help\n"
-            "\n"
-            "NVML is found through the normal library search: LD_LIBRARY_PATH=build/sim\n"
-            "runs it on gpusim, the simulated GPU.\n");
+    fprintf(out, "usage: gpucoordd [--listen HOST:PORT] [--state-dir DIR] [--socket PATH]\n"
+                 "                 [--config FILE] [--token-file FILE] [--log-level LEVEL]\n"
+                 "\n"
+                 "The gpucoord GPU memory coordinator. Runs in the foreground, logs to stderr.\n"
+                 "\n"
+                 "  --listen HOST:PORT   TCP address (default 127.0.0.1:$GPUCOORD_PORT or 10010);\n"
+                 "                       'none' disables TCP\n"
+                 "  --state-dir DIR      durable state (journal), default /var/lib/gpucoord\n"
+                 "  --socket PATH        also listen on a Unix socket (mode 0660)\n"
+                 "  --config FILE        INI configuration (GPUs, residents, limits)\n"
+                 "  --token-file FILE    require 'Authorization: Bearer TOKEN' on TCP\n"
+                 "  --log-level LEVEL    debug, info, warn or error\n"
+                 "  --list-gpus          print the GPUs NVML reports and exit (1 if none)\n"
+                 "  --version, --help\n"
+                 "\n"
+                 "NVML is found through the normal library search: LD_LIBRARY_PATH=build/sim\n"
+                 "runs it on gpusim, the simulated GPU.\n");
 }
 
 /* Splits "HOST:PORT" / "[::1]:PORT" into host and port. */
@@ -112,12 +111,11 @@ static void *signal_thread(void *arg)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},    {"state-dir", required_argument, NULL, 's'},
-        {"socket", required_argument, NULL, 'u'},    {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},     {"state-dir", required_argument, NULL, 's'},
+        {"socket", required_argument, NULL, 'u'},     {"config", required_argument, NULL, 'c'},
         {"token-file", required_argument, NULL, 't'}, {"log-level", required_argument, NULL, 'L'},
-        {"version", no_argument, NULL, 'V'},         {"help", no_argument, NULL, 'h'},
-        {"list-gpus", no_argument, NULL, 'G'},
-        {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},          {"help", no_argument, NULL, 'h'},
+        {"list-gpus", no_argument, NULL, 'G'},        {NULL, 0, NULL, 0},
     };
     static struct gc_config cfg;
     struct gc_http_server_config hcfg = {0};

@@ -195,7 +195,8 @@ int gc_store_compact(struct gc_store *store, const json_t *records)
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return GC_EIO;
-    json_array_foreach(records, index, rec) {
+    json_array_foreach(records, index, rec)
+    {
         char *s = json_dumps(rec, JSON_COMPACT);
         size_t len;
         if (s == NULL) {

@@ -52,11 +52,10 @@ json_t *gc_view_gpus_locked(struct gc_coord *coord)
         json_array_append_new(
             gpus, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "index",
                             (int)g, "uuid", gpu->uuid, "name", gpu->name, "total_bytes",
-                            (json_int_t)gpu->total_bytes, "free_bytes",
-                            (json_int_t)gpu->free_bytes, "used_bytes",
-                            (json_int_t)gpu->used_bytes, "budget_bytes", (json_int_t)acct.cap,
-                            "reserve_bytes", (json_int_t)acct.reserve, "committed_bytes",
-                            (json_int_t)acct.committed, "headroom_bytes",
+                            (json_int_t)gpu->total_bytes, "free_bytes", (json_int_t)gpu->free_bytes,
+                            "used_bytes", (json_int_t)gpu->used_bytes, "budget_bytes",
+                            (json_int_t)acct.cap, "reserve_bytes", (json_int_t)acct.reserve,
+                            "committed_bytes", (json_int_t)acct.committed, "headroom_bytes",
                             (json_int_t)acct.headroom, "processes", procs));
     }
     return gpus;
@@ -112,23 +111,22 @@ json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
     o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:i, s:f, s:s, s:o}", "id", l->id, "kind",
                   l->kind == GC_KIND_DEMAND ? "demand" : "holder", "holder", l->holder, "pid",
                   l->pid > 0 ? json_integer(l->pid) : json_null(), "gpu",
-                  l->gpu >= 0 ? json_integer(l->gpu) : json_null(), "bytes",
-                  (json_int_t)l->bytes, "priority", l->priority, "ttl_s", l->ttl_s, "state",
+                  l->gpu >= 0 ? json_integer(l->gpu) : json_null(), "bytes", (json_int_t)l->bytes,
+                  "priority", l->priority, "ttl_s", l->ttl_s, "state",
                   gc_lease_state_name(l->state), "evicted", evicted);
     json_object_set_new(o, "gpu_requested",
                         l->gpu_req >= 0 ? json_integer(l->gpu_req) : json_string("any"));
-    json_object_set_new(o, "waited_s",
-                        json_real((double)((l->granted_ms ? l->granted_ms : end) - l->created_ms) /
-                                  1000.0));
+    json_object_set_new(
+        o, "waited_s",
+        json_real((double)((l->granted_ms ? l->granted_ms : end) - l->created_ms) / 1000.0));
     if (l->granted_ms)
         json_object_set_new(o, "held_s", json_real((double)(end - l->granted_ms) / 1000.0));
     if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
         json_object_set_new(o, "position",
                             json_integer(gc_ledger_queue_position(coord->ledger, l)));
     if (active && l->ttl_s > 0 && l->kind == GC_KIND_HOLDER)
-        json_object_set_new(
-            o, "expires_in_s",
-            json_real(l->ttl_s - (double)(now - l->heartbeat_ms) / 1000.0));
+        json_object_set_new(o, "expires_in_s",
+                            json_real(l->ttl_s - (double)(now - l->heartbeat_ms) / 1000.0));
     if (l->reason[0] != '\0')
         json_object_set_new(o, "reason", json_string(l->reason));
     if (l->state == GC_LEASE_FAILED && l->error != 0)
@@ -164,9 +162,8 @@ json_t *gc_view_status_locked(struct gc_coord *coord)
                 json_array_append_new(queue,
                                       json_pack("{s:s, s:s, s:I, s:i, s:s}", "id", waiting[i]->id,
                                                 "holder", waiting[i]->holder, "bytes",
-                                                (json_int_t)waiting[i]->bytes, "position",
-                                                (int)pos, "state",
-                                                gc_lease_state_name(waiting[i]->state)));
+                                                (json_int_t)waiting[i]->bytes, "position", (int)pos,
+                                                "state", gc_lease_state_name(waiting[i]->state)));
         }
     }
     return json_pack(
@@ -224,8 +221,8 @@ static void text_add(struct text *t, const char *fmt, ...)
 
 static void counter(struct text *t, const char *name, const char *help, uint64_t v)
 {
-    text_add(t, "# HELP gpucoord_%s %s\n# TYPE gpucoord_%s counter\ngpucoord_%s %llu\n", name,
-             help, name, name, (unsigned long long)v);
+    text_add(t, "# HELP gpucoord_%s %s\n# TYPE gpucoord_%s counter\ngpucoord_%s %llu\n", name, help,
+             name, name, (unsigned long long)v);
 }
 
 static void histogram(struct text *t, const char *name, const char *help,
@@ -240,7 +237,8 @@ static void histogram(struct text *t, const char *name, const char *help,
                  (unsigned long long)cum);
     }
     cum += h->counts[GC_HIST_BUCKETS];
-    text_add(t, "gpucoord_%s_bucket{le=\"+Inf\"} %llu\ngpucoord_%s_sum %.6f\ngpucoord_%s_count %llu\n",
+    text_add(t,
+             "gpucoord_%s_bucket{le=\"+Inf\"} %llu\ngpucoord_%s_sum %.6f\ngpucoord_%s_count %llu\n",
              name, (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->count);
 }
 
@@ -276,7 +274,8 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
     histogram(&t, "unload_seconds", "Unload including NVML verification.", &coord->unload_s);
     histogram(&t, "reload_seconds", "Reload including verification.", &coord->reload_s);
 
-    text_add(&t, "# HELP gpucoord_gpu_bytes GPU memory by kind.\n# TYPE gpucoord_gpu_bytes gauge\n");
+    text_add(&t,
+             "# HELP gpucoord_gpu_bytes GPU memory by kind.\n# TYPE gpucoord_gpu_bytes gauge\n");
     for (unsigned g = 0; g < ledger->ngpus; g++) {
         struct gc_account a;
         gc_ledger_account(ledger, g, NULL, &a);
@@ -288,8 +287,8 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
                  "gpucoord_gpu_bytes{gpu=\"%u\",kind=\"reserve\"} %llu\n",
                  g, (unsigned long long)ledger->gpus[g].total_bytes, g,
                  (unsigned long long)ledger->gpus[g].used_bytes, g,
-                 (unsigned long long)ledger->gpus[g].free_bytes, g,
-                 (unsigned long long)a.committed, g, (unsigned long long)a.reserve);
+                 (unsigned long long)ledger->gpus[g].free_bytes, g, (unsigned long long)a.committed,
+                 g, (unsigned long long)a.reserve);
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
         if (ledger->leases[i].state == GC_LEASE_GRANTED)
@@ -297,8 +296,9 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
         else
             queued++;
     }
-    text_add(&t, "# HELP gpucoord_leases Active leases by state.\n# TYPE gpucoord_leases gauge\n"
-                 "gpucoord_leases{state=\"granted\"} %u\ngpucoord_leases{state=\"waiting\"} %u\n",
+    text_add(&t,
+             "# HELP gpucoord_leases Active leases by state.\n# TYPE gpucoord_leases gauge\n"
+             "gpucoord_leases{state=\"granted\"} %u\ngpucoord_leases{state=\"waiting\"} %u\n",
              granted, queued);
     text_add(&t, "# HELP gpucoord_resident_loaded 1 when the resident is loaded.\n"
                  "# TYPE gpucoord_resident_loaded gauge\n");

@@ -22,23 +22,23 @@ typedef struct {
     char bytes[16];
 } CUuuid;
 
-#define CUDA_SUCCESS 0
-#define CUDA_ERROR_INVALID_VALUE 1
-#define CUDA_ERROR_OUT_OF_MEMORY 2
+#define CUDA_SUCCESS               0
+#define CUDA_ERROR_INVALID_VALUE   1
+#define CUDA_ERROR_OUT_OF_MEMORY   2
 #define CUDA_ERROR_NOT_INITIALIZED 3
-#define CUDA_ERROR_DEINITIALIZED 4
-#define CUDA_ERROR_NO_DEVICE 100
-#define CUDA_ERROR_INVALID_DEVICE 101
+#define CUDA_ERROR_DEINITIALIZED   4
+#define CUDA_ERROR_NO_DEVICE       100
+#define CUDA_ERROR_INVALID_DEVICE  101
 #define CUDA_ERROR_INVALID_CONTEXT 201
-#define CUDA_ERROR_INVALID_HANDLE 400
-#define CUDA_ERROR_NOT_FOUND 500
+#define CUDA_ERROR_INVALID_HANDLE  400
+#define CUDA_ERROR_NOT_FOUND       500
 #define CUDA_ERROR_ILLEGAL_ADDRESS 700
-#define CUDA_ERROR_UNKNOWN 999
+#define CUDA_ERROR_UNKNOWN         999
 
-#define CU_MEMHOSTALLOC_PORTABLE 0x01
-#define CU_MEMHOSTALLOC_DEVICEMAP 0x02
+#define CU_MEMHOSTALLOC_PORTABLE      0x01
+#define CU_MEMHOSTALLOC_DEVICEMAP     0x02
 #define CU_MEMHOSTALLOC_WRITECOMBINED 0x04
-#define CU_STREAM_NON_BLOCKING 0x01
+#define CU_STREAM_NON_BLOCKING        0x01
 
 typedef CUresult (*cuInit_fn)(unsigned int flags);
 typedef CUresult (*cuDriverGetVersion_fn)(int *version);
@@ -73,21 +73,21 @@ typedef CUresult (*cuGetErrorName_fn)(CUresult error, const char **pstr);
 typedef int nvmlReturn_t;
 typedef struct nvmlDevice_st *nvmlDevice_t;
 
-#define NVML_SUCCESS 0
-#define NVML_ERROR_UNINITIALIZED 1
-#define NVML_ERROR_INVALID_ARGUMENT 2
-#define NVML_ERROR_NOT_SUPPORTED 3
-#define NVML_ERROR_NO_PERMISSION 4
-#define NVML_ERROR_NOT_FOUND 6
-#define NVML_ERROR_INSUFFICIENT_SIZE 7
-#define NVML_ERROR_DRIVER_NOT_LOADED 9
-#define NVML_ERROR_FUNCTION_NOT_FOUND 13
-#define NVML_ERROR_GPU_IS_LOST 15
+#define NVML_SUCCESS                         0
+#define NVML_ERROR_UNINITIALIZED             1
+#define NVML_ERROR_INVALID_ARGUMENT          2
+#define NVML_ERROR_NOT_SUPPORTED             3
+#define NVML_ERROR_NO_PERMISSION             4
+#define NVML_ERROR_NOT_FOUND                 6
+#define NVML_ERROR_INSUFFICIENT_SIZE         7
+#define NVML_ERROR_DRIVER_NOT_LOADED         9
+#define NVML_ERROR_FUNCTION_NOT_FOUND        13
+#define NVML_ERROR_GPU_IS_LOST               15
 #define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
-#define NVML_ERROR_UNKNOWN 999
+#define NVML_ERROR_UNKNOWN                   999
 
-#define NVML_DEVICE_NAME_V2_BUFFER_SIZE 96
-#define NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
+#define NVML_DEVICE_NAME_V2_BUFFER_SIZE        96
+#define NVML_DEVICE_UUID_V2_BUFFER_SIZE        96
 #define NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE 80
 
 /* usedGpuMemory is this when the driver cannot tell (e.g. Windows WDDM). */
@@ -108,7 +108,7 @@ typedef struct {
 } nvmlMemory_v2_t;
 
 #define NVML_STRUCT_VERSION(type, ver) ((unsigned int)(sizeof(type) | ((ver) << 24U)))
-#define nvmlMemory_v2 NVML_STRUCT_VERSION(nvmlMemory_v2_t, 2)
+#define nvmlMemory_v2                  NVML_STRUCT_VERSION(nvmlMemory_v2_t, 2)
 
 /* _v2 and _v3 of GetComputeRunningProcesses share this 24-byte layout. */
 typedef struct {
@@ -133,8 +133,7 @@ typedef nvmlReturn_t (*nvmlDeviceGetHandleByIndex_fn)(unsigned int index, nvmlDe
 typedef nvmlReturn_t (*nvmlDeviceGetName_fn)(nvmlDevice_t device, char *name, unsigned int length);
 typedef nvmlReturn_t (*nvmlDeviceGetUUID_fn)(nvmlDevice_t device, char *uuid, unsigned int length);
 typedef nvmlReturn_t (*nvmlDeviceGetMemoryInfo_fn)(nvmlDevice_t device, nvmlMemory_t *memory);
-typedef nvmlReturn_t (*nvmlDeviceGetMemoryInfo_v2_fn)(nvmlDevice_t device,
-                                                      nvmlMemory_v2_t *memory);
+typedef nvmlReturn_t (*nvmlDeviceGetMemoryInfo_v2_fn)(nvmlDevice_t device, nvmlMemory_v2_t *memory);
 typedef nvmlReturn_t (*nvmlDeviceGetComputeRunningProcesses_fn)(nvmlDevice_t device,
                                                                 unsigned int *infoCount,
                                                                 nvmlProcessInfo_t *infos);

@@ -98,11 +98,11 @@ static void handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
     gc_http_path_normalize(req->path, path, sizeof(path));
     pthread_mutex_lock(&fr.lock);
     if (strcmp(path, "/health") == 0) {
-        answer(resp, 200, json_pack("{s:s, s:b}", "status", "healthy", "models_loaded",
-                                    fr.loaded));
+        answer(resp, 200, json_pack("{s:s, s:b}", "status", "healthy", "models_loaded", fr.loaded));
     } else if (strcmp(path, "/stats") == 0) {
-        answer(resp, 200, json_pack("{s:i, s:i, s:i, s:b}", "unloads", fr.unloads, "reloads",
-                                    fr.reloads, "cleanups", fr.cleanups, "loaded", fr.loaded));
+        answer(resp, 200,
+               json_pack("{s:i, s:i, s:i, s:b}", "unloads", fr.unloads, "reloads", fr.reloads,
+                         "cleanups", fr.cleanups, "loaded", fr.loaded));
     } else if (strcmp(path, "/unload_models") == 0) {
         fr.unloads++;
         if (fr.unload_delay_ms > 0) {
@@ -116,8 +116,9 @@ static void handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
             gc_sleep_ms(3600 * 1000);
             return;
         case MODE_ERROR:
-            answer(resp, 500, json_pack("{s:s, s:s, s:b}", "status", "error", "error",
-                                        "simulated unload failure", "models_unloaded", 0));
+            answer(resp, 500,
+                   json_pack("{s:s, s:s, s:b}", "status", "error", "error",
+                             "simulated unload failure", "models_unloaded", 0));
             break;
         case MODE_CRASH:
             _exit(3);
@@ -156,16 +157,19 @@ static void handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
         if (fr.reload_failures > 0 || fr.reload_mode == MODE_ERROR) {
             if (fr.reload_failures > 0)
                 fr.reload_failures--;
-            answer(resp, 500, json_pack("{s:s, s:s, s:b}", "status", "error", "error",
-                                        "simulated reload failure", "models_reloaded", 0));
+            answer(resp, 500,
+                   json_pack("{s:s, s:s, s:b}", "status", "error", "error",
+                             "simulated reload failure", "models_reloaded", 0));
         } else if (fr.nptrs > 0 || load_all() == 0) {
             fr.loaded = true;
-            answer(resp, 200, json_pack("{s:s, s:b, s:b}", "status", "success",
-                                        "models_reloaded", 1, "restored_from_backup", 1));
+            answer(resp, 200,
+                   json_pack("{s:s, s:b, s:b}", "status", "success", "models_reloaded", 1,
+                             "restored_from_backup", 1));
         } else {
             free_all();
-            answer(resp, 500, json_pack("{s:s, s:s, s:b}", "status", "error", "error",
-                                        "CUDA out of memory", "models_reloaded", 0));
+            answer(resp, 500,
+                   json_pack("{s:s, s:s, s:b}", "status", "error", "error", "CUDA out of memory",
+                             "models_reloaded", 0));
         }
     } else if (strcmp(path, "/cleanup_gpu") == 0) {
         fr.cleanups++;
@@ -184,11 +188,11 @@ static int register_with(const char *url, const char *name, int port, int priori
 {
     struct gc_http_response resp = {0};
     char err[256];
-    json_t *body = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:s, s:s, s:f, s:f}", "name", name,
-                             "protocol", "seed", "url", "", "pid", (int)getpid(), "bytes",
-                             (json_int_t)fr.bytes, "priority", priority, "restore", restore,
-                             "on_stuck", on_stuck, "verify_timeout_s", verify_s,
-                             "unload_timeout_s", unload_s);
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:s, s:s, s:f, s:f}", "name", name, "protocol",
+                  "seed", "url", "", "pid", (int)getpid(), "bytes", (json_int_t)fr.bytes,
+                  "priority", priority, "restore", restore, "on_stuck", on_stuck,
+                  "verify_timeout_s", verify_s, "unload_timeout_s", unload_s);
     char self[64], *text;
     int rc;
 
@@ -214,15 +218,21 @@ static int register_with(const char *url, const char *name, int port, int priori
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},          {"bytes", required_argument, NULL, 'b'},
-        {"chunk", required_argument, NULL, 'c'},         {"register", required_argument, NULL, 'r'},
-        {"name", required_argument, NULL, 'n'},          {"priority", required_argument, NULL, 'P'},
-        {"restore", required_argument, NULL, 'R'},       {"on-stuck", required_argument, NULL, 'S'},
+        {"port", required_argument, NULL, 'p'},
+        {"bytes", required_argument, NULL, 'b'},
+        {"chunk", required_argument, NULL, 'c'},
+        {"register", required_argument, NULL, 'r'},
+        {"name", required_argument, NULL, 'n'},
+        {"priority", required_argument, NULL, 'P'},
+        {"restore", required_argument, NULL, 'R'},
+        {"on-stuck", required_argument, NULL, 'S'},
         {"verify-timeout", required_argument, NULL, 'v'},
         {"unload-timeout", required_argument, NULL, 'u'},
-        {"unload-mode", required_argument, NULL, 'U'},   {"reload-mode", required_argument, NULL, 'L'},
+        {"unload-mode", required_argument, NULL, 'U'},
+        {"reload-mode", required_argument, NULL, 'L'},
         {"reload-failures", required_argument, NULL, 'F'},
-        {"free-delay-ms", required_argument, NULL, 'd'}, {"cleanup-frees", no_argument, NULL, 'C'},
+        {"free-delay-ms", required_argument, NULL, 'd'},
+        {"cleanup-frees", no_argument, NULL, 'C'},
         {"unload-delay-ms", required_argument, NULL, 'x'},
         {"reload-delay-ms", required_argument, NULL, 'y'},
         {NULL, 0, NULL, 0},

@@ -20,7 +20,7 @@
 #include "gpucoord.h"
 
 #define SAMPLES_MAX 100000
-#define PRIORITIES 3
+#define PRIORITIES  3
 
 static volatile sig_atomic_t stopping;
 

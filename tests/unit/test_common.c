@@ -44,9 +44,25 @@ TEST(size_fractions)
 
 TEST(size_rejects)
 {
-    static const char *bad[] = {"", "-1", "-1Gi", "abc", "1X", "1.5", "1.", ".5Gi", "1e9",
-                                "Gi", "1Gi ", " 1Gi", "1 ", "1  Gi", "18446744073709551616",
-                                "20000000Ti", "1.0000000000001Gi", "1..2Gi", "0x10"};
+    static const char *bad[] = {"",
+                                "-1",
+                                "-1Gi",
+                                "abc",
+                                "1X",
+                                "1.5",
+                                "1.",
+                                ".5Gi",
+                                "1e9",
+                                "Gi",
+                                "1Gi ",
+                                " 1Gi",
+                                "1 ",
+                                "1  Gi",
+                                "18446744073709551616",
+                                "20000000Ti",
+                                "1.0000000000001Gi",
+                                "1..2Gi",
+                                "0x10"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint64_t v = 777;
         int rc = gc_size_parse(bad[i], &v);
@@ -71,15 +87,19 @@ TEST(size_format)
     ASSERT_STREQ(gc_size_format(3ULL << 40, buf, sizeof(buf)), "3Ti");
     ASSERT_STREQ(gc_size_format((1ULL << 30) * 3 / 2, buf, sizeof(buf)), "1.5Gi");
     ASSERT_STREQ(gc_size_format(1023ULL << 20, buf, sizeof(buf)), "1023Mi");
-    ASSERT_STREQ(gc_size_format((3ULL << 19) + 1, buf, sizeof(buf)),
-                 "1.5Mi");
+    ASSERT_STREQ(gc_size_format((3ULL << 19) + 1, buf, sizeof(buf)), "1.5Mi");
 }
 
 TEST(size_format_always_parses_back)
 {
     /* Found by fuzzing: rounding up near 2^64 printed a size that does not parse. */
-    static const uint64_t values[] = {UINT64_MAX, UINT64_MAX - 1, UINT64_MAX - (1ULL << 32),
-                                      (1ULL << 63) + 12345, 1ULL << 40, 5046586572ULL, 1024};
+    static const uint64_t values[] = {UINT64_MAX,
+                                      UINT64_MAX - 1,
+                                      UINT64_MAX - (1ULL << 32),
+                                      (1ULL << 63) + 12345,
+                                      1ULL << 40,
+                                      5046586572ULL,
+                                      1024};
     char buf[GC_SIZE_BUF];
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         uint64_t back = 0;
@@ -88,8 +108,8 @@ TEST(size_format_always_parses_back)
             harness_fail(__FILE__, __LINE__, "format(%llu) = '%s' does not parse",
                          (unsigned long long)values[i], buf);
         /* Within half a hundredth of the unit it was printed in. */
-        double rel = (double)(back > values[i] ? back - values[i] : values[i] - back) /
-                     (double)values[i];
+        double rel =
+            (double)(back > values[i] ? back - values[i] : values[i] - back) / (double)values[i];
         ASSERT(rel < 0.01);
     }
     ASSERT_STREQ(gc_size_format(UINT64_MAX, buf, sizeof(buf)), "16777215.99Ti");
@@ -171,8 +191,7 @@ TEST(json_rejects)
     const char *deep = "{\"a\":[[[[[1]]]]]}";
     ASSERT_EQ_INT(gc_json_parse(deep, strlen(deep), 4, &obj, &err), GC_ETOOBIG);
     const char *brackets_in_string = "{\"a\":\"[[[[[[[[[[\"}";
-    ASSERT_EQ_INT(gc_json_parse(brackets_in_string, strlen(brackets_in_string), 2, &obj, &err),
-                  0);
+    ASSERT_EQ_INT(gc_json_parse(brackets_in_string, strlen(brackets_in_string), 2, &obj, &err), 0);
     json_decref(obj);
     const char *huge = "{\"bytes\":99999999999999999999999}";
     ASSERT_EQ_INT(gc_json_parse(huge, strlen(huge), 4, &obj, &err), GC_EINVAL);

@@ -10,10 +10,10 @@
 #include "coord/ledger.h"
 #include "coord/sched.h"
 
-#define MiB (1ULL << 20)
-#define GiB (1ULL << 30)
-#define CTX (300 * MiB)
-#define CARD (24564 * MiB)
+#define MiB       (1ULL << 20)
+#define GiB       (1ULL << 30)
+#define CTX       (300 * MiB)
+#define CARD      (24564 * MiB)
 #define VAL_BYTES 5046586572ULL  /* 4.7Gi */
 #define GEN_BYTES 21045339750ULL /* 19.6Gi */
 
@@ -62,9 +62,9 @@ static struct gc_lease *add_lease(struct gc_ledger *l, const char *holder, pid_t
                                   uint64_t bytes, int priority, int64_t now)
 {
     struct gc_lease *lease = NULL;
-    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, holder, pid, gpu, bytes, priority, 30,
-                                      now, &lease),
-                  0);
+    ASSERT_EQ_INT(
+        gc_ledger_lease_new(l, GC_KIND_HOLDER, holder, pid, gpu, bytes, priority, 30, now, &lease),
+        0);
     return lease;
 }
 
@@ -402,9 +402,8 @@ TEST(demand_reloads_when_room_then_is_met)
     ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL); /* restore=demand waits */
 
     struct gc_lease *d = NULL;
-    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0,
-                                      2, &d),
-                  0);
+    ASSERT_EQ_INT(
+        gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0, 2, &d), 0);
     char id[32];
     snprintf(id, sizeof(id), "%s", d->id);
     gc_sched_step(l, 3, &a);
@@ -460,9 +459,8 @@ TEST(demand_fails_when_resident_fails)
     val->state = GC_RES_FAILED;
     snprintf(val->reason, sizeof(val->reason), "reload failed 3 times");
     struct gc_lease *d = NULL;
-    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0,
-                                      0, &d),
-                  0);
+    ASSERT_EQ_INT(
+        gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0, 0, &d), 0);
     char id[32];
     snprintf(id, sizeof(id), "%s", d->id);
     gc_sched_step(l, 1, &a);

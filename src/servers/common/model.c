@@ -12,7 +12,7 @@
  * set on the device (cuMemsetD8), so initialisation is cheap at any size while
  * misplaced or shifted chunks still change the checksum. */
 #define MODEL_HEADER_BYTES 4096u
-#define MODEL_PROBE_BYTES 4096u
+#define MODEL_PROBE_BYTES  4096u
 
 /* ---- checksum: Fletcher over 64-bit little-endian words, per chunk ---- */
 
@@ -89,8 +89,7 @@ static void chunk_header(const struct gc_model *m, unsigned i, uint8_t *out, uin
 }
 
 /* Checksum of chunk i as initialised, without materialising it. */
-static uint64_t chunk_expected(const struct gc_model_store *s, const struct gc_model *m,
-                               unsigned i)
+static uint64_t chunk_expected(const struct gc_model_store *s, const struct gc_model *m, unsigned i)
 {
     uint64_t len = chunk_len(s, m, i);
     uint64_t hdr = len < MODEL_HEADER_BYTES ? len : MODEL_HEADER_BYTES;
@@ -323,8 +322,7 @@ void gc_model_drop(struct gc_model_store *s, struct gc_model *m)
     m->on_gpu = false;
 }
 
-int gc_model_unload(struct gc_model_store *s, struct gc_model *m, char *errbuf,
-                    size_t errbuf_len)
+int gc_model_unload(struct gc_model_store *s, struct gc_model *m, char *errbuf, size_t errbuf_len)
 {
     uint64_t off = 0, sum = 0;
     CUresult rc = CUDA_SUCCESS;
@@ -337,8 +335,7 @@ int gc_model_unload(struct gc_model_store *s, struct gc_model *m, char *errbuf,
         /* Chunked copies on the stream: queue them all, then wait once. */
         for (unsigned i = 0; i < m->nchunks && rc == CUDA_SUCCESS; i++) {
             uint64_t len = chunk_len(s, m, i);
-            rc = s->cuda.cuMemcpyDtoHAsync(m->backup + off, m->chunks[i], (size_t)len,
-                                           s->stream);
+            rc = s->cuda.cuMemcpyDtoHAsync(m->backup + off, m->chunks[i], (size_t)len, s->stream);
             off += len;
         }
         if (rc == CUDA_SUCCESS)
@@ -362,8 +359,7 @@ int gc_model_unload(struct gc_model_store *s, struct gc_model *m, char *errbuf,
     return 0;
 }
 
-int gc_model_reload(struct gc_model_store *s, struct gc_model *m, char *errbuf,
-                    size_t errbuf_len)
+int gc_model_reload(struct gc_model_store *s, struct gc_model *m, char *errbuf, size_t errbuf_len)
 {
     uint64_t off = 0, sum = 0;
     bool from_backup;
@@ -404,7 +400,7 @@ int gc_model_reload(struct gc_model_store *s, struct gc_model *m, char *errbuf,
         }
     }
     m->on_gpu = true;
-    m->last_origin = from_backup    ? GC_ORIGIN_BACKUP
+    m->last_origin = from_backup      ? GC_ORIGIN_BACKUP
                      : m->keep_backup ? GC_ORIGIN_FALLBACK_REINIT
                                       : GC_ORIGIN_REINIT;
     return 0;

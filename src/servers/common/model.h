@@ -22,7 +22,7 @@
 
 #include "gpu/gpu.h"
 
-#define GC_MODELS_MAX 8
+#define GC_MODELS_MAX     8
 #define GC_MODEL_NAME_MAX 48
 /* Copy chunk bounds (DESIGN.md: 64-256 MiB chunks on a stream). */
 #define GC_MODEL_CHUNK_DEFAULT (128ULL << 20)

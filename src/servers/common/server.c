@@ -84,8 +84,8 @@ int gc_env_size(const char *name, uint64_t def, uint64_t *ret, char *errbuf, siz
     return 0;
 }
 
-int gc_env_double(const char *name, double def, double min, double max, double *ret,
-                  char *errbuf, size_t errlen)
+int gc_env_double(const char *name, double def, double min, double max, double *ret, char *errbuf,
+                  size_t errlen)
 {
     const char *v = getenv(name);
     char *end;
@@ -98,8 +98,8 @@ int gc_env_double(const char *name, double def, double min, double max, double *
     errno = 0;
     d = strtod(v, &end);
     if (errno != 0 || *end != '\0' || !(d >= min && d <= max)) {
-        snprintf(errbuf, errlen, "%s must be a number between %g and %g, got '%s'", name, min,
-                 max, v);
+        snprintf(errbuf, errlen, "%s must be a number between %g and %g, got '%s'", name, min, max,
+                 v);
         return GC_EINVAL;
     }
     *ret = d;
@@ -137,11 +137,11 @@ void gc_gpu_status_add(json_t *obj, struct gc_model_store *store)
     json_object_set_new(obj, "memory_total_gb", json_real(gc_gib(mem.total_bytes)));
     json_object_set_new(obj, "memory_free_gb", json_real(gc_gib(mem.free_bytes)));
     json_object_set_new(obj, "memory_used_gb", json_real(gc_gib(mem.used_bytes)));
-    json_object_set_new(obj, "memory_used_percent",
-                        json_real(mem.total_bytes ? round((double)mem.used_bytes * 1000.0 /
-                                                          (double)mem.total_bytes) /
-                                                        10.0
-                                                  : 0.0));
+    json_object_set_new(
+        obj, "memory_used_percent",
+        json_real(mem.total_bytes
+                      ? round((double)mem.used_bytes * 1000.0 / (double)mem.total_bytes) / 10.0
+                      : 0.0));
 }
 
 json_t *gc_gpu_status_json(struct gc_model_store *store)
@@ -152,8 +152,7 @@ json_t *gc_gpu_status_json(struct gc_model_store *store)
     return o;
 }
 
-void gc_server_error(struct gc_http_resp *resp, int status, const char *code, const char *fmt,
-                     ...)
+void gc_server_error(struct gc_http_resp *resp, int status, const char *code, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;

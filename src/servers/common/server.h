@@ -30,8 +30,8 @@ int gc_server_parse_args(int argc, char **argv, const char *prog, const char *us
 /* Environment settings: unset or empty gives def; malformed is GC_EINVAL with errbuf
  * naming the variable. */
 int gc_env_size(const char *name, uint64_t def, uint64_t *ret, char *errbuf, size_t errlen);
-int gc_env_double(const char *name, double def, double min, double max, double *ret,
-                  char *errbuf, size_t errlen);
+int gc_env_double(const char *name, double def, double min, double max, double *ret, char *errbuf,
+                  size_t errlen);
 int gc_env_bool(const char *name, bool def, bool *ret, char *errbuf, size_t errlen);
 
 /* {gpu_available, memory_total_gb, memory_free_gb, memory_used_gb, memory_used_percent}
@@ -44,8 +44,8 @@ double gc_gib(uint64_t bytes);
 
 /* A 4xx/5xx answer with {"error": code, "message": m, "detail": m} (detail: FastAPI
  * style, which the originals' clients read). */
-void gc_server_error(struct gc_http_resp *resp, int status, const char *code, const char *fmt,
-                     ...) __attribute__((format(printf, 4, 5)));
+void gc_server_error(struct gc_http_resp *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Blocks SIGINT/SIGTERM/SIGHUP in the calling thread (call before creating threads). */
 void gc_server_block_signals(void);

@@ -30,9 +30,8 @@
 /* Largest PLY accepted from the command. */
 #define EXTERNAL_PLY_MAX (512ULL << 20)
 
-static pid_t start_child(const struct generation_server *gs,
-                         const struct generation_request *req, const char *out_path,
-                         const char *lease_id)
+static pid_t start_child(const struct generation_server *gs, const struct generation_request *req,
+                         const char *out_path, const char *lease_id)
 {
     char seed[32];
     pid_t pid;
@@ -136,8 +135,7 @@ int generation_run_external(struct generation_server *gs, const struct generatio
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid)
             break;
-        if (gc_mono_ms() >= deadline ||
-            (req->http != NULL && gc_http_req_client_gone(req->http))) {
+        if (gc_mono_ms() >= deadline || (req->http != NULL && gc_http_req_client_gone(req->http))) {
             bool timed_out = gc_mono_ms() >= deadline;
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);

@@ -15,7 +15,7 @@
 #include "servers/common/model.h"
 #include "servers/common/server.h"
 
-#define GENERATION_PORT 8095
+#define GENERATION_PORT             8095
 #define GENERATION_PROMPT_MAX_CHARS 1024
 #define GENERATION_BODY_MAX_DEFAULT (1ULL << 20)
 
@@ -23,10 +23,10 @@ struct generation_server {
     struct gc_server_args args;
     char coordinator_url[512];
     char holder[65];
-    bool coordination;      /* take leases from gpucoordd (GPUCOORD_DISABLE=0) */
+    bool coordination;        /* take leases from gpucoordd (GPUCOORD_DISABLE=0) */
     bool require_coordinator; /* refuse to run when it cannot be reached */
-    uint64_t peak_bytes;    /* GENERATION_PEAK_BYTES */
-    double step_ms;         /* GENERATION_STEP_MS: simulated compute per stage */
+    uint64_t peak_bytes;      /* GENERATION_PEAK_BYTES */
+    double step_ms;           /* GENERATION_STEP_MS: simulated compute per stage */
     double lease_wait_s;
     int priority;
     int device;
@@ -53,9 +53,9 @@ struct generation_request {
 };
 
 struct generation_result {
-    int status;        /* HTTP status when it failed */
+    int status; /* HTTP status when it failed */
     char error[512];
-    uint8_t *ply;      /* malloc'd */
+    uint8_t *ply; /* malloc'd */
     size_t ply_len;
     double time_s;
     char lease_id[64];

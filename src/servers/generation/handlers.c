@@ -23,9 +23,9 @@ static double round3(double v)
 
 static void handle_health(struct gc_http_resp *resp)
 {
-    gc_http_resp_json(resp, 200,
-                      json_pack("{s:s, s:I}", "status", "healthy", "timestamp",
-                                (json_int_t)time(NULL)));
+    gc_http_resp_json(
+        resp, 200,
+        json_pack("{s:s, s:I}", "status", "healthy", "timestamp", (json_int_t)time(NULL)));
 }
 
 static void handle_status(struct generation_server *gs, struct gc_http_resp *resp)
@@ -48,19 +48,18 @@ static void handle_status(struct generation_server *gs, struct gc_http_resp *res
     mem = gc_gpu_status_json(&gs->store);
     loaded = gs->weights_loaded;
     pthread_mutex_unlock(&gs->store_lock);
-    o = json_pack("{s:s, s:b, s:{s:i, s:i, s:i, s:f, s:f, s:f, s:i}, s:{s:s, s:I, s:f, s:i, "
-                  "s:s, s:b, s:s, s:b}, s:o}",
-                  "status", running ? "generating" : "ready", "models_loaded", loaded, "metrics",
-                  "total_generations", (int)total, "successful_generations", (int)ok,
-                  "failed_generations", (int)failed, "success_rate",
-                  total ? round3((double)ok / total) : 0.0, "average_generation_time",
-                  round3(avg), "last_generation_time", round3(last), "running", (int)running,
-                  "config", "peak_memory", gc_size_format(gs->peak_bytes, peak, sizeof(peak)),
-                  "peak_memory_bytes", (json_int_t)gs->peak_bytes, "step_ms", gs->step_ms,
-                  "points", (int)gs->points, "coordinator", gs->coordinator_url, "coordination",
-                  gs->coordination, "pipeline",
-                  gs->pipeline_cmd[0] ? "external command" : "reference stages",
-                  "reference_models", gs->pipeline_cmd[0] == '\0', "gpu_memory", mem);
+    o = json_pack(
+        "{s:s, s:b, s:{s:i, s:i, s:i, s:f, s:f, s:f, s:i}, s:{s:s, s:I, s:f, s:i, "
+        "s:s, s:b, s:s, s:b}, s:o}",
+        "status", running ? "generating" : "ready", "models_loaded", loaded, "metrics",
+        "total_generations", (int)total, "successful_generations", (int)ok, "failed_generations",
+        (int)failed, "success_rate", total ? round3((double)ok / total) : 0.0,
+        "average_generation_time", round3(avg), "last_generation_time", round3(last), "running",
+        (int)running, "config", "peak_memory", gc_size_format(gs->peak_bytes, peak, sizeof(peak)),
+        "peak_memory_bytes", (json_int_t)gs->peak_bytes, "step_ms", gs->step_ms, "points",
+        (int)gs->points, "coordinator", gs->coordinator_url, "coordination", gs->coordination,
+        "pipeline", gs->pipeline_cmd[0] ? "external command" : "reference stages",
+        "reference_models", gs->pipeline_cmd[0] == '\0', "gpu_memory", mem);
     gc_http_resp_json(resp, 200, o);
 }
 
@@ -74,9 +73,8 @@ static void handle_clear_cache(struct generation_server *gs, struct gc_http_resp
     gc_model_store_memory(&gs->store, &mem);
     pthread_mutex_unlock(&gs->store_lock);
     gc_http_resp_json(resp, 200,
-                      json_pack("{s:s, s:f, s:f}", "status", "cache_cleared",
-                                "available_memory_gb", gc_gib(mem.free_bytes), "freed_gb",
-                                gc_gib(freed)));
+                      json_pack("{s:s, s:f, s:f}", "status", "cache_cleared", "available_memory_gb",
+                                gc_gib(mem.free_bytes), "freed_gb", gc_gib(freed)));
 }
 
 static bool wants_json(const struct gc_http_req *req)
@@ -170,8 +168,8 @@ static void handle_generate(struct generation_server *gs, const struct gc_http_r
         } else {
             gc_http_resp_json(resp, 200,
                               json_pack("{s:b, s:I, s:s, s:f, s:I, s:s%}", "success", 1, "seed",
-                                        (json_int_t)seed, "prompt", greq.prompt,
-                                        "generation_time", round3(res.time_s), "ply_size_bytes",
+                                        (json_int_t)seed, "prompt", greq.prompt, "generation_time",
+                                        round3(res.time_s), "ply_size_bytes",
                                         (json_int_t)res.ply_len, "data", b64, b64_len));
         }
         free(b64);
@@ -219,8 +217,8 @@ void generation_handle(void *ctx, const struct gc_http_req *req, struct gc_http_
     } else if (strcmp(path, "/health") == 0 || strcmp(path, "/status") == 0 ||
                strcmp(path, "/gpu_status") == 0 || strcmp(path, "/clear_cache") == 0 ||
                strcmp(path, "/generate") == 0) {
-        gc_server_error(resp, 405, "method_not_allowed", "method %s not allowed on %s",
-                        req->method, path);
+        gc_server_error(resp, 405, "method_not_allowed", "method %s not allowed on %s", req->method,
+                        path);
     } else {
         gc_server_error(resp, 404, "not_found", "no such path: %.100s", path);
     }

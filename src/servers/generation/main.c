@@ -44,12 +44,12 @@ static int setup(struct generation_server *gs, char *err, size_t errlen)
         gc_env_double("GENERATION_STEP_MS", 0, 0, 3600000, &gs->step_ms, err, errlen) < 0 ||
         gc_env_double("GENERATION_POINTS", GC_GEN_POINTS_DEFAULT, GC_GEN_POINTS_MIN,
                       GC_GEN_POINTS_MAX, &points, err, errlen) < 0 ||
-        gc_env_double("GENERATION_LEASE_WAIT_S", 600, 0, 86400, &gs->lease_wait_s, err,
-                      errlen) < 0 ||
+        gc_env_double("GENERATION_LEASE_WAIT_S", 600, 0, 86400, &gs->lease_wait_s, err, errlen) <
+            0 ||
         gc_env_double("GENERATION_PRIORITY", 100, -1e6, 1e6, &priority, err, errlen) < 0 ||
         gc_env_double("GENERATION_DEVICE", 0, 0, 15, &device, err, errlen) < 0 ||
-        gc_env_double("GENERATION_PIPELINE_TIMEOUT_S", 600, 1, 86400, &gs->pipeline_timeout_s,
-                      err, errlen) < 0 ||
+        gc_env_double("GENERATION_PIPELINE_TIMEOUT_S", 600, 1, 86400, &gs->pipeline_timeout_s, err,
+                      errlen) < 0 ||
         gc_env_bool("GPUCOORD_DISABLE", false, &disable, err, errlen) < 0 ||
         gc_env_bool("GPUCOORD_REQUIRED", true, &gs->require_coordinator, err, errlen) < 0)
         return GC_EINVAL;
@@ -82,8 +82,8 @@ static int setup(struct generation_server *gs, char *err, size_t errlen)
     flux = (uint64_t)((double)gs->peak_bytes * FLUX_SHARE);
     rc = gc_model_add(&gs->store, "flux-t2i", flux, 0xf1, false, &gs->flux, err, errlen);
     if (rc == 0)
-        rc = gc_model_add(&gs->store, "hunyuan3d", gs->peak_bytes - flux, 0x3d, false,
-                          &gs->hunyuan, err, errlen);
+        rc = gc_model_add(&gs->store, "hunyuan3d", gs->peak_bytes - flux, 0x3d, false, &gs->hunyuan,
+                          err, errlen);
     return rc;
 }
 
@@ -125,8 +125,7 @@ int main(int argc, char **argv)
         gc_error("%s", err);
         return 1;
     }
-    gc_info("listening on %s:%d; pipeline %s, peak %s, %s", gs.args.host,
-            gc_http_server_port(http),
+    gc_info("listening on %s:%d; pipeline %s, peak %s, %s", gs.args.host, gc_http_server_port(http),
             gs.pipeline_cmd[0] ? "external command" : "reference stages",
             gc_size_format(gs.peak_bytes, size, sizeof(size)),
             gs.coordination ? "leases from the coordinator"

@@ -71,22 +71,21 @@ static void handle_unload(struct validation_server *vs, struct gc_http_resp *res
     pthread_rwlock_unlock(&vs->models_lock);
     if (rc < 0) {
         gc_warn("unload failed: %s", err);
-        gc_http_resp_json(resp, 500,
-                          json_pack("{s:s, s:s, s:b}", "status", "error", "error", err,
-                                    "models_unloaded", 0));
+        gc_http_resp_json(
+            resp, 500,
+            json_pack("{s:s, s:s, s:b}", "status", "error", "error", err, "models_unloaded", 0));
         return;
     }
     gc_info("models unloaded: %.3f GiB freed in %.3f s", gc_gib(free_after - free_before),
             (double)(gc_mono_ns() - t0) / 1e9);
-    gc_http_resp_json(
-        resp, 200,
-        json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:b}", "status", "success",
-                  "memory_before_gb", gc_gib(total - free_before), "memory_after_gb",
-                  gc_gib(total - free_after), "memory_freed_gb",
-                  gc_gib(free_after > free_before ? free_after - free_before : 0),
-                  "total_memory_gb", gc_gib(total), "free_memory_gb", gc_gib(free_after),
-                  "unload_time", round3((double)(gc_mono_ns() - t0) / 1e9), "models_unloaded",
-                  1));
+    gc_http_resp_json(resp, 200,
+                      json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:b}", "status", "success",
+                                "memory_before_gb", gc_gib(total - free_before), "memory_after_gb",
+                                gc_gib(total - free_after), "memory_freed_gb",
+                                gc_gib(free_after > free_before ? free_after - free_before : 0),
+                                "total_memory_gb", gc_gib(total), "free_memory_gb",
+                                gc_gib(free_after), "unload_time",
+                                round3((double)(gc_mono_ns() - t0) / 1e9), "models_unloaded", 1));
 }
 
 static void handle_reload(struct validation_server *vs, struct gc_http_resp *resp)
@@ -107,9 +106,9 @@ static void handle_reload(struct validation_server *vs, struct gc_http_resp *res
     pthread_rwlock_unlock(&vs->models_lock);
     if (rc < 0) {
         gc_warn("reload failed: %s", err);
-        gc_http_resp_json(resp, rc == GC_EOOM ? 507 : 500,
-                          json_pack("{s:s, s:s, s:b}", "status", "error", "error", err,
-                                    "models_reloaded", 0));
+        gc_http_resp_json(
+            resp, rc == GC_EOOM ? 507 : 500,
+            json_pack("{s:s, s:s, s:b}", "status", "error", "error", err, "models_reloaded", 0));
         return;
     }
     o = json_object();
@@ -127,7 +126,7 @@ static void handle_reload(struct validation_server *vs, struct gc_http_resp *res
         json_object_set_new(o, "already_loaded", json_true());
     if (!was_loaded)
         gc_info("models reloaded (%s) in %.3f s",
-                origin == GC_ORIGIN_BACKUP ? "restored from backup"
+                origin == GC_ORIGIN_BACKUP            ? "restored from backup"
                 : origin == GC_ORIGIN_FALLBACK_REINIT ? "host copy bad: reinitialized"
                                                       : "reinitialized",
                 (double)(gc_mono_ns() - t0) / 1e9);
@@ -189,8 +188,7 @@ static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_r
 static void handle_validate(struct validation_server *vs, const struct gc_http_req *req,
                             struct gc_http_resp *resp)
 {
-    static const char *const fields[] = {"prompt", "data", "compression", "generate_preview",
-                                         NULL};
+    static const char *const fields[] = {"prompt", "data", "compression", "generate_preview", NULL};
     struct gc_score_result result;
     struct gc_splats *splats = NULL;
     struct gc_jerr jerr;
@@ -205,22 +203,22 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
     int rc;
 
     rc = gc_json_parse(req->body, req->body_len, GC_JSON_DEPTH_MAX, &body, &jerr);
-    if (rc == 0 &&
-        (gc_json_only_keys(body, fields, &jerr) < 0 ||
-         gc_json_get_str(body, "prompt", true, PROMPT_MAX_BYTES, &prompt, &jerr) < 0 ||
-         gc_json_get_str(body, "data", true, SIZE_MAX, &data, &jerr) < 0 ||
-         gc_json_get_int(body, "compression", false, INT32_MIN, INT32_MAX, &compression, &jerr) <
-             0 ||
-         gc_json_get_bool(body, "generate_preview", false, &preview, &jerr) < 0))
+    if (rc == 0 && (gc_json_only_keys(body, fields, &jerr) < 0 ||
+                    gc_json_get_str(body, "prompt", true, PROMPT_MAX_BYTES, &prompt, &jerr) < 0 ||
+                    gc_json_get_str(body, "data", true, SIZE_MAX, &data, &jerr) < 0 ||
+                    gc_json_get_int(body, "compression", false, INT32_MIN, INT32_MAX, &compression,
+                                    &jerr) < 0 ||
+                    gc_json_get_bool(body, "generate_preview", false, &preview, &jerr) < 0))
         rc = GC_EINVAL;
     if (rc < 0) {
         gc_server_error(resp, rc == GC_ETOOBIG ? 413 : 400, "bad_request", "%s", jerr.msg);
         goto out;
     }
     if (compression != 0) {
-        gc_server_error(resp, 400, "bad_request",
-                        "unsupported compression code %lld (only 0, uncompressed PLY, is supported)",
-                        (long long)compression);
+        gc_server_error(
+            resp, 400, "bad_request",
+            "unsupported compression code %lld (only 0, uncompressed PLY, is supported)",
+            (long long)compression);
         goto out;
     }
     if (gc_b64_decode(data, strlen(data), (size_t)VALIDATION_BODY_MAX_DEFAULT, &ply, &ply_len) <
@@ -300,8 +298,9 @@ void validation_handle(void *ctx, const struct gc_http_req *req, struct gc_http_
     if (strcmp(path, "/health") == 0 && get) {
         handle_health(vs, resp);
     } else if (strcmp(path, "/version") == 0 && get) {
-        gc_http_resp_json(resp, 200, json_string("gpucoord validation-server " GPUCOORD_VERSION
-                                                 " (reference models)"));
+        gc_http_resp_json(
+            resp, 200,
+            json_string("gpucoord validation-server " GPUCOORD_VERSION " (reference models)"));
     } else if (strcmp(path, "/gpu_status") == 0 && get) {
         handle_gpu_status(vs, resp);
     } else if (strcmp(path, "/unload_models") == 0 && post) {
@@ -316,8 +315,8 @@ void validation_handle(void *ctx, const struct gc_http_req *req, struct gc_http_
                strcmp(path, "/gpu_status") == 0 || strcmp(path, "/unload_models") == 0 ||
                strcmp(path, "/reload_models") == 0 || strcmp(path, "/cleanup_gpu") == 0 ||
                strcmp(path, "/validate_txt_to_3d_ply") == 0) {
-        gc_server_error(resp, 405, "method_not_allowed", "method %s not allowed on %s",
-                        req->method, path);
+        gc_server_error(resp, 405, "method_not_allowed", "method %s not allowed on %s", req->method,
+                        path);
     } else {
         gc_server_error(resp, 404, "not_found", "no such path: %.100s", path);
     }

@@ -44,8 +44,8 @@ static int setup(struct validation_server *vs, char *err, size_t errlen)
     if (gc_env_size("VALIDATION_MODEL_BYTES", 5046586572ULL, &vs->model_bytes, err, errlen) < 0 ||
         gc_env_size("VALIDATION_ACTIVATION_BYTES", 64ULL << 20, &vs->activation_bytes, err,
                     errlen) < 0 ||
-        gc_env_double("VALIDATION_DEMAND_WAIT_S", 300, 0, 86400, &vs->demand_wait_s, err,
-                      errlen) < 0 ||
+        gc_env_double("VALIDATION_DEMAND_WAIT_S", 300, 0, 86400, &vs->demand_wait_s, err, errlen) <
+            0 ||
         gc_env_double("VALIDATION_PRIORITY", 10, -1e6, 1e6, &priority, err, errlen) < 0 ||
         gc_env_double("VALIDATION_DEVICE", 0, 0, 15, &device, err, errlen) < 0 ||
         gc_env_bool("GPUCOORD_DISABLE", false, &disable, err, errlen) < 0)
@@ -109,8 +109,7 @@ int main(int argc, char **argv)
         gc_error("%s", err);
         return rc == GC_EINVAL ? 2 : 1;
     }
-    gc_info("models loaded: %s on the GPU (%s)",
-            gc_size_format(vs.model_bytes, size, sizeof(size)),
+    gc_info("models loaded: %s on the GPU (%s)", gc_size_format(vs.model_bytes, size, sizeof(size)),
             gc_model_store_retains_data(&vs.store) ? "checksummed"
                                                    : "device keeps no data: checksums skipped");
 

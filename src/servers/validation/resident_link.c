@@ -15,15 +15,15 @@
 #include "servers/validation/validation.h"
 
 /* How often the link checks that the coordinator still knows this resident. */
-#define LINK_CHECK_MS 2000
+#define LINK_CHECK_MS   2000
 #define LINK_TIMEOUT_MS 5000
 
 static int link_register(struct validation_server *vs, gpucoord_client *c)
 {
-    json_t *body = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f}", "name",
-                             vs->resident_name, "protocol", "seed", "url", vs->self_url, "pid",
-                             (int)getpid(), "bytes", (json_int_t)vs->model_bytes, "priority",
-                             vs->priority, "unload_timeout_s", 30.0, "reload_timeout_s", 60.0);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f}", "name", vs->resident_name,
+                             "protocol", "seed", "url", vs->self_url, "pid", (int)getpid(), "bytes",
+                             (json_int_t)vs->model_bytes, "priority", vs->priority,
+                             "unload_timeout_s", 30.0, "reload_timeout_s", 60.0);
     char *text = json_dumps(body, JSON_COMPACT), *answer = NULL;
     long status = 0;
     int rc;
@@ -51,8 +51,7 @@ static bool link_known(struct validation_server *vs, gpucoord_client *c, bool *r
     json_t *j;
 
     snprintf(path, sizeof(path), "/v1/residents/%s", vs->resident_name);
-    *ret_reachable = gpucoord_request(c, "GET", path, NULL, LINK_TIMEOUT_MS, &status,
-                                      &answer) == 0;
+    *ret_reachable = gpucoord_request(c, "GET", path, NULL, LINK_TIMEOUT_MS, &status, &answer) == 0;
     if (*ret_reachable && status == 200) {
         j = json_loads(answer, 0, NULL);
         /* Known, with our pid, and not marked gone (a coordinator restart keeps it). */
@@ -131,8 +130,8 @@ int validation_demand(struct validation_server *vs, double wait_s, char *why, si
     }
     snprintf(path, sizeof(path), "/v1/residents/%s/demand", vs->resident_name);
     snprintf(body, sizeof(body), "{\"wait_s\":%.3f}", wait_s);
-    rc = gpucoord_request(c, "POST", path, body, (long)(wait_s * 1000.0) + LINK_TIMEOUT_MS,
-                          &status, &answer);
+    rc = gpucoord_request(c, "POST", path, body, (long)(wait_s * 1000.0) + LINK_TIMEOUT_MS, &status,
+                          &answer);
     if (rc < 0) {
         snprintf(why, why_len, "%s", gpucoord_client_message(c));
     } else if (status == 200) {

@@ -14,7 +14,7 @@
 #include "servers/common/server.h"
 #include "servers/validation/score.h"
 
-#define VALIDATION_PORT 10006
+#define VALIDATION_PORT   10006
 #define VALIDATION_MODELS 3
 /* Largest request body (a base64 PLY): about 190k splats. */
 #define VALIDATION_BODY_MAX_DEFAULT (64ULL << 20)
@@ -25,10 +25,10 @@ struct validation_server {
     char self_url[160];
     char resident_name[65];
     char coordinator_url[512];
-    bool coordination;           /* register and demand through gpucoordd */
-    uint64_t model_bytes;        /* all models together (VALIDATION_MODEL_BYTES) */
-    uint64_t activation_bytes;   /* scratch per validation, cached (VALIDATION_ACTIVATION_BYTES) */
-    double demand_wait_s;        /* how long a request waits for its models to come back */
+    bool coordination;         /* register and demand through gpucoordd */
+    uint64_t model_bytes;      /* all models together (VALIDATION_MODEL_BYTES) */
+    uint64_t activation_bytes; /* scratch per validation, cached (VALIDATION_ACTIVATION_BYTES) */
+    double demand_wait_s;      /* how long a request waits for its models to come back */
     int priority;
 
     struct gc_model_store store;
@@ -37,7 +37,7 @@ struct validation_server {
 
     /* Validations hold it shared; unload/reload/cleanup hold it exclusively. */
     pthread_rwlock_t models_lock;
-    bool loaded;               /* guarded by models_lock */
+    bool loaded;                /* guarded by models_lock */
     pthread_mutex_t store_lock; /* the driver calls of the store (scratch) */
 
     /* Coordinator link. */
