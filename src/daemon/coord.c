@@ -217,7 +217,7 @@ static void watch_remove(struct gc_coord *coord, struct gc_watch *w)
     *w = coord->watches[--coord->nwatches];
 }
 
-static void watch_release_locked(struct gc_coord *coord, pid_t pid)
+void gc_coord_watch_release_locked(struct gc_coord *coord, pid_t pid)
 {
     struct gc_watch *w = watch_find(coord, pid);
 
@@ -293,7 +293,7 @@ void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
                                                                  : gc_lease_state_name(h->state),
                   h->reason[0] ? ": " : "", h->reason);
     if (pid > 0)
-        watch_release_locked(coord, pid);
+        gc_coord_watch_release_locked(coord, pid);
     pthread_cond_broadcast(&coord->changed);
 }
 
@@ -343,7 +343,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
                 gc_events_add(&coord->events, now, "lease_refused", h->id, "%s: %s", h->holder,
                               h->reason);
                 if (h->pid > 0)
-                    watch_release_locked(coord, h->pid);
+                    gc_coord_watch_release_locked(coord, h->pid);
             }
             break;
         case GC_ACT_EXPIRED:
@@ -357,7 +357,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
                 gc_events_add(&coord->events, now, "lease_expired", h->id, "%s: %s", h->holder,
                               h->reason);
                 if (h->pid > 0)
-                    watch_release_locked(coord, h->pid);
+                    gc_coord_watch_release_locked(coord, h->pid);
             }
             break;
         case GC_ACT_PREPARING:

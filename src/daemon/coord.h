@@ -135,6 +135,8 @@ void gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_re
 const struct gc_watch *gc_coord_watch_locked(struct gc_coord *coord, pid_t pid);
 /* The watch of a live process, or (checking /proc) a new one; NULL if pid is gone. */
 const struct gc_watch *gc_coord_watch_alive_locked(struct gc_coord *coord, pid_t pid);
+/* Stops watching pid when no lease or resident refers to it any more. */
+void gc_coord_watch_release_locked(struct gc_coord *coord, pid_t pid);
 /* True when a lease waits or an evicted resident waits to be restored. */
 bool gc_coord_something_waits_locked(struct gc_coord *coord);
 /* Waits on coord->changed until deadline_ms (monotonic); false when it passed. */

@@ -284,7 +284,7 @@ void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct g
         end_demands_locked(coord, name, "resident was deleted");
         gc_coord_journal_locked(coord, json_pack("{s:s, s:s}", "op", "rdel", "name", name), true);
         gc_events_add(&coord->events, gc_real_s(), "resident_deleted", name, "pid %d", (int)pid);
-        (void)pid;
+        gc_coord_watch_release_locked(coord, pid);
         gc_coord_kick_locked(coord);
         json_decref(ans->body);
         ans->status = 204;
