@@ -107,7 +107,7 @@ say ""
 export GPUCOORD_REAL_GPU=1
 export GPUCOORD_BUILD=$build GENERATION_STEP_MS=${GENERATION_STEP_MS:-100}
 for cls in ValidationUnloadReload SingleGeneration SeveralGenerations ConcurrentGenerations \
-    GenerationKilledMidGeneration WithoutCoordination; do
+    GenerationKilledMidGeneration ClientDisconnects WithoutCoordination; do
     t0=$SECONDS
     if timeout 150 python3 "$here/tests/acceptance/test_founding.py" "$cls" >>"$log" 2>&1; then
         say "- $cls: passed ($((SECONDS - t0)) s)"

@@ -5,6 +5,7 @@ the original OOM comes back. The system is started with ./start_servers.sh on gp
 (an RTX 4090: 24564Mi; validation 4.7Gi + generation 19.6Gi do not fit together)."""
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -188,6 +189,29 @@ class GenerationKilledMidGeneration(FoundingSystem):
         kinds = [(e["kind"], e["detail"]) for e in self.events()]
         self.assertTrue(any(k == "lease_expired" and "exited" in d for k, d in kinds), kinds)
         self.assertEqual(self.oom_count(), 0)
+
+
+class ClientDisconnects(FoundingSystem):
+    step_ms = 1500
+
+    def test_abandoned_generation_releases_its_lease(self):
+        body = b"prompt=a+cube&seed=1"
+        s = socket.create_connection(("127.0.0.1", self.ports["gen"]), timeout=10)
+        s.sendall(b"POST /generate/ HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                  b"application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(body), body))
+        wait_until(lambda: self.resident_state() == "unloaded", 10,
+                   what="the generation's lease evicting validation")
+        s.close()  # the client goes away mid-generation
+        t0 = time.monotonic()
+        wait_until(lambda: self.http.get("/v1/leases")[1]["leases"] == [], 5,
+                   what="the lease released")
+        self.assertLess(time.monotonic() - t0, 3)  # abandoned between stages, not at the end
+        wait_until(lambda: self.resident_state() == "loaded", 10)
+        st, status = self.gen.get("/status/")
+        self.assertEqual(status["metrics"]["failed_generations"], 1)
+        kinds = [e["kind"] for e in self.events()]
+        self.assertIn("lease_released", kinds)
 
 
 class WithoutCoordination(FoundingSystem):
