@@ -774,6 +774,8 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
     struct gc_jerr err;
     enum gc_resident_state state = GC_RES_LOADED;
     const char *state_name = json_string_value(json_object_get(rec, "state"));
+    pid_t pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
+    uint64_t pid_start = (uint64_t)json_integer_value(json_object_get(rec, "pid_start"));
 
     /* A resident also declared in the config keeps the config's spec. */
     if (r == NULL) {
@@ -790,10 +792,31 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
     r->floor_bytes = (uint64_t)json_integer_value(json_object_get(rec, "floor"));
     r->unloads = (unsigned)json_integer_value(json_object_get(rec, "unloads"));
     r->reloads = (unsigned)json_integer_value(json_object_get(rec, "reloads"));
+    /* The journaled pid is the one that was running (a process resident's is learned
+     * when it starts); its journaled start time tells it from a later process. */
+    if (pid > 0 && pid != r->pid) {
+        pid_t old = r->pid;
+        r->pid = pid;
+        gc_coord_watch_release_locked(coord, old);
+    }
+    if (pid > 0)
+        r->pid_start_ticks = pid_start;
     if (r->pid > 0 && !holder_alive(r->pid, r->pid_start_ticks)) {
-        state = strcmp(r->protocol, "process") == 0 ? GC_RES_UNLOADED : GC_RES_GONE;
+        pid_t dead = r->pid;
+        if (strcmp(r->protocol, "process") == 0) {
+            if (state == GC_RES_LOADED)
+                r->evicted = false; /* it was not evicted: it died */
+            state = GC_RES_UNLOADED;
+            r->pid = 0; /* its start command brings it back */
+            r->pid_start_ticks = 0;
+        } else {
+            state = GC_RES_GONE;
+        }
         snprintf(r->reason, sizeof(r->reason), "process %d exited while the coordinator was down",
-                 (int)r->pid);
+                 (int)dead);
+        gc_coord_watch_release_locked(coord, dead);
+    } else if (r->pid > 0) {
+        gc_coord_watch_locked(coord, r->pid);
     }
     /* A step cut short: the resident is asked (below) what it holds now; until then
      * it is unloaded and to be restored (reload is idempotent). */
@@ -939,7 +962,9 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
         coord->ledger->next_id = (uint64_t)st.next_id;
     if (st.next_seq > 0 && (uint64_t)st.next_seq > coord->ledger->next_seq)
         coord->ledger->next_seq = (uint64_t)st.next_seq;
+    coord->recovering = true;
     json_object_foreach(st.residents, key, rec) recover_resident_locked(coord, rec, &nres);
+    coord->recovering = false;
     json_object_foreach(st.leases, key, rec) recover_lease_locked(coord, rec, &adopted, &expired);
     probe_interrupted_locked(coord);
     if (nres + adopted + expired + skipped > 0) {

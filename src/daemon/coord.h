@@ -78,7 +78,8 @@ struct gc_coord {
     struct gc_watch watches[GC_WATCH_MAX];
     unsigned nwatches;
     unsigned jobs_running;
-    bool stopping;
+    bool stopping;   /* shutting down: waits end, loops exit */
+    bool recovering; /* replaying the journal: registrations skip the live-pid check */
     int64_t started_ms;
     char driver_version[96];
     struct gc_actions actions;       /* scratch for kicks (under the lock) */

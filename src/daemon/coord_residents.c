@@ -170,7 +170,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
         REG_FAIL("on_stuck must be fail or kill");
     if (r.on_stuck == GC_STUCK_KILL && pid == 0)
         REG_FAIL("on_stuck=kill needs the resident's pid");
-    if (pid > 0 && !gc_proc_alive((pid_t)pid))
+    /* Recovery judges the journaled pid itself (with its start time). */
+    if (pid > 0 && !coord->recovering && !gc_proc_alive((pid_t)pid))
         REG_FAIL("process %lld does not exist", (long long)pid);
 #undef REG_FAIL
 

@@ -10,7 +10,16 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gctest import CTX, GEN_BYTES, VAL_BYTES, GpuEnv, wait_until  # noqa: E402
+from gctest import BUILD, CTX, GEN_BYTES, VAL_BYTES, GpuEnv, wait_until  # noqa: E402
+
+
+def alive(pid):
+    """True while pid runs (a zombie has exited)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 class CoordinatorCrash(GpuEnv):
@@ -115,6 +124,66 @@ class CoordinatorCrash(GpuEnv):
         rpid = int(res.field("pid"))
         wait_until(lambda: self.resident("validation")["state"] == "loaded", 15)
         self.assertEqual(self.proc_usage(rpid), CTX + VAL_BYTES)
+
+    def test_resident_dies_while_coordinator_is_down(self):
+        self.start_coordinator()
+        res = self.start_resident("validation", "4.7Gi")
+        rpid = int(res.field("pid"))
+        port = self.coord_port
+        self.coord.signal(signal.SIGKILL)
+        self.coord.p.wait(timeout=5)
+        res.kill()
+        self.start_coordinator(port=port, state_dir=self.state_dir)
+        r = self.resident("validation")  # kept, with the pid it had, and known dead
+        self.assertEqual((r["state"], r["pid"]), ("gone", rpid), r)
+        self.assertIn("exited while the coordinator was down", r["reason"])
+        st, body = self.http.post("/v1/residents/validation/demand", {"wait_s": 0.2})
+        self.assertEqual(st, 503, body)
+
+    def start_process_resident(self):
+        hold = os.path.join(BUILD, "src", "tools", "gpu-hold")
+        st, body = self.http.post("/v1/residents", {
+            "name": "llm", "protocol": "process", "command": "exec %s --bytes 3Gi" % hold,
+            "bytes": "3Gi", "kill_grace_s": 2})
+        self.assertEqual(st, 201, body)
+        st, r = self.http.post("/v1/residents/llm/reload")
+        self.assertEqual(st, 200, r)
+        pid = r["pid"]
+        self.addCleanup(lambda: os.path.exists("/proc/%d" % pid) and os.kill(pid, signal.SIGKILL))
+        wait_until(lambda: self.proc_usage(pid) >= 3 << 30, 5)
+        return pid
+
+    def test_process_resident_keeps_its_pid_across_a_restart(self):
+        self.start_coordinator()
+        pid = self.start_process_resident()
+        self.restart()
+        r = self.resident("llm")
+        self.assertEqual((r["state"], r["pid"]), ("loaded", pid), r)
+        # Evicting it stops the process it started before the crash: the memory comes back.
+        st, lease = self.http.post("/v1/leases", {"holder": "x", "bytes": "22Gi", "ttl_s": 30,
+                                                  "wait_s": 20})
+        self.assertEqual(st, 201, lease)
+        self.assertEqual(lease["evicted"], ["llm"])
+        self.assertEqual([p for p in self.gpu()["processes"] if p["pid"] == pid], [])
+        self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 0)
+
+    def test_process_resident_dies_while_coordinator_is_down(self):
+        self.start_coordinator()
+        pid = self.start_process_resident()
+        port = self.coord_port
+        self.coord.signal(signal.SIGKILL)
+        self.coord.p.wait(timeout=5)
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not alive(pid), 5, what="resident process dead")
+        self.start_coordinator(port=port, state_dir=self.state_dir)
+        r = self.resident("llm")  # not running: its command starts it again on demand
+        self.assertEqual(r["state"], "unloaded", r)
+        st, r = self.http.post("/v1/residents/llm/demand", {"wait_s": 10})
+        self.assertEqual((st, r["state"]), (200, "loaded"), r)
+        self.assertNotEqual(r["pid"], pid)
+        self.addCleanup(lambda: os.path.exists("/proc/%d" % r["pid"]) and
+                        os.kill(r["pid"], signal.SIGKILL))
+        wait_until(lambda: self.proc_usage(r["pid"]) >= 3 << 30, 5)
 
     def test_killed_mid_reload(self):
         self.start_coordinator()
