@@ -373,6 +373,40 @@ void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct g
     resident_step(coord, name, false, ans);
 }
 
+/*
+ * A resident demanded while the ledger says it is loaded: asks it (the lock is
+ * dropped around the question). One that reports its models unloaded - it was
+ * unloaded outside the coordinator, or finished an unload the coordinator had
+ * given up on - is marked unloaded, so that the demand reloads it. Returns the
+ * resident again, or NULL when it was deleted meanwhile.
+ */
+static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const char *name)
+{
+    struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+    const struct gc_adapter *adapter = gc_adapter_find(r->protocol);
+    struct gc_resident_spec spec = coord->ext[gc_coord_resident_index(coord, r)].spec;
+    struct gc_adapter_result res = {.models_loaded = -1};
+    int rc;
+
+    if (adapter == NULL || strcmp(r->protocol, "process") == 0)
+        return r; /* a running process resident is loaded by definition */
+    spec.pid = r->pid;
+    pthread_mutex_unlock(&coord->lock);
+    rc = adapter->health(&spec, &res);
+    pthread_mutex_lock(&coord->lock);
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (r == NULL || rc < 0 || res.models_loaded != 0 || r->state != GC_RES_LOADED || r->busy)
+        return r;
+    r->state = GC_RES_UNLOADED;
+    r->evicted = false;
+    r->unloaded_since_ms = gc_mono_ms();
+    snprintf(r->reason, sizeof(r->reason), "reported its models unloaded while marked loaded");
+    gc_events_add(&coord->events, gc_real_s(), "resident_probed", name,
+                  "marked loaded, but it reports its models unloaded: reloading it on demand");
+    gc_coord_journal_resident_locked(coord, r);
+    return r;
+}
+
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
                               struct gc_api_answer *ans)
 {
@@ -400,6 +434,12 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         goto out_unlock;
     }
     r->last_used_ms = gc_mono_ms();
+    if (r->state == GC_RES_LOADED && !r->busy)
+        r = probe_loaded_locked(coord, name);
+    if (r == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted", name);
+        goto out_unlock;
+    }
     if (r->state == GC_RES_FAILED ||
         (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0)) {
         gc_api_error(ans, GC_EUNAVAIL, "resident '%s' is %s%s%s", name,

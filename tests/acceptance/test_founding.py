@@ -51,6 +51,23 @@ class ValidationUnloadReload(FoundingSystem):
         self.assertEqual(self.oom_count(), 0)
 
 
+    def test_validation_after_an_unload_behind_the_coordinators_back(self):
+        # A script calls the original /unload_models/ itself: the coordinator still
+        # has the models as loaded. The next validation must bring them back, not fail.
+        st, ply = self.generate("a red cube", seed=3)
+        self.assertEqual(st, 200, ply)
+        wait_until(lambda: self.resident_state() == "loaded", 10)
+        st, un = self.val.post("/unload_models/")
+        self.assertEqual((st, un["models_unloaded"]), (200, True), un)
+        self.assertEqual(self.resident_state(), "loaded")
+        st, score = self.validate(ply, "a red cube")
+        self.assertEqual(st, 200, score)
+        self.assertGreater(score["score"], 0.6)
+        self.assertIs(self.val.get("/health/")[1]["models_loaded"], True)
+        self.assertEqual(self.resident_state(), "loaded")
+        self.assertEqual(self.oom_count(), 0)
+
+
 class SingleGeneration(FoundingSystem):
     step_ms = 400
 

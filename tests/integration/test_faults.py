@@ -8,7 +8,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gctest import BUILD, CTX, GEN_BYTES, MiB, VAL_BYTES, GpuEnv, wait_until  # noqa: E402
+from gctest import BUILD, CTX, GEN_BYTES, MiB, VAL_BYTES, GpuEnv, Http, wait_until  # noqa: E402
 
 
 class Faults(GpuEnv):
@@ -181,6 +181,28 @@ class Faults(GpuEnv):
         st, r = self.http.post("/v1/residents/validation/unload")
         st, r = self.http.post("/v1/residents/validation/reload")
         self.assertEqual((st, r["state"]), (200, "loaded"))
+
+    def test_demand_reloads_a_resident_that_unloaded_after_the_coordinator_gave_up(self):
+        # The unload answers after its timeout: the lease fails and the resident stays
+        # marked loaded, but it does unload. A demand asks it and reloads it.
+        res = self.start_resident("validation", "4.7Gi", "--unload-delay-ms", "2000",
+                                  "--unload-timeout", "0.5")
+        rpid = int(res.field("pid"))
+        st, body = self.lease(wait_s=10)
+        self.assertEqual(st, 503, body)
+        direct = Http("http://127.0.0.1:%s" % res.field("port"))
+        wait_until(lambda: direct.get("/health/")[1]["models_loaded"] is False, 5)
+        self.assertEqual(self.resident("validation")["state"], "loaded")
+        st, r = self.http.post("/v1/residents/validation/demand", {"wait_s": 10})
+        self.assertEqual((st, r["state"]), (200, "loaded"), r)
+        self.assertIs(direct.get("/health/")[1]["models_loaded"], True)
+        self.assertEqual(self.proc_usage(rpid), CTX + VAL_BYTES)
+        self.assertIn("resident_probed", [e["kind"] for e in self.events()])
+
+    def test_demand_of_a_loaded_resident_does_not_reload_it(self):
+        self.start_resident("validation", "4.7Gi")
+        st, r = self.http.post("/v1/residents/validation/demand", {"wait_s": 5})
+        self.assertEqual((st, r["state"], r["reloads"]), (200, "loaded", 0), r)
 
     def test_demand_waits_for_a_granted_lease(self):
         self.start_resident("validation", "4.7Gi")

@@ -151,11 +151,16 @@ static void handle_cleanup(struct validation_server *vs, struct gc_http_resp *re
     gc_http_resp_json(resp, 200, o);
 }
 
+/* Pause between demands the coordinator answered "loaded" while these models are not. */
+#define DEMAND_BACKOFF_MIN_MS 20
+#define DEMAND_BACKOFF_MAX_MS 1000
+
 /* Holds models_lock shared with the models loaded, asking the coordinator for them
  * back when they are not. On failure answers resp and returns false. */
 static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_resp *resp)
 {
     int64_t deadline = gc_mono_ms() + (int64_t)(vs->demand_wait_s * 1000.0);
+    int64_t backoff_ms = DEMAND_BACKOFF_MIN_MS;
     char why[512];
 
     for (;;) {
@@ -181,7 +186,15 @@ static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_r
             gc_server_error(resp, 503, "unavailable", "the models are unloaded: %s", why);
             return false;
         }
-        /* 0: reloaded (loop to take the lock); timeout: loop ends on the deadline. */
+        /* 0: the coordinator says they are loaded; a reload lands in this process a
+         * moment later, or the two disagree until the coordinator's next look: wait
+         * a little before asking again rather than spin. Timeout: the loop ends on
+         * the deadline. */
+        if (rc == 0) {
+            gc_sleep_ms(backoff_ms);
+            backoff_ms = backoff_ms * 2 > DEMAND_BACKOFF_MAX_MS ? DEMAND_BACKOFF_MAX_MS
+                                                               : backoff_ms * 2;
+        }
     }
 }
 

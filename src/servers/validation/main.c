@@ -102,7 +102,15 @@ int main(int argc, char **argv)
         return 2;
     }
     gc_server_block_signals();
-    pthread_rwlock_init(&vs.models_lock, NULL);
+    {
+        /* Writer-preferring: an unload waits for validations in flight, not for a
+         * stream of new ones that keeps the read side always held. */
+        pthread_rwlockattr_t attr;
+        pthread_rwlockattr_init(&attr);
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&vs.models_lock, &attr);
+        pthread_rwlockattr_destroy(&attr);
+    }
     pthread_mutex_init(&vs.store_lock, NULL);
     rc = setup(&vs, err, sizeof(err));
     if (rc < 0) {
