@@ -397,7 +397,10 @@ static void schedule_restores(struct gc_ledger *ledger, struct gc_actions *out)
         if (needed)
             continue;
         gc_ledger_account(ledger, r->gpu, NULL, &acct);
-        if (acct.headroom < (int64_t)r->bytes)
+        /* What it still holds above its floor (an unload that freed little) needs no room. */
+        uint64_t usage = gc_ledger_proc_usage(ledger, r->gpu, r->pid);
+        uint64_t present = r->pid > 0 && usage > r->floor_bytes ? usage - r->floor_bytes : 0;
+        if (acct.headroom < (int64_t)(r->bytes > present ? r->bytes - present : 0))
             continue;
         if (action_add(out, GC_ACT_RELOAD, NULL, r, r->gpu) == NULL)
             return;

@@ -43,6 +43,7 @@ struct job_view {
     enum gc_on_stuck on_stuck;
     unsigned gpu;
     uint64_t usage_before;
+    uint64_t floor;    /* its usage when last verified unloaded (0: unknown) */
     uint64_t expected; /* bytes it should free / take */
 };
 
@@ -60,6 +61,7 @@ static int view_locked(struct gc_coord *coord, const char *name, enum gc_residen
     ret->on_stuck = r->on_stuck;
     ret->gpu = r->gpu;
     ret->usage_before = r->usage_before;
+    ret->floor = r->floor_bytes;
     ret->expected = r->bytes;
     return ret->adapter ? 0 : GC_EINVAL;
 }
@@ -211,6 +213,8 @@ static int unload_escalate(struct gc_coord *coord, const char *name, const char 
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r != NULL) {
         r->state = GC_RES_RELOADING;
+        r->evicted = true; /* if this reload cannot finish, it is retried */
+        r->unloaded_since_ms = gc_mono_ms();
         snprintf(r->reason, sizeof(r->reason), "%s", why);
         gc_coord_journal_resident_locked(coord, r);
     }
@@ -349,9 +353,9 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
                            why, why_len);
 }
 
-/* Waits until NVML shows room for the reload (bounded); false when it never came. */
-static bool wait_room(struct gc_coord *coord, const struct job_view *v, int64_t deadline, char *why,
-                      size_t why_len)
+/* Waits until NVML shows room for need more bytes (bounded); false when it never came. */
+static bool wait_room(struct gc_coord *coord, const struct job_view *v, uint64_t need,
+                      int64_t deadline, char *why, size_t why_len)
 {
     char b1[GC_SIZE_BUF], b2[GC_SIZE_BUF];
 
@@ -362,12 +366,12 @@ static bool wait_room(struct gc_coord *coord, const struct job_view *v, int64_t 
         free_bytes = coord->ledger->gpus[v->gpu].free_bytes;
         pthread_mutex_unlock(&coord->lock);
         /* NVML's free, not the ledger's: freed memory can take a while to come back. */
-        if (free_bytes >= v->expected)
+        if (free_bytes >= need)
             return true;
         if (gc_mono_ms() >= deadline) {
             snprintf(why, why_len, "no room to reload '%s': NVML shows %s free, it needs %s",
                      v->spec.name, gc_size_format(free_bytes, b1, sizeof(b1)),
-                     gc_size_format(v->expected, b2, sizeof(b2)));
+                     gc_size_format(need, b2, sizeof(b2)));
             return false;
         }
         gc_sleep_ms((int64_t)(coord->config->verify_poll_s * 1000.0));
@@ -378,8 +382,16 @@ static void reload_finish_locked(struct gc_coord *coord, const char *name, int r
                                  double wait_s, double reload_s, double verify_s, bool verified)
 {
     struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+    char died[GC_REASON_MAX];
     struct gc_event *ev;
 
+    if (rc == 0 && r != NULL && r->pid > 0 && !gc_proc_alive(r->pid)) {
+        /* It answered, then died before it was marked loaded: its exit was not seen
+         * by the watcher (the job owned it), so it is judged here. */
+        snprintf(died, sizeof(died), "process %d exited during its reload", (int)r->pid);
+        why = died;
+        rc = GC_EUNAVAIL;
+    }
     if (r != NULL) {
         r->busy = false;
         if (rc == 0) {
@@ -396,8 +408,15 @@ static void reload_finish_locked(struct gc_coord *coord, const char *name, int r
             r->state = GC_RES_GONE; /* died: only a restart and re-registration help */
             snprintf(r->reason, sizeof(r->reason), "%s", why);
         } else {
+            /* A process resident that died starting is failed too (no restart loop);
+             * a reload by hand starts it again. */
             r->state = GC_RES_FAILED;
             snprintf(r->reason, sizeof(r->reason), "%s", why);
+            if (r->pid > 0 && !gc_proc_alive(r->pid)) {
+                pid_t dead = r->pid;
+                r->pid = 0;
+                gc_coord_watch_release_locked(coord, dead);
+            }
         }
         gc_coord_journal_resident_locked(coord, r);
     }
@@ -422,6 +441,7 @@ int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_
 {
     struct job_view v;
     struct gc_adapter_result res;
+    uint64_t present = 0;
     int64_t t0 = gc_mono_ms(), t1, t2;
     unsigned attempts;
     bool verified = false;
@@ -437,9 +457,18 @@ int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_
         pthread_mutex_unlock(&coord->lock);
         return rc;
     }
+    /* What it still holds above its floor needs no room: an unload that freed nothing
+     * (on_stuck=fail) or only part. */
+    if (v.spec.pid > 0) {
+        uint64_t held = gc_ledger_proc_usage(coord->ledger, v.gpu, v.spec.pid);
+        present = held > v.floor ? held - v.floor : 0;
+        if (v.expected > 0 && present >= (uint64_t)((double)v.expected * VERIFY_SHARE))
+            v.usage_before = v.floor; /* verified against its floor: it is all there */
+    }
     pthread_mutex_unlock(&coord->lock);
 
-    if (!wait_room(coord, &v, t0 + (int64_t)(v.spec.reload_timeout_s * 1000.0), why, why_len)) {
+    if (!wait_room(coord, &v, v.expected > present ? v.expected - present : 0,
+                   t0 + (int64_t)(v.spec.reload_timeout_s * 1000.0), why, why_len)) {
         /* Not a failure of the resident: it stays unloaded and is retried later. */
         pthread_mutex_lock(&coord->lock);
         struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);

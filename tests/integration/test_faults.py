@@ -67,6 +67,16 @@ class Faults(GpuEnv):
         self.assertEqual(st, 503)
         self.no_oom()
 
+    def test_resident_dies_right_after_answering_its_reload(self):
+        res = self.start_resident("validation", "4.7Gi", "--reload-mode", "die",
+                                  "--verify-timeout", "1")
+        st, lease = self.lease()
+        self.assertEqual(st, 201, lease)
+        self.http.delete("/v1/leases/" + lease["id"])
+        wait_until(lambda: self.resident("validation")["state"] == "gone", 10)
+        self.assertFalse(res.alive())
+        self.assertIn("exited during its reload", self.resident("validation")["reason"])
+
     def test_reload_fails_twice_then_succeeds(self):
         res = self.start_resident("validation", "4.7Gi", "--reload-failures", "2")
         st, lease = self.lease()
@@ -107,6 +117,20 @@ class Faults(GpuEnv):
         for k in ("cleanup_requested", "verify_timeout", "escalation_kill"):
             self.assertIn(k, kinds)
         self.start_holder("19.6Gi", name="generation").stop()
+        self.no_oom()
+
+    def test_on_stuck_fail_keeps_a_resident_that_kept_its_memory_loaded(self):
+        # 12Gi that never leave: the lease fails, and the resident is loaded again at
+        # once although the card has no 12Gi free - its memory never left.
+        res = self.start_resident("validation", "12Gi", "--unload-mode", "lie",
+                                  "--verify-timeout", "0.5")
+        rpid = int(res.field("pid"))
+        st, body = self.lease(bytes="14Gi")
+        self.assertEqual((st, body["error"]), (503, "could_not_free"), body)
+        wait_until(lambda: self.resident("validation")["state"] == "loaded", 5,
+                   what="resident loaded again")
+        self.assertEqual(self.proc_usage(rpid), CTX + 12 * (1 << 30))
+        self.assertNotIn("reload_waiting", self.event_kinds("validation"))
         self.no_oom()
 
     def test_cleanup_request_rescues_a_lazy_resident(self):

@@ -5,9 +5,11 @@
  *
  *   fake-resident --port 0 --bytes 4.7Gi [--register URL --name NAME ...]
  *                 [--unload-mode ok|hang|error|lie|slow|crash]
- *                 [--reload-mode ok|hang|error|crash] [--reload-failures N]
+ *                 [--reload-mode ok|hang|error|crash|die] [--reload-failures N]
  *                 [--free-delay-ms MS] [--cleanup-frees]
  *                 [--unload-delay-ms MS] [--reload-delay-ms MS]
+ *
+ * Reload mode die answers success, then exits without loading.
  *
  * Prints "ready port=P pid=PID" once it listens with its bytes loaded.
  * GET /stats answers {unloads, reloads, cleanups, loaded}.
@@ -30,7 +32,7 @@
 
 #define CHUNKS_MAX 4096
 
-enum mode { MODE_OK, MODE_HANG, MODE_ERROR, MODE_LIE, MODE_SLOW, MODE_CRASH };
+enum mode { MODE_OK, MODE_HANG, MODE_ERROR, MODE_LIE, MODE_SLOW, MODE_CRASH, MODE_DIE };
 
 static struct {
     struct gc_cuda cuda;
@@ -48,10 +50,18 @@ static struct {
     pthread_mutex_t lock;
 } fr = {.chunk = 512ULL << 20, .lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* Exits a moment after the answer went out. */
+static void *die_soon(void *arg)
+{
+    (void)arg;
+    gc_sleep_ms(50);
+    _exit(5);
+}
+
 static int parse_mode(const char *s, enum mode *ret)
 {
-    static const char *names[] = {"ok", "hang", "error", "lie", "slow", "crash"};
-    for (int i = 0; i < 6; i++) {
+    static const char *names[] = {"ok", "hang", "error", "lie", "slow", "crash", "die"};
+    for (int i = 0; i < 7; i++) {
         if (strcmp(s, names[i]) == 0) {
             *ret = (enum mode)i;
             return 0;
@@ -149,6 +159,14 @@ static void handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
         }
         if (fr.reload_mode == MODE_CRASH)
             _exit(4);
+        if (fr.reload_mode == MODE_DIE) {
+            pthread_t t;
+            answer(resp, 200, json_pack("{s:s, s:b}", "status", "success", "models_reloaded", 1));
+            pthread_mutex_unlock(&fr.lock);
+            if (pthread_create(&t, NULL, die_soon, NULL) == 0)
+                pthread_detach(t);
+            return;
+        }
         if (fr.reload_mode == MODE_HANG) {
             pthread_mutex_unlock(&fr.lock);
             gc_sleep_ms(3600 * 1000);

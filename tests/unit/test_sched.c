@@ -140,6 +140,31 @@ TEST(founding_swap_cycle)
     free(l);
 }
 
+TEST(restore_of_a_resident_still_holding_its_memory_needs_no_room)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    /* Its unload freed nothing (on_stuck=fail): 12Gi still held on a card with 11Gi
+     * headroom. It is restored all the same: its memory is already there. */
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, 12 * GiB, 10);
+    val->state = GC_RES_UNLOADED;
+    val->evicted = true;
+    val->floor_bytes = CTX;
+    snap(l, 0, 0, 1, 100u, CTX + 12 * GiB);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
+    /* Half of it freed: the other half needs room, and there is none. */
+    val->state = GC_RES_UNLOADED;
+    val->busy = false;
+    snap(l, 0, 0, 2, 100u, CTX + 6 * GiB, 300u, 17 * GiB);
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
+    snap(l, 0, 0, 2, 100u, CTX + 6 * GiB, 300u, 10 * GiB);
+    gc_sched_step(l, 3, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
+    free(l);
+}
+
 TEST(released_holder_still_holding_blocks_restore)
 {
     struct gc_ledger *l = new_ledger(1);
