@@ -138,6 +138,7 @@ struct gc_lease {
     double ttl_s; /* 0: no TTL (only with a pid) */
     enum gc_lease_state state;
     int64_t created_ms, granted_ms, ended_ms, heartbeat_ms;
+    int64_t lag_since_ms; /* preparing, evictions done, waiting for the driver (0: not) */
     unsigned nevicted;
     char evicted[GC_EVICT_MAX][GC_NAME_MAX + 1];
     unsigned evicting; /* evictions still running for it */
@@ -148,6 +149,8 @@ struct gc_lease {
 struct gc_ledger_config {
     int64_t max_unloaded_ms; /* restore overdue residents despite the queue (0: never) */
     int64_t starvation_ms;   /* a head lease waiting this long stops backfill on its GPU */
+    int64_t free_lag_ms;     /* a preparing lease keeps its claim this long while memory its
+                                evictions freed still shows as used (driver lag) */
     unsigned queue_max;      /* queued leases at once */
     unsigned leases_per_holder_max;
 };

@@ -266,9 +266,20 @@ static bool place_lease(struct gc_ledger *ledger, struct gc_lease *l, bool *bloc
             grant(ledger, l, (unsigned)l->gpu, now_ms, out);
             return false;
         }
+        /* Freed, but the driver does not show it free yet (NVML's used has no owner
+         * for it): keep the claim for a while, so that no later lease takes the room. */
+        if ((uint64_t)-acct.headroom <= acct.unattributed) {
+            if (l->lag_since_ms == 0)
+                l->lag_since_ms = now_ms;
+            if (now_ms - l->lag_since_ms < ledger->config.free_lag_ms) {
+                blocked[l->gpu] = true;
+                return false;
+            }
+        }
         /* Freed less than hoped (or someone took it): back in the queue. */
         l->state = GC_LEASE_QUEUED;
         l->gpu = -1;
+        l->lag_since_ms = 0;
     }
     if (!demand_ready(ledger, l)) {
         if (l->gpu_req >= 0)

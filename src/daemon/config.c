@@ -30,6 +30,7 @@ void gc_config_defaults(struct gc_config *cfg)
     cfg->reserve_bytes = 512ULL << 20;
     cfg->max_unloaded_s = 300;
     cfg->starvation_s = 60;
+    cfg->free_lag_s = 10;
     cfg->default_ttl_s = 30;
     cfg->max_ttl_s = 86400;
     cfg->max_wait_s = 3600;
@@ -148,6 +149,7 @@ static int coordinator_key(struct ini_ctx *ctx, const char *name, const char *va
     STR_KEY("token_file", token_file)
     SECONDS_KEY("max_unloaded_s", max_unloaded_s, 0, 86400 * 7)
     SECONDS_KEY("starvation_s", starvation_s, 0, 86400)
+    SECONDS_KEY("free_lag_s", free_lag_s, 0, 600)
     SECONDS_KEY("default_ttl_s", default_ttl_s, 0.1, 86400)
     SECONDS_KEY("max_wait_s", max_wait_s, 0, 86400)
     SECONDS_KEY("verify_poll_s", verify_poll_s, 0.005, 10)

@@ -33,6 +33,7 @@ struct gc_config {
 
     double max_unloaded_s;
     double starvation_s;
+    double free_lag_s; /* how long freed memory may take to show free in NVML */
     double default_ttl_s, max_ttl_s, max_wait_s;
     unsigned queue_max, leases_per_holder_max, conn_limit;
     size_t body_max;

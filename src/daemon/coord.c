@@ -565,6 +565,7 @@ int gc_coord_create(const struct gc_config *config, struct gc_nvml *nvml, struct
     struct gc_ledger_config lcfg = {
         .max_unloaded_ms = (int64_t)(config->max_unloaded_s * 1000.0),
         .starvation_ms = (int64_t)(config->starvation_s * 1000.0),
+        .free_lag_ms = (int64_t)(config->free_lag_s * 1000.0),
         .queue_max = config->queue_max,
         .leases_per_holder_max = config->leases_per_holder_max,
     };

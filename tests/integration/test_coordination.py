@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -216,6 +217,25 @@ class LateDriverRelease(GpuEnv):
         # The reload also waits for the holder's memory to come back: never an OOM.
         wait_until(lambda: self.resident("validation")["state"] == "loaded", 10)
         self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 0)
+
+    def test_room_freed_for_a_lease_is_not_taken_by_a_later_one(self):
+        # While the driver still shows the evicted memory as used, a small lease
+        # arriving must not take the room the big one evicted for.
+        self.env["GPUSIM_FREE_LAG_MS"] = "2000"
+        self.start_coordinator()
+        self.start_resident("validation", "4.7Gi")
+        out = {}
+        t = threading.Thread(target=lambda: out.update(big=self.http.post(
+            "/v1/leases", {"holder": "gen", "bytes": GEN_BYTES, "ttl_s": 30, "wait_s": 15},
+            timeout=30)))
+        t.start()
+        wait_until(lambda: self.resident("validation")["state"] == "unloaded", 10)
+        st, small = self.http.post("/v1/leases", {"holder": "small", "bytes": 4 << 30,
+                                                  "ttl_s": 30})
+        self.assertEqual((st, small["state"]), (202, "queued"), small)
+        t.join()
+        st, big = out["big"]
+        self.assertEqual((st, big["state"]), (201, "granted"), big)
 
 
 class Attribution(GpuEnv):

@@ -665,6 +665,71 @@ TEST(unloaded_resident_not_yet_freed_does_not_make_a_lease_fail)
     free(l);
 }
 
+TEST(preparing_lease_keeps_its_claim_while_the_driver_lags)
+{
+    /* The resident is unloaded (its process shows only its context), but the driver
+     * still counts the freed 4.7Gi as used. The lease keeps the room it evicted for:
+     * a small lease arriving meanwhile must not take it. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char id[32], small_id[32];
+    l->config.free_lag_ms = 5000;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES);
+    struct gc_lease *gen = add_lease(l, "generation", 200, 0, GEN_BYTES, 100, 0);
+    snprintf(id, sizeof(id), "%s", gen->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "validation") != NULL);
+    snap(l, 0, VAL_BYTES, 1, 100u, CTX); /* freed, not yet given back */
+    unload_done(l, val, id, 2);
+    gc_sched_step(l, 3, &a);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_PREPARING);
+    struct gc_lease *small = add_lease(l, "small", 300, 0, 4 * GiB, 100, 4);
+    snprintf(small_id, sizeof(small_id), "%s", small->id);
+    gc_sched_step(l, 5, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, small_id) == NULL);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_PREPARING);
+    /* The driver gives it back: the lease that evicted is granted first. */
+    snap(l, 0, 0, 1, 100u, CTX);
+    gc_sched_step(l, 1000, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, small_id) == NULL);
+    free(l);
+}
+
+TEST(preparing_lease_claim_lapses_when_the_driver_never_gives_back)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char id[32];
+    l->config.free_lag_ms = 5000;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES);
+    struct gc_lease *gen = add_lease(l, "generation", 200, 0, GEN_BYTES, 100, 0);
+    snprintf(id, sizeof(id), "%s", gen->id);
+    gc_sched_step(l, 1, &a);
+    snap(l, 0, VAL_BYTES, 1, 100u, CTX);
+    unload_done(l, val, id, 2);
+    gc_sched_step(l, 3, &a);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_PREPARING);
+    gc_sched_step(l, 3 + 4999, &a);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_PREPARING);
+    gc_sched_step(l, 3 + 5000, &a);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_QUEUED);
+    /* A shortfall larger than what the driver holds is not lag: no claim kept. */
+    struct gc_lease *other = add_lease(l, "other", 999, 0, 5 * GiB, 100, 5500);
+    other->state = GC_LEASE_GRANTED;
+    other->gpu = 0;
+    snap(l, 0, 0, 2, 100u, CTX, 999u, 5 * GiB);
+    gen = gc_ledger_lease_find(l, id);
+    gen->state = GC_LEASE_PREPARING;
+    gen->gpu = 0;
+    gen->lag_since_ms = 0;
+    gc_sched_step(l, 6000, &a);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_QUEUED);
+    free(l);
+}
+
 /* A listed process with an ancestor chain: pid, usage, then up to 2 ancestors. */
 static void snap_chain(struct gc_ledger *l, unsigned gpu, uint32_t pid, uint64_t used,
                        uint32_t parent, uint32_t grandparent)
