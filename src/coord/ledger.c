@@ -234,7 +234,7 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
         usage = o ? o->usage : 0;
         term = resident_term_with(r, usage);
         ret->residents += term;
-        if (for_lease != NULL && r->priority < for_lease->priority) {
+        if (for_lease != NULL && r->priority < for_lease->evict_priority) {
             if (r->state == GC_RES_RELOADING)
                 freeable = r->bytes; /* it will be evictable once loaded */
             else if (resident_holds_memory(r->state))
@@ -338,6 +338,7 @@ int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const
     l->gpu = -1;
     l->bytes = bytes;
     l->priority = priority;
+    l->evict_priority = priority;
     l->ttl_s = ttl_s;
     l->state = GC_LEASE_QUEUED;
     l->created_ms = now_ms;

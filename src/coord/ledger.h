@@ -134,8 +134,9 @@ struct gc_lease {
     int gpu_req; /* index or -1 for any */
     int gpu;     /* assigned, -1 until preparing/granted */
     uint64_t bytes;
-    int priority;
-    double ttl_s; /* 0: no TTL (only with a pid) */
+    int priority;       /* its place in the queue */
+    int evict_priority; /* it may evict residents below this (a demand: its resident's) */
+    double ttl_s;       /* 0: no TTL (only with a pid) */
     enum gc_lease_state state;
     int64_t created_ms, granted_ms, ended_ms, heartbeat_ms;
     int64_t lag_since_ms; /* preparing, evictions done, waiting for the driver (0: not) */

@@ -92,7 +92,7 @@ unsigned gc_sched_choose_evictions(struct gc_ledger *ledger, const struct gc_lea
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         struct gc_resident *r = &ledger->residents[i];
         if (!r->in_use || r->gpu != gpu || r->state != GC_RES_LOADED || r->busy ||
-            r->priority >= lease->priority)
+            r->priority >= lease->evict_priority)
             continue;
         if (gc_ledger_resident_freeable(ledger, r) == 0)
             continue;
@@ -197,8 +197,10 @@ static void demand_overdue(struct gc_ledger *ledger, int64_t now_ms, struct gc_a
         if (gc_ledger_demand_find(ledger, r->name) != NULL)
             continue;
         if (gc_ledger_lease_new(ledger, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, r->bytes,
-                                SCHED_OVERDUE_PRIORITY, 0, now_ms, &l) == 0)
+                                SCHED_OVERDUE_PRIORITY, 0, now_ms, &l) == 0) {
+            l->evict_priority = r->priority; /* first in line, but no right to evict more */
             action_add(out, GC_ACT_DEMAND, l, r, r->gpu);
+        }
     }
 }
 

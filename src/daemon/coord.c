@@ -855,6 +855,7 @@ static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsi
     l.gpu = (int)json_integer_value(json_object_get(rec, "gpu"));
     l.bytes = (uint64_t)json_integer_value(json_object_get(rec, "bytes"));
     l.priority = (int)json_integer_value(json_object_get(rec, "priority"));
+    l.evict_priority = l.priority;
     l.ttl_s = json_number_value(json_object_get(rec, "ttl_s"));
     l.seq = (uint64_t)json_integer_value(json_object_get(rec, "seq"));
     gc_lease_state_parse(state, &l.state);

@@ -455,6 +455,7 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
                 gc_api_error(ans, GC_ELIMIT, "the queue is full");
                 goto out_unlock;
             }
+            d->evict_priority = r->priority; /* it evicts only what ranks below it */
             coord->counters.demands++;
             gc_events_add(&coord->events, gc_real_s(), "resident_demand", name,
                           "requests are waiting for it");

@@ -451,6 +451,31 @@ TEST(demand_reloads_when_room_then_is_met)
     free(l);
 }
 
+TEST(overdue_demand_evicts_nothing_its_resident_outranks_not)
+{
+    /* A (priority 10) is overdue while a lease holds the card; B (priority 50) is
+     * loaded. A's demand goes first in the queue, but may not evict B. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    l->config.max_unloaded_ms = 10000;
+    struct gc_resident *ra = add_resident(l, "A", 100, 0, VAL_BYTES, 10);
+    struct gc_resident *rb = add_resident(l, "B", 200, 0, 10 * GiB, 50);
+    add_resident(l, "C", 400, 0, 1 * GiB, 5);
+    ra->state = GC_RES_UNLOADED;
+    ra->evicted = true;
+    struct gc_lease *g = add_lease(l, "gen", 300, 0, 8 * GiB, 100, 0);
+    g->state = GC_LEASE_GRANTED;
+    g->gpu = 0;
+    snap(l, 0, 0, 4, 100u, CTX, 200u, CTX + 10 * GiB, 300u, 8 * GiB, 400u, CTX + 1 * GiB);
+    gc_sched_step(l, 10001, &a);
+    ASSERT(find_action(&a, GC_ACT_DEMAND, "A") != NULL);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "B") == NULL);
+    ASSERT_EQ_INT(rb->state, GC_RES_LOADED);
+    /* A lower-ranked resident it may evict, when that frees enough. */
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "C") == NULL); /* 1Gi: not enough */
+    free(l);
+}
+
 TEST(overdue_resident_gets_a_demand)
 {
     struct gc_ledger *l = new_ledger(1);
