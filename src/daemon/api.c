@@ -73,10 +73,16 @@ static void method_not_allowed(struct gc_http_resp *resp, const char *allowed)
     gc_http_resp_header(resp, "Allow", allowed);
 }
 
+static bool client_gone(const void *req)
+{
+    return gc_http_req_client_gone(req);
+}
+
 static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, const char *rest,
                          struct gc_http_resp *resp)
 {
     struct gc_api_answer ans = {0};
+    struct gc_waiter waiter = {client_gone, req};
     char id[GC_LEASE_ID_MAX];
     const char *slash;
     json_t *body;
@@ -91,7 +97,7 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
         } else if (method_is(req, "POST")) {
             if (parse_body(req, true, &body, resp) < 0)
                 return;
-            gc_coord_lease_request(coord, body, &ans);
+            gc_coord_lease_request(coord, body, &waiter, &ans);
             json_decref(body);
             answer(resp, &ans);
         } else {
@@ -114,7 +120,7 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
                                    coord->config->max_wait_s);
                 return;
             }
-            gc_coord_lease_get(coord, id, wait_s, &ans);
+            gc_coord_lease_get(coord, id, wait_s, &waiter, &ans);
         } else if (method_is(req, "DELETE")) {
             gc_coord_lease_release(coord, id, &ans);
         } else {

@@ -166,9 +166,17 @@ struct gc_api_answer {
     json_t *body; /* owned */
 };
 
-void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc_api_answer *ans);
+/* The client a request waits for (NULL: none to watch). A wait (wait_s) keeps its
+ * lease alive while the client is there, and ends once gone() says it left. */
+struct gc_waiter {
+    bool (*gone)(const void *ctx);
+    const void *ctx;
+};
+
+void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
+                            const struct gc_waiter *waiter, struct gc_api_answer *ans);
 void gc_coord_lease_get(struct gc_coord *coord, const char *id, double wait_s,
-                        struct gc_api_answer *ans);
+                        const struct gc_waiter *waiter, struct gc_api_answer *ans);
 void gc_coord_lease_heartbeat(struct gc_coord *coord, const char *id, struct gc_api_answer *ans);
 void gc_coord_lease_release(struct gc_coord *coord, const char *id, struct gc_api_answer *ans);
 

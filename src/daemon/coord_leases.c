@@ -52,13 +52,17 @@ static void lease_answer_locked(struct gc_coord *coord, const char *id, struct g
     }
 }
 
-/* Waits while the lease queues or prepares, until deadline_ms; keeps it alive meanwhile. */
-static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t deadline_ms)
+/* Waits while the lease queues or prepares, until deadline_ms; keeps it alive while
+ * its client waits (a client that left keeps it alive no longer: its TTL runs). */
+static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t deadline_ms,
+                              const struct gc_waiter *waiter)
 {
     for (;;) {
         struct gc_lease *l = gc_ledger_lease_find(coord->ledger, id);
         int64_t slice;
         if (l == NULL || (l->state != GC_LEASE_QUEUED && l->state != GC_LEASE_PREPARING))
+            return;
+        if (waiter != NULL && waiter->gone(waiter->ctx))
             return;
         l->heartbeat_ms = gc_mono_ms(); /* a client waiting on it is alive */
         slice = gc_mono_ms() + WAIT_SLICE_MS;
@@ -72,7 +76,8 @@ static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t de
     }
 }
 
-void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc_api_answer *ans)
+void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
+                            const struct gc_waiter *waiter, struct gc_api_answer *ans)
 {
     const struct gc_config *cfg = coord->config;
     struct gc_jerr err;
@@ -163,19 +168,19 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req, struct gc
     gc_coord_kick_with_locked(coord, reading);
     gc_coord_reading_put(coord, reading);
     if (wait_s > 0)
-        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0));
+        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter);
     lease_answer_locked(coord, id, ans);
     pthread_mutex_unlock(&coord->lock);
 }
 
 void gc_coord_lease_get(struct gc_coord *coord, const char *id, double wait_s,
-                        struct gc_api_answer *ans)
+                        const struct gc_waiter *waiter, struct gc_api_answer *ans)
 {
     const struct gc_lease *l;
 
     pthread_mutex_lock(&coord->lock);
     if (wait_s > 0)
-        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0));
+        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter);
     l = gc_ledger_lease_lookup(coord->ledger, id);
     if (l == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "no lease '%s'", id);

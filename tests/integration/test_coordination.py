@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Coordination end to end on gpusim: a real gpucoordd, a resident that really holds
 4.7Gi through the driver API, holders that really allocate."""
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -139,6 +141,23 @@ class Liveness(GpuEnv):
         st, hb = self.http.post("/v1/leases/%s/heartbeat" % a["id"])
         self.assertEqual(st, 404)
         self.assertIn("ended", hb["message"])
+
+    def test_a_waiter_that_disconnects_stops_keeping_its_lease_alive(self):
+        # b waits (wait_s 30, ttl_s 1) behind a; its client vanishes. The wait must not
+        # go on heartbeating for nobody: b expires about a second later.
+        self.start_coordinator()
+        st, a = self.http.post("/v1/leases", {"holder": "a", "bytes": 20 * GiB, "ttl_s": 60})
+        self.assertEqual(st, 201)
+        body = json.dumps({"holder": "b", "bytes": 10 * GiB, "ttl_s": 1, "wait_s": 30}).encode()
+        s = socket.create_connection(("127.0.0.1", self.coord_port))
+        s.sendall(b"POST /v1/leases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        wait_until(lambda: any(l["holder"] == "b" for l in self.http.get("/v1/leases")[1]["leases"]),
+                   5)
+        s.close()
+        wait_until(lambda: [l["holder"] for l in self.http.get("/v1/leases")[1]["leases"]] == ["a"],
+                   6, what="b expired after its client left")
+        self.assertEqual(self.http.get("/v1/leases/" + a["id"])[1]["state"], "granted")
 
     def test_release_is_idempotent_and_reports_state(self):
         self.start_coordinator()
