@@ -35,12 +35,14 @@ int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *na
     return 0;
 }
 
-void gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t used_bytes,
+bool gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t used_bytes,
                             uint64_t free_bytes, const struct gc_snapshot_proc *procs,
-                            unsigned nprocs, int64_t now_ms)
+                            unsigned nprocs, int64_t taken_ms)
 {
     struct gc_gpu *g = &ledger->gpus[gpu];
 
+    if (taken_ms < g->snapshot_ms)
+        return false;
     if (nprocs > GC_SNAPSHOT_PROCS_MAX)
         nprocs = GC_SNAPSHOT_PROCS_MAX;
     g->used_bytes = used_bytes;
@@ -48,7 +50,8 @@ void gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t use
     g->nprocs = nprocs;
     if (nprocs > 0)
         memcpy(g->procs, procs, nprocs * sizeof(*procs));
-    g->snapshot_ms = now_ms;
+    g->snapshot_ms = taken_ms;
+    return true;
 }
 
 static bool pid_is_granted_holder(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)

@@ -92,7 +92,7 @@ struct gc_gpu {
     uint64_t free_bytes;
     unsigned nprocs;
     struct gc_snapshot_proc procs[GC_SNAPSHOT_PROCS_MAX];
-    int64_t snapshot_ms;
+    int64_t snapshot_ms; /* when the reading was taken (monotonic) */
 };
 
 struct gc_resident {
@@ -199,10 +199,12 @@ void gc_ledger_init(struct gc_ledger *ledger, const struct gc_ledger_config *con
 /* Adds a GPU (index = ledger->ngpus); GC_ELIMIT past GC_GPUS_MAX. */
 int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *name,
                       uint64_t total_bytes, uint64_t budget_bytes, uint64_t reserve_bytes);
-/* Stores an NVML reading for gpu; procs are copied (truncated at the cap). */
-void gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t used_bytes,
+/* Stores an NVML reading of gpu taken at taken_ms; procs are copied (truncated at the
+ * cap). A reading older than the one stored is ignored (false): readings taken in
+ * parallel may arrive out of order. */
+bool gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t used_bytes,
                             uint64_t free_bytes, const struct gc_snapshot_proc *procs,
-                            unsigned nprocs, int64_t now_ms);
+                            unsigned nprocs, int64_t taken_ms);
 /* The GPU memory pid accounts for in the last snapshot: its own and that of listed
  * descendants whose nearest resident or holder ancestor it is (0 if none). */
 uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_t pid);

@@ -403,6 +403,7 @@ void gc_coord_read_nvml(struct gc_coord *coord, struct gc_nvml_reading *r)
 {
     struct gc_gpu_proc procs[GC_SNAPSHOT_PROCS_MAX];
 
+    r->taken_ms = gc_mono_ms();
     r->ngpus = coord->ledger->ngpus;
     for (unsigned g = 0; g < r->ngpus; g++) {
         struct gc_gpu_info info;
@@ -445,10 +446,10 @@ void gc_coord_reading_put(struct gc_coord *coord, struct gc_nvml_reading *r)
     free(r);
 }
 
+/* Applies a reading unless a later one is already in (a request thread reads before it
+ * takes the lock: another thread may have read and applied since). */
 static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_reading *r)
 {
-    int64_t now = gc_mono_ms();
-
     for (unsigned g = 0; g < r->ngpus; g++) {
         if (!r->ok[g]) {
             if (coord->counters.nvml_errors++ % 1000 == 0)
@@ -457,7 +458,7 @@ static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_re
             continue;
         }
         gc_ledger_set_snapshot(coord->ledger, g, r->used_bytes[g], r->free_bytes[g], r->procs[g],
-                               r->nprocs[g], now);
+                               r->nprocs[g], r->taken_ms);
     }
 }
 

@@ -55,6 +55,7 @@ struct gc_watch {
 
 /* One NVML reading of every GPU, taken without the lock. */
 struct gc_nvml_reading {
+    int64_t taken_ms; /* monotonic, when the reading began */
     unsigned ngpus;
     bool ok[GC_GPUS_MAX];
     uint64_t used_bytes[GC_GPUS_MAX], free_bytes[GC_GPUS_MAX];

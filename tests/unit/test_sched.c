@@ -755,6 +755,22 @@ TEST(preparing_lease_claim_lapses_when_the_driver_never_gives_back)
     free(l);
 }
 
+TEST(an_older_reading_never_replaces_a_newer_one)
+{
+    /* Request threads read NVML before they take the lock: a reading taken before the
+     * one already applied must not roll the ledger back (to memory free that a holder
+     * has taken since). */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_snapshot_proc now = {.pid = 200, .used_bytes = 20 * GiB};
+    ASSERT(gc_ledger_set_snapshot(l, 0, 20 * GiB, CARD - 20 * GiB, &now, 1, 100));
+    ASSERT(!gc_ledger_set_snapshot(l, 0, 0, CARD, NULL, 0, 99));
+    ASSERT_EQ_U64(l->gpus[0].used_bytes, 20 * GiB);
+    ASSERT_EQ_INT(l->gpus[0].nprocs, 1);
+    ASSERT(gc_ledger_set_snapshot(l, 0, 0, CARD, NULL, 0, 100)); /* same time: taken */
+    ASSERT_EQ_U64(l->gpus[0].used_bytes, 0);
+    free(l);
+}
+
 /* A listed process with an ancestor chain: pid, usage, then up to 2 ancestors. */
 static void snap_chain(struct gc_ledger *l, unsigned gpu, uint32_t pid, uint64_t used,
                        uint32_t parent, uint32_t grandparent)
