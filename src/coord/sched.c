@@ -423,7 +423,8 @@ static void schedule_restores(struct gc_ledger *ledger, struct gc_actions *out)
     }
 }
 
-/* Ends demands whose resident is loaded again, or can no longer be. */
+/* Ends demands whose resident is loaded again, or can no longer be; requeues those
+ * whose reload gave up without failing the resident (no room after all). */
 static void settle_demands(struct gc_ledger *ledger, int64_t now_ms, struct gc_actions *out)
 {
     for (unsigned i = ledger->nleases; i-- > 0;) {
@@ -444,6 +445,10 @@ static void settle_demands(struct gc_ledger *ledger, int64_t now_ms, struct gc_a
             if (action_add(out, GC_ACT_DEMAND_FAILED, l, r, r ? r->gpu : 0) == NULL)
                 return;
             gc_ledger_lease_end(ledger, l, GC_LEASE_FAILED, GC_EUNAVAIL, reason, now_ms);
+        } else if (l->state == GC_LEASE_GRANTED && r->state == GC_RES_UNLOADED && !r->busy) {
+            l->state = GC_LEASE_QUEUED;
+            l->gpu = -1;
+            l->granted_ms = 0;
         }
     }
 }

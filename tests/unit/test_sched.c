@@ -415,6 +415,41 @@ TEST(predictive_holds_while_a_lease_waits)
     free(l);
 }
 
+TEST(demand_whose_reload_gave_up_is_queued_again)
+{
+    /* The reload found no room after all (NVML disagreed with the ledger) and left the
+     * resident unloaded: its granted demand must not hold its bytes forever. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    val->state = GC_RES_UNLOADED;
+    val->restore = GC_RESTORE_DEMAND;
+    snap(l, 0, 0, 1, 100u, CTX);
+    struct gc_lease *d = NULL;
+    ASSERT_EQ_INT(
+        gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0, 1, &d), 0);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", d->id);
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
+    val->state = GC_RES_UNLOADED; /* the job gave up */
+    val->busy = false;
+    struct gc_lease *other = add_lease(l, "other", 999, 0, 20 * GiB, 100, 2);
+    other->state = GC_LEASE_GRANTED; /* someone took the room */
+    other->gpu = 0;
+    snap(l, 0, 0, 2, 100u, CTX, 999u, 20 * GiB);
+    gc_sched_step(l, 3, &a);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_QUEUED);
+    struct gc_account acct;
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.leases, 20 * GiB); /* the other lease's alone */
+    gc_ledger_lease_end(l, gc_ledger_lease_find(l, other->id), GC_LEASE_RELEASED, 0, NULL, 4);
+    snap(l, 0, 0, 1, 100u, CTX); /* the room is back: tried again */
+    gc_sched_step(l, 5, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
+    free(l);
+}
+
 TEST(demand_reloads_when_room_then_is_met)
 {
     struct gc_ledger *l = new_ledger(1);
