@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -31,7 +32,11 @@ struct gc_http_server {
     struct MHD_Daemon *tcp;
     struct MHD_Daemon *unix_daemon;
     int tcp_port;
+    unsigned in_flight; /* requests begun and not yet completed (atomic) */
 };
+
+/* How long stopping waits for requests in flight to be answered. */
+#define STOP_DRAIN_MS 3000
 
 /* Per-request state kept across MHD's callbacks. */
 struct http_request_state {
@@ -215,6 +220,7 @@ static enum MHD_Result on_request(struct gc_http_server *srv, bool via_unix,
         if (st == NULL)
             return MHD_NO;
         *con_cls = st;
+        __atomic_add_fetch(&srv->in_flight, 1, __ATOMIC_RELAXED);
         if (clen != NULL && strtoull(clen, NULL, 10) > srv->config.body_max)
             st->too_big = true;
         return MHD_YES;
@@ -300,14 +306,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct http_request_state *st = *con_cls;
+    struct gc_http_server *srv = cls;
 
-    (void)cls;
     (void)conn;
     (void)toe;
     if (st != NULL) {
         free(st->body);
         free(st);
         *con_cls = NULL;
+        __atomic_sub_fetch(&srv->in_flight, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -469,8 +476,16 @@ out_fail:
 
 void gc_http_server_stop(struct gc_http_server *server)
 {
+    struct timespec pause = {0, 10 * 1000 * 1000};
+
     if (server == NULL)
         return;
+    /* Requests in flight are answered first (bounded): stopping MHD cuts their
+     * connections, answered or not. */
+    for (int waited = 0; waited < STOP_DRAIN_MS &&
+                         __atomic_load_n(&server->in_flight, __ATOMIC_RELAXED) > 0;
+         waited += 10)
+        nanosleep(&pause, NULL);
     /* MHD_stop_daemon closes the listening socket it was given. */
     if (server->tcp != NULL)
         MHD_stop_daemon(server->tcp);

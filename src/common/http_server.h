@@ -55,7 +55,8 @@ struct gc_http_server;
 /* Starts listening. errbuf (may be NULL) explains failures ("cannot bind ..."). */
 int gc_http_server_start(const struct gc_http_server_config *config,
                          struct gc_http_server **ret_server, char *errbuf, size_t errbuf_len);
-/* Stops accepting, waits for handlers to finish, frees. NULL is a no-op. */
+/* Waits (at most 3 s) for requests in flight to be answered, stops, frees. A handler
+ * that blocks must be told to return first. NULL is a no-op. */
 void gc_http_server_stop(struct gc_http_server *server);
 /* The TCP port actually bound (useful with port 0); -1 without TCP. */
 int gc_http_server_port(const struct gc_http_server *server);

@@ -122,6 +122,11 @@ static void compact_locked(struct gc_coord *coord)
     json_decref(records);
 }
 
+void gc_coord_journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
+{
+    gc_coord_journal_locked(coord, lease_record(l), false);
+}
+
 void gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r)
 {
     gc_coord_journal_locked(coord, resident_record(coord, r), true);
@@ -551,11 +556,21 @@ bool gc_coord_wait_locked(struct gc_coord *coord, int64_t deadline_ms)
     struct timespec abstime;
     int64_t left = deadline_ms - gc_mono_ms();
 
-    if (left <= 0)
+    if (left <= 0 || coord->stopping)
         return false;
     gc_abstime_after_ms(&abstime, left);
     pthread_cond_timedwait(&coord->changed, &coord->lock, &abstime);
-    return gc_mono_ms() < deadline_ms;
+    return !coord->stopping && gc_mono_ms() < deadline_ms;
+}
+
+void gc_coord_stop(struct gc_coord *coord)
+{
+    if (coord == NULL)
+        return;
+    pthread_mutex_lock(&coord->lock);
+    coord->stopping = true;
+    pthread_cond_broadcast(&coord->changed);
+    pthread_mutex_unlock(&coord->lock);
 }
 
 /* ---- lifecycle ---- */
@@ -646,8 +661,11 @@ void gc_coord_destroy(struct gc_coord *coord)
     pthread_mutex_lock(&coord->lock);
     coord->stopping = true;
     deadline = gc_mono_ms() + SHUTDOWN_JOB_WAIT_MS;
-    while (coord->jobs_running > 0 && gc_coord_wait_locked(coord, deadline))
-        ;
+    while (coord->jobs_running > 0 && gc_mono_ms() < deadline) {
+        struct timespec abstime;
+        gc_abstime_after_ms(&abstime, deadline - gc_mono_ms());
+        pthread_cond_timedwait(&coord->changed, &coord->lock, &abstime);
+    }
     if (coord->jobs_running > 0) {
         /* Jobs still reference coord: leak it rather than free under them. */
         gc_warn("%u jobs still running at shutdown", coord->jobs_running);

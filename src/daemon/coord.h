@@ -102,6 +102,9 @@ extern const double gc_hist_bounds[GC_HIST_BUCKETS];
  */
 int gc_coord_create(const struct gc_config *config, struct gc_nvml *nvml, struct gc_store *store,
                     struct gc_coord **ret_coord, char *errbuf, size_t errbuf_len);
+/* Shutdown, first step: every wait in a request ends now (they answer what they have),
+ * so that the HTTP server can stop. NULL is a no-op. */
+void gc_coord_stop(struct gc_coord *coord);
 /* Waits for running jobs (bounded), frees. NULL is a no-op. */
 void gc_coord_destroy(struct gc_coord *coord);
 /* Replays the journal (crash recovery: re-adopts leases whose holders live,
@@ -130,6 +133,8 @@ void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
                                enum gc_lease_state state, int error, const char *reason);
 /* Appends a record to the journal (steals rec; NULL counts as a failed write). */
 void gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important);
+/* Writes a holder lease's state to the journal. */
+void gc_coord_journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l);
 /* Writes a resident's state to the journal. */
 void gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
 /* Starts watching pid for exit (no-op if watched already or pid <= 0); returns the
@@ -141,7 +146,8 @@ const struct gc_watch *gc_coord_watch_alive_locked(struct gc_coord *coord, pid_t
 void gc_coord_watch_release_locked(struct gc_coord *coord, pid_t pid);
 /* True when a lease waits or an evicted resident waits to be restored. */
 bool gc_coord_something_waits_locked(struct gc_coord *coord);
-/* Waits on coord->changed until deadline_ms (monotonic); false when it passed. */
+/* Waits on coord->changed until deadline_ms (monotonic); false when it passed or the
+ * coordinator is stopping. */
 bool gc_coord_wait_locked(struct gc_coord *coord, int64_t deadline_ms);
 /* Adds a sample to a histogram. */
 void gc_hist_add(struct gc_histogram *h, double seconds);

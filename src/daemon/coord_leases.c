@@ -62,7 +62,7 @@ static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t de
         int64_t slice;
         if (l == NULL || (l->state != GC_LEASE_QUEUED && l->state != GC_LEASE_PREPARING))
             return;
-        if (waiter != NULL && waiter->gone(waiter->ctx))
+        if (coord->stopping || (waiter != NULL && waiter->gone(waiter->ctx)))
             return;
         l->heartbeat_ms = gc_mono_ms(); /* a client waiting on it is alive */
         slice = gc_mono_ms() + WAIT_SLICE_MS;
@@ -167,6 +167,11 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
     snprintf(id, sizeof(id), "%s", l->id);
     gc_coord_kick_with_locked(coord, reading);
     gc_coord_reading_put(coord, reading);
+    /* Granted or preparing, it is journaled already; queued, it is journaled here, so
+     * that a restart keeps its place for the client that polls it. */
+    l = gc_ledger_lease_find(coord->ledger, id);
+    if (l != NULL && l->state == GC_LEASE_QUEUED)
+        gc_coord_journal_lease_locked(coord, l);
     if (wait_s > 0)
         wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter);
     lease_answer_locked(coord, id, ans);

@@ -270,6 +270,7 @@ int main(int argc, char **argv)
     rc = 0;
 
 out:
+    gc_coord_stop(coord);
     gc_http_server_stop(http);
     gc_coord_destroy(coord);
     gc_nvml_close(nvml);

@@ -185,6 +185,31 @@ class CoordinatorCrash(GpuEnv):
                         os.kill(r["pid"], signal.SIGKILL))
         wait_until(lambda: self.proc_usage(r["pid"]) >= 3 << 30, 5)
 
+    def test_sigterm_while_requests_wait_stops_at_once_and_keeps_the_leases(self):
+        # A request waiting (wait_s 30) must not hold the shutdown up: it is answered
+        # (still queued), the daemon exits promptly, and a restart has both leases.
+        self.start_coordinator()
+        holder = self.start(["sleep", "60"], "sleeper")
+        st, a = self.http.post("/v1/leases", {"holder": "a", "bytes": 20 << 30,
+                                              "pid": holder.pid})
+        self.assertEqual(st, 201, a)
+        t, out = self.request_in_background({"holder": "b", "bytes": 10 << 30,
+                                             "pid": holder.pid, "wait_s": 30})
+        wait_until(lambda: len(self.http.get("/v1/leases")[1]["leases"]) == 2, 5)
+        t0 = time.monotonic()
+        port = self.coord_port
+        self.coord.signal(signal.SIGTERM)
+        self.coord.p.wait(timeout=20)
+        self.assertLess(time.monotonic() - t0, 3)
+        self.assertEqual(self.coord.p.returncode, 0)
+        t.join(5)
+        self.assertIn("answer", out, out)
+        st, b = out["answer"]
+        self.assertEqual((st, b["state"]), (202, "queued"), b)
+        self.start_coordinator(port=port, state_dir=self.state_dir)
+        states = {l["holder"]: l["state"] for l in self.http.get("/v1/leases")[1]["leases"]}
+        self.assertEqual(states, {"a": "granted", "b": "queued"})
+
     def test_killed_mid_reload(self):
         self.start_coordinator()
         res = self.start_resident("validation", "4.7Gi", "--reload-delay-ms", "1500")
