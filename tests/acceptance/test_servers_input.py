@@ -142,6 +142,20 @@ class ExternalPipeline(FoundingSystem):
         self.assertIn("exit 3", body["detail"])
         self.assertEqual(self.http.get("/v1/leases")[1]["leases"], [])
 
+    def test_a_timed_out_command_leaves_nothing_on_the_gpu(self):
+        # The command starts a helper that holds GPU memory, then hangs. On the timeout
+        # the whole process group dies: the helper does not outlive the lease.
+        hold = os.path.join(BUILD, "src", "tools", "gpu-hold")
+        self.restart_generation({"GENERATION_PIPELINE_CMD": "%s --bytes 1Gi & sleep 60" % hold,
+                                 "GENERATION_PIPELINE_TIMEOUT_S": "2",
+                                 "GENERATION_PEAK_BYTES": "2Gi"})
+        st, body = self.generate("anything", seed=1)
+        self.assertEqual(st, 504, body)
+        self.assertEqual(self.http.get("/v1/leases")[1]["leases"], [])
+        servers = {self.pid("validation-server"), self.gen_proc.pid}
+        wait_until(lambda: {p["pid"] for p in self.gpu()["processes"]} <= servers, 5,
+                   what="the command's helper gone from the GPU")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -6,7 +6,9 @@
  * memory need is GENERATION_PEAK_BYTES, leased by the server before it starts the
  * command and released after it ends; the coordinator counts what the command (a
  * child of the lease holder) really uses against the lease. The command dies with
- * the server (PR_SET_PDEATHSIG), whose own death ends the lease.
+ * the server (PR_SET_PDEATHSIG), whose own death ends the lease; it runs in a process
+ * group of its own, killed whole when it ends, times out or is abandoned: nothing it
+ * started outlives its lease.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,26 +32,79 @@
 /* Largest PLY accepted from the command. */
 #define EXTERNAL_PLY_MAX (512ULL << 20)
 
-static pid_t start_child(const struct generation_server *gs, const struct generation_request *req,
-                         const char *out_path, const char *lease_id)
+/* The command's environment: this process's, with the four variables set. Built
+ * before fork: a forked child of a threaded process may not allocate. */
+static char **child_env(const struct generation_request *req, const char *out_path,
+                        const char *lease_id)
 {
+    static const char *const names[] = {"GEN_PROMPT=", "GEN_SEED=", "GEN_OUTPUT=",
+                                        "GPUCOORD_LEASE_ID="};
+    const char *values[4];
     char seed[32];
-    pid_t pid;
-    sigset_t none;
+    size_t n = 0, k = 0;
+    char **env;
 
     snprintf(seed, sizeof(seed), "%llu", (unsigned long long)req->seed);
-    pid = fork();
+    values[0] = req->prompt;
+    values[1] = seed;
+    values[2] = out_path;
+    values[3] = lease_id;
+    while (environ[n] != NULL)
+        n++;
+    env = calloc(n + 5, sizeof(*env));
+    if (env == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool ours = false;
+        for (size_t j = 0; j < 4 && !ours; j++)
+            ours = strncmp(environ[i], names[j], strlen(names[j])) == 0;
+        if (!ours)
+            env[k++] = environ[i]; /* borrowed */
+    }
+    for (size_t j = 0; j < 4; j++) {
+        size_t len = strlen(names[j]) + strlen(values[j]) + 1;
+        env[k] = malloc(len);
+        if (env[k] == NULL) {
+            while (j-- > 0)
+                free(env[--k]);
+            free(env);
+            return NULL;
+        }
+        snprintf(env[k], len, "%s%s", names[j], values[j]);
+        k++;
+    }
+    return env;
+}
+
+/* Frees what child_env allocated (its last four entries). */
+static void child_env_free(char **env)
+{
+    size_t n = 0;
+
+    if (env == NULL)
+        return;
+    while (env[n] != NULL)
+        n++;
+    for (size_t i = n - 4; i < n; i++)
+        free(env[i]);
+    free(env);
+}
+
+/* Starts the command in a process group of its own: a timeout or an abandoned
+ * request kills the whole group (the shell and whatever it started). */
+static pid_t start_child(const struct generation_server *gs, char **env)
+{
+    sigset_t none;
+    pid_t pid = fork();
+
     if (pid != 0)
         return pid;
+    setsid();
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
-    setenv("GEN_PROMPT", req->prompt, 1);
-    setenv("GEN_SEED", seed, 1);
-    setenv("GEN_OUTPUT", out_path, 1);
-    setenv("GPUCOORD_LEASE_ID", lease_id, 1);
-    execl("/bin/sh", "sh", "-c", gs->pipeline_cmd, (char *)NULL);
+    execle("/bin/sh", "sh", "-c", gs->pipeline_cmd, (char *)NULL, env);
     _exit(127);
 }
 
@@ -89,7 +144,8 @@ int generation_run_external(struct generation_server *gs, const struct generatio
     gpucoord_lease *lease = NULL;
     gpucoord_client *c = NULL;
     int64_t t0 = gc_mono_ns(), deadline;
-    int status = 0, rc = 0, tmp;
+    int status = 0, rc = 0, tmp, fork_errno;
+    char **env;
     pid_t pid;
 
     if (gs->coordination) {
@@ -123,10 +179,14 @@ int generation_run_external(struct generation_server *gs, const struct generatio
         goto out_release;
     }
     close(tmp);
-    pid = start_child(gs, req, out_path, res->lease_id);
+    env = child_env(req, out_path, res->lease_id);
+    pid = env != NULL ? start_child(gs, env) : -1;
+    fork_errno = errno;
+    child_env_free(env);
     if (pid < 0) {
         res->status = 500;
-        snprintf(res->error, sizeof(res->error), "fork: %s", strerror(errno));
+        snprintf(res->error, sizeof(res->error), "cannot start the pipeline command: %s",
+                 env != NULL ? strerror(fork_errno) : "out of memory");
         rc = GC_EIO;
         goto out_unlink;
     }
@@ -137,7 +197,7 @@ int generation_run_external(struct generation_server *gs, const struct generatio
             break;
         if (gc_mono_ms() >= deadline || (req->http != NULL && gc_http_req_client_gone(req->http))) {
             bool timed_out = gc_mono_ms() >= deadline;
-            kill(pid, SIGKILL);
+            kill(-pid, SIGKILL); /* its group: the shell and what it started */
             waitpid(pid, &status, 0);
             res->status = timed_out ? 504 : 499;
             snprintf(res->error, sizeof(res->error), "pipeline command %s",
@@ -147,6 +207,7 @@ int generation_run_external(struct generation_server *gs, const struct generatio
         }
         gc_sleep_ms(20);
     }
+    kill(-pid, SIGKILL); /* anything it left running in its group: the lease ends below */
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         res->status = 500;
         snprintf(res->error, sizeof(res->error), "pipeline command failed (%s %d)",
