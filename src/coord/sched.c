@@ -262,6 +262,10 @@ static bool place_lease(struct gc_ledger *ledger, struct gc_lease *l, bool *bloc
             blocked[l->gpu] = true;
             return false;
         }
+        if (!demand_ready(ledger, l)) {
+            blocked[l->gpu] = true; /* its resident is busy (a reload by hand): wait */
+            return false;
+        }
         gc_ledger_account(ledger, (unsigned)l->gpu, NULL, &acct);
         /* Its own claim is inside acct.claims: it fits when headroom >= 0. */
         if (acct.headroom >= 0) {

@@ -230,8 +230,10 @@ void gc_coord_watch_release_locked(struct gc_coord *coord, pid_t pid)
         watch_remove(coord, w);
 }
 
-/* A watched process exited: its leases end, a resident it was is gone. */
-static void pid_exited_locked(struct gc_coord *coord, pid_t pid)
+/* A watched process exited: its leases end, a resident it was is gone. from_pidfd: its
+ * pidfd said so (the watch goes even if the pid is already reused: the pidfd stays
+ * readable, and the engine would spin on it). */
+static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd)
 {
     struct gc_ledger *ledger = coord->ledger;
     struct gc_watch *w = watch_find(coord, pid);
@@ -262,7 +264,7 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid)
         gc_coord_journal_resident_locked(coord, r);
     }
     w = watch_find(coord, pid);
-    if (w != NULL && !gc_proc_alive(pid))
+    if (w != NULL && (from_pidfd || !gc_proc_alive(pid)))
         watch_remove(coord, w);
 }
 
@@ -722,12 +724,12 @@ void gc_coord_run(struct gc_coord *coord, volatile int *stop)
                     /* already drained */
                 }
             } else {
-                pid_exited_locked(coord, (pid_t)evs[i].data.u64);
+                pid_exited_locked(coord, (pid_t)evs[i].data.u64, true);
             }
         }
         for (unsigned i = coord->nwatches; i-- > 0;) {
             if (coord->watches[i].fd < 0 && !gc_proc_alive(coord->watches[i].pid))
-                pid_exited_locked(coord, coord->watches[i].pid);
+                pid_exited_locked(coord, coord->watches[i].pid, false);
         }
         gc_coord_kick_locked(coord);
         pthread_mutex_unlock(&coord->lock);

@@ -149,6 +149,7 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
     if (gpu_req >= (int64_t)coord->ledger->ngpus) {
         gc_api_error(ans, GC_EINVAL, "no GPU %lld: this coordinator has %u", (long long)gpu_req,
                      coord->ledger->ngpus);
+        gc_coord_watch_release_locked(coord, (pid_t)pid); /* nothing refers to it */
         pthread_mutex_unlock(&coord->lock);
         gc_coord_reading_put(coord, reading);
         return;
@@ -159,6 +160,7 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
         gc_api_error(ans, GC_ELIMIT,
                      "too many leases (at most %u queued, %u per holder, %d in all)",
                      cfg->queue_max, cfg->leases_per_holder_max, GC_LEASES_MAX);
+        gc_coord_watch_release_locked(coord, (pid_t)pid);
         pthread_mutex_unlock(&coord->lock);
         gc_coord_reading_put(coord, reading);
         return;

@@ -93,6 +93,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
     const struct gc_config *cfg = coord->config;
     struct gc_resident r, *slot;
     struct gc_resident_spec spec;
+    pid_t old_pid = 0;
     const struct gc_adapter *adapter;
     const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
     int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
@@ -191,6 +192,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
         /* Re-registration replaces it but keeps its history. */
         r.unloads = slot->unloads;
         r.reloads = slot->reloads;
+        old_pid = slot->pid;
     }
     snprintf(r.name, sizeof(r.name), "%s", name);
     snprintf(r.protocol, sizeof(r.protocol), "%s", protocol);
@@ -227,6 +229,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
     if (strcmp(protocol, "process") == 0 && pid == 0)
         slot->state = GC_RES_UNLOADED;
     gc_coord_watch_locked(coord, slot->pid);
+    if (old_pid > 0 && old_pid != slot->pid)
+        gc_coord_watch_release_locked(coord, old_pid); /* a restarted server's old process */
     gc_coord_journal_resident_locked(coord, slot);
     gc_events_add(&coord->events, gc_real_s(), "resident_registered", name,
                   "%s at %s, pid %d, GPU %u, priority %d", protocol, spec.url[0] ? spec.url : "-",
@@ -477,7 +481,9 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
             goto out_unlock;
         }
         h = id[0] ? gc_ledger_lease_lookup(coord->ledger, id) : NULL;
-        if (r->state == GC_RES_FAILED || (h != NULL && h->state == GC_LEASE_FAILED)) {
+        if (r->state == GC_RES_FAILED ||
+            (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0) ||
+            (h != NULL && h->state == GC_LEASE_FAILED)) {
             gc_api_error(ans, GC_EUNAVAIL, "resident '%s' could not be reloaded: %s", name,
                          r->reason[0] ? r->reason : (h ? h->reason : ""));
             goto out_unlock;

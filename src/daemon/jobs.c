@@ -522,6 +522,8 @@ int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_
             r->pid_start_ticks = gc_proc_start_ticks(res.new_pid);
             r->usage_before = 0;
             gc_coord_watch_locked(coord, res.new_pid);
+            /* Journaled now: a crash during verification must not orphan the process. */
+            gc_coord_journal_resident_locked(coord, r);
         }
         pthread_mutex_unlock(&coord->lock);
         v.spec.pid = res.new_pid;
@@ -603,7 +605,10 @@ out_fail:
         if (r != NULL) {
             r->busy = false;
             r->state = fn == unload_thread ? GC_RES_LOADED : GC_RES_UNLOADED;
+            gc_coord_journal_resident_locked(coord, r);
         }
+        /* The lease waits for one eviction fewer (it is decided afresh). */
+        lease_eviction_done_locked(coord, lease_id, 0, NULL);
         coord->jobs_running--;
     }
 }

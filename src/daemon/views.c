@@ -300,6 +300,10 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
              "# HELP gpucoord_leases Active leases by state.\n# TYPE gpucoord_leases gauge\n"
              "gpucoord_leases{state=\"granted\"} %u\ngpucoord_leases{state=\"waiting\"} %u\n",
              granted, queued);
+    text_add(&t,
+             "# HELP gpucoord_watched_processes Holder and resident processes watched for exit.\n"
+             "# TYPE gpucoord_watched_processes gauge\ngpucoord_watched_processes %u\n",
+             coord->nwatches);
     text_add(&t, "# HELP gpucoord_resident_loaded 1 when the resident is loaded.\n"
                  "# TYPE gpucoord_resident_loaded gauge\n");
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {

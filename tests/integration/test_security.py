@@ -109,6 +109,39 @@ class Security(GpuEnv):
         st, leases = self.http.get("/v1/leases")
         self.assertEqual(len(leases["leases"]), 5)
 
+    def watched(self):
+        st, text = self.http.get("/metrics")
+        for line in text.decode().splitlines():
+            if line.startswith("gpucoord_watched_processes "):
+                return int(line.split()[1])
+        raise AssertionError("no gpucoord_watched_processes")
+
+    def test_refused_requests_leave_no_process_watched(self):
+        # Each distinct pid a request names is watched; a request refused with 400 or
+        # 429 must give its watch back, or live pids could fill the watch table.
+        self.start_coordinator(config="[coordinator]\nleases_per_holder_max = 1\n")
+        sleepers = [self.start(["sleep", "60"], "sleeper%d" % i) for i in range(3)]
+        base = self.watched()
+        st, _ = self.http.post("/v1/leases", {"holder": "h", "bytes": GiB, "ttl_s": 30})
+        self.assertEqual(st, 201)
+        st, body = self.http.post("/v1/leases", {"holder": "h", "bytes": GiB,
+                                                 "pid": sleepers[0].pid})
+        self.assertEqual(st, 429, body)
+        st, body = self.http.post("/v1/leases", {"holder": "x", "bytes": GiB, "gpu": 7,
+                                                 "pid": sleepers[1].pid})
+        self.assertEqual(st, 400, body)
+        self.assertEqual(self.watched(), base)
+        # A granted one is watched; re-registering a resident with a new pid drops the old.
+        st, _ = self.http.post("/v1/leases", {"holder": "y", "bytes": GiB,
+                                              "pid": sleepers[2].pid})
+        self.assertEqual(st, 201)
+        self.assertEqual(self.watched(), base + 1)
+        reg = {"name": "svc", "protocol": "seed", "url": "http://127.0.0.1:9", "bytes": "1Gi"}
+        self.assertEqual(self.http.post("/v1/residents", dict(reg, pid=sleepers[0].pid))[0], 201)
+        self.assertEqual(self.watched(), base + 2)
+        self.assertEqual(self.http.post("/v1/residents", dict(reg, pid=sleepers[1].pid))[0], 201)
+        self.assertEqual(self.watched(), base + 2)
+
     def test_garbage_on_the_wire_leaves_it_serving(self):
         self.start_coordinator()
         port = self.coord_port

@@ -450,6 +450,40 @@ TEST(demand_whose_reload_gave_up_is_queued_again)
     free(l);
 }
 
+TEST(preparing_demand_waits_while_its_resident_is_reloaded_by_hand)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 50);
+    struct gc_resident *low = add_resident(l, "low", 300, 0, 20 * GiB, 5);
+    val->state = GC_RES_UNLOADED;
+    val->restore = GC_RESTORE_DEMAND;
+    snap(l, 0, 0, 2, 100u, CTX, 300u, CTX + 20 * GiB);
+    struct gc_lease *d = NULL;
+    ASSERT_EQ_INT(
+        gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0, 1, &d), 0);
+    d->evict_priority = val->priority;
+    char id[32];
+    snprintf(id, sizeof(id), "%s", d->id);
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "low") != NULL);
+    /* Meanwhile someone reloads it by hand (the room is there by the time it runs). */
+    val->state = GC_RES_RELOADING;
+    val->busy = true;
+    low->state = GC_RES_UNLOADED;
+    low->busy = false;
+    gc_ledger_lease_find(l, id)->evicting = 0;
+    snap(l, 0, 0, 2, 100u, CTX, 300u, CTX);
+    gc_sched_step(l, 3, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") == NULL);
+    val->state = GC_RES_LOADED;
+    val->busy = false;
+    gc_sched_step(l, 4, &a);
+    ASSERT(find_action(&a, GC_ACT_DEMAND_MET, id) != NULL);
+    free(l);
+}
+
 TEST(demand_reloads_when_room_then_is_met)
 {
     struct gc_ledger *l = new_ledger(1);
