@@ -68,6 +68,18 @@ static struct gc_lease *add_lease(struct gc_ledger *l, const char *holder, pid_t
     return lease;
 }
 
+/* A demand for resident r (as the daemon makes one: it evicts with r's priority);
+ * its id goes to id (GC_LEASE_ID_MAX bytes). */
+static void add_demand(struct gc_ledger *l, const struct gc_resident *r, int64_t now, char *id)
+{
+    struct gc_lease *d = NULL;
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, r->bytes, 100, 0,
+                                      now, &d),
+                  0);
+    d->evict_priority = r->priority;
+    snprintf(id, GC_LEASE_ID_MAX, "%s", d->id);
+}
+
 static const struct gc_action *find_action(const struct gc_actions *a, enum gc_action_kind kind,
                                            const char *who)
 {
@@ -425,11 +437,8 @@ TEST(demand_whose_reload_gave_up_is_queued_again)
     val->state = GC_RES_UNLOADED;
     val->restore = GC_RESTORE_DEMAND;
     snap(l, 0, 0, 1, 100u, CTX);
-    struct gc_lease *d = NULL;
-    ASSERT_EQ_INT(
-        gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0, 1, &d), 0);
-    char id[32];
-    snprintf(id, sizeof(id), "%s", d->id);
+    char id[GC_LEASE_ID_MAX];
+    add_demand(l, val, 1, id);
     gc_sched_step(l, 2, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
     val->state = GC_RES_UNLOADED; /* the job gave up */
@@ -459,12 +468,8 @@ TEST(preparing_demand_waits_while_its_resident_is_reloaded_by_hand)
     val->state = GC_RES_UNLOADED;
     val->restore = GC_RESTORE_DEMAND;
     snap(l, 0, 0, 2, 100u, CTX, 300u, CTX + 20 * GiB);
-    struct gc_lease *d = NULL;
-    ASSERT_EQ_INT(
-        gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0, 1, &d), 0);
-    d->evict_priority = val->priority;
-    char id[32];
-    snprintf(id, sizeof(id), "%s", d->id);
+    char id[GC_LEASE_ID_MAX];
+    add_demand(l, val, 1, id);
     gc_sched_step(l, 2, &a);
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "low") != NULL);
     /* Meanwhile someone reloads it by hand (the room is there by the time it runs). */
@@ -495,11 +500,8 @@ TEST(demand_reloads_when_room_then_is_met)
     gc_sched_step(l, 1, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL); /* restore=demand waits */
 
-    struct gc_lease *d = NULL;
-    ASSERT_EQ_INT(
-        gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0, 2, &d), 0);
-    char id[32];
-    snprintf(id, sizeof(id), "%s", d->id);
+    char id[GC_LEASE_ID_MAX];
+    add_demand(l, val, 2, id);
     gc_sched_step(l, 3, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
     ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
@@ -577,11 +579,8 @@ TEST(demand_fails_when_resident_fails)
     struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
     val->state = GC_RES_FAILED;
     snprintf(val->reason, sizeof(val->reason), "reload failed 3 times");
-    struct gc_lease *d = NULL;
-    ASSERT_EQ_INT(
-        gc_ledger_lease_new(l, GC_KIND_DEMAND, "validation", 0, 0, VAL_BYTES, 100, 0, 0, &d), 0);
-    char id[32];
-    snprintf(id, sizeof(id), "%s", d->id);
+    char id[GC_LEASE_ID_MAX];
+    add_demand(l, val, 0, id);
     gc_sched_step(l, 1, &a);
     ASSERT(find_action(&a, GC_ACT_DEMAND_FAILED, id) != NULL);
     ASSERT(strstr(gc_ledger_lease_lookup(l, id)->reason, "reload failed 3 times") != NULL);
