@@ -269,9 +269,16 @@ int cli_check_name(const char *verb, const char *what, const char *text)
     return 0;
 }
 
-int cli_check_id(const char *verb, const char *text)
+int cli_one_operand(const char *verb, int argc, char **argv, const char *what,
+                    const char **ret)
 {
-    if (!gc_name_valid(text))
-        return cli_usage_error(verb, "'%s' is not a valid name or id", text);
+    if (optind >= argc)
+        return cli_usage_error(verb, "missing the %s", what);
+    if (optind + 1 < argc)
+        return cli_usage_error(verb, "unexpected argument '%s'", argv[optind + 1]);
+    if (cli_check_name(verb, what, argv[optind]) != 0)
+        return CLI_EXIT_USAGE;
+    *ret = argv[optind];
     return 0;
 }
+

@@ -108,8 +108,10 @@ int cli_parse_int(const char *verb, const char *what, const char *text, long min
 int cli_parse_gpu(const char *verb, const char *what, const char *text, int *ret);
 /* A holder or resident name, [A-Za-z0-9._-]{1,64}. */
 int cli_check_name(const char *verb, const char *what, const char *text);
-/* A lease id or resident name that goes into a URL path: same alphabet. */
-int cli_check_id(const char *verb, const char *text);
+/* The verb's one operand after its options (a lease id or a resident name, checked like
+ * cli_check_name); what names it in "missing the WHAT". 0 and *ret, or a usage error. */
+int cli_one_operand(const char *verb, int argc, char **argv, const char *what,
+                    const char **ret);
 
 /* ---- output (out.c) ---- */
 

@@ -142,19 +142,6 @@ static int parse_opts(struct cli *cli, const char *verb, int argc, char **argv,
     return 0;
 }
 
-/* The one ID argument of release, heartbeat and show. */
-static int one_id(const char *verb, int argc, char **argv, const char **ret)
-{
-    if (optind >= argc)
-        return cli_usage_error(verb, "missing the lease ID");
-    if (optind + 1 < argc)
-        return cli_usage_error(verb, "unexpected argument '%s'", argv[optind + 1]);
-    if (cli_check_id(verb, argv[optind]) != 0)
-        return CLI_EXIT_USAGE;
-    *ret = argv[optind];
-    return 0;
-}
-
 static void withdraw(struct cli *cli, const char *id)
 {
     char path[128], *body = NULL;
@@ -295,7 +282,7 @@ static int lease_release(struct cli *cli, int argc, char **argv)
     rc = parse_opts(cli, verb, argc, argv, &o);
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    rc = one_id(verb, argc, argv, &id);
+    rc = cli_one_operand(verb, argc, argv, "lease ID", &id);
     if (rc != 0)
         return rc;
     snprintf(path, sizeof(path), "/v1/leases/%s", id);
@@ -327,7 +314,7 @@ static int lease_heartbeat(struct cli *cli, int argc, char **argv)
     rc = parse_opts(cli, verb, argc, argv, &o);
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    rc = one_id(verb, argc, argv, &id);
+    rc = cli_one_operand(verb, argc, argv, "lease ID", &id);
     if (rc != 0)
         return rc;
     snprintf(path, sizeof(path), "/v1/leases/%s/heartbeat", id);
@@ -379,7 +366,7 @@ static int lease_show(struct cli *cli, int argc, char **argv)
     rc = parse_opts(cli, verb, argc, argv, &o);
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    rc = one_id(verb, argc, argv, &id);
+    rc = cli_one_operand(verb, argc, argv, "lease ID", &id);
     if (rc != 0)
         return rc;
     if (o.wait_s > 3600)

@@ -96,19 +96,6 @@ static int parse_simple(struct cli *cli, const char *verb, int argc, char **argv
     return 0;
 }
 
-/* The one NAME argument. */
-static int one_name(const char *verb, int argc, char **argv, const char **ret)
-{
-    if (optind >= argc)
-        return cli_usage_error(verb, "missing the resident's NAME");
-    if (optind + 1 < argc)
-        return cli_usage_error(verb, "unexpected argument '%s'", argv[optind + 1]);
-    if (cli_check_name(verb, "NAME", argv[optind]) != 0)
-        return CLI_EXIT_USAGE;
-    *ret = argv[optind];
-    return 0;
-}
-
 /* "NAME: STATE (the step took X; it now uses Y on GPU N)". */
 static void print_step(const json_t *r, const char *step_key)
 {
@@ -156,7 +143,7 @@ static int res_show(struct cli *cli, int argc, char **argv)
     rc = parse_simple(cli, verb, argc, argv, false, &o);
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    rc = one_name(verb, argc, argv, &name);
+    rc = cli_one_operand(verb, argc, argv, "resident's NAME", &name);
     if (rc != 0)
         return rc;
     snprintf(path, sizeof(path), "/v1/residents/%s", name);
@@ -196,7 +183,7 @@ static int res_step(struct cli *cli, const char *verb, const char *step, int arg
     rc = parse_simple(cli, verb, argc, argv, false, &o);
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    rc = one_name(verb, argc, argv, &name);
+    rc = cli_one_operand(verb, argc, argv, "resident's NAME", &name);
     if (rc != 0)
         return rc;
     snprintf(path, sizeof(path), "/v1/residents/%s/%s", name, step);
@@ -233,7 +220,7 @@ static int res_demand(struct cli *cli, int argc, char **argv)
     rc = parse_simple(cli, verb, argc, argv, true, &o);
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    rc = one_name(verb, argc, argv, &name);
+    rc = cli_one_operand(verb, argc, argv, "resident's NAME", &name);
     if (rc != 0)
         return rc;
     if (o.wait_s > 3600)
@@ -278,7 +265,7 @@ static int res_delete(struct cli *cli, int argc, char **argv)
     rc = parse_simple(cli, verb, argc, argv, false, &o);
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    rc = one_name(verb, argc, argv, &name);
+    rc = cli_one_operand(verb, argc, argv, "resident's NAME", &name);
     if (rc != 0)
         return rc;
     snprintf(path, sizeof(path), "/v1/residents/%s", name);
