@@ -95,6 +95,9 @@ def _parse_url(url):
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("coordinator URL must look like http://HOST:PORT or unix:/path/to.sock,"
                          " not %r" % url)
+    # "http://127.0.0.1:1@elsewhere" connects to elsewhere (and would send it the token).
+    if "@" in parts.netloc:
+        raise ValueError("coordinator URL must not contain a user part ('@'): %r" % url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.scheme, (parts.hostname, port), parts.path.rstrip("/")
 

@@ -64,7 +64,9 @@ int gc_http_client_new(const char *base_url, struct gc_http_client **ret_client)
     struct gc_http_client *c;
     size_t n;
 
-    if (base_url == NULL || strlen(base_url) >= HTTP_URL_MAX)
+    /* A user part ('@') would move the request, and the bearer token with it, to the
+     * host after it: such a URL is refused, never half-understood. */
+    if (base_url == NULL || strlen(base_url) >= HTTP_URL_MAX || strchr(base_url, '@') != NULL)
         return GC_EINVAL;
     pthread_once(&curl_once, curl_init_once);
     c = calloc(1, sizeof(*c));

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "peer.h"
 #include "utf8.h"
 
 /* Per-connection memory for request headers and I/O buffers. libmicrohttpd clears
@@ -171,6 +172,48 @@ bool gc_http_req_client_gone(const struct gc_http_req *req)
     return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
+void gc_http_req_peer(const struct gc_http_req *req, struct gc_http_peer *ret)
+{
+    const union MHD_ConnectionInfo *fdi, *ai;
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof(local);
+    uid_t uid;
+
+    memset(ret, 0, sizeof(*ret));
+    ret->via_unix = req->via_unix;
+    if (req->conn_ == NULL) {
+        /* Handed to the handler by this process itself (tests, fuzzers): its own user. */
+        ret->uid_known = true;
+        ret->uid = geteuid();
+        snprintf(ret->addr, sizeof(ret->addr), "local");
+        return;
+    }
+    fdi = MHD_get_connection_info(req->conn_, MHD_CONNECTION_INFO_CONNECTION_FD);
+    ai = MHD_get_connection_info(req->conn_, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (req->via_unix) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        snprintf(ret->addr, sizeof(ret->addr), "unix");
+        if (fdi != NULL && getsockopt(fdi->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+            ret->uid_known = true;
+            ret->uid = cred.uid;
+        }
+        return;
+    }
+    if (ai == NULL || ai->client_addr == NULL)
+        return;
+    if (getnameinfo(ai->client_addr,
+                    ai->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in),
+                    ret->addr, sizeof(ret->addr), NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(ret->addr, sizeof(ret->addr), "unknown");
+    if (fdi != NULL && getsockname(fdi->connect_fd, (struct sockaddr *)&local, &local_len) == 0 &&
+        gc_peer_tcp_uid(ai->client_addr, (struct sockaddr *)&local, &uid) == 0) {
+        ret->uid_known = true;
+        ret->uid = uid;
+    }
+}
+
 static enum MHD_Result queue_resp(struct MHD_Connection *conn, struct gc_http_resp *r)
 {
     struct MHD_Response *mr;
@@ -276,6 +319,7 @@ static enum MHD_Result on_request(struct gc_http_server *srv, bool via_unix,
         req.body = st->body ? st->body : "";
         req.body_len = st->len;
         req.via_unix = via_unix;
+        req.bearer_ok = srv->bearer_token != NULL && bearer_ok(srv, conn);
         req.conn_ = conn;
         resp.status = 500;
         srv->config.handler(srv->config.ctx, &req, &resp);

@@ -20,8 +20,9 @@ struct gc_http_req {
     const char *path; /* without the query string */
     const char *body; /* NUL-terminated; "" when empty */
     size_t body_len;
-    bool via_unix; /* arrived on the Unix socket */
-    void *conn_;   /* internal */
+    bool via_unix;  /* arrived on the Unix socket */
+    bool bearer_ok; /* carried the server's bearer token (false when none is set) */
+    void *conn_;    /* internal */
 };
 
 struct gc_http_resp {
@@ -65,6 +66,16 @@ int gc_http_server_port(const struct gc_http_server *server);
 const char *gc_http_req_header(const struct gc_http_req *req, const char *name);
 /* A query-string argument or NULL. */
 const char *gc_http_req_arg(const struct gc_http_req *req, const char *name);
+/* Who sent a request, as the kernel knows it. */
+struct gc_http_peer {
+    bool via_unix;
+    bool uid_known; /* Unix socket: SO_PEERCRED; TCP: a loopback client's socket owner */
+    uid_t uid;
+    char addr[64]; /* the TCP client's numeric address; "unix" on the Unix socket */
+};
+/* Fills *ret with the request's sender; uid_known is false when it cannot be told
+ * (a remote TCP client, a client socket already closed). Reads /proc on TCP. */
+void gc_http_req_peer(const struct gc_http_req *req, struct gc_http_peer *ret);
 /* True once the client has closed its side (checked without blocking). */
 bool gc_http_req_client_gone(const struct gc_http_req *req);
 

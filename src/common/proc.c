@@ -89,6 +89,36 @@ uint64_t gc_proc_start_ticks(pid_t pid)
     return start;
 }
 
+int gc_proc_owner(pid_t pid, uid_t *ret_uid, uint64_t *ret_start_ticks)
+{
+    char path[64], line[256];
+    uint64_t before, after;
+    unsigned long uid = 0;
+    bool found = false;
+    FILE *f;
+
+    if (pid <= 0 || !gc_proc_alive(pid))
+        return -1;
+    before = gc_proc_start_ticks(pid);
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "Uid:", 4) == 0) {
+            found = sscanf(line + 4, "%lu", &uid) == 1; /* real, effective, saved, fs */
+            break;
+        }
+    }
+    fclose(f);
+    after = gc_proc_start_ticks(pid);
+    if (!found || before == 0 || before != after)
+        return -1;
+    *ret_uid = (uid_t)uid;
+    *ret_start_ticks = before;
+    return 0;
+}
+
 int gc_pidfd_open(pid_t pid)
 {
 #ifdef SYS_pidfd_open

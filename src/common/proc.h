@@ -12,6 +12,12 @@ bool gc_proc_alive(pid_t pid);
 uint64_t gc_proc_start_ticks(pid_t pid);
 /* The parent pid of pid (from /proc/PID/stat); -1 if pid is gone. */
 pid_t gc_proc_parent(pid_t pid);
+/*
+ * gc_proc_owner: the real uid of pid (the Uid line of /proc/PID/status) and its start
+ * time, read so that both describe one process: the start time is read before and
+ * after the uid, and a pid reused in between fails. 0, or -1 when pid is gone.
+ */
+int gc_proc_owner(pid_t pid, uid_t *ret_uid, uint64_t *ret_start_ticks);
 /* A pidfd for pid (readable once it exits), or -1 with errno set. */
 int gc_pidfd_open(pid_t pid);
 

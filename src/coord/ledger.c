@@ -310,8 +310,17 @@ int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const
                         pid_t pid, int gpu_req, uint64_t bytes, int priority, double ttl_s,
                         int64_t now_ms, struct gc_lease **ret_lease)
 {
+    return gc_ledger_lease_new_owned(ledger, kind, "", holder, pid, gpu_req, bytes, priority, ttl_s,
+                                     now_ms, ret_lease);
+}
+
+int gc_ledger_lease_new_owned(struct gc_ledger *ledger, enum gc_lease_kind kind, const char *owner,
+                              const char *holder, pid_t pid, int gpu_req, uint64_t bytes,
+                              int priority, double ttl_s, int64_t now_ms,
+                              struct gc_lease **ret_lease)
+{
     struct gc_lease *l;
-    unsigned queued = 0, same_holder = 0;
+    unsigned queued = 0, same_holder = 0, same_owner = 0;
 
     if (ledger->nleases >= GC_LEASES_MAX)
         return GC_ELIMIT;
@@ -319,13 +328,19 @@ int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const
         const struct gc_lease *o = &ledger->leases[i];
         if (o->state == GC_LEASE_QUEUED || o->state == GC_LEASE_PREPARING)
             queued++;
-        if (o->kind == kind && strcmp(o->holder, holder) == 0)
+        if (o->kind != kind || strcmp(o->owner, owner) != 0)
+            continue;
+        same_owner++;
+        if (strcmp(o->holder, holder) == 0)
             same_holder++;
     }
     if (ledger->config.queue_max && queued >= ledger->config.queue_max)
         return GC_ELIMIT;
     if (kind == GC_KIND_HOLDER && ledger->config.leases_per_holder_max &&
         same_holder >= ledger->config.leases_per_holder_max)
+        return GC_ELIMIT;
+    if (kind == GC_KIND_HOLDER && owner[0] != '\0' && ledger->config.leases_per_owner_max &&
+        same_owner >= ledger->config.leases_per_owner_max)
         return GC_ELIMIT;
 
     l = &ledger->leases[ledger->nleases++];
@@ -336,6 +351,7 @@ int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const
     l->seq = ledger->next_seq++;
     l->kind = kind;
     snprintf(l->holder, sizeof(l->holder), "%s", holder);
+    snprintf(l->owner, sizeof(l->owner), "%s", owner);
     l->pid = pid;
     l->gpu_req = gpu_req;
     l->gpu = -1;

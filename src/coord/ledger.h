@@ -25,6 +25,8 @@
 #define GC_LEASE_ID_MAX       32
 #define GC_URL_MAX            512
 #define GC_REASON_MAX         320
+/* An owner key: "uid:4294967295", "token", "addr:" and an IPv6 address. */
+#define GC_OWNER_MAX 64
 /* Residents one lease may evict (the exact search covers this many). */
 #define GC_EVICT_MAX 16
 
@@ -129,6 +131,7 @@ struct gc_lease {
     uint64_t seq; /* arrival order */
     enum gc_lease_kind kind;
     char holder[GC_NAME_MAX + 1]; /* demand: the resident's name */
+    char owner[GC_OWNER_MAX];     /* who asked for it ("uid:1000"); "" internal */
     pid_t pid;                    /* 0: none */
     uint64_t pid_start_ticks;
     int gpu_req; /* index or -1 for any */
@@ -148,12 +151,13 @@ struct gc_lease {
 };
 
 struct gc_ledger_config {
-    int64_t max_unloaded_ms; /* restore overdue residents despite the queue (0: never) */
-    int64_t starvation_ms;   /* a head lease waiting this long stops backfill on its GPU */
-    int64_t free_lag_ms;     /* a preparing lease keeps its claim this long while memory its
-                                evictions freed still shows as used (driver lag) */
-    unsigned queue_max;      /* queued leases at once */
-    unsigned leases_per_holder_max;
+    int64_t max_unloaded_ms;        /* restore overdue residents despite the queue (0: never) */
+    int64_t starvation_ms;          /* a head lease waiting this long stops backfill on its GPU */
+    int64_t free_lag_ms;            /* a preparing lease keeps its claim this long while memory its
+                                       evictions freed still shows as used (driver lag) */
+    unsigned queue_max;             /* queued leases at once */
+    unsigned leases_per_holder_max; /* per owner and holder name */
+    unsigned leases_per_owner_max;  /* per owner, whatever the holder names */
 };
 
 struct gc_ledger {
@@ -233,6 +237,13 @@ uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struc
 int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const char *holder,
                         pid_t pid, int gpu_req, uint64_t bytes, int priority, double ttl_s,
                         int64_t now_ms, struct gc_lease **ret_lease);
+/* The same for a lease asked for by owner: the per-holder cap counts the leases of
+ * that owner under that holder name, and the per-owner cap all of its active leases,
+ * so that new holder names do not get round it. GC_ELIMIT as above. */
+int gc_ledger_lease_new_owned(struct gc_ledger *ledger, enum gc_lease_kind kind, const char *owner,
+                              const char *holder, pid_t pid, int gpu_req, uint64_t bytes,
+                              int priority, double ttl_s, int64_t now_ms,
+                              struct gc_lease **ret_lease);
 /* Re-creates a lease exactly as given (crash recovery): same id, seq and state.
  * GC_ELIMIT when the table is full, GC_ECONFLICT when the id exists. */
 int gc_ledger_lease_adopt(struct gc_ledger *ledger, const struct gc_lease *lease);

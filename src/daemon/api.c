@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/err.h"
@@ -73,6 +74,16 @@ static void method_not_allowed(struct gc_http_resp *resp, const char *allowed)
     gc_http_resp_header(resp, "Allow", allowed);
 }
 
+/* Who sent req (docs/security.md). Looked up only for requests that change
+ * something: on TCP it reads /proc/net/tcp. */
+static void caller_of(const struct gc_http_req *req, struct gc_caller *ret)
+{
+    struct gc_http_peer peer;
+
+    gc_http_req_peer(req, &peer);
+    gc_caller_from_peer(peer.uid_known, peer.uid, peer.addr, req->bearer_ok, geteuid(), ret);
+}
+
 static bool client_gone(const void *req)
 {
     return gc_http_req_client_gone(req);
@@ -83,6 +94,7 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
 {
     struct gc_api_answer ans = {0};
     struct gc_waiter waiter = {client_gone, req};
+    struct gc_caller caller;
     char id[GC_LEASE_ID_MAX];
     const char *slash;
     json_t *body;
@@ -97,7 +109,8 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
         } else if (method_is(req, "POST")) {
             if (parse_body(req, true, &body, resp) < 0)
                 return;
-            gc_coord_lease_request(coord, body, &waiter, &ans);
+            caller_of(req, &caller);
+            gc_coord_lease_request(coord, &caller, body, &waiter, &ans);
             json_decref(body);
             answer(resp, &ans);
         } else {
@@ -122,7 +135,8 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
             }
             gc_coord_lease_get(coord, id, wait_s, &waiter, &ans);
         } else if (method_is(req, "DELETE")) {
-            gc_coord_lease_release(coord, id, &ans);
+            caller_of(req, &caller);
+            gc_coord_lease_release(coord, &caller, id, &ans);
         } else {
             method_not_allowed(resp, "GET, DELETE");
             return;
@@ -135,7 +149,8 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
             method_not_allowed(resp, "POST");
             return;
         }
-        gc_coord_lease_heartbeat(coord, id, &ans);
+        caller_of(req, &caller);
+        gc_coord_lease_heartbeat(coord, &caller, id, &ans);
         answer(resp, &ans);
         return;
     }
@@ -146,6 +161,7 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
                             struct gc_http_resp *resp)
 {
     struct gc_api_answer ans = {0};
+    struct gc_caller caller;
     char name[GC_NAME_MAX + 1];
     const char *slash;
     json_t *body;
@@ -160,7 +176,8 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
         } else if (method_is(req, "POST")) {
             if (parse_body(req, true, &body, resp) < 0)
                 return;
-            gc_coord_resident_register(coord, body, &ans);
+            caller_of(req, &caller);
+            gc_coord_resident_register(coord, &caller, body, &ans);
             json_decref(body);
             answer(resp, &ans);
         } else {
@@ -193,7 +210,8 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
             return;
         }
         if (method_is(req, "DELETE")) {
-            gc_coord_resident_delete(coord, name, &ans);
+            caller_of(req, &caller);
+            gc_coord_resident_delete(coord, &caller, name, &ans);
             answer(resp, &ans);
             return;
         }
@@ -208,10 +226,11 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
         method_not_allowed(resp, "POST");
         return;
     }
+    caller_of(req, &caller);
     if (strcmp(slash, "/unload") == 0) {
-        gc_coord_resident_unload(coord, name, &ans);
+        gc_coord_resident_unload(coord, &caller, name, &ans);
     } else if (strcmp(slash, "/reload") == 0) {
-        gc_coord_resident_reload(coord, name, &ans);
+        gc_coord_resident_reload(coord, &caller, name, &ans);
     } else {
         if (parse_body(req, false, &body, resp) < 0)
             return;

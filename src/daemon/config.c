@@ -33,9 +33,14 @@ void gc_config_defaults(struct gc_config *cfg)
     cfg->free_lag_s = 10;
     cfg->default_ttl_s = 30;
     cfg->max_ttl_s = 86400;
+    /* A lease with no pid has no process whose exit ends it: only its TTL does, so
+     * that TTL is short (heartbeats keep it as long as its holder lives). */
+    cfg->max_ttl_pidless_s = 300;
     cfg->max_wait_s = 3600;
     cfg->queue_max = 1024;
     cfg->leases_per_holder_max = 64;
+    /* A quarter of the lease table: one caller cannot take all of it. */
+    cfg->leases_per_caller_max = GC_LEASES_MAX / 4;
     cfg->conn_limit = 512;
     cfg->body_max = 64 * 1024;
     cfg->sync = GC_SYNC_RESIDENT;
@@ -152,6 +157,7 @@ static int coordinator_key(struct ini_ctx *ctx, const char *name, const char *va
     SECONDS_KEY("free_lag_s", free_lag_s, 0, 600)
     SECONDS_KEY("default_ttl_s", default_ttl_s, 0.1, 86400)
     SECONDS_KEY("max_wait_s", max_wait_s, 0, 86400)
+    SECONDS_KEY("max_ttl_pidless_s", max_ttl_pidless_s, 1, 86400)
     SECONDS_KEY("verify_poll_s", verify_poll_s, 0.005, 10)
     SECONDS_KEY("idle_poll_s", idle_poll_s, 0.01, 60)
     SECONDS_KEY("unload_timeout_s", unload_timeout_s, 0.1, 3600)
@@ -161,6 +167,7 @@ static int coordinator_key(struct ini_ctx *ctx, const char *name, const char *va
     SECONDS_KEY("reload_backoff_s", reload_backoff_s, 0, 600)
     UINT_KEY("queue_max", queue_max, GC_LEASES_MAX)
     UINT_KEY("leases_per_holder_max", leases_per_holder_max, GC_LEASES_MAX)
+    UINT_KEY("leases_per_caller_max", leases_per_caller_max, GC_LEASES_MAX)
     UINT_KEY("conn_limit", conn_limit, 65536)
     UINT_KEY("reload_attempts", reload_attempts, 100)
 #undef STR_KEY

@@ -35,7 +35,9 @@ struct gc_config {
     double starvation_s;
     double free_lag_s; /* how long freed memory may take to show free in NVML */
     double default_ttl_s, max_ttl_s, max_wait_s;
+    double max_ttl_pidless_s; /* the longest TTL of a lease without a pid */
     unsigned queue_max, leases_per_holder_max, conn_limit;
+    unsigned leases_per_caller_max; /* active leases of one caller identity (0: no cap) */
     size_t body_max;
     enum gc_store_sync sync;
     size_t compact_bytes;

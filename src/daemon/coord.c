@@ -66,19 +66,21 @@ static json_t *lease_record(const struct gc_lease *l)
 
     for (unsigned i = 0; i < l->nevicted; i++)
         json_array_append_new(evicted, json_string(l->evicted[i]));
-    return json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:i, s:I, s:i, s:f, s:s, s:I, s:o}", "op",
-                     "lease", "id", l->id, "holder", l->holder, "pid", (int)l->pid, "pid_start",
-                     (json_int_t)l->pid_start_ticks, "gpu_req", l->gpu_req, "gpu", l->gpu, "bytes",
-                     (json_int_t)l->bytes, "priority", l->priority, "ttl_s", l->ttl_s, "state",
-                     gc_lease_state_name(l->state), "seq", (json_int_t)l->seq, "evicted", evicted);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:i, s:I, s:i, s:f, s:s, s:I, s:o}", "op",
+                     "lease", "id", l->id, "holder", l->holder, "owner", l->owner, "pid",
+                     (int)l->pid, "pid_start", (json_int_t)l->pid_start_ticks, "gpu_req",
+                     l->gpu_req, "gpu", l->gpu, "bytes", (json_int_t)l->bytes, "priority",
+                     l->priority, "ttl_s", l->ttl_s, "state", gc_lease_state_name(l->state), "seq",
+                     (json_int_t)l->seq, "evicted", evicted);
 }
 
 static json_t *resident_record(struct gc_coord *coord, const struct gc_resident *r)
 {
-    json_t *spec = coord->ext[gc_coord_resident_index(coord, r)].registration;
+    const struct gc_resident_ext *ext = &coord->ext[gc_coord_resident_index(coord, r)];
+    json_t *spec = ext->registration;
 
-    return json_pack("{s:s, s:s, s:O?, s:s, s:b, s:I, s:I, s:i, s:I, s:I, s:I, s:s}", "op",
-                     "resident", "name", r->name, "spec", spec, "state",
+    return json_pack("{s:s, s:s, s:O?, s:s, s:s, s:b, s:I, s:I, s:i, s:I, s:I, s:I, s:s}", "op",
+                     "resident", "name", r->name, "spec", spec, "owner", ext->owner, "state",
                      gc_resident_state_name(r->state), "evicted", r->evicted, "bytes",
                      (json_int_t)r->bytes, "floor", (json_int_t)r->floor_bytes, "pid", (int)r->pid,
                      "pid_start", (json_int_t)r->pid_start_ticks, "unloads", (json_int_t)r->unloads,
@@ -586,6 +588,7 @@ int gc_coord_create(const struct gc_config *config, struct gc_nvml *nvml, struct
         .free_lag_ms = (int64_t)(config->free_lag_s * 1000.0),
         .queue_max = config->queue_max,
         .leases_per_holder_max = config->leases_per_holder_max,
+        .leases_per_owner_max = config->leases_per_caller_max,
     };
     struct gc_coord *coord;
     pthread_condattr_t cattr;
@@ -798,10 +801,15 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
     const char *state_name = json_string_value(json_object_get(rec, "state"));
     pid_t pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
     uint64_t pid_start = (uint64_t)json_integer_value(json_object_get(rec, "pid_start"));
+    const char *owner = json_string_value(json_object_get(rec, "owner"));
+    struct gc_caller registrant;
 
+    /* Its registration was checked when it was made; it keeps its owner. */
+    gc_caller_trusted(owner ? owner : "", &registrant);
     /* A resident also declared in the config keeps the config's spec. */
     if (r == NULL) {
-        if (!json_is_object(spec) || gc_coord_register_locked(coord, spec, &err, &r) < 0) {
+        if (!json_is_object(spec) ||
+            gc_coord_register_locked(coord, &registrant, spec, &err, &r) < 0) {
             gc_warn("journal: dropping resident '%s': %s", name ? name : "?",
                     json_is_object(spec) ? err.msg : "no registration");
             return;
@@ -860,6 +868,7 @@ static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsi
     const char *id = json_string_value(json_object_get(rec, "id"));
     const char *holder = json_string_value(json_object_get(rec, "holder"));
     const char *state = json_string_value(json_object_get(rec, "state"));
+    const char *owner = json_string_value(json_object_get(rec, "owner"));
     json_t *evicted = json_object_get(rec, "evicted");
     size_t i;
     json_t *v;
@@ -869,6 +878,7 @@ static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsi
     memset(&l, 0, sizeof(l));
     snprintf(l.id, sizeof(l.id), "%s", id);
     snprintf(l.holder, sizeof(l.holder), "%s", holder);
+    snprintf(l.owner, sizeof(l.owner), "%s", owner ? owner : ""); /* "" in older journals */
     l.kind = GC_KIND_HOLDER;
     l.pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
     l.pid_start_ticks = (uint64_t)json_integer_value(json_object_get(rec, "pid_start"));
@@ -972,7 +982,9 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
     {
         struct gc_jerr err;
         struct gc_resident *r;
-        if (gc_coord_register_locked(coord, rec, &err, &r) < 0) {
+        struct gc_caller config_file;
+        gc_caller_trusted("config", &config_file);
+        if (gc_coord_register_locked(coord, &config_file, rec, &err, &r) < 0) {
             pthread_mutex_unlock(&coord->lock);
             snprintf(errbuf, errbuf_len, "config: resident '%s': %s",
                      json_string_value(json_object_get(rec, "name")), err.msg);

@@ -20,6 +20,7 @@
 #include "coord/ledger.h"
 #include "coord/sched.h"
 #include "daemon/adapter.h"
+#include "daemon/caller.h"
 #include "daemon/config.h"
 #include "daemon/events.h"
 #include "daemon/store.h"
@@ -44,7 +45,8 @@ struct gc_histogram {
 /* Daemon-side data of one resident slot (same index as ledger->residents). */
 struct gc_resident_ext {
     struct gc_resident_spec spec;
-    json_t *registration; /* the validated registration, for the journal */
+    json_t *registration;     /* the validated registration, for the journal */
+    char owner[GC_OWNER_MAX]; /* the caller that registered it (gc_caller key) */
 };
 
 struct gc_watch {
@@ -180,21 +182,30 @@ struct gc_waiter {
     const void *ctx;
 };
 
-void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
-                            const struct gc_waiter *waiter, struct gc_api_answer *ans);
+/* The operations that change something take the caller (caller.h): what it may
+ * name, whose quota counts, and whose lease or resident it may end. */
+void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *caller,
+                            const json_t *req, const struct gc_waiter *waiter,
+                            struct gc_api_answer *ans);
 void gc_coord_lease_get(struct gc_coord *coord, const char *id, double wait_s,
                         const struct gc_waiter *waiter, struct gc_api_answer *ans);
-void gc_coord_lease_heartbeat(struct gc_coord *coord, const char *id, struct gc_api_answer *ans);
-void gc_coord_lease_release(struct gc_coord *coord, const char *id, struct gc_api_answer *ans);
+void gc_coord_lease_heartbeat(struct gc_coord *coord, const struct gc_caller *caller,
+                              const char *id, struct gc_api_answer *ans);
+void gc_coord_lease_release(struct gc_coord *coord, const struct gc_caller *caller, const char *id,
+                            struct gc_api_answer *ans);
 
-void gc_coord_resident_register(struct gc_coord *coord, const json_t *req,
-                                struct gc_api_answer *ans);
-/* Registration with the lock held (used by recovery and the config). */
-int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct gc_jerr *err,
-                             struct gc_resident **ret);
-void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct gc_api_answer *ans);
-void gc_coord_resident_unload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans);
-void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans);
+void gc_coord_resident_register(struct gc_coord *coord, const struct gc_caller *caller,
+                                const json_t *req, struct gc_api_answer *ans);
+/* Registration with the lock held (used by recovery and the config, as trusted
+ * callers). GC_EINVAL, GC_EFORBIDDEN, GC_ECONFLICT or GC_ELIMIT with err filled. */
+int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *caller,
+                             const json_t *req, struct gc_jerr *err, struct gc_resident **ret);
+void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *caller,
+                              const char *name, struct gc_api_answer *ans);
+void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *caller,
+                              const char *name, struct gc_api_answer *ans);
+void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *caller,
+                              const char *name, struct gc_api_answer *ans);
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
                               struct gc_api_answer *ans);
 

@@ -76,8 +76,9 @@ static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t de
     }
 }
 
-void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
-                            const struct gc_waiter *waiter, struct gc_api_answer *ans)
+void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *caller,
+                            const json_t *req, const struct gc_waiter *waiter,
+                            struct gc_api_answer *ans)
 {
     const struct gc_config *cfg = coord->config;
     struct gc_jerr err;
@@ -90,6 +91,7 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
     json_t *gpu;
     char id[GC_LEASE_ID_MAX];
     struct gc_nvml_reading *reading;
+    char why[GC_REASON_MAX];
     int rc;
 
     if (gc_json_only_keys(req, lease_fields, &err) < 0 ||
@@ -127,6 +129,24 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
         gc_api_error(ans, GC_EINVAL, "a lease without a pid needs a ttl_s above 0");
         return;
     }
+    /* Without a pid nothing but its TTL ends a lease whose holder vanished. */
+    if (pid == 0 && json_object_get(req, "ttl_s") == NULL && ttl_s > cfg->max_ttl_pidless_s)
+        ttl_s = cfg->max_ttl_pidless_s;
+    if (pid == 0 && ttl_s > cfg->max_ttl_pidless_s) {
+        gc_api_error(ans, GC_EINVAL,
+                     "a lease without a pid may have a ttl_s of at most %g s "
+                     "(max_ttl_pidless_s): send heartbeats to keep it longer, or give its pid",
+                     cfg->max_ttl_pidless_s);
+        return;
+    }
+    /* The pid ties the lease's life to a process: only its owner may name it. */
+    if (pid > 0) {
+        rc = gc_caller_check_pid(caller, (pid_t)pid, &start_ticks, why, sizeof(why));
+        if (rc < 0) {
+            gc_api_error(ans, rc, "%s", why);
+            return;
+        }
+    }
 
     /* Read NVML before taking the lock: the lock is held as briefly as possible. */
     reading = gc_coord_reading_get(coord);
@@ -138,13 +158,15 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
     pthread_mutex_lock(&coord->lock);
     if (pid > 0) {
         const struct gc_watch *w = gc_coord_watch_alive_locked(coord, (pid_t)pid);
-        if (w == NULL) {
+        /* A different start time: the checked process exited and its pid was reused. */
+        if (w == NULL || w->start_ticks != start_ticks) {
             gc_api_error(ans, GC_EINVAL, "process %lld does not exist", (long long)pid);
+            if (w != NULL)
+                gc_coord_watch_release_locked(coord, (pid_t)pid);
             pthread_mutex_unlock(&coord->lock);
             gc_coord_reading_put(coord, reading);
             return;
         }
-        start_ticks = w->start_ticks;
     }
     if (gpu_req >= (int64_t)coord->ledger->ngpus) {
         gc_api_error(ans, GC_EINVAL, "no GPU %lld: this coordinator has %u", (long long)gpu_req,
@@ -154,12 +176,14 @@ void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
         gc_coord_reading_put(coord, reading);
         return;
     }
-    rc = gc_ledger_lease_new(coord->ledger, GC_KIND_HOLDER, holder, (pid_t)pid, (int)gpu_req, bytes,
-                             (int)priority, ttl_s, gc_mono_ms(), &l);
+    rc = gc_ledger_lease_new_owned(coord->ledger, GC_KIND_HOLDER, caller->key, holder, (pid_t)pid,
+                                   (int)gpu_req, bytes, (int)priority, ttl_s, gc_mono_ms(), &l);
     if (rc < 0) {
         gc_api_error(ans, GC_ELIMIT,
-                     "too many leases (at most %u queued, %u per holder, %d in all)",
-                     cfg->queue_max, cfg->leases_per_holder_max, GC_LEASES_MAX);
+                     "too many leases (at most %u queued, %u per holder, %u per caller - you are "
+                     "%s - and %d in all)",
+                     cfg->queue_max, cfg->leases_per_holder_max, cfg->leases_per_caller_max,
+                     caller->key, GC_LEASES_MAX);
         gc_coord_watch_release_locked(coord, (pid_t)pid);
         pthread_mutex_unlock(&coord->lock);
         gc_coord_reading_put(coord, reading);
@@ -199,7 +223,8 @@ void gc_coord_lease_get(struct gc_coord *coord, const char *id, double wait_s,
     pthread_mutex_unlock(&coord->lock);
 }
 
-void gc_coord_lease_heartbeat(struct gc_coord *coord, const char *id, struct gc_api_answer *ans)
+void gc_coord_lease_heartbeat(struct gc_coord *coord, const struct gc_caller *caller,
+                              const char *id, struct gc_api_answer *ans)
 {
     struct gc_lease *l;
 
@@ -212,6 +237,8 @@ void gc_coord_lease_heartbeat(struct gc_coord *coord, const char *id, struct gc_
                          gc_lease_state_name(h->state), h->reason[0] ? ": " : "", h->reason);
         else
             gc_api_error(ans, GC_ENOTFOUND, "no lease '%s'", id);
+    } else if (!gc_caller_owns(caller, l->owner)) {
+        gc_api_error(ans, GC_EFORBIDDEN, "lease '%s' belongs to another caller", id);
     } else {
         l->heartbeat_ms = gc_mono_ms();
         json_decref(ans->body);
@@ -222,7 +249,8 @@ void gc_coord_lease_heartbeat(struct gc_coord *coord, const char *id, struct gc_
     pthread_mutex_unlock(&coord->lock);
 }
 
-void gc_coord_lease_release(struct gc_coord *coord, const char *id, struct gc_api_answer *ans)
+void gc_coord_lease_release(struct gc_coord *coord, const struct gc_caller *caller, const char *id,
+                            struct gc_api_answer *ans)
 {
     struct gc_lease *l;
     const struct gc_lease *h;
@@ -230,6 +258,11 @@ void gc_coord_lease_release(struct gc_coord *coord, const char *id, struct gc_ap
 
     pthread_mutex_lock(&coord->lock);
     l = gc_ledger_lease_find(coord->ledger, id);
+    if (l != NULL && l->kind == GC_KIND_HOLDER && !gc_caller_owns(caller, l->owner)) {
+        gc_api_error(ans, GC_EFORBIDDEN, "lease '%s' belongs to another caller", id);
+        pthread_mutex_unlock(&coord->lock);
+        return;
+    }
     if (l != NULL && l->kind == GC_KIND_HOLDER) {
         const char *why = l->state == GC_LEASE_GRANTED ? "released by its holder"
                                                        : "withdrawn before it was granted";

@@ -1,6 +1,5 @@
 /* coord_residents.c - registering residents and unloading, reloading and demanding
  * them by request (API operations). */
-#include <arpa/inet.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "common/names.h"
 #include "common/proc.h"
 #include "common/size.h"
+#include "common/url.h"
 #include "daemon/coord.h"
 
 #define RESIDENT_BYTES_MAX (1ULL << 50)
@@ -36,37 +36,6 @@ static const char *const resident_fields[] = {"name",
                                               "command",
                                               NULL};
 
-/* True when url is http://HOST[:PORT][/...] with HOST a loopback address. */
-static bool url_is_loopback(const char *url)
-{
-    char host[256];
-    const char *p = url + 7, *end;
-    size_t n;
-    struct in_addr a4;
-    struct in6_addr a6;
-
-    if (*p == '[') {
-        end = strchr(p, ']');
-        if (end == NULL)
-            return false;
-        p++;
-    } else {
-        end = p + strcspn(p, ":/");
-    }
-    n = (size_t)(end - p);
-    if (n == 0 || n >= sizeof(host))
-        return false;
-    memcpy(host, p, n);
-    host[n] = '\0';
-    if (strcmp(host, "localhost") == 0)
-        return true;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6);
-    return false;
-}
-
 static bool request_spec_valid(const char *req)
 {
     char method[16], path[GC_SPEC_REQ_MAX];
@@ -87,8 +56,8 @@ static int copy_str(const json_t *req, const char *key, size_t max, char *dst, s
     return rc;
 }
 
-int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct gc_jerr *err,
-                             struct gc_resident **ret)
+int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *caller,
+                             const json_t *req, struct gc_jerr *err, struct gc_resident **ret)
 {
     const struct gc_config *cfg = coord->config;
     struct gc_resident r, *slot;
@@ -97,7 +66,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
     const struct gc_adapter *adapter;
     const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
     int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, pid_start = 0;
+    int rc;
 
     memset(&r, 0, sizeof(r));
     memset(&spec, 0, sizeof(spec));
@@ -143,13 +113,9 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
         REG_FAIL("unknown protocol '%s' (known: %s)", protocol, gc_adapter_names());
     if (adapter->needs_url && spec.url[0] == '\0')
         REG_FAIL("protocol '%s' needs a 'url'", protocol);
-    if (spec.url[0] != '\0') {
-        if (strncmp(spec.url, "http://", 7) != 0)
-            REG_FAIL("url must start with http://");
-        if (!cfg->allow_remote_callbacks && !url_is_loopback(spec.url))
-            REG_FAIL("url must be a loopback address (127.0.0.0/8, ::1, localhost) unless the "
-                     "config sets allow_remote_callbacks");
-    }
+    if (spec.url[0] != '\0' && gc_url_check_callback(spec.url, cfg->allow_remote_callbacks,
+                                                     err->msg, sizeof(err->msg)) < 0)
+        return GC_EINVAL;
     if (strcmp(protocol, "http") == 0) {
         if (!request_spec_valid(spec.unload_req) || !request_spec_valid(spec.reload_req))
             REG_FAIL("protocol 'http' needs 'unload' and 'reload' like \"POST /sleep\"");
@@ -171,12 +137,30 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
         REG_FAIL("on_stuck must be fail or kill");
     if (r.on_stuck == GC_STUCK_KILL && pid == 0)
         REG_FAIL("on_stuck=kill needs the resident's pid");
-    /* Recovery judges the journaled pid itself (with its start time). */
-    if (pid > 0 && !coord->recovering && !gc_proc_alive((pid_t)pid))
-        REG_FAIL("process %lld does not exist", (long long)pid);
 #undef REG_FAIL
+    /* A process resident's command runs as the coordinator's user. */
+    if (strcmp(protocol, "process") == 0 && !caller->trusted) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "protocol 'process' runs a command as the coordinator's user: declare it in the "
+                 "config, or register it as root or that user (Unix socket or loopback), or with "
+                 "the bearer token");
+        return GC_EFORBIDDEN;
+    }
+    /* The coordinator may signal the pid (process, on_stuck=kill): only its owner may name
+     * it. Recovery judges the journaled pid itself (with its start time). */
+    if (pid > 0 && !coord->recovering) {
+        rc = gc_caller_check_pid(caller, (pid_t)pid, &pid_start, err->msg, sizeof(err->msg));
+        if (rc < 0)
+            return rc;
+    }
 
     slot = gc_ledger_resident_find(coord->ledger, name);
+    if (slot != NULL &&
+        !gc_caller_owns(caller, coord->ext[gc_coord_resident_index(coord, slot)].owner)) {
+        snprintf(err->msg, sizeof(err->msg), "resident '%s' was registered by another caller",
+                 name);
+        return GC_EFORBIDDEN;
+    }
     if (slot != NULL && slot->busy) {
         snprintf(err->msg, sizeof(err->msg), "resident '%s' is %s; register again when it is done",
                  name, gc_resident_state_name(slot->state));
@@ -199,7 +183,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
     snprintf(r.url, sizeof(r.url), "%s", spec.url);
     r.in_use = true;
     r.pid = (pid_t)pid;
-    r.pid_start_ticks = pid ? gc_proc_start_ticks((pid_t)pid) : 0;
+    r.pid_start_ticks = pid_start ? pid_start : pid ? gc_proc_start_ticks((pid_t)pid) : 0;
     r.gpu = (unsigned)gpu;
     r.bytes = bytes;
     r.priority = (int)priority;
@@ -224,6 +208,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
         json_decref(ext->registration);
         ext->registration = json_deep_copy(req);
         ext->spec = spec;
+        snprintf(ext->owner, sizeof(ext->owner), "%s", caller->key);
     }
     /* A process resident with no pid given is not running yet. */
     if (strcmp(protocol, "process") == 0 && pid == 0)
@@ -239,15 +224,15 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
     return 0;
 }
 
-void gc_coord_resident_register(struct gc_coord *coord, const json_t *req,
-                                struct gc_api_answer *ans)
+void gc_coord_resident_register(struct gc_coord *coord, const struct gc_caller *caller,
+                                const json_t *req, struct gc_api_answer *ans)
 {
     struct gc_jerr err;
     struct gc_resident *r;
     int rc;
 
     pthread_mutex_lock(&coord->lock);
-    rc = gc_coord_register_locked(coord, req, &err, &r);
+    rc = gc_coord_register_locked(coord, caller, req, &err, &r);
     if (rc < 0) {
         gc_api_error(ans, rc, "%s", err.msg);
     } else {
@@ -268,7 +253,18 @@ static void end_demands_locked(struct gc_coord *coord, const char *name, const c
         gc_coord_lease_end_locked(coord, d, GC_LEASE_FAILED, GC_EUNAVAIL, why);
 }
 
-void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
+/* Answers 403 unless caller may change resident r (its registrant, or trusted). */
+static bool may_change_locked(struct gc_coord *coord, const struct gc_caller *caller,
+                              const struct gc_resident *r, struct gc_api_answer *ans)
+{
+    if (gc_caller_owns(caller, coord->ext[gc_coord_resident_index(coord, r)].owner))
+        return true;
+    gc_api_error(ans, GC_EFORBIDDEN, "resident '%s' was registered by another caller", r->name);
+    return false;
+}
+
+void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *caller,
+                              const char *name, struct gc_api_answer *ans)
 {
     struct gc_resident *r;
     pid_t pid;
@@ -277,6 +273,8 @@ void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct g
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
+    } else if (!may_change_locked(coord, caller, r, ans)) {
+        /* answered */
     } else if (r->busy) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s; try again when it is done", name,
                      gc_resident_state_name(r->state));
@@ -311,8 +309,8 @@ static bool step_allowed(const struct gc_resident *r, bool unload)
 
 /* An unload or reload asked for by hand: run in the calling thread, answered once
  * verified (or with why it could not be). */
-static void resident_step(struct gc_coord *coord, const char *name, bool unload,
-                          struct gc_api_answer *ans)
+static void resident_step(struct gc_coord *coord, const struct gc_caller *caller, const char *name,
+                          bool unload, struct gc_api_answer *ans)
 {
     struct gc_resident *r;
     char why[GC_REASON_MAX];
@@ -324,6 +322,8 @@ static void resident_step(struct gc_coord *coord, const char *name, bool unload,
         gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
         goto out_unlock;
     }
+    if (!may_change_locked(coord, caller, r, ans))
+        goto out_unlock;
     if (!step_allowed(r, unload)) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s%s; %s", name,
                      gc_resident_state_name(r->state), r->busy ? " and busy" : "",
@@ -367,14 +367,16 @@ out_unlock:
     pthread_mutex_unlock(&coord->lock);
 }
 
-void gc_coord_resident_unload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
+void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *caller,
+                              const char *name, struct gc_api_answer *ans)
 {
-    resident_step(coord, name, true, ans);
+    resident_step(coord, caller, name, true, ans);
 }
 
-void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
+void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *caller,
+                              const char *name, struct gc_api_answer *ans)
 {
-    resident_step(coord, name, false, ans);
+    resident_step(coord, caller, name, false, ans);
 }
 
 /*

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Security: loopback by default, the Unix socket's mode, the bearer token on TCP,
-loopback-only callbacks, and the named caps on client-controlled quantities."""
+loopback-only callbacks, and the named caps on client-controlled quantities; who may
+run commands, name processes and end others' leases and residents (docs/security.md)."""
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +15,65 @@ from gctest import BUILD, GiB, GpuEnv, Http, free_port  # noqa: E402
 from test_api_input import UnixHTTPConnection  # noqa: E402
 
 TOKEN = "s3cret-token-for-tests-0123456789"
+NOBODY = 65534
+
+# Run by another user: performs the requests in argv[1] (JSON list of [method, path,
+# body]) against argv[2] ("http://HOST:PORT" or a Unix socket path) and prints
+# [[status, answer], ...] and its own pid.
+OTHER_USER_CLIENT = r"""
+import http.client, json, os, socket, sys
+class UnixConn(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=30)
+        self.unix_path = path
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(self.unix_path)
+out = []
+for method, path, body in json.loads(sys.argv[1]):
+    if sys.argv[2].startswith("http://"):
+        host, port = sys.argv[2][7:].rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    else:
+        conn = UnixConn(sys.argv[2])
+    body = json.dumps(body).replace('"$PID"', str(os.getpid())) if body is not None else None
+    conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    data = r.read()
+    try:
+        data = json.loads(data)
+    except ValueError:
+        data = data.decode(errors="replace")
+    out.append([r.status, data])
+    conn.close()
+print(json.dumps({"pid": os.getpid(), "answers": out}))
+"""
+
+
+def as_user(uid, target, requests):
+    """Sends requests to target as user uid (a child that drops root); the answers."""
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    out = subprocess.run([SYSTEM_PYTHON, "-c", OTHER_USER_CLIENT, json.dumps(requests), target],
+                         preexec_fn=drop, capture_output=True, text=True, timeout=60, cwd="/",
+                         env={"PATH": "/usr/bin:/bin"})
+    if out.returncode != 0:
+        raise AssertionError("client as uid %d failed: %s" % (uid, out.stderr))
+    return json.loads(out.stdout)
+
+
+# The other user cannot run a Python installed under root's home: the system's.
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
+
+
+def needs_root(test):
+    """Tests that act as another user: they drop root in a child."""
+    if os.geteuid() != 0:
+        return unittest.skip("needs root to run a client as another user (nobody)")(test)
+    return unittest.skipUnless(SYSTEM_PYTHON, "no /usr/bin/python3 for the other user")(test)
 
 
 class Security(GpuEnv):
@@ -160,6 +222,122 @@ class Security(GpuEnv):
                 s.close()
         self.assertEqual(self.http.get("/health")[0], 200)
         self.assertTrue(self.coord.alive())
+
+
+    def test_callback_urls_hiding_a_host_in_userinfo_are_refused(self):
+        # libcurl connects to the host after the '@': each of these calls 192.0.2.7.
+        self.start_coordinator()
+        body = {"name": "r", "protocol": "seed"}
+        for url in ("http://127.0.0.1:1@192.0.2.7:8000", "http://[::1]@192.0.2.7:8000",
+                    "http://localhost:x@192.0.2.7:8000", "http://127.0.0.1@192.0.2.7",
+                    "http://user@127.0.0.1:9", "http://127.0.0.1:9/x?y=1",
+                    "http://127.0.0.1:9#@192.0.2.7", "http:/127.0.0.1:9", "http://127.0.0.1:9 x",
+                    "HTTP://192.0.2.7:8000", "http://0x7f000001.example:9"):
+            st, ans = self.http.post("/v1/residents", dict(body, url=url))
+            self.assertEqual(st, 400, (url, ans))
+        st, ans = self.http.get("/v1/residents")
+        self.assertEqual(ans["residents"], [])
+        # Shorthand loopback forms are judged as libcurl reads them.
+        for url in ("http://127.1:9", "http://LOCALHOST:9/base", "http://[::1]:9/"):
+            st, ans = self.http.post("/v1/residents", dict(body, url=url))
+            self.assertEqual(st, 201, (url, ans))
+
+    def other_user(self, requests, unix=False):
+        if unix:
+            # Let the other user reach the socket: the test's folder is root's alone.
+            os.chmod(self.tmp, 0o755)
+            os.chmod(self.socket, 0o666)
+            return as_user(NOBODY, self.socket, requests)["answers"]
+        return as_user(NOBODY, self.url, requests)["answers"]
+
+    @needs_root
+    def test_only_trusted_callers_register_commands(self):
+        self.start_coordinator()
+        marker = self.path("ran")
+        reg = {"name": "evil", "protocol": "process", "command": "id > %s" % marker,
+               "url": "http://127.0.0.1:9", "health": "GET /health"}
+        for unix in (False, True):
+            (st, ans), = self.other_user([["POST", "/v1/residents", reg]], unix=unix)
+            self.assertEqual((st, ans["error"]), (403, "forbidden"), ans)
+            self.assertIn("config", ans["message"])
+        self.assertEqual(self.http.get("/v1/residents")[1]["residents"], [])
+        self.assertFalse(os.path.exists(marker))
+        # Root (the daemon's user here) may, over TCP and over the Unix socket.
+        st, ans = self.http.post("/v1/residents", dict(reg, command="true"))
+        self.assertEqual(st, 201, ans)
+        conn = UnixHTTPConnection(self.socket)
+        conn.request("POST", "/v1/residents", body=json.dumps(dict(reg, name="mine",
+                                                                   command="true")))
+        self.assertEqual(conn.getresponse().status, 201)
+        conn.close()
+        # The other user may not unload, reload, replace or delete them either.
+        answers = self.other_user([["POST", "/v1/residents/evil/unload", None],
+                                   ["POST", "/v1/residents/evil/reload", None],
+                                   ["DELETE", "/v1/residents/evil", None],
+                                   ["POST", "/v1/residents", dict(reg, protocol="seed")]])
+        self.assertEqual([a[0] for a in answers], [403, 403, 403, 403], answers)
+        self.assertEqual(self.resident("evil")["protocol"], "process")
+        self.assertFalse(os.path.exists(marker))
+
+    @needs_root
+    def test_a_pid_must_be_the_callers_own(self):
+        self.start_coordinator()
+        root_proc = self.start(["sleep", "60"], "sleeper")
+        seed = {"name": "svc", "protocol": "seed", "url": "http://127.0.0.1:9",
+                "bytes": "1Gi", "on_stuck": "kill"}
+        answers = self.other_user([
+            ["POST", "/v1/residents", dict(seed, pid=root_proc.pid)],
+            ["POST", "/v1/leases", {"holder": "h", "bytes": GiB, "pid": root_proc.pid}],
+            ["POST", "/v1/leases", {"holder": "h", "bytes": GiB, "pid": 1, "ttl_s": 0}],
+            # Its own process: allowed (the coordinator may then watch and signal it).
+            ["POST", "/v1/residents", dict(seed, name="own", pid="$PID")],
+            ["POST", "/v1/leases", {"holder": "own", "bytes": GiB, "pid": "$PID"}]])
+        self.assertEqual([a[0] for a in answers], [403, 403, 403, 201, 201], answers)
+        self.assertIn("belongs to another user", answers[0][1]["message"])
+        self.assertEqual([r["name"] for r in self.http.get("/v1/residents")[1]["residents"]],
+                         ["own"])
+        self.assertTrue(root_proc.alive())
+        # Root may name any process.
+        st, ans = self.http.post("/v1/residents", dict(seed, pid=root_proc.pid))
+        self.assertEqual(st, 201, ans)
+
+    @needs_root
+    def test_lease_quota_follows_the_caller_not_the_holder_name(self):
+        self.start_coordinator(config="[coordinator]\nleases_per_caller_max = 3\n")
+        lease = {"bytes": 1, "ttl_s": 60}
+        answers = self.other_user([["POST", "/v1/leases", dict(lease, holder="h%d" % i)]
+                                   for i in range(5)])
+        self.assertEqual([a[0] for a in answers], [201, 201, 201, 429, 429], answers)
+        self.assertIn("uid:65534", answers[3][1]["message"])
+        # Another caller is not locked out, and its lease is not the other user's to end.
+        st, mine = self.http.post("/v1/leases", dict(lease, holder="h0"))
+        self.assertEqual(st, 201, mine)
+        answers = self.other_user([["DELETE", "/v1/leases/" + mine["id"], None],
+                                   ["POST", "/v1/leases/%s/heartbeat" % mine["id"], None],
+                                   ["DELETE", "/v1/leases/" + answers[0][1]["id"], None]])
+        self.assertEqual([a[0] for a in answers], [403, 403, 200], answers)
+        self.assertEqual(self.http.get("/v1/leases/" + mine["id"])[1]["state"], "granted")
+
+    def test_lease_without_pid_has_a_bounded_ttl(self):
+        self.start_coordinator(config="[coordinator]\nmax_ttl_pidless_s = 60\n")
+        st, ans = self.http.post("/v1/leases", {"holder": "h", "bytes": GiB, "ttl_s": 86400})
+        self.assertEqual((st, ans["error"]), (400, "bad_request"), ans)
+        self.assertIn("max_ttl_pidless_s", ans["message"])
+        self.assertEqual(self.http.get("/v1/leases")[1]["leases"], [])
+        st, ans = self.http.post("/v1/leases", {"holder": "h", "bytes": GiB, "ttl_s": 60})
+        self.assertEqual(st, 201, ans)
+        # A pid ends the lease when its process does: that one may ask for longer.
+        holder = self.start(["sleep", "60"], "holder")
+        st, ans = self.http.post("/v1/leases", {"holder": "p", "bytes": GiB, "ttl_s": 86400,
+                                                "pid": holder.pid})
+        self.assertEqual(st, 201, ans)
+
+    def test_pidless_ttl_cap_by_default(self):
+        self.start_coordinator()
+        st, ans = self.http.post("/v1/leases", {"holder": "h", "bytes": 1, "ttl_s": 86400})
+        self.assertEqual(st, 400, ans)
+        st, ans = self.http.post("/v1/leases", {"holder": "h", "bytes": 1, "ttl_s": 300})
+        self.assertEqual(st, 201, ans)
 
 
 if __name__ == "__main__":

@@ -274,7 +274,8 @@ class NothingListens(unittest.TestCase):
             Client("unix:/nonexistent/gpucoord.sock").health()
 
     def test_bad_urls(self):
-        for url in ("ftp://x", "127.0.0.1:10010", "unix:"):
+        for url in ("ftp://x", "127.0.0.1:10010", "unix:", "http://127.0.0.1:1@192.0.2.7:80",
+                    "http://[::1]@192.0.2.7", "http://localhost:x@192.0.2.7"):
             with self.assertRaises(ValueError):
                 Client(url)
 
