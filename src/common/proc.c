@@ -119,6 +119,41 @@ int gc_proc_owner(pid_t pid, uid_t *ret_uid, uint64_t *ret_start_ticks)
     return 0;
 }
 
+int gc_proc_signal(pid_t pid, uint64_t start_ticks, int sig)
+{
+    int fd, rc;
+
+    if (pid <= 0) {
+        errno = ESRCH;
+        return -1;
+    }
+    fd = gc_pidfd_open(pid);
+    if (fd < 0) {
+        if (errno != ENOSYS)
+            return -1;
+        /* No pidfds: check, then signal (a narrow window remains on such kernels). */
+        if (start_ticks != 0 && gc_proc_start_ticks(pid) != start_ticks) {
+            errno = ESRCH;
+            return -1;
+        }
+        return kill(pid, sig);
+    }
+    /* Opened first, checked second: if the start time still matches, the pidfd names
+     * our process, and a signal through it cannot reach a later one with its pid. */
+    if (start_ticks != 0 && gc_proc_start_ticks(pid) != start_ticks) {
+        close(fd);
+        errno = ESRCH;
+        return -1;
+    }
+#ifdef SYS_pidfd_send_signal
+    rc = (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
+#else
+    rc = kill(pid, sig);
+#endif
+    close(fd);
+    return rc;
+}
+
 int gc_pidfd_open(pid_t pid)
 {
 #ifdef SYS_pidfd_open

@@ -18,6 +18,14 @@ pid_t gc_proc_parent(pid_t pid);
  * after the uid, and a pid reused in between fails. 0, or -1 when pid is gone.
  */
 int gc_proc_owner(pid_t pid, uid_t *ret_uid, uint64_t *ret_start_ticks);
+/*
+ * gc_proc_signal: sends sig to pid only if it is still the process that started at
+ * start_ticks (0: unknown, then any process with that pid), so that a pid reused by
+ * another process after ours exited is never signalled. The check and the signal go
+ * through one pidfd, which keeps naming the process it was opened for. 0, or -1 with
+ * errno (ESRCH: gone or reused).
+ */
+int gc_proc_signal(pid_t pid, uint64_t start_ticks, int sig);
 /* A pidfd for pid (readable once it exits), or -1 with errno set. */
 int gc_pidfd_open(pid_t pid);
 

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/names.h"
@@ -24,6 +25,7 @@ struct gc_resident_spec {
     char protocol[16];
     char url[GC_SPEC_URL_MAX];
     pid_t pid;
+    uint64_t pid_start_ticks; /* tells pid from a later process with its number (0: unknown) */
     double unload_timeout_s, reload_timeout_s, verify_timeout_s, kill_grace_s;
     /* http: "METHOD /path" for each step ("" = not supported). */
     char unload_req[GC_SPEC_REQ_MAX], reload_req[GC_SPEC_REQ_MAX];

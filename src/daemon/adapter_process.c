@@ -54,14 +54,15 @@ static int process_unload(const struct gc_resident_spec *spec, struct gc_adapter
 
     if (pid <= 0 || !gc_proc_alive(pid))
         return 0; /* not running: nothing holds memory */
-    if (kill(pid, SIGTERM) < 0 && errno != ESRCH) {
+    /* Through its start time: a pid reused by another process is not signalled. */
+    if (gc_proc_signal(pid, spec->pid_start_ticks, SIGTERM) < 0 && errno != ESRCH) {
         snprintf(res->detail, sizeof(res->detail), "cannot signal pid %d: %s", (int)pid,
                  strerror(errno));
         return GC_EIO;
     }
     if (wait_exit(pid, (int64_t)(spec->kill_grace_s * 1000.0)))
         return 0;
-    kill(pid, SIGKILL);
+    gc_proc_signal(pid, spec->pid_start_ticks, SIGKILL);
     if (wait_exit(pid, PROCESS_KILL_WAIT_MS)) {
         snprintf(res->detail, sizeof(res->detail), "pid %d ignored SIGTERM for %.1f s: killed",
                  (int)pid, spec->kill_grace_s);

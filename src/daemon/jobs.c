@@ -57,6 +57,7 @@ static int view_locked(struct gc_coord *coord, const char *name, enum gc_residen
     memset(ret, 0, sizeof(*ret));
     ret->spec = coord->ext[gc_coord_resident_index(coord, r)].spec;
     ret->spec.pid = r->pid;
+    ret->spec.pid_start_ticks = r->pid_start_ticks;
     ret->adapter = gc_adapter_find(r->protocol);
     ret->on_stuck = r->on_stuck;
     ret->gpu = r->gpu;
@@ -135,12 +136,13 @@ static bool kill_and_wait(struct gc_coord *coord, const struct job_view *v)
     int64_t deadline;
     pid_t pid = v->spec.pid;
 
-    kill(pid, SIGTERM);
+    /* Only the process registered (its start time): never a later one with its pid. */
+    gc_proc_signal(pid, v->spec.pid_start_ticks, SIGTERM);
     deadline = gc_mono_ms() + (int64_t)(v->spec.kill_grace_s * 1000.0);
     while (gc_proc_alive(pid) && gc_mono_ms() < deadline)
         gc_sleep_ms(20);
     if (gc_proc_alive(pid))
-        kill(pid, SIGKILL);
+        gc_proc_signal(pid, v->spec.pid_start_ticks, SIGKILL);
     deadline = gc_mono_ms() + KILL_RELEASE_WAIT_MS;
     for (;;) {
         bool gone;

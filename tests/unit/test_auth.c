@@ -1,16 +1,20 @@
-/* test_auth.c - callback URL checks, the /proc/net/tcp owner lookup, and caller
- * identity (docs/security.md). */
+/* test_auth.c - callback URL checks, the /proc/net/tcp owner lookup, caller identity,
+ * and signals that never reach a reused pid (docs/security.md). */
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/err.h"
 #include "common/http_client.h"
 #include "common/peer.h"
+#include "common/proc.h"
 #include "common/url.h"
 #include "daemon/caller.h"
 
@@ -260,4 +264,27 @@ TEST(http_client_refuses_a_user_part)
     ASSERT(c == NULL);
     ASSERT_EQ_INT(gc_http_client_new("http://127.0.0.1:9", &c), 0);
     gc_http_client_free(c);
+}
+
+TEST(signal_only_the_process_that_was_named)
+{
+    pid_t child = fork();
+    uint64_t start;
+    int status = 0;
+
+    ASSERT(child >= 0);
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    start = gc_proc_start_ticks(child);
+    ASSERT(start > 0);
+    /* Another start time stands for a later process that got the pid: untouched. */
+    ASSERT_EQ_INT(gc_proc_signal(child, start + 1, SIGKILL), -1);
+    ASSERT_EQ_INT(errno, ESRCH);
+    ASSERT(gc_proc_alive(child));
+    ASSERT_EQ_INT(gc_proc_signal(child, start, SIGKILL), 0);
+    ASSERT_EQ_INT(waitpid(child, &status, 0), child);
+    ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    ASSERT_EQ_INT(gc_proc_signal(child, start, SIGKILL), -1);
 }
