@@ -318,6 +318,27 @@ class Security(GpuEnv):
         self.assertEqual([a[0] for a in answers], [403, 403, 200], answers)
         self.assertEqual(self.http.get("/v1/leases/" + mine["id"])[1]["state"], "granted")
 
+    @needs_root
+    def test_owners_survive_a_restart(self):
+        self.start_coordinator()
+        answers = self.other_user([
+            ["POST", "/v1/residents", {"name": "theirs", "protocol": "seed",
+                                       "url": "http://127.0.0.1:9"}],
+            ["POST", "/v1/leases", {"holder": "h", "bytes": GiB, "ttl_s": 120}]])
+        self.assertEqual([a[0] for a in answers], [201, 201], answers)
+        lease_id = answers[1][1]["id"]
+        st, mine = self.http.post("/v1/residents", {"name": "mine", "protocol": "seed",
+                                                    "url": "http://127.0.0.1:9"})
+        self.assertEqual(st, 201, mine)
+        port = self.coord_port
+        self.coord.kill()
+        self.start_coordinator(port=port, state_dir=self.state_dir)
+        # The journal kept who owns what: still the other user's, still not root's.
+        answers = self.other_user([["POST", "/v1/residents/mine/unload", None],
+                                   ["DELETE", "/v1/leases/" + lease_id, None],
+                                   ["DELETE", "/v1/residents/theirs", None]])
+        self.assertEqual([a[0] for a in answers], [403, 200, 204], answers)
+
     def test_lease_without_pid_has_a_bounded_ttl(self):
         self.start_coordinator(config="[coordinator]\nmax_ttl_pidless_s = 60\n")
         st, ans = self.http.post("/v1/leases", {"holder": "h", "bytes": GiB, "ttl_s": 86400})
