@@ -166,25 +166,90 @@ TEST(peer_table_ipv6)
     ASSERT_EQ_INT((int)uid, 1001);
 }
 
-TEST(peer_live_loopback_connection)
+/* A real connection to ourselves over family's loopback: the kernel's table names our
+ * own user. False when this host has no such loopback (no IPv6). */
+static bool live_lookup(int family)
 {
-    /* A real connection to ourselves: the kernel's table names our own user. */
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    struct sockaddr_in client_addr, server_side;
+    struct sockaddr_storage sa, client_addr, server_side;
     socklen_t len = sizeof(sa);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = socket(AF_INET, SOCK_STREAM, 0), afd;
+    int lfd, cfd, afd;
     uid_t uid = 12345;
 
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    memset(&sa, 0, sizeof(sa));
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+        in->sin_family = AF_INET;
+        inet_pton(AF_INET, "127.0.0.1", &in->sin_addr);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_addr = in6addr_loopback;
+    }
+    lfd = socket(family, SOCK_STREAM, 0);
+    cfd = socket(family, SOCK_STREAM, 0);
     ASSERT(lfd >= 0 && cfd >= 0);
-    ASSERT_EQ_INT(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(lfd);
+        close(cfd);
+        return false;
+    }
     ASSERT_EQ_INT(listen(lfd, 1), 0);
     ASSERT_EQ_INT(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
-    ASSERT_EQ_INT(connect(cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ASSERT_EQ_INT(connect(cfd, (struct sockaddr *)&sa, len), 0);
     afd = accept(lfd, NULL, NULL);
     ASSERT(afd >= 0);
     len = sizeof(client_addr);
     ASSERT_EQ_INT(getpeername(afd, (struct sockaddr *)&client_addr, &len), 0);
+    len = sizeof(server_side);
+    ASSERT_EQ_INT(getsockname(afd, (struct sockaddr *)&server_side, &len), 0);
+    ASSERT_EQ_INT(
+        gc_peer_tcp_uid((struct sockaddr *)&client_addr, (struct sockaddr *)&server_side, &uid), 0);
+    ASSERT_EQ_INT((int)uid, (int)geteuid());
+    /* Once the client has closed its socket, it is no one's. */
+    close(cfd);
+    ASSERT_EQ_INT(
+        gc_peer_tcp_uid((struct sockaddr *)&client_addr, (struct sockaddr *)&server_side, &uid),
+        -1);
+    close(afd);
+    close(lfd);
+    return true;
+}
+
+TEST(peer_live_loopback_connection)
+{
+    ASSERT(live_lookup(AF_INET));
+    if (!live_lookup(AF_INET6))
+        printf("  (no IPv6 loopback here: the IPv6 lookup was not tried live)\n");
+}
+
+TEST(peer_live_ipv4_client_of_a_dual_stack_listener)
+{
+    /* The server sees ::ffff:127.0.0.1; the client's socket is an IPv4 one. */
+    struct sockaddr_in6 any = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+    struct sockaddr_in to = {.sin_family = AF_INET};
+    struct sockaddr_storage client_addr, server_side;
+    socklen_t len = sizeof(any);
+    int lfd = socket(AF_INET6, SOCK_STREAM, 0), cfd = socket(AF_INET, SOCK_STREAM, 0), afd, off = 0;
+    uid_t uid = 12345;
+
+    ASSERT(lfd >= 0 && cfd >= 0);
+    setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+    if (bind(lfd, (struct sockaddr *)&any, sizeof(any)) < 0) {
+        printf("  (no IPv6 here: not tried)\n");
+        close(lfd);
+        close(cfd);
+        return;
+    }
+    ASSERT_EQ_INT(listen(lfd, 1), 0);
+    ASSERT_EQ_INT(getsockname(lfd, (struct sockaddr *)&any, &len), 0);
+    to.sin_port = any.sin6_port;
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    ASSERT_EQ_INT(connect(cfd, (struct sockaddr *)&to, sizeof(to)), 0);
+    afd = accept(lfd, NULL, NULL);
+    ASSERT(afd >= 0);
+    len = sizeof(client_addr);
+    ASSERT_EQ_INT(getpeername(afd, (struct sockaddr *)&client_addr, &len), 0);
+    ASSERT_EQ_INT(client_addr.ss_family, AF_INET6);
     len = sizeof(server_side);
     ASSERT_EQ_INT(getsockname(afd, (struct sockaddr *)&server_side, &len), 0);
     ASSERT_EQ_INT(
