@@ -34,7 +34,9 @@ class BadRequest(GpucoordError):
 
 
 class Unauthorized(GpucoordError):
-    """401/403: a bearer token is missing or wrong ($GPUCOORD_TOKEN)."""
+    """401 unauthorized: a bearer token is missing or wrong ($GPUCOORD_TOKEN); 403
+    forbidden: this caller may not do that (a process resident, another user's pid,
+    another caller's lease or resident: docs/security.md)."""
     default_code = "unauthorized"
 
 
