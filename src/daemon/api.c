@@ -133,7 +133,11 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
                                    coord->config->max_wait_s);
                 return;
             }
-            gc_coord_lease_get(coord, id, wait_s, &waiter, &ans);
+            /* Only a wait keeps a lease alive, and only its owner's: identify the
+             * caller then (reads without a wait stay free of /proc lookups). */
+            if (wait_s > 0)
+                caller_of(req, &caller);
+            gc_coord_lease_get(coord, wait_s > 0 ? &caller : NULL, id, wait_s, &waiter, &ans);
         } else if (method_is(req, "DELETE")) {
             caller_of(req, &caller);
             gc_coord_lease_release(coord, &caller, id, &ans);

@@ -187,8 +187,10 @@ struct gc_waiter {
 void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *caller,
                             const json_t *req, const struct gc_waiter *waiter,
                             struct gc_api_answer *ans);
-void gc_coord_lease_get(struct gc_coord *coord, const char *id, double wait_s,
-                        const struct gc_waiter *waiter, struct gc_api_answer *ans);
+/* A lease; wait_s > 0 waits while it is queued, keeping it alive only when caller (NULL
+ * without a wait) owns it. */
+void gc_coord_lease_get(struct gc_coord *coord, const struct gc_caller *caller, const char *id,
+                        double wait_s, const struct gc_waiter *waiter, struct gc_api_answer *ans);
 void gc_coord_lease_heartbeat(struct gc_coord *coord, const struct gc_caller *caller,
                               const char *id, struct gc_api_answer *ans);
 void gc_coord_lease_release(struct gc_coord *coord, const struct gc_caller *caller, const char *id,

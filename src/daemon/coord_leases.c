@@ -53,9 +53,10 @@ static void lease_answer_locked(struct gc_coord *coord, const char *id, struct g
 }
 
 /* Waits while the lease queues or prepares, until deadline_ms; keeps it alive while
- * its client waits (a client that left keeps it alive no longer: its TTL runs). */
+ * its client waits when keep_alive (the client is its owner: a client that left keeps
+ * it alive no longer, its TTL runs; a stranger watching it never does). */
 static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t deadline_ms,
-                              const struct gc_waiter *waiter)
+                              const struct gc_waiter *waiter, bool keep_alive)
 {
     for (;;) {
         struct gc_lease *l = gc_ledger_lease_find(coord->ledger, id);
@@ -64,12 +65,13 @@ static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t de
             return;
         if (coord->stopping || (waiter != NULL && waiter->gone(waiter->ctx)))
             return;
-        l->heartbeat_ms = gc_mono_ms(); /* a client waiting on it is alive */
+        if (keep_alive)
+            l->heartbeat_ms = gc_mono_ms(); /* a client waiting on it is alive */
         slice = gc_mono_ms() + WAIT_SLICE_MS;
         if (!gc_coord_wait_locked(coord, slice < deadline_ms ? slice : deadline_ms) &&
             gc_mono_ms() >= deadline_ms) {
             l = gc_ledger_lease_find(coord->ledger, id);
-            if (l != NULL)
+            if (l != NULL && keep_alive)
                 l->heartbeat_ms = gc_mono_ms();
             return;
         }
@@ -199,19 +201,22 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
     if (l != NULL && l->state == GC_LEASE_QUEUED)
         gc_coord_journal_lease_locked(coord, l);
     if (wait_s > 0)
-        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter);
+        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter, true);
     lease_answer_locked(coord, id, ans);
     pthread_mutex_unlock(&coord->lock);
 }
 
-void gc_coord_lease_get(struct gc_coord *coord, const char *id, double wait_s,
-                        const struct gc_waiter *waiter, struct gc_api_answer *ans)
+void gc_coord_lease_get(struct gc_coord *coord, const struct gc_caller *caller, const char *id,
+                        double wait_s, const struct gc_waiter *waiter, struct gc_api_answer *ans)
 {
     const struct gc_lease *l;
 
     pthread_mutex_lock(&coord->lock);
-    if (wait_s > 0)
-        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter);
+    if (wait_s > 0) {
+        l = gc_ledger_lease_find(coord->ledger, id);
+        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter,
+                          l != NULL && caller != NULL && gc_caller_owns(caller, l->owner));
+    }
     l = gc_ledger_lease_lookup(coord->ledger, id);
     if (l == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "no lease '%s'", id);

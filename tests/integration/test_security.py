@@ -339,6 +339,24 @@ class Security(GpuEnv):
                                    ["DELETE", "/v1/residents/theirs", None]])
         self.assertEqual([a[0] for a in answers], [403, 200, 204], answers)
 
+    @needs_root
+    def test_a_stranger_waiting_on_a_lease_does_not_keep_it_alive(self):
+        self.start_coordinator()
+        st, big = self.http.post("/v1/leases", {"holder": "big", "bytes": 21 * GiB, "ttl_s": 60})
+        self.assertEqual(st, 201, big)
+        # Queued behind it, with a 1 s TTL and no one sending heartbeats.
+        st, queued = self.http.post("/v1/leases", {"holder": "q", "bytes": 21 * GiB,
+                                                   "ttl_s": 1})
+        self.assertEqual((st, queued["state"]), (202, "queued"), queued)
+        (st, ans), = self.other_user([["GET", "/v1/leases/%s?wait_s=3" % queued["id"], None]])
+        self.assertEqual(st, 200, ans)
+        self.assertEqual(self.http.get("/v1/leases/" + queued["id"])[1]["state"], "expired")
+        # Its owner waiting on it does keep it.
+        st, queued = self.http.post("/v1/leases", {"holder": "q", "bytes": 21 * GiB,
+                                                   "ttl_s": 1})
+        st, ans = self.http.get("/v1/leases/%s?wait_s=2.5" % queued["id"])
+        self.assertEqual((st, ans["state"]), (200, "queued"), ans)
+
     def test_lease_without_pid_has_a_bounded_ttl(self):
         self.start_coordinator(config="[coordinator]\nmax_ttl_pidless_s = 60\n")
         st, ans = self.http.post("/v1/leases", {"holder": "h", "bytes": GiB, "ttl_s": 86400})
