@@ -117,6 +117,28 @@ class PythonLease(Binding, CliEnv):
         return [sys.executable, "-m", "gpucoord", "--url", self.url, "lease", need] + \
             list(options)
 
+    def test_context_manager_binds_while_held(self):
+        # The library itself: the variables are in os.environ inside the block only.
+        self.start_coordinator()
+        uuids = self.uuids()
+        code = (
+            "import os, sys, gpucoord\n"
+            "os.environ['CUDA_VISIBLE_DEVICES'] = '1,0'\n"
+            "os.environ.pop('GPUSIM_STATE', None)\n"
+            "c = gpucoord.Client(sys.argv[1])\n"
+            "with c.lease('1Gi', gpu=0) as l:\n"
+            "    print(os.environ['CUDA_VISIBLE_DEVICES'], os.environ['GPUCOORD_GPU'],\n"
+            "          l.gpu_uuid, os.environ.get('GPUSIM_STATE') == (l.gpusim or {}).get('state'))\n"
+            "print(os.environ['CUDA_VISIBLE_DEVICES'], 'GPUCOORD_GPU' in os.environ,\n"
+            "      'GPUSIM_STATE' in os.environ)\n"
+            "with c.lease('1Gi', gpu=1, bind=False) as l:\n"
+            "    print(os.environ['CUDA_VISIBLE_DEVICES'], l.env()['CUDA_VISIBLE_DEVICES'])\n")
+        r = subprocess.run([sys.executable, "-c", code, self.url], env=self.env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.split("\n")[:3], [
+            "%s 0 %s True" % (uuids[0], uuids[0]), "1,0 False False", "1,0 %s" % uuids[1]])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
