@@ -11,6 +11,7 @@ import subprocess
 import sys
 import unittest
 import urllib.parse
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from founding import REPO, FoundingSystem, ply_points  # noqa: E402
@@ -104,7 +105,6 @@ class OriginalClient(FoundingSystem):
                 self.assertGreaterEqual(ply_points(ply), 7000)
 
     def raw_generate(self, prompt, seed):
-        import urllib.request
         data = urllib.parse.urlencode({"prompt": prompt, "seed": seed}).encode()
         req = urllib.request.Request("http://127.0.0.1:%d/generate/" % self.ports["gen"],
                                      data=data, method="POST")
