@@ -116,6 +116,16 @@ for cls in ValidationUnloadReload SingleGeneration SeveralGenerations Concurrent
         failures=$((failures + 1))
     fi
 done
+# The seed test step (automated_gpu_coordination_test.py) and the original client.
+for cls in SeedTestScript OriginalClient; do
+    t0=$SECONDS
+    if timeout 150 python3 "$here/tests/acceptance/test_seed_step.py" "$cls" >>"$log" 2>&1; then
+        say "- $cls: passed ($((SECONDS - t0)) s)"
+    else
+        say "- $cls: FAILED ($((SECONDS - t0)) s; see gpu-check.log)"
+        failures=$((failures + 1))
+    fi
+done
 
 step "done"
 say ""

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -125,6 +126,68 @@ int sim_config_load(struct sim_config *ret_cfg, char *errbuf, size_t errbuf_len)
 
     *ret_cfg = cfg;
     return 0;
+}
+
+/* One CUDA_VISIBLE_DEVICES entry (len bytes at item) as a physical index, or -1. */
+static int visible_entry(const char *item, size_t len, unsigned ndevices)
+{
+    int found = -1;
+
+    while (len > 0 && (*item == ' ' || *item == '\t')) {
+        item++;
+        len--;
+    }
+    while (len > 0 && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+        len--;
+    if (len == 0)
+        return -1;
+    if (len > 4 && strncasecmp(item, "GPU-", 4) == 0) {
+        for (unsigned d = 0; d < ndevices; d++) {
+            char uuid[SIM_UUID_TEXT_MAX];
+            sim_device_uuid_text(d, uuid, sizeof(uuid));
+            if (len <= strlen(uuid) && strncasecmp(uuid, item, len) == 0) {
+                if (found >= 0)
+                    return -1; /* a prefix of more than one GPU's UUID */
+                found = (int)d;
+            }
+        }
+        return found;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (item[i] < '0' || item[i] > '9' || i >= 9)
+            return -1;
+    found = atoi(item);
+    return (unsigned)found < ndevices ? found : -1;
+}
+
+unsigned sim_visible_devices(const char *value, unsigned ndevices, unsigned *ret_phys)
+{
+    const char *p = value;
+    unsigned n = 0;
+
+    if (ndevices > SIM_DEVICES_MAX)
+        ndevices = SIM_DEVICES_MAX;
+    if (value == NULL) {
+        for (unsigned d = 0; d < ndevices; d++)
+            ret_phys[d] = d;
+        return ndevices;
+    }
+    while (*p != '\0' && n < ndevices) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        int phys = visible_entry(p, len, ndevices);
+        bool repeated = false;
+
+        for (unsigned i = 0; i < n; i++)
+            repeated = repeated || ret_phys[i] == (unsigned)phys;
+        if (phys < 0 || repeated)
+            break;
+        ret_phys[n++] = (unsigned)phys;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    return n;
 }
 
 void sim_debug(const char *fmt, ...)

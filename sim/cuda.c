@@ -48,7 +48,10 @@ static struct {
     pid_t pid;       /* the process that called cuInit */
     struct sim_config cfg;
     struct sim_shm shm;
-    struct CUctx_st ctx[SIM_DEVICES_MAX];
+    struct CUctx_st ctx[SIM_DEVICES_MAX]; /* by physical index */
+    /* CUDA_VISIBLE_DEVICES: ordinal -> physical index, fixed at cuInit. */
+    unsigned visible[SIM_DEVICES_MAX];
+    unsigned nvisible;
     struct sim_alloc_table dmem; /* device allocations */
     struct sim_alloc_table hmem; /* cuMemHostAlloc ranges */
     uint64_t next_dptr;
@@ -139,18 +142,14 @@ static CUresult enter_ctx(struct CUctx_st **ret_ctx)
     return CUDA_SUCCESS;
 }
 
+/* Devices this process sees (after CUDA_VISIBLE_DEVICES); needs check_init. */
 static unsigned device_count(void)
 {
-    unsigned n = 0;
-
-    if (sim_lock(&g.shm) == 0) {
-        n = sim_ndevices(g.shm.st);
-        sim_unlock(&g.shm);
-    }
-    return n;
+    return g.nvisible;
 }
 
-static CUresult check_device(CUdevice dev)
+/* check_init, then dev (an ordinal among the visible devices) as a physical index. */
+static CUresult check_device(CUdevice dev, unsigned *ret_phys)
 {
     CUresult rc = check_init();
 
@@ -158,6 +157,7 @@ static CUresult check_device(CUdevice dev)
         return rc;
     if (dev < 0 || (unsigned)dev >= device_count())
         return CUDA_ERROR_INVALID_DEVICE;
+    *ret_phys = g.visible[dev];
     return CUDA_SUCCESS;
 }
 
@@ -186,6 +186,7 @@ static CUresult from_gc(int err)
 SIM_API CUresult cuInit(unsigned int flags)
 {
     struct sim_config cfg;
+    unsigned ndevices = 0;
     char err[256];
     int rc;
 
@@ -205,6 +206,19 @@ SIM_API CUresult cuInit(unsigned int flags)
     rc = sim_shm_open(&g.shm, &cfg, true);
     if (rc < 0) {
         sim_debug("cuInit: cannot open state '%s': %s", cfg.state_path, gpucoord_strerror(rc));
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    if (sim_lock(&g.shm) == 0) {
+        ndevices = sim_ndevices(g.shm.st);
+        sim_unlock(&g.shm);
+    }
+    /* The driver API honours CUDA_VISIBLE_DEVICES; NVML (nvml.c) does not. */
+    g.nvisible = sim_visible_devices(getenv("CUDA_VISIBLE_DEVICES"), ndevices, g.visible);
+    if (g.nvisible == 0) {
+        /* As the real driver: nothing visible fails cuInit itself. */
+        sim_debug("cuInit: CUDA_VISIBLE_DEVICES leaves no device visible");
+        sim_shm_close(&g.shm);
         pthread_mutex_unlock(&g.lock);
         return CUDA_ERROR_NO_DEVICE;
     }
@@ -256,7 +270,8 @@ SIM_API CUresult cuDeviceGet(CUdevice *device, int ordinal)
 
 SIM_API CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
 {
-    CUresult rc = check_device(dev);
+    unsigned phys = 0;
+    CUresult rc = check_device(dev, &phys);
     uint64_t cap = 0;
 
     if (rc != CUDA_SUCCESS)
@@ -264,7 +279,7 @@ SIM_API CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
     if (name == NULL || len <= 0)
         return CUDA_ERROR_INVALID_VALUE;
     if (sim_lock(&g.shm) == 0) {
-        cap = g.shm.st->dev[dev].capacity_bytes;
+        cap = g.shm.st->dev[phys].capacity_bytes;
         sim_unlock(&g.shm);
     }
     /* Like the real driver: truncated to len - 1 characters. */
@@ -275,7 +290,8 @@ SIM_API CUresult cuDeviceGetName(char *name, int len, CUdevice dev)
 
 SIM_API CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
 {
-    CUresult rc = check_device(dev);
+    unsigned phys = 0;
+    CUresult rc = check_device(dev, &phys);
 
     if (rc != CUDA_SUCCESS)
         return rc;
@@ -283,20 +299,21 @@ SIM_API CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
         return CUDA_ERROR_INVALID_VALUE;
     if (sim_lock(&g.shm) < 0)
         return CUDA_ERROR_UNKNOWN;
-    *bytes = g.shm.st->dev[dev].capacity_bytes;
+    *bytes = g.shm.st->dev[phys].capacity_bytes;
     sim_unlock(&g.shm);
     return CUDA_SUCCESS;
 }
 
 SIM_API CUresult cuDeviceGetUuid_v2(CUuuid *uuid, CUdevice dev)
 {
-    CUresult rc = check_device(dev);
+    unsigned phys = 0;
+    CUresult rc = check_device(dev, &phys);
 
     if (rc != CUDA_SUCCESS)
         return rc;
     if (uuid == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    sim_device_uuid((unsigned)dev, (unsigned char *)uuid->bytes);
+    sim_device_uuid(phys, (unsigned char *)uuid->bytes);
     return CUDA_SUCCESS;
 }
 
@@ -304,7 +321,8 @@ SIM_API CUresult cuDeviceGetUuid_v2(CUuuid *uuid, CUdevice dev)
 
 SIM_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
-    CUresult rc = check_device(dev);
+    unsigned phys = 0;
+    CUresult rc = check_device(dev, &phys);
     struct CUctx_st *c;
     int err = 0;
 
@@ -312,7 +330,7 @@ SIM_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
         return rc;
     if (pctx == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    c = &g.ctx[dev];
+    c = &g.ctx[phys];
     pthread_mutex_lock(&g.lock);
     if (c->refcount == 0) {
         err = sim_lock(&g.shm);
@@ -320,9 +338,9 @@ SIM_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
             if (g.shm.own_slot < 0)
                 err = sim_slot_claim(&g.shm, g.pid, g.cfg.free_lag_ns);
             if (err == 0)
-                err = sim_charge(&g.shm, (unsigned)dev, g.cfg.context_bytes);
+                err = sim_charge(&g.shm, phys, g.cfg.context_bytes);
             if (err == 0)
-                g.shm.st->slot[g.shm.own_slot].has_ctx[dev] = 1;
+                g.shm.st->slot[g.shm.own_slot].has_ctx[phys] = 1;
             sim_unlock(&g.shm);
         }
     }
@@ -359,19 +377,20 @@ static void context_reset_locked(unsigned dev)
 
 SIM_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 {
-    CUresult rc = check_device(dev);
+    unsigned phys = 0;
+    CUresult rc = check_device(dev, &phys);
     struct CUctx_st *c;
 
     if (rc != CUDA_SUCCESS)
         return rc;
-    c = &g.ctx[dev];
+    c = &g.ctx[phys];
     pthread_mutex_lock(&g.lock);
     if (c->refcount == 0) {
         pthread_mutex_unlock(&g.lock);
         return CUDA_ERROR_INVALID_CONTEXT;
     }
     if (--c->refcount == 0)
-        context_reset_locked((unsigned)dev);
+        context_reset_locked(phys);
     pthread_mutex_unlock(&g.lock);
     return CUDA_SUCCESS;
 }

@@ -84,6 +84,9 @@ SIM_API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device,
 
 /* OOM answers (allocations and contexts that did not fit) on device dev so far. */
 SIM_API nvmlReturn_t gpusimGetOomCount(unsigned int dev, unsigned long long *count);
+/* The shared state file this process uses (GPUSIM_STATE or its default), so that
+ * a program can start others on the same simulated GPU. */
+SIM_API nvmlReturn_t gpusimGetStatePath(char *path, unsigned int length);
 /* Bytes freed on dev that are not available yet (GPUSIM_FREE_LAG_MS). */
 SIM_API nvmlReturn_t gpusimGetLaggedBytes(unsigned int dev, unsigned long long *bytes);
 /*

@@ -365,6 +365,15 @@ SIM_API nvmlReturn_t gpusimGetOomCount(unsigned int dev, unsigned long long *cou
     return NVML_SUCCESS;
 }
 
+SIM_API nvmlReturn_t gpusimGetStatePath(char *path, unsigned int length)
+{
+    if (path == NULL)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (!__atomic_load_n(&n.ready, __ATOMIC_ACQUIRE))
+        return NVML_ERROR_UNINITIALIZED;
+    return copy_text(n.shm.path, path, length);
+}
+
 SIM_API nvmlReturn_t gpusimGetLaggedBytes(unsigned int dev, unsigned long long *bytes)
 {
     nvmlReturn_t rc;

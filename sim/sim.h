@@ -81,6 +81,14 @@ int sim_config_load(struct sim_config *ret_cfg, char *errbuf, size_t errbuf_len)
 
 /* Prints to stderr when GPUSIM_DEBUG=1; a library never prints otherwise. */
 void sim_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * sim_visible_devices: the physical devices a CUDA_VISIBLE_DEVICES value (NULL:
+ * unset) lets the driver API see among ndevices, in its order, into ret_phys
+ * (SIM_DEVICES_MAX entries); returns how many. As the real driver: entries are
+ * indices or "GPU-" UUIDs (a unique prefix is enough); the first invalid,
+ * ambiguous or repeated entry ends the list; an empty value shows none.
+ */
+unsigned sim_visible_devices(const char *value, unsigned ndevices, unsigned *ret_phys);
 
 /* ---- the shared state (the file's layout; all fields guarded by mutex) ---- */
 

@@ -2,17 +2,27 @@
 python3 -m gpucoord [--url URL] lease SIZE [--holder H] [--gpu N] [--priority P] [--ttl S]
                     [--wait S] -- CMD [ARGS...]
 
-lease holds a lease while CMD runs (CMD sees GPUCOORD_LEASE_ID and GPUCOORD_LEASE_GPU),
-releases it when CMD exits and exits with CMD's status (1 when the lease is refused,
-75 when the coordinator cannot be reached or the wait ends)."""
+lease holds a lease while CMD runs, bound to the granted GPU as `gpucoord run` binds it
+(CUDA_VISIBLE_DEVICES, GPUCOORD_LEASE_ID, GPUCOORD_GPU, GPUCOORD_GPU_UUID, GPUCOORD_URL),
+releases it when CMD exits and exits with CMD's status; the exit codes are the C CLI's:
+2 usage, 3 lease not granted (command not run), 4 coordinator unreachable or error,
+126/127 command not executable/not found."""
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 
 from . import Client, GpucoordError, format_size
+from .errors import CouldNotFree, LeaseTimeout, LimitReached, NeverFits
+
+# The exit codes of the C CLI (docs/cli.md): both front ends answer alike.
+EXIT_FAILURE, EXIT_USAGE, EXIT_REFUSED, EXIT_COORD = 1, 2, 3, 4
+EXIT_NOEXEC, EXIT_NOTFOUND = 126, 127
+# Errors that mean the lease was not granted (the rest: the coordinator failed us).
+REFUSED = (NeverFits, CouldNotFree, LimitReached, LeaseTimeout)
 
 
 def _status(client, as_json):
@@ -41,15 +51,18 @@ def _lease(client, args):
     cmd = args.cmd
     if not cmd:
         print("gpucoord lease: give a command after --", file=sys.stderr)
-        return 64
+        return EXIT_USAGE
+    exe = shutil.which(cmd[0])
+    if exe is None:
+        print("gpucoord: %s: command not found" % cmd[0], file=sys.stderr)
+        return EXIT_NOTFOUND if not os.path.exists(cmd[0]) else EXIT_NOEXEC
     gpu = "any" if args.gpu == "any" else int(args.gpu)
     with client.lease(args.size, holder=args.holder or os.path.basename(cmd[0]), gpu=gpu,
                       priority=args.priority, ttl_s=args.ttl, wait_s=args.wait) as lease:
         print("gpucoord: lease %s granted: %s on GPU %s after %.2f s%s" % (
             lease.id, format_size(lease.bytes), lease.gpu, lease.waited_s or 0,
             ", evicted " + ", ".join(lease.evicted) if lease.evicted else ""), file=sys.stderr)
-        env = dict(os.environ, GPUCOORD_LEASE_ID=lease.id, GPUCOORD_LEASE_GPU=str(lease.gpu))
-        proc = subprocess.Popen(cmd, env=env)
+        proc = subprocess.Popen(cmd, env=lease.env())
         # Pass termination on to the command; the lease is released after it exits.
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda s, f: proc.send_signal(s))
@@ -90,8 +103,10 @@ def main(argv=None):
             return _status(client, args.json)
         return _lease(client, args)
     except GpucoordError as e:
-        print("gpucoord: %s" % e, file=sys.stderr)
-        return 75 if e.code in ("timeout", "connect_failed") else 1
+        refused = isinstance(e, REFUSED)
+        print("gpucoord: %s%s" % ("lease not granted, command not run: " if refused else "", e),
+              file=sys.stderr)
+        return EXIT_REFUSED if refused else EXIT_COORD
 
 
 if __name__ == "__main__":

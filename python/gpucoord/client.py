@@ -196,6 +196,10 @@ class Client:
         """GET /v1/gpus: the list of GPUs (total/free/used/committed bytes, processes)."""
         return self._get("/v1/gpus")["gpus"]
 
+    def gpus_info(self):
+        """GET /v1/gpus as a whole: {"gpus": [...], "gpusim": {libdir, state} or None}."""
+        return self._get("/v1/gpus")
+
     def residents(self):
         """GET /v1/residents: the list of residents."""
         return self._get("/v1/residents")["residents"]
@@ -296,12 +300,13 @@ class Client:
     # ---- leases ----
 
     def lease(self, bytes, holder=None, gpu="any", priority=None, ttl_s=None, wait_s=300.0,
-              pid=THIS_PROCESS, heartbeat=True, on_lost=None):
+              pid=THIS_PROCESS, heartbeat=True, on_lost=None, bind=True):
         """Asks for a lease of `bytes` (an int or "20Gi") and waits up to wait_s for the
         grant (None: no limit). Returns a granted Lease; use it as a context manager or
-        call release(). See Lease."""
+        call release(). bind=False: the context manager leaves os.environ alone. See
+        Lease."""
         return Lease(self, bytes, holder=holder, gpu=gpu, priority=priority, ttl_s=ttl_s,
-                     wait_s=wait_s, pid=pid, heartbeat=heartbeat, on_lost=on_lost)
+                     wait_s=wait_s, pid=pid, heartbeat=heartbeat, on_lost=on_lost, bind=bind)
 
     def heartbeat(self, lease_id):
         """POST /v1/leases/{id}/heartbeat; NotFound once the lease has ended."""
@@ -325,6 +330,22 @@ def _failed_lease_error(lease_id, ans):
                              {"error": code, "message": reason, "id": lease_id})
 
 
+def binding_env(base, lease_id, gpu, gpu_uuid, url, gpusim=None):
+    """base (a mapping, not changed) plus the variables that bind a program to a lease:
+    the rule `gpucoord run` follows (docs/cli.md, "GPU binding")."""
+    env = dict(base)
+    env.update({"CUDA_VISIBLE_DEVICES": gpu_uuid, "GPUCOORD_LEASE_ID": lease_id,
+                "GPUCOORD_GPU": str(gpu), "GPUCOORD_GPU_UUID": gpu_uuid,
+                "GPUCOORD_URL": url})
+    if gpusim:
+        paths = env.get("LD_LIBRARY_PATH", "")
+        if gpusim["libdir"] not in paths.split(":"):
+            env["LD_LIBRARY_PATH"] = gpusim["libdir"] + (":" + paths if paths else "")
+        if not env.get("GPUSIM_STATE"):
+            env["GPUSIM_STATE"] = gpusim["state"]
+    return env
+
+
 def _quote(s):
     return urllib.parse.quote(str(s), safe="")
 
@@ -340,14 +361,24 @@ class Lease:
     called from that thread. As a context manager it releases on exit, exceptions
     included.
 
-    Attributes: id, gpu, bytes, evicted (names of residents unloaded for it),
-    waited_s, ttl_s, holder, info (the coordinator's last answer), state, lost,
-    lost_reason.
+    Binding: env() gives the variables that bind a program to the granted GPU
+    (CUDA_VISIBLE_DEVICES = its UUID, GPUCOORD_*; on gpusim its driver and state), the
+    same ones `gpucoord run` sets; as a context manager (bind=True) the lease also puts
+    them in os.environ on entry and restores the old values on exit, so that CUDA
+    initialised inside the block, and programs started from it, use that GPU.
+
+    Attributes: id, gpu, gpu_uuid, bytes, evicted (names of residents unloaded for
+    it), waited_s, ttl_s, holder, info (the coordinator's last answer), gpusim, state,
+    lost, lost_reason.
     """
 
     def __init__(self, client, bytes, holder=None, gpu="any", priority=None, ttl_s=None,
-                 wait_s=300.0, pid=THIS_PROCESS, heartbeat=True, on_lost=None):
+                 wait_s=300.0, pid=THIS_PROCESS, heartbeat=True, on_lost=None, bind=True):
         self._client = client
+        self.bind = bind
+        self.gpu_uuid = None
+        self.gpusim = None
+        self._saved_environ = None
         self.holder = holder or default_holder()
         self.requested_bytes = parse_size(bytes)
         self.id = None
@@ -367,6 +398,11 @@ class Lease:
         self._released = False
         self._thread = None
         self._acquire(gpu, priority, ttl_s, wait_s, resolve_pid(pid))
+        try:
+            self._find_binding()
+        except BaseException:
+            self.release()
+            raise
         if heartbeat and self.ttl_s and self.ttl_s > 0:
             self._thread = threading.Thread(target=self._heartbeats, daemon=True,
                                             name="gpucoord-heartbeat-%s" % self.id)
@@ -455,6 +491,27 @@ class Lease:
         self.waited_s = ans.get("waited_s")
         self.ttl_s = ans.get("ttl_s")
         self.state = "granted"
+
+    def _find_binding(self):
+        ans = self._client.gpus_info()
+        for g in ans.get("gpus", []):
+            if g.get("index") == self.gpu:
+                self.gpu_uuid = g.get("uuid")
+        sim = ans.get("gpusim")
+        if isinstance(sim, dict) and sim.get("libdir") and sim.get("state"):
+            self.gpusim = {"libdir": sim["libdir"], "state": sim["state"]}
+        if not self.gpu_uuid:
+            raise GpucoordError("the coordinator does not list GPU %s, which it granted"
+                                % self.gpu, code="bad_response")
+
+    def env(self, base=None):
+        """A copy of base (default os.environ) with the variables that bind a program to
+        this lease: CUDA_VISIBLE_DEVICES (the granted GPU's UUID, which names the same
+        physical GPU whatever the user's own value said), GPUCOORD_LEASE_ID, GPUCOORD_GPU,
+        GPUCOORD_GPU_UUID, GPUCOORD_URL; on gpusim also its library folder first in
+        LD_LIBRARY_PATH (unless listed) and GPUSIM_STATE (unless set)."""
+        return binding_env(os.environ if base is None else base, self.id, self.gpu,
+                           self.gpu_uuid, self._client.url, self.gpusim)
 
     # ---- holding ----
 
@@ -555,9 +612,21 @@ class Lease:
         return self._released
 
     def __enter__(self):
+        if self.bind:
+            bound = self.env()
+            self._saved_environ = {k: os.environ.get(k) for k in bound
+                                   if os.environ.get(k) != bound[k]}
+            for k in self._saved_environ:
+                os.environ[k] = bound[k]
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        saved, self._saved_environ = self._saved_environ, None
+        for k, v in (saved or {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         try:
             self.release()
         except GpucoordError as e:

@@ -2,7 +2,8 @@
  * cmd_run.c - gpucoord run --need SIZE [...] -- CMD [ARGS...]
  *
  * Takes a lease for the CLI's own pid (heartbeats from libgpucoord's thread),
- * then runs CMD as a child with GPUCOORD_LEASE_ID and GPUCOORD_GPU exported. The
+ * then runs CMD as a child bound to the granted GPU (CUDA_VISIBLE_DEVICES, and
+ * gpusim's driver and state when the coordinator runs on gpusim; build_env). The
  * lease ends when the command ends, however it ends: the CLI releases it after
  * reaping the child; if the CLI itself is SIGKILLed the child gets SIGKILL too
  * (PR_SET_PDEATHSIG) and the coordinator ends the lease because the CLI's pid
@@ -16,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -30,6 +32,8 @@
  * (libcurl's sockets must not leak into the command). */
 #define RUN_FD_SCAN_MAX 1024
 #define RUN_PATH_MAX    4096
+/* A GPU UUID as NVML writes it ("GPU-" and 36 characters), with room to spare. */
+#define RUN_UUID_MAX 96
 
 struct run_args {
     uint64_t need_bytes;
@@ -65,7 +69,10 @@ static void usage(FILE *f)
                "Takes a lease of SIZE GPU memory from the coordinator (which unloads idle\n"
                "residents to make room and checks through NVML that the memory is free), runs\n"
                "CMD, and ends the lease when CMD ends, however it ends. The command sees\n"
-               "GPUCOORD_LEASE_ID, GPUCOORD_GPU (the GPU index) and GPUCOORD_URL.\n"
+               "CUDA_VISIBLE_DEVICES set to the granted GPU's UUID (so it uses that GPU and\n"
+               "no other), GPUCOORD_LEASE_ID, GPUCOORD_GPU (the GPU index, as NVML numbers\n"
+               "it), GPUCOORD_GPU_UUID and GPUCOORD_URL; on gpusim also the simulated\n"
+               "driver's LD_LIBRARY_PATH and GPUSIM_STATE.\n"
                "\n"
                "  --need SIZE      GPU memory the command needs (19.6Gi, 512Mi, 20G)\n"
                "  --gpu N|any      which GPU (default any: where it fits with the least eviction)\n"
@@ -256,22 +263,134 @@ static void free_strv(char **v, bool owned)
     free(v);
 }
 
-/* environ without our variables, plus GPUCOORD_LEASE_ID, GPUCOORD_GPU and GPUCOORD_URL. */
-static char **build_env(const char *lease_id, int gpu, const char *url)
+/* What binds the command to its lease: the granted GPU's UUID, and where gpusim's
+ * driver and state are when the coordinator runs on gpusim (NULL otherwise). */
+struct run_binding {
+    char uuid[RUN_UUID_MAX];
+    char *gpusim_libdir;
+    char *gpusim_state;
+};
+
+static void binding_free(struct run_binding *b)
+{
+    free(b->gpusim_libdir);
+    free(b->gpusim_state);
+    memset(b, 0, sizeof(*b));
+}
+
+/* GET /v1/gpus for the granted GPU's UUID and the gpusim object. Returns 0, or an exit
+ * code after printing why. */
+static int fetch_binding(struct cli *cli, int gpu, struct run_binding *b)
+{
+    json_t *ans = NULL, *g, *sim;
+    size_t i;
+    long status;
+    int rc;
+
+    memset(b, 0, sizeof(*b));
+    rc = cli_call(cli, "GET", "/v1/gpus", NULL, CLI_TIMEOUT_MS, 0, &status, &ans);
+    if (rc != 0)
+        return rc;
+    json_array_foreach(json_object_get(ans, "gpus"), i, g)
+    {
+        const char *uuid = json_string_value(json_object_get(g, "uuid"));
+        if (json_integer_value(json_object_get(g, "index")) == gpu && uuid != NULL)
+            snprintf(b->uuid, sizeof(b->uuid), "%s", uuid);
+    }
+    sim = json_object_get(ans, "gpusim");
+    if (json_is_object(sim)) {
+        const char *dir = json_string_value(json_object_get(sim, "libdir"));
+        const char *state = json_string_value(json_object_get(sim, "state"));
+        if (dir != NULL && state != NULL) {
+            b->gpusim_libdir = strdup(dir);
+            b->gpusim_state = strdup(state);
+        }
+    }
+    json_decref(ans);
+    if (b->uuid[0] == '\0') {
+        cli_error("the coordinator does not list GPU %d, which it granted", gpu);
+        binding_free(b);
+        return CLI_EXIT_COORD;
+    }
+    if ((b->gpusim_libdir == NULL) != (b->gpusim_state == NULL)) {
+        binding_free(b);
+        cli_error("out of memory");
+        return CLI_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+/* Whether the list (LD_LIBRARY_PATH's ':' or CUDA_VISIBLE_DEVICES's ',') has an entry
+ * equal to want, or, with prefix_of set, an entry that is a prefix of want. */
+static bool list_has(const char *list, char sep, const char *want, bool prefix_of)
+{
+    size_t wlen = strlen(want);
+
+    while (list != NULL) {
+        const char *end = strchr(list, sep);
+        size_t len = end ? (size_t)(end - list) : strlen(list);
+        if (len > 0 && (len == wlen || (prefix_of && len < wlen)) &&
+            strncasecmp(list, want, len) == 0)
+            return true;
+        list = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+/* Warnings for a user setting that the binding overrides or that misses it. */
+static void binding_warn(const struct run_binding *b, int gpu)
+{
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    const char *state = getenv("GPUSIM_STATE");
+    char index[16];
+
+    snprintf(index, sizeof(index), "%d", gpu);
+    if (cvd != NULL && !list_has(cvd, ',', index, false) && !list_has(cvd, ',', b->uuid, true))
+        cli_error("warning: CUDA_VISIBLE_DEVICES=%s does not name GPU %d (%s), where the lease "
+                  "was granted; the command sees that GPU only",
+                  cvd, gpu, b->uuid);
+    if (b->gpusim_state != NULL && state != NULL && state[0] != '\0' &&
+        strcmp(state, b->gpusim_state) != 0)
+        cli_error("warning: GPUSIM_STATE=%s is not the coordinator's simulated GPU (%s); the "
+                  "command allocates on another one",
+                  state, b->gpusim_state);
+}
+
+/* Whether environ entry e sets one of the variables the child gets from us. */
+static bool replaced_var(const char *e, const struct run_binding *b)
+{
+    static const char *const ours[] = {"GPUCOORD_LEASE_ID=", "GPUCOORD_GPU=", "GPUCOORD_GPU_UUID=",
+                                       "GPUCOORD_URL=", "CUDA_VISIBLE_DEVICES="};
+
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+        if (strncmp(e, ours[i], strlen(ours[i])) == 0)
+            return true;
+    return b->gpusim_libdir != NULL && strncmp(e, "LD_LIBRARY_PATH=", 16) == 0;
+}
+
+/*
+ * environ without our variables, plus GPUCOORD_LEASE_ID, GPUCOORD_GPU, GPUCOORD_GPU_UUID,
+ * GPUCOORD_URL and CUDA_VISIBLE_DEVICES (the granted GPU's UUID: it names the same
+ * physical GPU whatever the user's own CUDA_VISIBLE_DEVICES said). On gpusim, also
+ * its library folder first in LD_LIBRARY_PATH unless it is listed already, and
+ * GPUSIM_STATE unless the user set one: a command typed in another shell would
+ * otherwise find no driver, or a simulated GPU of its own.
+ */
+static char **build_env(const char *lease_id, int gpu, const char *url, const struct run_binding *b)
 {
     extern char **environ;
+    const char *ldpath = getenv("LD_LIBRARY_PATH");
+    const char *state = getenv("GPUSIM_STATE");
     size_t n = 0, k = 0;
     char **envp;
 
     while (environ[n] != NULL)
         n++;
-    envp = calloc(n + 4, sizeof(*envp));
+    envp = calloc(n + 8, sizeof(*envp));
     if (envp == NULL)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        if (strncmp(environ[i], "GPUCOORD_LEASE_ID=", 18) == 0 ||
-            strncmp(environ[i], "GPUCOORD_GPU=", 13) == 0 ||
-            strncmp(environ[i], "GPUCOORD_URL=", 13) == 0)
+        if (replaced_var(environ[i], b))
             continue;
         envp[k] = strdup(environ[i]);
         if (envp[k] == NULL)
@@ -284,8 +403,32 @@ static char **build_env(const char *lease_id, int gpu, const char *url)
     if (asprintf(&envp[k], "GPUCOORD_GPU=%d", gpu) < 0)
         goto out_free_last;
     k++;
+    if (asprintf(&envp[k], "GPUCOORD_GPU_UUID=%s", b->uuid) < 0)
+        goto out_free_last;
+    k++;
     if (asprintf(&envp[k], "GPUCOORD_URL=%s", url) < 0)
         goto out_free_last;
+    k++;
+    if (asprintf(&envp[k], "CUDA_VISIBLE_DEVICES=%s", b->uuid) < 0)
+        goto out_free_last;
+    k++;
+    if (b->gpusim_libdir != NULL) {
+        int r;
+        if (ldpath == NULL || ldpath[0] == '\0')
+            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s", b->gpusim_libdir);
+        else if (list_has(ldpath, ':', b->gpusim_libdir, false))
+            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s", ldpath);
+        else
+            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s:%s", b->gpusim_libdir, ldpath);
+        if (r < 0)
+            goto out_free_last;
+        k++;
+        if (state == NULL || state[0] == '\0') {
+            if (asprintf(&envp[k], "GPUSIM_STATE=%s", b->gpusim_state) < 0)
+                goto out_free_last;
+            k++;
+        }
+    }
     return envp;
 
 out_free_last:
@@ -441,6 +584,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     struct sigaction sa;
     sigset_t block;
     gpucoord_lease *lease = NULL;
+    struct run_binding binding = {0};
     char size[32];
     pid_t pid;
     int rc, code;
@@ -465,8 +609,14 @@ int cmd_run(struct cli *cli, int argc, char **argv)
                   ev[0] ? ", evicted " : "", ev);
     }
 
+    code = fetch_binding(cli, gpucoord_lease_gpu(lease), &binding);
+    if (code != 0) {
+        cli_error("command not run: cannot bind it to GPU %d", gpucoord_lease_gpu(lease));
+        goto out_release;
+    }
+    binding_warn(&binding, gpucoord_lease_gpu(lease));
     x.argv = a.cmd;
-    x.envp = build_env(gpucoord_lease_id(lease), gpucoord_lease_gpu(lease), cli_url(cli));
+    x.envp = build_env(gpucoord_lease_id(lease), gpucoord_lease_gpu(lease), cli_url(cli), &binding);
     x.sh_argv = build_sh_argv(x.path, a.cmd);
     x.parent = getpid();
     if (x.envp == NULL || x.sh_argv == NULL) {
@@ -525,5 +675,6 @@ out_release : {
 }
     free_strv(x.envp, true);
     free(x.sh_argv);
+    binding_free(&binding);
     return code;
 }

@@ -294,7 +294,9 @@ void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
         }
         pthread_mutex_lock(&coord->lock);
         gc_coord_kick_locked(coord);
-        gc_http_resp_json(resp, 200, json_pack("{s:o}", "gpus", gc_view_gpus_locked(coord)));
+        gc_http_resp_json(resp, 200,
+                          json_pack("{s:o, s:o}", "gpus", gc_view_gpus_locked(coord), "gpusim",
+                                    gc_view_gpusim(coord)));
         pthread_mutex_unlock(&coord->lock);
     } else if (strcmp(path, "/v1/status") == 0) {
         if (!method_is(req, "GET")) {

@@ -214,6 +214,8 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
 /* ---- Views (views.c); lock held ---- */
 
 json_t *gc_view_gpus_locked(struct gc_coord *coord);
+/* {libdir, state} when the coordinator runs on gpusim, else JSON null. */
+json_t *gc_view_gpusim(const struct gc_coord *coord);
 json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
 json_t *gc_view_residents_locked(struct gc_coord *coord);
 json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *lease);

@@ -61,6 +61,15 @@ json_t *gc_view_gpus_locked(struct gc_coord *coord)
     return gpus;
 }
 
+json_t *gc_view_gpusim(const struct gc_coord *coord)
+{
+    const char *libdir = gc_nvml_gpusim_libdir(coord->nvml);
+
+    if (libdir == NULL)
+        return json_null();
+    return json_pack("{s:s, s:s}", "libdir", libdir, "state", gc_nvml_gpusim_state(coord->nvml));
+}
+
 json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident *r)
 {
     const struct gc_resident_spec *spec = &coord->ext[gc_coord_resident_index(coord, r)].spec;

@@ -70,6 +70,14 @@ const char *gc_nvml_last_error(const struct gc_nvml *nvml);
  * GC_ENOTFOUND on a real driver.
  */
 int gc_nvml_gpusim_oom_count(struct gc_nvml *nvml, unsigned index, uint64_t *ret_count);
+/*
+ * gpusim only: the folder the loaded libnvidia-ml.so.1 came from (its
+ * libcuda.so.1 lies beside it) and gpusim's state file, both absolute, so that
+ * a client can start a program on the same simulated GPU. NULL on a real driver.
+ * The strings live as long as the handle.
+ */
+const char *gc_nvml_gpusim_libdir(const struct gc_nvml *nvml);
+const char *gc_nvml_gpusim_state(const struct gc_nvml *nvml);
 
 /* ---- CUDA driver API (the servers' model memory) ---- */
 

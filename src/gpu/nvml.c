@@ -9,6 +9,7 @@
 #include "gpu/gpu.h"
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #define GC_NVML_PROCS_TRIES 4
 
 typedef nvmlReturn_t (*gpusimGetOomCount_fn)(unsigned int dev, unsigned long long *count);
+typedef nvmlReturn_t (*gpusimGetStatePath_fn)(char *path, unsigned int length);
 
 struct gc_nvml {
     void *handle;
@@ -43,6 +45,8 @@ struct gc_nvml {
     const char *last_error;                    /* atomic: static text */
     nvmlDevice_t devices[GC_NVML_DEVICES_MAX]; /* atomic, filled on first use */
     char driver_version[NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE];
+    char *gpusim_libdir; /* gpusim only, else NULL */
+    char *gpusim_state;
 };
 
 /* dlsym of the first name found among names[0..n); NULL if none. */
@@ -84,6 +88,8 @@ static void missing_symbol(char *errbuf, size_t errbuf_len, const char *const *n
         void *p_ = sym_first(nvml->handle, NAMES(__VA_ARGS__), NNAMES(__VA_ARGS__));               \
         memcpy(&(dst), &p_, sizeof(p_));                                                           \
     } while (0)
+
+static void find_gpusim(struct gc_nvml *nvml);
 
 int gc_nvml_open(struct gc_nvml **ret_nvml, char *errbuf, size_t errbuf_len)
 {
@@ -130,6 +136,7 @@ int gc_nvml_open(struct gc_nvml **ret_nvml, char *errbuf, size_t errbuf_len)
     }
     if (driver_version(nvml->driver_version, sizeof(nvml->driver_version)) != NVML_SUCCESS)
         snprintf(nvml->driver_version, sizeof(nvml->driver_version), "unknown");
+    find_gpusim(nvml);
     *ret_nvml = nvml;
     return 0;
 
@@ -139,12 +146,58 @@ out_close:
     return GC_EGPU;
 }
 
+/* gpusim's library folder and state file, when the loaded NVML is gpusim's: clients
+ * give both to the programs they start, which would otherwise not find the simulated
+ * driver (or would use another state file) when started from a plain shell. */
+static void find_gpusim(struct gc_nvml *nvml)
+{
+    gpusimGetStatePath_fn state_path;
+    void *sym = dlsym(nvml->handle, "gpusimGetStatePath");
+    char path[PATH_MAX];
+    Dl_info info;
+    char *slash;
+
+    if (sym == NULL || dladdr(sym, &info) == 0 || info.dli_fname == NULL)
+        return;
+    memcpy(&state_path, &sym, sizeof(sym));
+    /* Relative names (LD_LIBRARY_PATH=build/sim) are made absolute here, where
+     * they were meant. */
+    if (realpath(info.dli_fname, path) == NULL)
+        return;
+    slash = strrchr(path, '/');
+    if (slash == NULL || slash == path)
+        return;
+    *slash = '\0';
+    nvml->gpusim_libdir = strdup(path);
+    if (state_path(path, sizeof(path)) == NVML_SUCCESS) {
+        char abs[PATH_MAX];
+        nvml->gpusim_state = strdup(realpath(path, abs) != NULL ? abs : path);
+    }
+    if (nvml->gpusim_libdir == NULL || nvml->gpusim_state == NULL) {
+        free(nvml->gpusim_libdir);
+        free(nvml->gpusim_state);
+        nvml->gpusim_libdir = nvml->gpusim_state = NULL;
+    }
+}
+
+const char *gc_nvml_gpusim_libdir(const struct gc_nvml *nvml)
+{
+    return nvml->gpusim_libdir;
+}
+
+const char *gc_nvml_gpusim_state(const struct gc_nvml *nvml)
+{
+    return nvml->gpusim_state;
+}
+
 void gc_nvml_close(struct gc_nvml *nvml)
 {
     if (nvml == NULL)
         return;
     nvml->shutdown();
     dlclose(nvml->handle);
+    free(nvml->gpusim_libdir);
+    free(nvml->gpusim_state);
     free(nvml);
 }
 

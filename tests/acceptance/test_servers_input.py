@@ -125,13 +125,17 @@ class ExternalPipeline(FoundingSystem):
             f.write(ply)
         # The "pipeline": checks it has a lease, records its inputs, writes its PLY.
         self.restart_generation({"GENERATION_PIPELINE_CMD":
-                                 'test -n "$GPUCOORD_LEASE_ID" && echo "$GEN_PROMPT/$GEN_SEED" '
-                                 '> %s && cp %s "$GEN_OUTPUT"' % (self.path("seen"), made)})
+                                 'test -n "$GPUCOORD_LEASE_ID" && '
+                                 'echo "$GEN_PROMPT/$GEN_SEED/$CUDA_VISIBLE_DEVICES" '
+                                 '> %s && cp %s "$GEN_OUTPUT"' % (self.path("seen"), made),
+                                 "CUDA_VISIBLE_DEVICES": "0"})
         st, out = self.generate("a cone by command", seed=9)
         self.assertEqual(st, 200, out)
         self.assertEqual(out, ply)
+        # Bound to the granted GPU by its UUID, whatever the server's own value said.
+        uuid = self.http.get("/v1/gpus")[1]["gpus"][0]["uuid"]
         with open(self.path("seen")) as f:
-            self.assertEqual(f.read().strip(), "a cone by command/9")
+            self.assertEqual(f.read().strip(), "a cone by command/9/" + uuid)
         kinds = [e["kind"] for e in self.events()]
         self.assertGreaterEqual(kinds.count("lease_granted"), 2)
         self.assertEqual(self.http.get("/v1/leases")[1]["leases"], [])

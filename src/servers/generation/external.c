@@ -2,7 +2,8 @@
  * external.c - a real pipeline plugged in as an external command stage.
  *
  * GENERATION_PIPELINE_CMD runs under /bin/sh with GEN_PROMPT, GEN_SEED, GEN_OUTPUT (a
- * path to write the PLY to) and GPUCOORD_LEASE_ID in its environment. Its declared
+ * path to write the PLY to), GPUCOORD_LEASE_ID and CUDA_VISIBLE_DEVICES (the granted
+ * GPU's UUID, so that it allocates where its lease is) in its environment. Its declared
  * memory need is GENERATION_PEAK_BYTES, leased by the server before it starts the
  * command and released after it ends; the coordinator counts what the command (a
  * child of the lease holder) really uses against the lease. The command dies with
@@ -21,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -31,17 +34,66 @@
 
 /* Largest PLY accepted from the command. */
 #define EXTERNAL_PLY_MAX (512ULL << 20)
+/* A GPU UUID as NVML writes it ("GPU-" and 36 characters), with room to spare. */
+#define EXTERNAL_UUID_MAX 96
+/* Longest the server waits for the coordinator's list of GPUs. */
+#define EXTERNAL_GPUS_TIMEOUT_MS 10000L
 
-/* The command's environment: this process's, with the four variables set. Built
- * before fork: a forked child of a threaded process may not allocate. */
-static char **child_env(const struct generation_request *req, const char *out_path,
-                        const char *lease_id)
+/* The UUID of the coordinator's GPU index gpu (GET /v1/gpus) into buf. 0 or < 0. */
+static int granted_gpu_uuid(gpucoord_client *c, int gpu, char *buf, size_t len)
 {
-    static const char *const names[] = {"GEN_PROMPT=", "GEN_SEED=", "GEN_OUTPUT=",
-                                        "GPUCOORD_LEASE_ID="};
-    const char *values[4];
+    json_t *ans, *g;
+    char *body = NULL;
+    long status = 0;
+    size_t i;
+    int rc;
+
+    rc = gpucoord_request(c, "GET", "/v1/gpus", NULL, EXTERNAL_GPUS_TIMEOUT_MS, &status, &body);
+    if (rc < 0 || status != 200 || body == NULL) {
+        free(body);
+        return rc < 0 ? rc : GC_EIO;
+    }
+    ans = json_loads(body, 0, NULL);
+    free(body);
+    rc = GC_ENOTFOUND;
+    json_array_foreach(json_object_get(ans, "gpus"), i, g)
+    {
+        const char *uuid = json_string_value(json_object_get(g, "uuid"));
+        if (json_integer_value(json_object_get(g, "index")) == gpu && uuid != NULL &&
+            strlen(uuid) < len) {
+            snprintf(buf, len, "%s", uuid);
+            rc = 0;
+        }
+    }
+    json_decref(ans);
+    return rc;
+}
+
+/* Frees env and its entries from owned on (what child_env allocated). */
+static void child_env_free(char **env, size_t owned)
+{
+    if (env == NULL)
+        return;
+    for (size_t i = owned; env[i] != NULL; i++)
+        free(env[i]);
+    free(env);
+}
+
+/* The variables the command gets from us (the rest of the environment is ours). */
+#define CHILD_VARS 5
+
+/* The command's environment: this process's, with our variables set (one without a
+ * value, CUDA_VISIBLE_DEVICES when nothing was leased, is left as it is). Built
+ * before fork: a forked child of a threaded process may not allocate. Entries from
+ * *ret_owned on are ours to free (child_env_free). */
+static char **child_env(const struct generation_request *req, const char *out_path,
+                        const char *lease_id, const char *gpu_uuid, size_t *ret_owned)
+{
+    static const char *const names[CHILD_VARS] = {
+        "GEN_PROMPT=", "GEN_SEED=", "GEN_OUTPUT=", "GPUCOORD_LEASE_ID=", "CUDA_VISIBLE_DEVICES="};
+    const char *values[CHILD_VARS];
     char seed[32];
-    size_t n = 0, k = 0;
+    size_t n = 0, k = 0, owned;
     char **env;
 
     snprintf(seed, sizeof(seed), "%llu", (unsigned long long)req->seed);
@@ -49,45 +101,35 @@ static char **child_env(const struct generation_request *req, const char *out_pa
     values[1] = seed;
     values[2] = out_path;
     values[3] = lease_id;
+    values[4] = gpu_uuid[0] != '\0' ? gpu_uuid : NULL;
     while (environ[n] != NULL)
         n++;
-    env = calloc(n + 5, sizeof(*env));
+    env = calloc(n + CHILD_VARS + 1, sizeof(*env));
     if (env == NULL)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         bool ours = false;
-        for (size_t j = 0; j < 4 && !ours; j++)
-            ours = strncmp(environ[i], names[j], strlen(names[j])) == 0;
+        for (size_t j = 0; j < CHILD_VARS && !ours; j++)
+            ours = values[j] != NULL && strncmp(environ[i], names[j], strlen(names[j])) == 0;
         if (!ours)
             env[k++] = environ[i]; /* borrowed */
     }
-    for (size_t j = 0; j < 4; j++) {
-        size_t len = strlen(names[j]) + strlen(values[j]) + 1;
+    owned = k;
+    for (size_t j = 0; j < CHILD_VARS; j++) {
+        size_t len;
+        if (values[j] == NULL)
+            continue;
+        len = strlen(names[j]) + strlen(values[j]) + 1;
         env[k] = malloc(len);
         if (env[k] == NULL) {
-            while (j-- > 0)
-                free(env[--k]);
-            free(env);
+            child_env_free(env, owned);
             return NULL;
         }
         snprintf(env[k], len, "%s%s", names[j], values[j]);
         k++;
     }
+    *ret_owned = owned;
     return env;
-}
-
-/* Frees what child_env allocated (its last four entries). */
-static void child_env_free(char **env)
-{
-    size_t n = 0;
-
-    if (env == NULL)
-        return;
-    while (env[n] != NULL)
-        n++;
-    for (size_t i = n - 4; i < n; i++)
-        free(env[i]);
-    free(env);
 }
 
 /* Starts the command in a process group of its own: a timeout or an abandoned
@@ -145,6 +187,8 @@ int generation_run_external(struct generation_server *gs, const struct generatio
     gpucoord_client *c = NULL;
     int64_t t0 = gc_mono_ns(), deadline;
     int status = 0, rc = 0, tmp, fork_errno;
+    char gpu_uuid[EXTERNAL_UUID_MAX] = "";
+    size_t owned = 0;
     char **env;
     pid_t pid;
 
@@ -167,8 +211,18 @@ int generation_run_external(struct generation_server *gs, const struct generatio
             return rc;
         }
         rc = 0;
-        if (lease != NULL)
+        if (lease != NULL) {
             snprintf(res->lease_id, sizeof(res->lease_id), "%s", gpucoord_lease_id(lease));
+            if (granted_gpu_uuid(c, gpucoord_lease_gpu(lease), gpu_uuid, sizeof(gpu_uuid)) < 0) {
+                /* Unbound, the command would allocate on whatever GPU it sees first. */
+                res->status = 503;
+                snprintf(res->error, sizeof(res->error),
+                         "cannot learn the UUID of GPU %d, where the lease was granted",
+                         gpucoord_lease_gpu(lease));
+                rc = GC_EIO;
+                goto out_release;
+            }
+        }
     }
     tmp = mkstemp(out_path);
     if (tmp < 0) {
@@ -179,10 +233,10 @@ int generation_run_external(struct generation_server *gs, const struct generatio
         goto out_release;
     }
     close(tmp);
-    env = child_env(req, out_path, res->lease_id);
+    env = child_env(req, out_path, res->lease_id, gpu_uuid, &owned);
     pid = env != NULL ? start_child(gs, env) : -1;
     fork_errno = errno;
-    child_env_free(env);
+    child_env_free(env, owned);
     if (pid < 0) {
         res->status = 500;
         snprintf(res->error, sizeof(res->error), "cannot start the pipeline command: %s",

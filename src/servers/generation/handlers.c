@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -14,6 +15,7 @@
 #include "common/log.h"
 #include "common/size.h"
 #include "gpucoord.h"
+#include "servers/common/gzip.h"
 #include "servers/generation/generation.h"
 
 static double round3(double v)
@@ -83,6 +85,66 @@ static bool wants_json(const struct gc_http_req *req)
     return accept != NULL && strstr(accept, "application/json") != NULL;
 }
 
+/*
+ * The form field return_compressed (the original client sends "True"): absent, empty
+ * or false answers the raw PLY (or JSON with Accept: application/json); true answers
+ * JSON whose data is the PLY gzipped. Returns 0 and *ret, or GC_EINVAL with a reason.
+ */
+static int form_get_compressed(const struct gc_form *form, bool *ret, char *err, size_t errlen)
+{
+    static const char *const yes[] = {"true", "1", "yes", "on"};
+    static const char *const no[] = {"false", "0", "no", "off", ""};
+    const struct gc_form_field *f = gc_form_get(form, "return_compressed");
+
+    *ret = false;
+    if (f == NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        if (strcasecmp(f->value, yes[i]) == 0) {
+            *ret = true;
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        if (strcasecmp(f->value, no[i]) == 0)
+            return 0;
+    snprintf(err, errlen, "field 'return_compressed' must be true or false, not '%.40s'", f->value);
+    return GC_EINVAL;
+}
+
+/* The JSON answer: data is the PLY in base64, gzipped first when compressed. */
+static void answer_json(struct gc_http_resp *resp, const struct generation_result *res,
+                        int64_t seed, const char *prompt, bool compressed)
+{
+    const uint8_t *payload = res->ply;
+    size_t payload_len = res->ply_len;
+    uint8_t *gz = NULL;
+    char *b64 = NULL;
+    size_t b64_len = 0;
+    json_t *o;
+
+    if (compressed) {
+        if (gc_gzip(res->ply, res->ply_len, &gz, &payload_len) < 0) {
+            gc_server_error(resp, 500, "internal", "cannot compress the PLY");
+            return;
+        }
+        payload = gz;
+    }
+    if (gc_b64_encode(payload, payload_len, &b64, &b64_len) < 0) {
+        gc_server_error(resp, 500, "internal", "cannot encode the PLY");
+        free(gz);
+        return;
+    }
+    o = json_pack("{s:b, s:I, s:s, s:f, s:I, s:s%, s:s}", "success", 1, "seed", (json_int_t)seed,
+                  "prompt", prompt, "generation_time", round3(res->time_s), "ply_size_bytes",
+                  (json_int_t)res->ply_len, "data", b64, b64_len, "compression",
+                  compressed ? "gzip" : "none");
+    if (o != NULL && compressed)
+        json_object_set_new(o, "compressed_size_bytes", json_integer((json_int_t)payload_len));
+    gc_http_resp_json(resp, 200, o);
+    free(b64);
+    free(gz);
+}
+
 /* Header-safe copy of the prompt: printable ASCII, others as '?', at most 200 bytes. */
 static void header_prompt(const char *prompt, char *out, size_t len)
 {
@@ -103,6 +165,7 @@ static void handle_generate(struct generation_server *gs, const struct gc_http_r
     struct generation_result res;
     struct gc_form *form = NULL;
     int64_t seed = -1;
+    bool compressed = false;
     char err[256], hdr[256];
     int rc;
 
@@ -118,7 +181,8 @@ static void handle_generate(struct generation_server *gs, const struct gc_http_r
     }
     if (gc_form_get_text(form, "prompt", true, GENERATION_PROMPT_MAX_CHARS, &greq.prompt, err,
                          sizeof(err)) < 0 ||
-        gc_form_get_int(form, "seed", false, 0, INT64_MAX, &seed, err, sizeof(err)) < 0) {
+        gc_form_get_int(form, "seed", false, 0, INT64_MAX, &seed, err, sizeof(err)) < 0 ||
+        form_get_compressed(form, &compressed, err, sizeof(err)) < 0) {
         gc_server_error(resp, 400, "bad_request", "%s", err);
         gc_form_free(form);
         return;
@@ -160,19 +224,8 @@ static void handle_generate(struct generation_server *gs, const struct gc_http_r
                         : res.status == 400 ? "bad_request"
                                             : "generation_failed",
                         "%s", res.error);
-    } else if (wants_json(req)) {
-        char *b64 = NULL;
-        size_t b64_len = 0;
-        if (gc_b64_encode(res.ply, res.ply_len, &b64, &b64_len) < 0) {
-            gc_server_error(resp, 500, "internal", "cannot encode the PLY");
-        } else {
-            gc_http_resp_json(resp, 200,
-                              json_pack("{s:b, s:I, s:s, s:f, s:I, s:s%}", "success", 1, "seed",
-                                        (json_int_t)seed, "prompt", greq.prompt, "generation_time",
-                                        round3(res.time_s), "ply_size_bytes",
-                                        (json_int_t)res.ply_len, "data", b64, b64_len));
-        }
-        free(b64);
+    } else if (compressed || wants_json(req)) {
+        answer_json(resp, &res, seed, greq.prompt, compressed);
     } else {
         gc_http_resp_bytes(resp, 200, "application/octet-stream", (char *)res.ply, res.ply_len);
         res.ply = NULL;
