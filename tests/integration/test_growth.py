@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Growth: every way a resident can take GPU memory again, against a holder that
+allocates its whole lease. Whatever the path - automatic restore, a reload by hand,
+a demand, a call straight to the resident, a resident restart, a slow loader, a
+reload retried - a resident grows only into room the ledger gave it: gpusim counts
+no driver OOM and the holder lives to release its lease."""
+import os
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from gctest import BUILD, GiB, GpuEnv, Http, free_port, wait_until  # noqa: E402
+
+HOLD = os.path.join(BUILD, "src", "tools", "gpu-hold")
+CLI = os.path.join(BUILD, "gpucoord")
+VALIDATION = os.path.join(BUILD, "validation-server")
+
+
+class Growth(GpuEnv):
+    def setUp(self):
+        super().setUp()
+        self.start_coordinator()
+
+    def tearDown(self):
+        for p in getattr(self, "detached", []):
+            try:
+                os.kill(p, 9)
+            except ProcessLookupError:
+                pass
+        super().tearDown()
+
+    def no_oom(self):
+        self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 0)
+
+    def holder(self, delay_s=2.0, hold_s=3.0, need="19.6Gi", allocate="19Gi", name="holder"):
+        """`gpucoord run --need NEED` whose command sleeps delay_s after the grant, then
+        allocates ALLOCATE and keeps it hold_s seconds (exit 2 on a driver OOM)."""
+        cmd = "sleep %s; exec %s --bytes %s --seconds %s" % (delay_s, HOLD, allocate, hold_s)
+        return self.start([CLI, "--url", self.url, "run", "--need", need, "--", "sh", "-c", cmd],
+                          name)
+
+    def survives(self, holder, timeout=60):
+        holder.p.wait(timeout=timeout)
+        self.assertEqual(holder.p.returncode, 0, "the holder did not survive its lease")
+
+    def granted(self):
+        st, body = self.http.get("/v1/leases")
+        self.assertEqual(st, 200)
+        return [l for l in body["leases"] if l["state"] == "granted" and
+                not l["id"].startswith("demand-")]
+
+    def in_thread(self, fn):
+        out = {}
+
+        def run():
+            out["answer"] = fn()
+            out["at"] = time.monotonic()
+        t = threading.Thread(target=run)
+        t.start()
+        return t, out
+
+    def fake(self, name="validation", *args, **fields):
+        """A fake seed resident registered through the API with extra fields."""
+        res = self.start_resident(name, "4.7Gi", *args, register=False)
+        body = {"name": name, "protocol": "seed", "url": "http://127.0.0.1:%s" % res.field("port"),
+                "pid": int(res.field("pid")), "bytes": "4.7Gi"}
+        body.update(fields)
+        st, r = self.http.post("/v1/residents", body)
+        self.assertEqual(st, 201, r)
+        return res
+
+    # ---- the coordinator's own paths ----
+
+    def test_automatic_restore_waits_for_the_next_holder(self):
+        self.fake("validation")
+        h1 = self.holder(delay_s=0.5, hold_s=1.5, name="holder1")
+        wait_until(lambda: self.resident("validation")["state"] == "unloaded", 10)
+        h2 = self.holder(delay_s=0.5, hold_s=1.5, name="holder2")
+        self.survives(h1)
+        self.survives(h2)
+        wait_until(lambda: self.resident("validation")["state"] == "loaded", 15)
+        self.no_oom()
+
+    def test_manual_reload_waits_its_turn(self):
+        """A reload by hand while a lease holds the room waits for the lease to end."""
+        self.fake("validation")
+        h = self.holder(delay_s=2.0, hold_s=3.0)
+        wait_until(lambda: self.granted(), 10, what="the lease")
+        time.sleep(1.2)
+        t, out = self.in_thread(lambda: self.http.post("/v1/residents/validation/reload",
+                                                      timeout=60))
+        self.survives(h)
+        ended = time.monotonic()
+        t.join(30)
+        st, r = out["answer"]
+        self.assertEqual((st, r["state"]), (200, "loaded"), r)
+        self.assertGreaterEqual(out["at"], ended - 0.5, "loaded while the lease held the room")
+        self.no_oom()
+
+    def test_manual_reload_that_cannot_come_back_answers_409(self):
+        self.fake("validation", reload_timeout_s=1.5)
+        h = self.holder(delay_s=0.5, hold_s=4.0)
+        wait_until(lambda: self.granted(), 10, what="the lease")
+        st, body = self.http.post("/v1/residents/validation/reload", timeout=30)
+        self.assertEqual((st, body["error"]), (409, "conflict"), body)
+        self.assertIn("granted lease", body["message"])
+        self.assertEqual(self.resident("validation")["state"], "unloaded")
+        # The demand it made is withdrawn: nothing reloads it behind the holder's back.
+        st, leases = self.http.get("/v1/leases")
+        self.assertFalse([l for l in leases["leases"] if l["id"].startswith("demand-")])
+        self.survives(h)
+        self.no_oom()
+
+    def test_demand_waits_for_the_holder(self):
+        self.fake("validation")
+        h = self.holder(delay_s=1.0, hold_s=2.0)
+        wait_until(lambda: self.granted(), 10, what="the lease")
+        st, r = self.http.post("/v1/residents/validation/demand", {"wait_s": 30}, timeout=40)
+        self.assertEqual((st, r["state"]), (200, "loaded"), r)
+        self.survives(h)
+        self.no_oom()
+
+    def test_reload_retry_keeps_the_room_claimed(self):
+        """A reload that fails and is retried with backoff still counts its bytes: a
+        lease arriving between attempts must not be granted into its room."""
+        self.fake("validation", "--reload-failures", "2", restore="auto")
+        st, r = self.http.post("/v1/residents/validation/unload")
+        self.assertEqual(st, 200, r)
+        t, out = self.in_thread(lambda: self.http.post("/v1/residents/validation/reload",
+                                                      timeout=60))
+        wait_until(lambda: "reload_failed" in self.event_kinds("validation"), 10)
+        h = self.holder(delay_s=0.0, hold_s=1.0)
+        self.survives(h)
+        t.join(30)
+        self.assertEqual(out["answer"][0], 200, out["answer"])
+        self.no_oom()
+
+    def test_slow_loader_counts_its_bytes(self):
+        """A process resident whose start takes longer than its verification: marked
+        loaded with nothing in NVML yet, it still counts its 6Gi, so a 19Gi lease is not
+        granted beside it (it evicts it instead)."""
+        cmd = "sleep 3; exec %s --bytes 6Gi" % HOLD
+        st, body = self.http.post("/v1/residents", {
+            "name": "slow", "protocol": "process", "command": cmd, "bytes": "6Gi",
+            "verify_timeout_s": 1, "kill_grace_s": 1})
+        self.assertEqual(st, 201, body)
+        st, r = self.http.post("/v1/residents/slow/reload", timeout=30)
+        self.assertEqual((st, r["state"]), (200, "loaded"), r)
+        self.detached = [r["pid"]]
+        self.assertEqual(self.proc_usage(r["pid"]), 0)  # still starting
+        h = self.holder(delay_s=0.0, hold_s=4.0)
+        time.sleep(4.5)  # past the slow start: both would be on the card now
+        self.survives(h)
+        self.no_oom()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
