@@ -34,6 +34,7 @@ static const char *const resident_fields[] = {"name",
                                               "cleanup",
                                               "health",
                                               "command",
+                                              "loaded",
                                               NULL};
 
 /* True when url is http://HOST[:PORT][/...] with HOST a loopback address. */
@@ -98,6 +99,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
     const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
     int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
     uint64_t bytes = 0;
+    bool loaded = true;
 
     memset(&r, 0, sizeof(r));
     memset(&spec, 0, sizeof(spec));
@@ -127,7 +129,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
         copy_str(req, "reload", sizeof(spec.reload_req), spec.reload_req, err) < 0 ||
         copy_str(req, "cleanup", sizeof(spec.cleanup_req), spec.cleanup_req, err) < 0 ||
         copy_str(req, "health", sizeof(spec.health_req), spec.health_req, err) < 0 ||
-        copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0)
+        copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0 ||
+        gc_json_get_bool(req, "loaded", false, &loaded, err) < 0)
         return GC_EINVAL;
 
 #define REG_FAIL(...)                                                                              \
@@ -225,9 +228,12 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
         ext->registration = json_deep_copy(req);
         ext->spec = spec;
     }
-    /* A process resident with no pid given is not running yet. */
-    if (strcmp(protocol, "process") == 0 && pid == 0)
+    /* A process resident with no pid given is not running yet; a server registering
+     * before it allocates its models (loaded: false) asks for them with a demand. */
+    if ((strcmp(protocol, "process") == 0 && pid == 0) || !loaded) {
         slot->state = GC_RES_UNLOADED;
+        slot->unloaded_since_ms = gc_mono_ms();
+    }
     gc_coord_watch_locked(coord, slot->pid);
     if (old_pid > 0 && old_pid != slot->pid)
         gc_coord_watch_release_locked(coord, old_pid); /* a restarted server's old process */

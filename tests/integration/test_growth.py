@@ -18,7 +18,9 @@ CLI = os.path.join(BUILD, "gpucoord")
 VALIDATION = os.path.join(BUILD, "validation-server")
 
 
-class Growth(GpuEnv):
+class GrowthCase(GpuEnv):
+    """A coordinator, and helpers for holders that allocate their whole lease."""
+
     def setUp(self):
         super().setUp()
         self.start_coordinator()
@@ -71,7 +73,10 @@ class Growth(GpuEnv):
         self.assertEqual(st, 201, r)
         return res
 
-    # ---- the coordinator's own paths ----
+
+
+class Growth(GrowthCase):
+    """The coordinator's own paths."""
 
     def test_automatic_restore_waits_for_the_next_holder(self):
         self.fake("validation")
@@ -154,6 +159,74 @@ class Growth(GpuEnv):
         time.sleep(4.5)  # past the slow start: both would be on the card now
         self.survives(h)
         self.no_oom()
+
+
+class ValidationGrowth(GrowthCase):
+    """The founding validation server: its growth goes through the coordinator too."""
+
+    def start_validation(self, name="validation"):
+        if not hasattr(self, "vport"):
+            self.vport = free_port()
+        env = dict(self.env, GPUCOORD_URL=self.url, VALIDATION_PORT=str(self.vport),
+                   VALIDATION_DEMAND_WAIT_S="30")
+        p = self.start([VALIDATION, "--host", "127.0.0.1"], name, env=env)
+        self.val = Http("http://127.0.0.1:%d" % self.vport)
+
+        def up():
+            if not p.alive():
+                raise AssertionError("validation-server exited with %s" % p.p.returncode)
+            try:
+                return self.val.get("/health/", timeout=2)[0] == 200
+            except OSError:
+                return False
+        wait_until(up, 15, what="validation-server /health/")
+        return p
+
+    def models_loaded(self):
+        return self.val.get("/health/", timeout=5)[1]["models_loaded"]
+
+    def test_direct_reload_becomes_a_demand(self):
+        self.start_validation()
+        wait_until(lambda: self.resident("validation")["state"] == "loaded", 15)
+        h = self.holder(delay_s=2.0, hold_s=3.0)
+        wait_until(lambda: self.granted(), 10, what="the lease")
+        time.sleep(1.2)
+        t, out = self.in_thread(lambda: self.val.post("/reload_models/", timeout=90))
+        self.survives(h)
+        ended = time.monotonic()
+        t.join(60)
+        st, r = out["answer"]
+        self.assertEqual(st, 200, r)
+        self.assertTrue(r["models_reloaded"], r)
+        self.assertTrue(r["restored_from_backup"], r)
+        for key in ("memory_total_gb", "memory_free_gb", "reload_time", "reinitialized",
+                    "fallback_reinitialized"):
+            self.assertIn(key, r)
+        self.assertGreaterEqual(out["at"], ended - 0.5, "reloaded while the lease held the room")
+        self.assertEqual(self.resident("validation")["state"], "loaded")
+        self.no_oom()
+
+    def test_restart_during_a_lease_registers_before_it_allocates(self):
+        v = self.start_validation()
+        wait_until(lambda: self.resident("validation")["state"] == "loaded", 15)
+        h = self.holder(delay_s=0.5, hold_s=4.0)
+        wait_until(lambda: self.granted(), 10, what="the lease")
+        v.kill()
+        self.start_validation("validation2")
+        self.assertFalse(self.models_loaded())  # waits for the room
+        self.survives(h)
+        wait_until(lambda: self.models_loaded(), 15, what="the models after the lease")
+        self.assertEqual(self.resident("validation")["state"], "loaded")
+        self.no_oom()
+
+    def test_start_without_a_coordinator_loads_standalone(self):
+        self.url = "http://127.0.0.1:%d" % free_port()  # nobody there
+        self.start_validation()
+        wait_until(lambda: self.models_loaded(), 10)
+        st, r = self.val.post("/unload_models/")
+        self.assertEqual(st, 200, r)
+        st, r = self.val.post("/reload_models/")
+        self.assertEqual((st, r["models_reloaded"]), (200, True), r)
 
 
 if __name__ == "__main__":
