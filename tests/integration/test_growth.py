@@ -16,6 +16,8 @@ from gctest import BUILD, GiB, GpuEnv, Http, free_port, wait_until  # noqa: E402
 HOLD = os.path.join(BUILD, "src", "tools", "gpu-hold")
 CLI = os.path.join(BUILD, "gpucoord")
 VALIDATION = os.path.join(BUILD, "validation-server")
+PYTHON_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+DEMO = os.path.join(PYTHON_DIR, "examples", "resident_demo.py")
 
 
 class GrowthCase(GpuEnv):
@@ -227,6 +229,51 @@ class ValidationGrowth(GrowthCase):
         self.assertEqual(st, 200, r)
         st, r = self.val.post("/reload_models/")
         self.assertEqual((st, r["models_reloaded"]), (200, True), r)
+
+
+class PythonGrowth(GrowthCase):
+    """The Python resident helper (python/examples/resident_demo.py: SeedServer +
+    Resident, 4.7Gi through ctypes): the same rule as the validation server."""
+
+    def start_demo(self, wait_s, name="pyres"):
+        env = dict(self.env, PYTHONPATH=PYTHON_DIR)
+        preload = os.environ.get("GPUCOORD_PY_PRELOAD")
+        if preload:  # sanitizer build: Python is not instrumented, gpusim is
+            env["LD_PRELOAD"] = preload
+            env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+        p = self.start([sys.executable, DEMO, "--coordinator", self.url, "--bytes", "4.7Gi",
+                        "--name", "pyres", "--wait", str(wait_s)], name, ready="ready", env=env)
+        self.seed = Http("http://127.0.0.1:%s" % p.field("seed_port"))
+        return p
+
+    def seed_loaded(self):
+        return self.seed.get("/health/", timeout=5)[1]["models_loaded"]
+
+    def test_direct_reload_becomes_a_demand(self):
+        self.start_demo(30)
+        self.assertTrue(self.seed_loaded())
+        h = self.holder(delay_s=2.0, hold_s=3.0)
+        wait_until(lambda: self.granted(), 10, what="the lease")
+        time.sleep(1.2)
+        t, out = self.in_thread(lambda: self.seed.post("/reload_models/", timeout=90))
+        self.survives(h)
+        ended = time.monotonic()
+        t.join(60)
+        st, r = out["answer"]
+        self.assertEqual((st, r["models_reloaded"]), (200, True), r)
+        self.assertGreaterEqual(out["at"], ended - 0.5, "reloaded while the lease held the room")
+        self.no_oom()
+
+    def test_start_during_a_lease_registers_before_it_allocates(self):
+        h = self.holder(delay_s=0.5, hold_s=4.0)
+        wait_until(lambda: self.granted(), 10, what="the lease")
+        self.start_demo(0)
+        self.assertFalse(self.seed_loaded())
+        self.assertEqual(self.resident("pyres")["state"], "unloaded")
+        self.survives(h)
+        wait_until(lambda: self.seed_loaded(), 15, what="the weights after the lease")
+        self.assertEqual(self.resident("pyres")["state"], "loaded")
+        self.no_oom()
 
 
 if __name__ == "__main__":
