@@ -20,6 +20,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .errors import CoordinatorUnavailable, DemandTimeout, GpucoordError
+
 __all__ = ["SeedServer"]
 
 log = logging.getLogger("gpucoord")
@@ -115,7 +117,6 @@ class SeedServer:
         res = self.resident
         if res is None or self._loaded:
             return self._run("reload")
-        from .errors import CoordinatorUnavailable, DemandTimeout, GpucoordError, NotFound
         try:
             if res.state() in (None, "reloading"):
                 return self._run("reload")
@@ -132,7 +133,7 @@ class SeedServer:
             error = ("no room on the GPU within %.0f s: the coordinator keeps the request "
                      "queued and reloads the models once there is room"
                      % self.direct_reload_wait_s)
-        except (NotFound, GpucoordError) as e:
+        except GpucoordError as e:
             error = "the coordinator could not reload it: %s" % e
         return 503, {"status": "error", "error": error, "models_reloaded": False}
 

@@ -398,6 +398,7 @@ void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct g
     struct gc_lease *d;
     int64_t deadline, hard_deadline;
     unsigned attempts;
+    double backoff_s = 0, step_s;
     bool ours;
     char id[GC_LEASE_ID_MAX];
 
@@ -423,10 +424,15 @@ void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct g
     r->last_used_ms = gc_mono_ms();
     attempts = coord->config->reload_attempts ? coord->config->reload_attempts : 1;
     deadline = gc_mono_ms() + (int64_t)(r->reload_timeout_s * 1000.0);
-    hard_deadline = deadline + (int64_t)((r->reload_timeout_s * (attempts + 1) +
-                                          coord->config->reload_backoff_s * (1u << attempts) +
-                                          r->verify_timeout_s) *
-                                         1000.0);
+    /* Past the wait for room, the job's own bounds: its attempts, their backoff, the
+     * verification (each attempt waits twice as long as the one before). */
+    step_s = coord->config->reload_backoff_s;
+    for (unsigned a = 1; a < attempts; a++, step_s *= 2)
+        backoff_s += step_s;
+    hard_deadline =
+        deadline +
+        (int64_t)((r->reload_timeout_s * (attempts + 1) + backoff_s + r->verify_timeout_s) *
+                  1000.0);
     ours = gc_ledger_demand_find(coord->ledger, name) == NULL;
     d = demand_get_locked(coord, r, GC_LEASE_PRIORITY_DEFAULT, "reload by request");
     if (d == NULL) {

@@ -83,6 +83,11 @@ static void *link_main(void *arg)
                         vs->coordinator_url, vs->resident_name);
                 vs->registered = true;
                 warned = false;
+                /* Registered unloaded (its models still wait for room): ask again. */
+                if (!__atomic_load_n(&vs->loaded, __ATOMIC_ACQUIRE)) {
+                    char why[256];
+                    validation_demand(vs, 0, why, sizeof(why));
+                }
             } else if (!reachable && !warned) {
                 gc_warn("coordinator at %s unreachable; will keep trying to register",
                         vs->coordinator_url);
