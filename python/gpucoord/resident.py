@@ -12,14 +12,18 @@ allocates room a lease holds.
 """
 import logging
 import threading
+import time
 
 from .client import THIS_PROCESS, Client, resolve_pid
-from .errors import CoordinatorUnavailable, DemandTimeout, GpucoordError, NotFound
+from .errors import Conflict, CoordinatorUnavailable, DemandTimeout, GpucoordError, NotFound
 from .sizes import parse_size
 
 __all__ = ["Resident"]
 
 log = logging.getLogger("gpucoord")
+
+# How long start() waits for the coordinator to finish a step on an earlier process.
+START_CONFLICT_WAIT_S = 5.0
 
 
 class Resident:
@@ -87,15 +91,25 @@ class Resident:
         (keep_registered). Returns True when the models are loaded."""
         if self.seed is None:
             raise TypeError("start() needs the resident's seed server")
-        try:
-            self.keep_registered(interval_s)
-        except CoordinatorUnavailable as e:
-            log.warning("gpucoord resident %s: %s; loading standalone", self.name, e)
-            self.seed._run("reload")
-            self._thread = threading.Thread(target=self._keep, args=(float(interval_s),),
-                                            daemon=True, name="gpucoord-resident-%s" % self.name)
-            self._thread.start()
-            return self.seed.loaded
+        deadline = time.monotonic() + START_CONFLICT_WAIT_S
+        while True:
+            try:
+                # Always registers: a registration left by an earlier process of this
+                # service (a restart) names another pid and state.
+                self.register()
+                break
+            except Conflict:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)  # a step on the earlier process is finishing
+            except CoordinatorUnavailable as e:
+                log.warning("gpucoord resident %s: %s; loading standalone", self.name, e)
+                self.seed._run("reload")
+                break
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._keep, args=(float(interval_s),),
+                                        daemon=True, name="gpucoord-resident-%s" % self.name)
+        self._thread.start()
         return self.seed.wait_loaded(timeout=wait_s)
 
     def unregister(self):

@@ -5,6 +5,7 @@ a demand, a call straight to the resident, a resident restart, a slow loader, a
 reload retried - a resident grows only into room the ledger gave it: gpusim counts
 no driver OOM and the holder lives to release its lease."""
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -96,13 +97,15 @@ class Growth(GrowthCase):
         h = self.holder(delay_s=2.0, hold_s=3.0)
         wait_until(lambda: self.granted(), 10, what="the lease")
         time.sleep(1.2)
-        t, out = self.in_thread(lambda: self.http.post("/v1/residents/validation/reload",
-                                                      timeout=60))
+        t, out = self.in_thread(lambda: subprocess.run(
+            [CLI, "--url", self.url, "reload", "validation"], env=self.env,
+            capture_output=True, text=True, timeout=60))
         self.survives(h)
         ended = time.monotonic()
         t.join(30)
-        st, r = out["answer"]
-        self.assertEqual((st, r["state"]), (200, "loaded"), r)
+        run = out["answer"]
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        self.assertIn("validation: loaded", run.stdout)
         self.assertGreaterEqual(out["at"], ended - 0.5, "loaded while the lease held the room")
         self.no_oom()
 
@@ -264,10 +267,13 @@ class PythonGrowth(GrowthCase):
         self.assertGreaterEqual(out["at"], ended - 0.5, "reloaded while the lease held the room")
         self.no_oom()
 
-    def test_start_during_a_lease_registers_before_it_allocates(self):
+    def test_restart_during_a_lease_registers_before_it_allocates(self):
+        first = self.start_demo(30)
+        self.assertTrue(self.seed_loaded())
         h = self.holder(delay_s=0.5, hold_s=4.0)
         wait_until(lambda: self.granted(), 10, what="the lease")
-        self.start_demo(0)
+        first.kill()
+        self.start_demo(0, name="pyres2")
         self.assertFalse(self.seed_loaded())
         self.assertEqual(self.resident("pyres")["state"], "unloaded")
         self.survives(h)
