@@ -418,6 +418,7 @@ void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct g
         /* Failed (or a process resident that is gone): a fresh start, from unloaded. */
         r->state = GC_RES_UNLOADED;
         r->reload_failures = 0;
+        r->reason[0] = '\0';
         r->unloaded_since_ms = gc_mono_ms();
         gc_coord_journal_resident_locked(coord, r);
     }
