@@ -181,6 +181,13 @@ class Resident:
                                 "registered again", self.name)
                     if self.on_reregistered is not None:
                         self.on_reregistered(self)
+                elif self.seed is not None and not self.seed.ever_loaded:
+                    # Still waiting for the first load: a coordinator restarted meanwhile
+                    # has forgotten the queued demand; asking again is harmless.
+                    try:
+                        self.client.demand(self.name, wait_s=0)
+                    except DemandTimeout:
+                        pass
                 complained = False
             except CoordinatorUnavailable as e:
                 if not complained:  # restarting, probably: keep trying quietly

@@ -44,6 +44,7 @@ class SeedServer:
         self._step = threading.Lock()  # one unload/reload/cleanup at a time
         self._state = threading.Condition()
         self._loaded = bool(loaded)
+        self.ever_loaded = self._loaded  # False until the first load (Resident waits for it)
         self.unloads = self.reloads = 0
         server = self
 
@@ -108,6 +109,7 @@ class SeedServer:
     def _set_loaded(self, value):
         with self._state:
             self._loaded = value
+            self.ever_loaded = self.ever_loaded or value
             self._state.notify_all()
 
     def _reload_asked(self):

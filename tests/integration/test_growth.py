@@ -224,6 +224,22 @@ class ValidationGrowth(GrowthCase):
         self.assertEqual(self.resident("validation")["state"], "loaded")
         self.no_oom()
 
+    def test_first_load_waits_across_a_coordinator_restart(self):
+        """Started during a lease, the server's queued demand dies with a coordinator
+        killed meanwhile: it asks again, and its models come once the lease ended."""
+        h = self.holder(delay_s=0.5, hold_s=5.0)
+        wait_until(lambda: self.granted(), 10, what="the lease")
+        self.start_validation()
+        self.assertEqual(self.resident("validation")["state"], "unloaded")
+        port = self.coord_port
+        self.coord.signal(9)
+        self.coord.p.wait(timeout=5)
+        self.start_coordinator(port=port, state_dir=self.state_dir)
+        self.survives(h)
+        wait_until(lambda: self.models_loaded(), 15, what="the models after the lease")
+        self.assertEqual(self.resident("validation")["state"], "loaded")
+        self.no_oom()
+
     def test_start_without_a_coordinator_loads_standalone(self):
         self.url = "http://127.0.0.1:%d" % free_port()  # nobody there
         self.start_validation()
@@ -276,6 +292,19 @@ class PythonGrowth(GrowthCase):
         self.start_demo(0, name="pyres2")
         self.assertFalse(self.seed_loaded())
         self.assertEqual(self.resident("pyres")["state"], "unloaded")
+        self.survives(h)
+        wait_until(lambda: self.seed_loaded(), 15, what="the weights after the lease")
+        self.assertEqual(self.resident("pyres")["state"], "loaded")
+        self.no_oom()
+
+    def test_first_load_waits_across_a_coordinator_restart(self):
+        h = self.holder(delay_s=0.5, hold_s=5.0)
+        wait_until(lambda: self.granted(), 10, what="the lease")
+        self.start_demo(0)
+        port = self.coord_port
+        self.coord.signal(9)
+        self.coord.p.wait(timeout=5)
+        self.start_coordinator(port=port, state_dir=self.state_dir)
         self.survives(h)
         wait_until(lambda: self.seed_loaded(), 15, what="the weights after the lease")
         self.assertEqual(self.resident("pyres")["state"], "loaded")

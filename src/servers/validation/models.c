@@ -41,7 +41,7 @@ int validation_models_reload(struct validation_server *vs, enum gc_model_origin 
     if (rc == 0) {
         __atomic_store_n(&vs->loaded, true, __ATOMIC_RELEASE);
         *origin_ret = vs->ever_loaded ? worst : GC_ORIGIN_REINIT;
-        vs->ever_loaded = true;
+        __atomic_store_n(&vs->ever_loaded, true, __ATOMIC_RELEASE);
         vs->last_origin = *origin_ret;
     }
     return rc;

@@ -94,6 +94,15 @@ static void *link_main(void *arg)
                 warned = true;
                 vs->registered = false;
             }
+        } else {
+            vs->registered = true; /* known again after a restart that kept its state */
+            if (!__atomic_load_n(&vs->ever_loaded, __ATOMIC_ACQUIRE)) {
+                /* Still waiting for the first load: a coordinator restarted meanwhile
+                 * has forgotten the queued demand. Asking again is harmless (one
+                 * demand per resident). */
+                char why[256];
+                validation_demand(vs, 0, why, sizeof(why));
+            }
         }
         for (int i = 0; i < LINK_CHECK_MS / 100 && !vs->stopping; i++)
             gc_sleep_ms(100);
