@@ -922,3 +922,24 @@ TEST(a_loading_resident_counts_its_bytes_before_nvml_shows_them)
     ASSERT_EQ_U64(acct.residents, CTX);
     free(l);
 }
+
+TEST(room_why_names_the_leases_holding_the_room)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char why[GC_REASON_MAX];
+    add_lease(l, "small", 0, 0, 1 * GiB, 100, 0);
+    add_lease(l, "big", 0, 0, 19 * GiB, 100, 0);
+    snap(l, 0, 0, 0);
+    gc_sched_step(l, 1, &a);
+    gc_sched_room_why(l, 0, VAL_BYTES, why, sizeof(why));
+    ASSERT(strstr(why, "needed on GPU 0") != NULL);
+    ASSERT(strstr(why, "2 granted leases hold 20Gi") != NULL);
+    /* Largest first. */
+    ASSERT(strstr(why, "'big'") != NULL && strstr(why, "'small'") != NULL);
+    ASSERT(strstr(why, "'big'") < strstr(why, "'small'"));
+    /* A buffer too short is cut, still terminated. */
+    gc_sched_room_why(l, 0, VAL_BYTES, why, 24);
+    ASSERT_EQ_INT((int)strlen(why), 23);
+    free(l);
+}
