@@ -250,8 +250,8 @@ static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_r
          * the deadline. */
         if (rc == 0) {
             gc_sleep_ms(backoff_ms);
-            backoff_ms =
-                backoff_ms * 2 > DEMAND_BACKOFF_MAX_MS ? DEMAND_BACKOFF_MAX_MS : backoff_ms * 2;
+            backoff_ms = backoff_ms * 2 > DEMAND_BACKOFF_MAX_MS ? DEMAND_BACKOFF_MAX_MS
+                                                               : backoff_ms * 2;
         }
     }
 }

@@ -38,7 +38,7 @@ struct validation_server {
     /* Validations hold it shared; unload/reload/cleanup hold it exclusively. */
     pthread_rwlock_t models_lock;
     bool loaded;                      /* guarded by models_lock */
-    bool ever_loaded;                 /* guarded by models_lock: a first load is no restore */
+    bool ever_loaded;                 /* set under models_lock (read atomically by the link) */
     enum gc_model_origin last_origin; /* guarded by models_lock: of the last reload */
     pthread_mutex_t store_lock;       /* the driver calls of the store (scratch) */
 
