@@ -118,13 +118,13 @@ uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_
     return sum;
 }
 
+/* An unload frees what the resident counts for above its floor: its bytes when they
+ * are known (it counts at least that much, see resident_term_with), else its usage. */
 static uint64_t resident_freeable_with(const struct gc_resident *r, uint64_t usage)
 {
-    if (r->pid <= 0)
+    if (r->pid <= 0 || r->bytes > 0)
         return r->bytes;
-    if (r->bytes == 0)
-        return usage;
-    return r->bytes < usage ? r->bytes : usage;
+    return usage;
 }
 
 uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struct gc_resident *r)
@@ -137,15 +137,29 @@ static bool resident_holds_memory(enum gc_resident_state state)
     return state == GC_RES_LOADED || state == GC_RES_UNLOADING || state == GC_RES_RELOADING;
 }
 
-/* What a resident counts for, given the usage of the processes that count for it. */
+/*
+ * What a resident counts for, given the usage of the processes that count for it.
+ * From the moment it starts to reload until it is verified unloaded it counts at
+ * least its floor plus its bytes, whatever NVML shows: a slow loader (or one whose
+ * reload verification gave up) takes its memory later, and room leased out
+ * meanwhile would be allocated twice.
+ */
 static uint64_t resident_term_with(const struct gc_resident *r, uint64_t usage)
 {
+    uint64_t claim;
+
     if (r->pid <= 0)
         return resident_holds_memory(r->state) ? r->bytes : 0;
-    /* A reload in flight claims its bytes before NVML shows them. */
-    if (r->state == GC_RES_RELOADING && r->usage_before + r->bytes > usage)
-        return r->usage_before + r->bytes;
-    return usage;
+    if (!resident_holds_memory(r->state))
+        return usage;
+    /* A reload counts from what it held when it started (its floor, or more). */
+    claim = (r->state == GC_RES_RELOADING ? r->usage_before : r->floor_bytes) + r->bytes;
+    return claim > usage ? claim : usage;
+}
+
+uint64_t gc_ledger_resident_counted(const struct gc_ledger *ledger, const struct gc_resident *r)
+{
+    return resident_term_with(r, r->pid > 0 ? gc_ledger_proc_usage(ledger, r->gpu, r->pid) : 0);
 }
 
 static int owner_cmp(const void *a, const void *b)

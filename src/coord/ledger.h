@@ -228,8 +228,12 @@ struct gc_resident *gc_ledger_resident_find(struct gc_ledger *ledger, const char
 /* A free slot (zeroed, in_use set) or NULL when full. */
 struct gc_resident *gc_ledger_resident_alloc(struct gc_ledger *ledger);
 void gc_ledger_resident_remove(struct gc_ledger *ledger, struct gc_resident *resident);
-/* Bytes an unload of r would free now (its declared/learned bytes, bounded by usage). */
+/* Bytes an unload of r would free now in the accounting (its declared/learned bytes;
+ * its usage when they are unknown). */
 uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struct gc_resident *r);
+/* What r counts for in the accounting now: its usage, but at least its floor plus its
+ * bytes while it is loaded, unloading or reloading. */
+uint64_t gc_ledger_resident_counted(const struct gc_ledger *ledger, const struct gc_resident *r);
 
 /* Leases. */
 /* Creates a lease (state queued, new id and seq). GC_ELIMIT when the table, the

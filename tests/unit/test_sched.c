@@ -889,3 +889,57 @@ TEST(nearest_registered_ancestor_wins)
     ASSERT_EQ_U64(acct.foreign, 0);
     free(l);
 }
+
+TEST(a_loading_resident_counts_its_bytes_before_nvml_shows_them)
+{
+    /* A process resident (6Gi) just started: its reload verification gave up while
+     * it was still loading, so it is marked loaded with nothing in NVML. A 19Gi
+     * lease must not be granted beside it: it has to wait for the resident's unload. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_account acct;
+    struct gc_actions a;
+    char id[GC_LEASE_ID_MAX];
+    struct gc_resident *r = add_resident(l, "slow", 100, 0, 6 * GiB, 10);
+    snap(l, 0, 0, 0);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, 6 * GiB);
+    struct gc_lease *big = add_lease(l, "big", 200, 0, 19 * GiB, 100, 0);
+    snprintf(id, sizeof(id), "%s", big->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "slow") != NULL);
+    /* Verified against what it was counted at, not against the nothing NVML showed. */
+    ASSERT_EQ_U64(r->usage_before, 6 * GiB);
+    /* Reloading, from an unloaded floor: counted before any byte shows. */
+    r->state = GC_RES_RELOADING;
+    r->usage_before = CTX;
+    snap(l, 0, 0, 1, 100u, CTX);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX + 6 * GiB);
+    /* Unloaded: only what NVML shows. */
+    r->state = GC_RES_UNLOADED;
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX);
+    free(l);
+}
+
+TEST(room_why_names_the_leases_holding_the_room)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char why[GC_REASON_MAX];
+    add_lease(l, "small", 0, 0, 1 * GiB, 100, 0);
+    add_lease(l, "big", 0, 0, 19 * GiB, 100, 0);
+    snap(l, 0, 0, 0);
+    gc_sched_step(l, 1, &a);
+    gc_sched_room_why(l, 0, VAL_BYTES, why, sizeof(why));
+    ASSERT(strstr(why, "needed on GPU 0") != NULL);
+    ASSERT(strstr(why, "2 granted leases hold 20Gi") != NULL);
+    /* Largest first. */
+    ASSERT(strstr(why, "'big'") != NULL && strstr(why, "'small'") != NULL);
+    ASSERT(strstr(why, "'big'") < strstr(why, "'small'"));
+    /* A buffer too short is cut, still terminated. */
+    gc_sched_room_why(l, 0, VAL_BYTES, why, 24);
+    ASSERT_EQ_INT((int)strlen(why), 23);
+    free(l);
+}

@@ -23,6 +23,10 @@ static double round3(double v)
     return round(v * 1000.0) / 1000.0;
 }
 
+/* Pause between demands the coordinator answered "loaded" while these models are not. */
+#define DEMAND_BACKOFF_MIN_MS 20
+#define DEMAND_BACKOFF_MAX_MS 1000
+
 static void handle_health(struct validation_server *vs, struct gc_http_resp *resp)
 {
     bool loaded;
@@ -88,15 +92,72 @@ static void handle_unload(struct validation_server *vs, struct gc_http_resp *res
                                 round3((double)(gc_mono_ns() - t0) / 1e9), "models_unloaded", 1));
 }
 
+/* Longest a /reload_models/ sent straight to this server waits for the coordinator
+ * to make room (the original's reload timeout). */
+#define DIRECT_RELOAD_WAIT_MAX_S 60.0
+
+/*
+ * A /reload_models/ that is not the coordinator's own call (it was not reloading us)
+ * would grow behind its back, into room a lease may hold: it becomes a demand, and
+ * the coordinator performs the reload (through this handler) once there is room.
+ * Returns 0 with the models loaded and *origin set, or an error answered in resp.
+ */
+static int reload_through_coordinator(struct validation_server *vs, enum gc_model_origin *origin,
+                                      struct gc_http_resp *resp)
+{
+    double wait_s =
+        vs->demand_wait_s < DIRECT_RELOAD_WAIT_MAX_S ? vs->demand_wait_s : DIRECT_RELOAD_WAIT_MAX_S;
+    int64_t deadline = gc_mono_ms() + (int64_t)(wait_s * 1000.0);
+    char why[512];
+    int rc;
+
+    gc_info("reload asked directly: asking the coordinator for room first");
+    for (;;) {
+        double left = (double)(deadline - gc_mono_ms()) / 1000.0;
+        rc = validation_demand(vs, left > 0 ? left : 0, why, sizeof(why));
+        pthread_rwlock_rdlock(&vs->models_lock);
+        if (vs->loaded) {
+            *origin = vs->last_origin;
+            pthread_rwlock_unlock(&vs->models_lock);
+            return 0;
+        }
+        pthread_rwlock_unlock(&vs->models_lock);
+        if (rc == GC_ETIMEDOUT || (rc == 0 && left <= 0)) {
+            snprintf(why, sizeof(why),
+                     "no room on the GPU within %.0f s: the coordinator keeps the request "
+                     "queued and reloads the models once there is room",
+                     wait_s);
+            break;
+        }
+        if (rc < 0)
+            break;
+        gc_sleep_ms(DEMAND_BACKOFF_MIN_MS); /* loaded per the coordinator: our reload lands */
+    }
+    gc_warn("reload not done: %s", why);
+    gc_http_resp_json(
+        resp, 503,
+        json_pack("{s:s, s:s, s:b}", "status", "error", "error", why, "models_reloaded", 0));
+    return rc < 0 ? rc : GC_ETIMEDOUT;
+}
+
 static void handle_reload(struct validation_server *vs, struct gc_http_resp *resp)
 {
     enum gc_model_origin origin = GC_ORIGIN_NONE;
     int64_t t0 = gc_mono_ns();
-    bool was_loaded;
+    bool was_loaded, direct = false;
     char err[256];
     json_t *o;
     int rc = 0;
 
+    /* Asked before the lock: the coordinator's own call must not wait behind it. */
+    if (!__atomic_load_n(&vs->loaded, __ATOMIC_ACQUIRE) && !validation_link_reload_allowed(vs))
+        direct = true;
+    if (direct) {
+        if (reload_through_coordinator(vs, &origin, resp) < 0)
+            return;
+        was_loaded = false;
+        goto out_answer;
+    }
     pthread_rwlock_wrlock(&vs->models_lock);
     was_loaded = vs->loaded;
     if (!was_loaded)
@@ -111,6 +172,7 @@ static void handle_reload(struct validation_server *vs, struct gc_http_resp *res
             json_pack("{s:s, s:s, s:b}", "status", "error", "error", err, "models_reloaded", 0));
         return;
     }
+out_answer:
     o = json_object();
     pthread_mutex_lock(&vs->store_lock);
     gc_gpu_status_add(o, &vs->store);
@@ -150,10 +212,6 @@ static void handle_cleanup(struct validation_server *vs, struct gc_http_resp *re
     json_object_set_new(o, "cleanup_time", json_real(round3((double)(gc_mono_ns() - t0) / 1e9)));
     gc_http_resp_json(resp, 200, o);
 }
-
-/* Pause between demands the coordinator answered "loaded" while these models are not. */
-#define DEMAND_BACKOFF_MIN_MS 20
-#define DEMAND_BACKOFF_MAX_MS 1000
 
 /* Holds models_lock shared with the models loaded, asking the coordinator for them
  * back when they are not. On failure answers resp and returns false. */
