@@ -185,6 +185,13 @@ class ValidationGrowth(GrowthCase):
             except OSError:
                 return False
         wait_until(up, 15, what="validation-server /health/")
+
+        def registered():  # it answers /health/ before it has registered
+            try:
+                return Http(self.url).get("/v1/residents/validation", timeout=2)[0] == 200
+            except OSError:
+                return True  # no coordinator there: it runs standalone
+        wait_until(registered, 15, what="the validation server's registration")
         return p
 
     def models_loaded(self):
