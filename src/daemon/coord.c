@@ -459,6 +459,7 @@ void gc_coord_reading_put(struct gc_coord *coord, struct gc_nvml_reading *r)
  * takes the lock: another thread may have read and applied since). */
 static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_reading *r)
 {
+    coord->counters.nvml_readings++;
     for (unsigned g = 0; g < r->ngpus; g++) {
         if (!r->ok[g]) {
             if (coord->counters.nvml_errors++ % 1000 == 0)
@@ -482,6 +483,7 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
     struct gc_ledger *ledger = coord->ledger;
     int64_t next = now + ENGINE_MAX_SLEEP_MS;
     int64_t idle = now + (int64_t)(coord->config->idle_poll_s * 1000.0);
+    int64_t verify = now + (int64_t)(coord->config->verify_poll_s * 1000.0);
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
         const struct gc_lease *l = &ledger->leases[i];
@@ -490,6 +492,10 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
             if (t < next)
                 next = t;
         }
+        /* Its evictions are done and the driver has yet to show the memory free: it
+         * comes back any moment, so look as often as a verification does. */
+        if (l->state == GC_LEASE_PREPARING && l->evicting == 0 && verify < next)
+            next = verify;
         /* Something waits for memory that foreign processes may free: poll NVML. */
         if ((l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING) && idle < next)
             next = idle;
