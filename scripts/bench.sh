@@ -16,3 +16,7 @@ echo
 echo "### Grant delay behind a slow driver (this build only; pass a base build to compare)"
 echo
 "$here/bench/grant_lag.sh" "$build" "" 5
+echo
+echo "### Status and lease views with a long queue (this build only; pass a base build to compare)"
+echo
+"$here/bench/status_queue.sh" "$build" "" 5
