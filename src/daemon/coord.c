@@ -253,8 +253,10 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd
         if (!r->in_use || r->pid != pid || r->busy)
             continue; /* a running job sees the exit itself */
         if (strcmp(r->protocol, "process") == 0) {
-            if (r->state == GC_RES_LOADED)
+            if (r->state == GC_RES_LOADED) {
                 r->evicted = false;
+                r->unloaded_since_ms = gc_mono_ms();
+            }
             r->state = GC_RES_UNLOADED;
         } else {
             r->state = GC_RES_GONE;
