@@ -42,6 +42,10 @@ class ServersBadInput(FoundingSystem):
         self.assert_4xx(post(multipart(seed="3")), "prompt")                 # missing prompt
         self.assert_4xx(post(multipart(prompt="")), "prompt")                # empty prompt
         self.assert_4xx(post(multipart(prompt="x" * 1025)), "1024")          # too long
+        self.assert_4xx(post(multipart(prompt="\u00e9" * 1025)), "1024")     # in characters
+        self.assert_4xx(post(multipart(prompt="a cube", seed="")), "seed")   # not random
+        self.assert_4xx(post(b"prompt=a%20cube&seed=%20", "application/x-www-form-urlencoded"),
+                        "seed")
         self.assert_4xx(post(multipart(prompt="a cube", seed="forty-two")), "seed")
         self.assert_4xx(post(multipart(prompt="a cube", seed="-1")), "seed")
         self.assert_4xx(post(multipart(prompt="a cube", seed="1" * 40)), "seed")
@@ -65,6 +69,11 @@ class ServersBadInput(FoundingSystem):
         self.assert_4xx(v({"data": good}), "prompt")
         self.assert_4xx(v({"prompt": "a cube"}), "data")
         self.assert_4xx(v({"prompt": 5, "data": good}), "prompt")
+        # The limit is 1024 characters, not bytes: 1025 one-byte characters are too many,
+        # 1024 of two bytes each are not.
+        self.assert_4xx(v({"prompt": "x" * 1025, "data": good}), "1024 characters")
+        self.assert_4xx(v({"prompt": "\u00e9" * 1025, "data": good}), "1024 characters")
+        self.assertEqual(v({"prompt": "\u00e9" * 1024, "data": good})[0], 200)
         self.assert_4xx(v({"prompt": "a cube", "data": "!!!not base64!!!"}), "base64")
         self.assert_4xx(v({"prompt": "a cube", "data": good[:-7]}), "base64")
         truncated = base64.b64encode(ply[: len(ply) // 2]).decode()

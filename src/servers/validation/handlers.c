@@ -10,12 +10,14 @@
 #include "common/err.h"
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "gpucoord.h"
 #include "servers/common/ply.h"
 #include "servers/common/png.h"
 #include "servers/validation/validation.h"
 
-/* Longest prompt accepted, in bytes (1024 characters of up to 4 UTF-8 bytes). */
+/* Longest prompt in bytes (1024 characters of up to 4 UTF-8 bytes): a first, cheap
+ * bound; the limit itself counts characters. */
 #define PROMPT_MAX_BYTES (4 * VALIDATION_PROMPT_MAX_CHARS)
 
 static double round3(double v)
@@ -192,8 +194,8 @@ static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_r
          * the deadline. */
         if (rc == 0) {
             gc_sleep_ms(backoff_ms);
-            backoff_ms = backoff_ms * 2 > DEMAND_BACKOFF_MAX_MS ? DEMAND_BACKOFF_MAX_MS
-                                                               : backoff_ms * 2;
+            backoff_ms =
+                backoff_ms * 2 > DEMAND_BACKOFF_MAX_MS ? DEMAND_BACKOFF_MAX_MS : backoff_ms * 2;
         }
     }
 }
@@ -225,6 +227,12 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
         rc = GC_EINVAL;
     if (rc < 0) {
         gc_server_error(resp, rc == GC_ETOOBIG ? 413 : 400, "bad_request", "%s", jerr.msg);
+        goto out;
+    }
+    /* JSON strings are valid UTF-8 (jansson checks): count their characters. */
+    if (gc_utf8_chars(prompt, strlen(prompt)) > VALIDATION_PROMPT_MAX_CHARS) {
+        gc_server_error(resp, 400, "bad_request", "field 'prompt' is longer than %d characters",
+                        VALIDATION_PROMPT_MAX_CHARS);
         goto out;
     }
     if (compression != 0) {
