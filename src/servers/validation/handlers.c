@@ -208,7 +208,8 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
     struct gc_splats *splats = NULL;
     struct gc_jerr jerr;
     json_t *body = NULL, *ans;
-    const char *prompt = NULL, *data = NULL;
+    const char *prompt = NULL, *data = NULL, *lifted = NULL;
+    size_t data_len = 0;
     int64_t compression = 0;
     bool preview = false;
     void *ply = NULL;
@@ -217,7 +218,9 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
     CUdeviceptr scratch = 0;
     int rc;
 
-    rc = gc_json_parse(req->body, req->body_len, GC_JSON_DEPTH_MAX, &body, &jerr);
+    /* The upload is read where it lies in the request body: no copies of it. */
+    rc = gc_json_parse_lifted(req->body, req->body_len, GC_JSON_DEPTH_MAX, "data", &body, &lifted,
+                              &data_len, &jerr);
     if (rc == 0 && (gc_json_only_keys(body, fields, &jerr) < 0 ||
                     gc_json_get_str(body, "prompt", true, PROMPT_MAX_BYTES, &prompt, &jerr) < 0 ||
                     gc_json_get_str(body, "data", true, SIZE_MAX, &data, &jerr) < 0 ||
@@ -242,12 +245,19 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
             (long long)compression);
         goto out;
     }
-    if (gc_b64_decode(data, strlen(data), (size_t)VALIDATION_BODY_MAX_DEFAULT, &ply, &ply_len) <
-        0) {
+    if (lifted != NULL)
+        data = lifted;
+    else
+        data_len = strlen(data);
+    if (gc_b64_decode(data, data_len, (size_t)VALIDATION_BODY_MAX_DEFAULT, &ply, &ply_len) < 0) {
         gc_server_error(resp, 400, "bad_request", "field 'data' is not valid base64");
         goto out;
     }
-    if (gc_ply_parse(ply, ply_len, &splats, err, sizeof(err)) < 0) {
+    rc = gc_ply_parse_in_place(ply, ply_len, &splats, err, sizeof(err));
+    if (rc < 0 || (void *)splats->v != ply)
+        free(ply); /* copied into the splats: not kept while scoring */
+    ply = NULL;
+    if (rc < 0) {
         gc_server_error(resp, 400, "bad_request", "field 'data' is not a usable PLY: %s", err);
         goto out;
     }
