@@ -20,3 +20,7 @@ echo
 echo "### Status and lease views with a long queue (this build only; pass a base build to compare)"
 echo
 "$here/bench/status_queue.sh" "$build" "" 5
+echo
+echo "### Validation server memory under the largest requests (this build only; pass a base build to compare)"
+echo
+"$here/bench/validation_rss.sh" "$build"
