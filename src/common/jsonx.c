@@ -71,9 +71,6 @@ int gc_json_parse(const char *buf, size_t len, int max_depth, json_t **ret_obj, 
     return 0;
 }
 
-/* Strings shorter than this are left to jansson: lifting them saves nothing. */
-#define LIFT_MIN_BYTES 4096
-
 static bool json_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -108,9 +105,13 @@ static const char *skip_value(const char *p, const char *end)
     if (*p == '"')
         return skip_string(p, end);
     if (*p != '{' && *p != '[') {
-        while (p < end && *p != ',' && *p != '}' && *p != ']' && !json_ws(*p))
+        /* A number, true, false or null. Anything else (a stray quote or backslash
+         * above all) ends the scan: it must read strings exactly where jansson and the
+         * depth check do, or it could lift text that is not a string's. */
+        const char *start = p;
+        while (p < end && *p != '\0' && strchr("-+.0123456789eEtrufalsn", *p) != NULL)
             p++;
-        return p;
+        return p > start ? p : NULL;
     }
     while (p < end) {
         if (*p == '"') {
@@ -176,7 +177,7 @@ static bool find_plain_member(const char *buf, size_t len, const char *key, cons
 }
 
 int gc_json_parse_lifted(const char *buf, size_t len, int max_depth, const char *key,
-                         json_t **ret_obj, const char **ret_str, size_t *ret_len,
+                         size_t min_len, json_t **ret_obj, const char **ret_str, size_t *ret_len,
                          struct gc_jerr *err)
 {
     const char *start, *stop;
@@ -187,7 +188,7 @@ int gc_json_parse_lifted(const char *buf, size_t len, int max_depth, const char 
     *ret_str = NULL;
     *ret_len = 0;
     if (buf == NULL || !find_plain_member(buf, len, key, &start, &stop) ||
-        (size_t)(stop - start) < LIFT_MIN_BYTES)
+        (size_t)(stop - start) < min_len)
         return gc_json_parse(buf, len, max_depth, ret_obj, err);
     head = (size_t)(start - buf);
     tail = (size_t)(buf + len - stop);

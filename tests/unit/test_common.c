@@ -217,7 +217,8 @@ TEST(json_parse_lifted_reads_a_long_string_in_place)
     char *body = lift_body("{\"prompt\":\"a cube\", \"nested\":{\"data\":\"x\"}, \"data\" : \"",
                            'Q', 100000, "\", \"n\":[1,{\"a\":\"}\"}]}");
 
-    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", &obj, &str, &len, &err), 0);
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  0);
     ASSERT_EQ_U64(len, 100000);
     ASSERT(str == strchr(body, 'Q')); /* points into the body: no copy */
     ASSERT_EQ_INT(gc_json_get_str(obj, "data", true, SIZE_MAX, &v, &err), 0);
@@ -236,9 +237,19 @@ TEST(json_parse_lifted_leaves_the_rest_to_jansson)
     size_t len = 0;
     char *body;
 
+    /* Shorter than min_len: parsed whole. */
+    body = lift_body("{\"data\":\"", 'A', 1000, "\"}");
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  0);
+    ASSERT(str == NULL);
+    ASSERT_EQ_INT(gc_json_get_str(obj, "data", true, SIZE_MAX, &v, &err), 0);
+    ASSERT_EQ_U64(strlen(v), 1000);
+    json_decref(obj);
+    free(body);
     /* An escape inside: parsed whole, the string read from the object. */
     body = lift_body("{\"data\":\"\\/", 'A', 10000, "\"}");
-    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", &obj, &str, &len, &err), 0);
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  0);
     ASSERT(str == NULL);
     ASSERT_EQ_INT(gc_json_get_str(obj, "data", true, SIZE_MAX, &v, &err), 0);
     ASSERT_EQ_U64(strlen(v), 10001);
@@ -246,27 +257,28 @@ TEST(json_parse_lifted_leaves_the_rest_to_jansson)
     free(body);
     /* Not a string: jansson's answer, and the getter's complaint. */
     body = lift_body("{\"data\":[\"", 'A', 10000, "\"]}");
-    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", &obj, &str, &len, &err), 0);
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  0);
     ASSERT(str == NULL);
     ASSERT_EQ_INT(gc_json_get_str(obj, "data", true, SIZE_MAX, &v, &err), GC_EINVAL);
     json_decref(obj);
     free(body);
     /* A duplicate is still refused, and broken JSON is still broken. */
     body = lift_body("{\"data\":\"", 'A', 10000, "\", \"data\":\"B\"}");
-    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", &obj, &str, &len, &err),
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
                   GC_EINVAL);
     free(body);
     body = lift_body("{\"data\":\"", 'A', 10000, "\", \"n\": tru}");
-    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", &obj, &str, &len, &err),
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
                   GC_EINVAL);
     free(body);
     body = lift_body("{\"data\":\"", 'A', 10000, "\"");
-    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", &obj, &str, &len, &err),
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
                   GC_EINVAL);
     free(body);
     /* Too deep stays too deep. */
     body = lift_body("{\"data\":\"", 'A', 10000, "\", \"d\":[[[[[1]]]]]}");
-    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", &obj, &str, &len, &err),
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
                   GC_ETOOBIG);
     free(body);
 }

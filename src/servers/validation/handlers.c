@@ -20,6 +20,9 @@
  * bound; the limit itself counts characters. */
 #define PROMPT_MAX_BYTES (4 * VALIDATION_PROMPT_MAX_CHARS)
 
+/* Uploads shorter than this are left to jansson: reading them in place saves little. */
+#define DATA_LIFT_MIN_BYTES 4096
+
 static double round3(double v)
 {
     return round(v * 1000.0) / 1000.0;
@@ -219,8 +222,8 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
     int rc;
 
     /* The upload is read where it lies in the request body: no copies of it. */
-    rc = gc_json_parse_lifted(req->body, req->body_len, GC_JSON_DEPTH_MAX, "data", &body, &lifted,
-                              &data_len, &jerr);
+    rc = gc_json_parse_lifted(req->body, req->body_len, GC_JSON_DEPTH_MAX, "data",
+                              DATA_LIFT_MIN_BYTES, &body, &lifted, &data_len, &jerr);
     if (rc == 0 && (gc_json_only_keys(body, fields, &jerr) < 0 ||
                     gc_json_get_str(body, "prompt", true, PROMPT_MAX_BYTES, &prompt, &jerr) < 0 ||
                     gc_json_get_str(body, "data", true, SIZE_MAX, &data, &jerr) < 0 ||
