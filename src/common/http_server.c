@@ -36,7 +36,8 @@ struct gc_http_server {
     /* Requests begun and not yet completed (atomic). On a cache line of its own: every
      * request writes it, and every request reads the fields above. */
     _Alignas(64) unsigned in_flight;
-    char pad_[64 - sizeof(unsigned)];
+    size_t bodies_in_flight; /* bytes reserved by requests under bodies_max (atomic) */
+    char pad_[64 - sizeof(unsigned) - sizeof(size_t)];
 };
 
 /* How long stopping waits for requests in flight to be answered. */
@@ -48,7 +49,33 @@ struct http_request_state {
     size_t len;
     size_t cap;
     bool too_big;
+    size_t reserved; /* of bodies_in_flight */
+    bool busy;       /* bodies_max reached: answered 503 */
 };
+
+/* Reserves room for a body of bytes under bodies_max (the request keeps it until it
+ * completes); false, and the body is dropped, when others hold too much. */
+static bool bodies_reserve(struct gc_http_server *srv, struct http_request_state *st, size_t bytes)
+{
+    size_t more, n;
+
+    if (srv->config.bodies_max == 0 || st->busy || bytes <= st->reserved)
+        return !st->busy;
+    more = bytes - st->reserved;
+    n = __atomic_load_n(&srv->bodies_in_flight, __ATOMIC_RELAXED);
+    do {
+        if (n + more > srv->config.bodies_max) {
+            st->busy = true;
+            free(st->body);
+            st->body = NULL;
+            st->len = st->cap = 0;
+            return false;
+        }
+    } while (!__atomic_compare_exchange_n(&srv->bodies_in_flight, &n, n + more, true,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    st->reserved = bytes;
+    return true;
+}
 
 static void set_err(char *errbuf, size_t errbuf_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -269,12 +296,14 @@ static enum MHD_Result on_request(struct gc_http_server *srv, bool via_unix,
         __atomic_add_fetch(&srv->in_flight, 1, __ATOMIC_RELAXED);
         if (clen != NULL && strtoull(clen, NULL, 10) > srv->config.body_max)
             st->too_big = true;
+        else if (clen != NULL)
+            bodies_reserve(srv, st, (size_t)strtoull(clen, NULL, 10));
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (st->too_big)
+        if (st->too_big || !bodies_reserve(srv, st, st->len + n))
             return MHD_YES;
         if (st->len + n > srv->config.body_max) {
             st->too_big = true;
@@ -312,6 +341,12 @@ static enum MHD_Result on_request(struct gc_http_server *srv, bool via_unix,
     } else if (st->too_big) {
         gc_http_resp_error(&resp, GC_ETOOBIG, "request body larger than %zu bytes",
                            srv->config.body_max);
+    } else if (st->busy) {
+        gc_http_resp_error_code(&resp, 503, "busy",
+                                "requests in progress hold the most request body bytes handled "
+                                "at once (%zu): retry later",
+                                srv->config.bodies_max);
+        gc_http_resp_header(&resp, "Retry-After", "1");
     } else {
         memset(&req, 0, sizeof(req));
         req.method = method;
@@ -358,6 +393,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     (void)toe;
     if (st != NULL) {
+        if (st->reserved > 0)
+            __atomic_sub_fetch(&srv->bodies_in_flight, st->reserved, __ATOMIC_RELAXED);
         free(st->body);
         free(st);
         *con_cls = NULL;

@@ -47,6 +47,11 @@ struct gc_http_server_config {
     unsigned idle_timeout_s;  /* idle keep-alive connections are closed after this */
     size_t conn_memory;       /* per-connection buffer for headers (0: 16 KiB) */
     const char *bearer_token; /* when set, required on TCP requests */
+    /* Most bytes of request bodies received or being handled at once (0: no limit).
+     * A handler's memory grows with its body (a decoded copy, what it parses into):
+     * this bounds the total, not only each request. A request whose body would pass
+     * it is answered 503 at once, its body dropped as it arrives. */
+    size_t bodies_max;
     gc_http_handler handler;
     void *ctx;
 };

@@ -463,6 +463,27 @@ unsigned gc_ledger_queue_position(const struct gc_ledger *ledger, const struct g
     return ahead;
 }
 
+static int queue_cmp(const void *a, const void *b)
+{
+    const struct gc_lease *x = *(const struct gc_lease *const *)a;
+    const struct gc_lease *y = *(const struct gc_lease *const *)b;
+
+    return lease_before(x, y) ? -1 : lease_before(y, x) ? 1 : 0;
+}
+
+unsigned gc_ledger_queue_order(const struct gc_ledger *ledger, const struct gc_lease **ret)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *l = &ledger->leases[i];
+        if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
+            ret[n++] = l;
+    }
+    qsort(ret, n, sizeof(*ret), queue_cmp);
+    return n;
+}
+
 struct gc_lease *gc_ledger_demand_find(struct gc_ledger *ledger, const char *name)
 {
     for (unsigned i = 0; i < ledger->nleases; i++) {

@@ -262,6 +262,11 @@ const struct gc_lease *gc_ledger_lease_end(struct gc_ledger *ledger, struct gc_l
                                            int64_t now_ms);
 /* Number of queued/preparing leases ahead of lease in scheduling order (0-based). */
 unsigned gc_ledger_queue_position(const struct gc_ledger *ledger, const struct gc_lease *lease);
+/* Fills ret (room for GC_LEASES_MAX) with the queued/preparing leases in scheduling
+ * order, first in line first, so that ret[i] is at position i; returns their number.
+ * O(n log n): for views of the whole queue, where one position per lease would be
+ * quadratic. */
+unsigned gc_ledger_queue_order(const struct gc_ledger *ledger, const struct gc_lease **ret);
 /* Active demand lease for resident name, or NULL. */
 struct gc_lease *gc_ledger_demand_find(struct gc_ledger *ledger, const char *name);
 

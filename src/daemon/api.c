@@ -2,6 +2,7 @@
  * bodies in, JSON out. The work is in coord_*.c. */
 #include "daemon/api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,8 +255,9 @@ static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
     int64_t deadline;
 
     if (since_s != NULL) {
+        errno = 0;
         since = strtoull(since_s, &end, 10);
-        if (*since_s == '\0' || *end != '\0' || since_s[0] == '-') {
+        if (*since_s == '\0' || *end != '\0' || since_s[0] == '-' || errno == ERANGE) {
             gc_http_resp_error(resp, GC_EINVAL, "since must be an event sequence number");
             return;
         }

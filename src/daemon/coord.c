@@ -253,8 +253,10 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd
         if (!r->in_use || r->pid != pid || r->busy)
             continue; /* a running job sees the exit itself */
         if (strcmp(r->protocol, "process") == 0) {
-            if (r->state == GC_RES_LOADED)
+            if (r->state == GC_RES_LOADED) {
                 r->evicted = false;
+                r->unloaded_since_ms = gc_mono_ms();
+            }
             r->state = GC_RES_UNLOADED;
         } else {
             r->state = GC_RES_GONE;
@@ -459,6 +461,7 @@ void gc_coord_reading_put(struct gc_coord *coord, struct gc_nvml_reading *r)
  * takes the lock: another thread may have read and applied since). */
 static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_reading *r)
 {
+    coord->counters.nvml_readings++;
     for (unsigned g = 0; g < r->ngpus; g++) {
         if (!r->ok[g]) {
             if (coord->counters.nvml_errors++ % 1000 == 0)
@@ -482,6 +485,7 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
     struct gc_ledger *ledger = coord->ledger;
     int64_t next = now + ENGINE_MAX_SLEEP_MS;
     int64_t idle = now + (int64_t)(coord->config->idle_poll_s * 1000.0);
+    int64_t verify = now + (int64_t)(coord->config->verify_poll_s * 1000.0);
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
         const struct gc_lease *l = &ledger->leases[i];
@@ -490,6 +494,10 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
             if (t < next)
                 next = t;
         }
+        /* Its evictions are done and the driver has yet to show the memory free: it
+         * comes back any moment, so look as often as a verification does. */
+        if (l->state == GC_LEASE_PREPARING && l->evicting == 0 && verify < next)
+            next = verify;
         /* Something waits for memory that foreign processes may free: poll NVML. */
         if ((l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING) && idle < next)
             next = idle;

@@ -34,6 +34,7 @@ struct gc_counters {
     uint64_t leases_granted, leases_failed, leases_refused, leases_expired, leases_released;
     uint64_t unloads, reloads, unload_failures, reload_failures, verify_timeouts;
     uint64_t cleanups, kills, oom_avoided, swaps, demands, journal_errors, nvml_errors;
+    uint64_t nvml_readings; /* readings applied: shows how fast the engine polls */
 };
 
 struct gc_histogram {

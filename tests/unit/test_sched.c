@@ -68,6 +68,16 @@ static struct gc_lease *add_lease(struct gc_ledger *l, const char *holder, pid_t
     return lease;
 }
 
+/* The id of the active lease of holder. */
+static const char *holder_lease_id(struct gc_ledger *l, const char *holder)
+{
+    for (unsigned i = 0; i < l->nleases; i++) {
+        if (strcmp(l->leases[i].holder, holder) == 0)
+            return l->leases[i].id;
+    }
+    return "";
+}
+
 /* A demand for resident r (as the daemon makes one: it evicts with r's priority);
  * its id goes to id (GC_LEASE_ID_MAX bytes). */
 static void add_demand(struct gc_ledger *l, const struct gc_resident *r, int64_t now, char *id)
@@ -300,6 +310,33 @@ TEST(priority_orders_the_queue)
     gc_sched_step(l, 5, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idhigh) != NULL);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idlow) == NULL);
+    free(l);
+}
+
+TEST(queue_order_matches_each_position)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    const struct gc_lease *order[GC_LEASES_MAX];
+    char holder[16];
+    snap(l, 0, 0, 0);
+    add_lease(l, "big", 0, 0, 20 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    /* Mixed priorities, and a hole in the table made by an ended lease. */
+    for (int i = 0; i < 40; i++) {
+        snprintf(holder, sizeof(holder), "h%d", i);
+        add_lease(l, holder, 0, 0, 10 * GiB, 100 + (i * 7) % 5, 2 + i);
+    }
+    gc_ledger_lease_end(l, gc_ledger_lease_find(l, holder_lease_id(l, "h3")), GC_LEASE_RELEASED, 0,
+                        NULL, 50);
+    gc_sched_step(l, 51, &a);
+    unsigned n = gc_ledger_queue_order(l, order);
+    ASSERT_EQ_INT(n, 39);
+    for (unsigned pos = 0; pos < n; pos++) {
+        ASSERT_EQ_INT(gc_ledger_queue_position(l, order[pos]), pos);
+        if (pos > 0)
+            ASSERT(order[pos - 1]->priority >= order[pos]->priority);
+    }
     free(l);
 }
 
