@@ -48,6 +48,13 @@ struct gc_http_server_config {
     const char *bearer_token; /* when set, required on TCP requests */
     gc_http_handler handler;
     void *ctx;
+    /* Connection slots (src/common/http_slots.h); 0 picks the default named. */
+    unsigned conn_reserve;      /* of conn_limit, kept for short requests (conn_limit / 16) */
+    unsigned conn_per_peer;     /* general slots per TCP address or Unix uid (conn_limit / 2) */
+    unsigned header_timeout_ms; /* headers must arrive within this of connecting (10 s) */
+    unsigned body_timeout_ms;   /* then the body, and the answer must be taken (30 s) */
+    /* Which requests the reserved slots serve (NULL: gc_http_req_is_short). */
+    bool (*short_request)(const struct gc_http_req *req);
 };
 
 struct gc_http_server;
@@ -67,6 +74,9 @@ const char *gc_http_req_header(const struct gc_http_req *req, const char *name);
 const char *gc_http_req_arg(const struct gc_http_req *req, const char *name);
 /* True once the client has closed its side (checked without blocking). */
 bool gc_http_req_client_gone(const struct gc_http_req *req);
+/* The default short request: GET or HEAD without a wait (no wait_s, or wait_s=0).
+ * req->body is not yet read when this is asked. */
+bool gc_http_req_is_short(const struct gc_http_req *req);
 
 /* Sets a JSON answer; steals the reference to obj. */
 void gc_http_resp_json(struct gc_http_resp *resp, int status, json_t *obj);

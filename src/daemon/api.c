@@ -253,6 +253,25 @@ static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
     pthread_mutex_unlock(&coord->lock);
 }
 
+bool gc_api_is_short(const struct gc_http_req *req)
+{
+    const char *p = req->path;
+    const char *slash;
+
+    if (gc_http_req_is_short(req))
+        return true;
+    /* A heartbeat or a release keeps or frees a lease at once: exactly what must get
+     * through when every general slot is taken. */
+    if (strncmp(p, "/v1/leases/", 11) != 0)
+        return false;
+    p += 11;
+    slash = strchr(p, '/');
+    if (strcmp(req->method, "DELETE") == 0)
+        return slash == NULL || strcmp(slash, "/") == 0;
+    return strcmp(req->method, "POST") == 0 && slash != NULL &&
+           (strcmp(slash, "/heartbeat") == 0 || strcmp(slash, "/heartbeat/") == 0);
+}
+
 void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp *resp)
 {
     struct gc_coord *coord = ctx;

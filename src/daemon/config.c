@@ -37,6 +37,10 @@ void gc_config_defaults(struct gc_config *cfg)
     cfg->queue_max = 1024;
     cfg->leases_per_holder_max = 64;
     cfg->conn_limit = 512;
+    cfg->conn_reserve = 32;
+    cfg->conn_per_peer = 256;
+    cfg->header_timeout_s = 10;
+    cfg->body_timeout_s = 30;
     cfg->body_max = 64 * 1024;
     cfg->sync = GC_SYNC_RESIDENT;
     cfg->compact_bytes = 1u << 20;
@@ -162,6 +166,10 @@ static int coordinator_key(struct ini_ctx *ctx, const char *name, const char *va
     UINT_KEY("queue_max", queue_max, GC_LEASES_MAX)
     UINT_KEY("leases_per_holder_max", leases_per_holder_max, GC_LEASES_MAX)
     UINT_KEY("conn_limit", conn_limit, 65536)
+    UINT_KEY("conn_reserve", conn_reserve, 65536)
+    UINT_KEY("conn_per_peer", conn_per_peer, 65536)
+    SECONDS_KEY("header_timeout_s", header_timeout_s, 0.1, 3600)
+    SECONDS_KEY("body_timeout_s", body_timeout_s, 0.1, 3600)
     UINT_KEY("reload_attempts", reload_attempts, 100)
 #undef STR_KEY
 #undef SECONDS_KEY
@@ -308,6 +316,14 @@ int gc_config_load_file(struct gc_config *cfg, const char *path, char *errbuf, s
     }
     if (rc != 0) {
         snprintf(errbuf, errbuf_len, "%s:%d: %s", path, rc, ctx.err[0] ? ctx.err : "syntax error");
+        return GC_EINVAL;
+    }
+    if (cfg->conn_limit < 2 || cfg->conn_reserve == 0 || cfg->conn_reserve >= cfg->conn_limit ||
+        cfg->conn_per_peer == 0) {
+        snprintf(errbuf, errbuf_len,
+                 "%s: need conn_limit >= 2, 1 <= conn_reserve < conn_limit and conn_per_peer >= 1 "
+                 "(have %u, %u, %u)",
+                 path, cfg->conn_limit, cfg->conn_reserve, cfg->conn_per_peer);
         return GC_EINVAL;
     }
     return 0;

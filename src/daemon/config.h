@@ -36,6 +36,9 @@ struct gc_config {
     double free_lag_s; /* how long freed memory may take to show free in NVML */
     double default_ttl_s, max_ttl_s, max_wait_s;
     unsigned queue_max, leases_per_holder_max, conn_limit;
+    unsigned conn_reserve;                   /* of conn_limit, slots kept for short requests */
+    unsigned conn_per_peer;                  /* general slots per TCP address or Unix uid */
+    double header_timeout_s, body_timeout_s; /* a request's headers, then its body */
     size_t body_max;
     enum gc_store_sync sync;
     size_t compact_bytes;
