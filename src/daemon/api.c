@@ -146,6 +146,7 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
                             struct gc_http_resp *resp)
 {
     struct gc_api_answer ans = {0};
+    struct gc_waiter waiter = {client_gone, req};
     char name[GC_NAME_MAX + 1];
     const char *slash;
     json_t *body;
@@ -215,7 +216,7 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
     } else {
         if (parse_body(req, false, &body, resp) < 0)
             return;
-        gc_coord_resident_demand(coord, name, body, &ans);
+        gc_coord_resident_demand(coord, name, body, &waiter, &ans);
         json_decref(body);
     }
     answer(resp, &ans);
@@ -224,6 +225,7 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
 static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
                          struct gc_http_resp *resp)
 {
+    struct gc_waiter waiter = {client_gone, req};
     const char *since_s = gc_http_req_arg(req, "since");
     unsigned long long since = 0;
     double wait_s = query_seconds(req, "wait_s", 60);
@@ -244,7 +246,8 @@ static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
     deadline = gc_mono_ms() + (int64_t)(wait_s * 1000.0);
     pthread_mutex_lock(&coord->lock);
     /* Long poll: wait for something newer than since. */
-    while (gc_events_last_seq(&coord->events) <= since && gc_coord_wait_locked(coord, deadline))
+    while (gc_events_last_seq(&coord->events) <= since &&
+           gc_coord_wait_client_locked(coord, deadline, &waiter))
         ;
     gc_http_resp_json(resp, 200,
                       json_pack("{s:o, s:I}", "events",

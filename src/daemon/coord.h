@@ -180,6 +180,14 @@ struct gc_waiter {
     const void *ctx;
 };
 
+/* How often a wait looks whether its client has left. */
+#define GC_WAITER_POLL_MS 1000
+
+/* As gc_coord_wait_locked, for a request's wait: false also once waiter (NULL: none)
+ * says its client has left, which it is asked at least every GC_WAITER_POLL_MS. */
+bool gc_coord_wait_client_locked(struct gc_coord *coord, int64_t deadline_ms,
+                                 const struct gc_waiter *waiter);
+
 void gc_coord_lease_request(struct gc_coord *coord, const json_t *req,
                             const struct gc_waiter *waiter, struct gc_api_answer *ans);
 void gc_coord_lease_get(struct gc_coord *coord, const char *id, double wait_s,
@@ -196,7 +204,7 @@ void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct g
 void gc_coord_resident_unload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans);
 void gc_coord_resident_reload(struct gc_coord *coord, const char *name, struct gc_api_answer *ans);
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
-                              struct gc_api_answer *ans);
+                              const struct gc_waiter *waiter, struct gc_api_answer *ans);
 
 /* ---- Views (views.c); lock held ---- */
 

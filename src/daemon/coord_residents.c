@@ -412,7 +412,7 @@ static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const cha
 }
 
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
-                              struct gc_api_answer *ans)
+                              const struct gc_waiter *waiter, struct gc_api_answer *ans)
 {
     static const char *const fields[] = {"wait_s", "priority", NULL};
     struct gc_jerr err;
@@ -488,7 +488,7 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
                          r->reason[0] ? r->reason : (h ? h->reason : ""));
             goto out_unlock;
         }
-        if (!gc_coord_wait_locked(coord, deadline))
+        if (!gc_coord_wait_client_locked(coord, deadline, waiter))
             break;
     }
     d = id[0] ? gc_ledger_lease_find(coord->ledger, id) : NULL;
