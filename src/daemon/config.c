@@ -331,6 +331,7 @@ int gc_config_load_file(struct gc_config *cfg, const char *path, char *errbuf, s
 
 int gc_config_load_token(struct gc_config *cfg, char *errbuf, size_t errbuf_len)
 {
+    char line[GC_TOKEN_MAX + 4];
     FILE *f;
     struct stat st;
     size_t n;
@@ -349,13 +350,20 @@ int gc_config_load_token(struct gc_config *cfg, char *errbuf, size_t errbuf_len)
                  cfg->token_file);
         return GC_EINVAL;
     }
-    if (fgets(cfg->token, sizeof(cfg->token), f) == NULL)
-        cfg->token[0] = '\0';
+    /* Room for a token one character too long plus "\r\n": longer is refused, never
+     * cut (a cut token would lock out every client that sends the whole one). */
+    if (fgets(line, sizeof(line), f) == NULL)
+        line[0] = '\0';
     fclose(f);
-    n = strlen(cfg->token);
-    while (n > 0 &&
-           (cfg->token[n - 1] == '\n' || cfg->token[n - 1] == '\r' || cfg->token[n - 1] == ' '))
-        cfg->token[--n] = '\0';
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (n > GC_TOKEN_MAX) {
+        snprintf(errbuf, errbuf_len, "token in '%s' is longer than %d characters", cfg->token_file,
+                 GC_TOKEN_MAX);
+        return GC_EINVAL;
+    }
+    memcpy(cfg->token, line, n + 1);
     if (n < 16) {
         snprintf(errbuf, errbuf_len, "token in '%s' must be at least 16 characters",
                  cfg->token_file);

@@ -13,6 +13,9 @@
 #include "coord/ledger.h"
 #include "daemon/store.h"
 
+/* Longest bearer token accepted from token_file; a longer one is refused at start. */
+#define GC_TOKEN_MAX 4096
+
 struct gc_gpu_conf {
     uint64_t budget_bytes; /* 0: none */
     uint64_t reserve_bytes;
@@ -25,7 +28,7 @@ struct gc_config {
     unsigned socket_mode;
     char state_dir[512];
     char token_file[512];
-    char token[256]; /* loaded from token_file */
+    char token[GC_TOKEN_MAX + 1]; /* loaded from token_file */
     bool allow_remote_callbacks;
 
     uint64_t reserve_bytes; /* default per GPU */
@@ -57,7 +60,8 @@ struct gc_config {
 void gc_config_defaults(struct gc_config *cfg);
 /* Reads an INI file over cfg. GC_EINVAL with errbuf naming the line and key. */
 int gc_config_load_file(struct gc_config *cfg, const char *path, char *errbuf, size_t errbuf_len);
-/* Reads token_file into token (first line, trimmed). */
+/* Reads token_file into token (first line, trimmed): 16 to GC_TOKEN_MAX characters,
+ * else GC_EINVAL with errbuf saying why. */
 int gc_config_load_token(struct gc_config *cfg, char *errbuf, size_t errbuf_len);
 /* Frees what the config owns. */
 void gc_config_free(struct gc_config *cfg);
