@@ -4,6 +4,8 @@ slots that health checks, heartbeats and generations need; a wait whose client l
 gives its slot back; the founding servers bind loopback unless told otherwise.
 
 Every test stays within a few hundred loopback sockets and a few seconds of attack."""
+import base64
+import json
 import os
 import resource
 import socket
@@ -214,25 +216,72 @@ class CoordinatorSlots(GpuEnv):
             self.assertIn("conn_reserve < conn_limit", f.read())
 
 
+def start_generation(env_case, *args):
+    """A generation server without coordination (1Gi peak); returns (port, Http)."""
+    port = free_port()
+    env = dict(env_case.env, GPUCOORD_DISABLE="1", GENERATION_PEAK_BYTES="1Gi")
+    env_case.start([os.path.join(BUILD, "generation-server"), "--port", str(port)] + list(args),
+                   "generation-server", env=env)
+    gen = Http("http://127.0.0.1:%d" % port)
+
+    def up():
+        try:
+            return gen.get("/health/", timeout=1)[0] == 200
+        except OSError:
+            return False
+    wait_until(up, 15, what="generation server")
+    return port, gen
+
+
+def generate(gen, seed):
+    return gen.call("POST", "/generate/", raw=b"prompt=a+red+cube&seed=%d" % seed, timeout=30,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+class ValidationWaits(GpuEnv):
+    def test_a_validation_whose_client_left_stops_waiting_for_its_models(self):
+        self.start_coordinator()
+        _, gen = start_generation(self)
+        st, ply = generate(gen, 1)
+        self.assertEqual(st, 200)
+        vport = free_port()
+        env = dict(self.env, GPUCOORD_URL=self.url, VALIDATION_DEMAND_WAIT_S="60")
+        vs = self.start([os.path.join(BUILD, "validation-server"), "--port", str(vport)],
+                        "validation-server", env=env)
+        wait_until(lambda: self.http.get("/v1/residents/validation")[0] == 200, 15,
+                   what="the validation server registered")
+        # A lease that takes its memory: a validation now waits for its models.
+        st, lease = self.http.post("/v1/leases", {"holder": "h", "bytes": 19 * GiB,
+                                                  "ttl_s": 60, "wait_s": 20})
+        self.assertEqual(st, 201, lease)
+        self.assertEqual(self.resident("validation")["state"], "unloaded")
+
+        def threads():
+            return len(os.listdir("/proc/%d/task" % vs.pid))
+        before = threads()
+        body = json.dumps({"prompt": "a red cube", "data": base64.b64encode(ply).decode(),
+                           "compression": 0, "generate_preview": False}).encode()
+        s = socket.create_connection(("127.0.0.1", vport))
+        s.sendall(b"POST /validate_txt_to_3d_ply/ HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                  % len(body) + body)
+        wait_until(lambda: "resident_demand" in self.event_kinds("validation"), 10,
+                   what="the validation's demand")
+        self.assertGreater(threads(), before)
+        s.close()
+        # Its request thread ends within a demand slice (2 s), not after 60 s.
+        wait_until(lambda: threads() <= before, 6, interval=0.2,
+                   what="the request thread of the client that left to end")
+        self.assertEqual(self.http.delete("/v1/leases/" + lease["id"])[0], 200)
+
+
 class GenerationSlots(GpuEnv):
     def setUp(self):
         super().setUp()
         raise_fd_limit()
 
     def start_generation(self, *args):
-        port = free_port()
-        env = dict(self.env, GPUCOORD_DISABLE="1", GENERATION_PEAK_BYTES="1Gi")
-        self.start([os.path.join(BUILD, "generation-server"), "--port", str(port)] + list(args),
-                   "generation-server", env=env)
-        gen = Http("http://127.0.0.1:%d" % port)
-
-        def up():
-            try:
-                return gen.get("/health/", timeout=1)[0] == 200
-            except OSError:
-                return False
-        wait_until(up, 15, what="generation server")
-        return port, gen
+        return start_generation(self, *args)
 
     def test_generate_answers_under_slow_connections(self):
         port, gen = self.start_generation()
@@ -241,9 +290,7 @@ class GenerationSlots(GpuEnv):
         time.sleep(1)
         self.assertGreaterEqual(attack.open_now(), 128)
         for seed in (1, 2):
-            (st, body), dt = timed_call(lambda: gen.call(
-                "POST", "/generate/", raw=b"prompt=a+red+cube&seed=%d" % seed, timeout=30,
-                headers={"Content-Type": "application/x-www-form-urlencoded"}))
+            st, body = generate(gen, seed)
             self.assertEqual(st, 200, body[:200])
             self.assertGreater(len(body), 7000 * 62 * 4)
         self.assertEqual(gen.get("/health/", timeout=5)[0], 200)
