@@ -511,6 +511,20 @@ out_err:
     return -1;
 }
 
+/* True when something listens on sa. Non-blocking: a listener whose backlog is full
+ * (EAGAIN) is alive too, and the check never waits. */
+static bool unix_socket_live(const struct sockaddr_un *sa)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    bool live;
+
+    if (fd < 0)
+        return false;
+    live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN;
+    close(fd);
+    return live;
+}
+
 static int listen_unix(const char *path, mode_t mode, char *errbuf, size_t errbuf_len)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -522,10 +536,15 @@ static int listen_unix(const char *path, mode_t mode, char *errbuf, size_t errbu
         return -1;
     }
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    /* Replace a stale socket left by a crash, but never another kind of file. */
+    /* Replace a stale socket left by a crash, but never another kind of file, nor the
+     * socket of a server still listening on it (its clients would come to us). */
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             set_err(errbuf, errbuf_len, "'%s' exists and is not a socket", path);
+            return -1;
+        }
+        if (unix_socket_live(&sa)) {
+            set_err(errbuf, errbuf_len, "'%s' is in use by a running server", path);
             return -1;
         }
         unlink(path);

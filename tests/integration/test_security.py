@@ -97,6 +97,24 @@ class Security(GpuEnv):
         self.start_coordinator()
         self.assertEqual(os.stat(self.socket).st_mode & 0o777, 0o660)
 
+    def test_a_live_unix_socket_is_not_taken_over(self):
+        self.start_coordinator()
+        first_socket = self.socket
+        argv = [os.path.join(BUILD, "gpucoordd"), "--listen", "127.0.0.1:%d" % free_port(),
+                "--state-dir", self.path("state2"), "--socket", first_socket]
+        second = self.start(argv, "gpucoordd-2")
+        second.p.wait(timeout=10)
+        self.assertEqual(second.p.returncode, 1)
+        with open(self.path("gpucoordd-2.log")) as f:
+            self.assertIn("is in use by a running server", f.read())
+        conn = UnixHTTPConnection(first_socket)
+        conn.request("GET", "/health")
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
+        # A stale socket (its server gone) is still replaced.
+        self.coord.kill()
+        self.start_coordinator(state_dir=self.path("state3"))
+
     def test_remote_callbacks_need_the_config(self):
         self.start_coordinator()
         body = {"name": "r", "protocol": "seed", "url": "http://192.0.2.7:8000"}
