@@ -74,7 +74,8 @@ static struct gc_http_slot *oldest_waiting_locked(struct gc_http_slots *s, enum 
             continue;
         if (peer != NULL && !peer_equal(&c->peer, peer))
             continue;
-        if (best == NULL || c->waiting_since_ms < best->waiting_since_ms)
+        /* <=: the list runs newest first, so of equal times the older one wins. */
+        if (best == NULL || c->waiting_since_ms <= best->waiting_since_ms)
             best = c;
     }
     return best;
