@@ -10,6 +10,11 @@
 #include "clock.h"
 #include "err.h"
 
+/* Connections with an unread request passed over before giving up on making way. */
+#define EVICT_TRIES 16
+/* How much of a connection's unread bytes is searched for the end of its headers. */
+#define EVICT_PEEK_BYTES 2048
+
 enum slot_kind {
     SLOT_GENERAL,
     SLOT_RESERVE,
@@ -27,6 +32,8 @@ struct gc_http_slot {
     /* Shut down at this monotonic time; 0: no deadline. Atomic: set by the
      * connection's thread, read by the reaper. */
     int64_t deadline_ms;
+    /* The admission round that passed over it (its request sat unread). */
+    uint64_t passed_round;
 };
 
 struct gc_http_slots {
@@ -38,6 +45,7 @@ struct gc_http_slots {
     struct gc_http_slot *head;
     unsigned general, reserved;
     uint64_t refused, evicted, expired;
+    uint64_t round; /* admissions that looked for a connection to make way */
     /* When the reaper will next look (atomic); INT64_MAX while it scans, so that a
      * deadline set meanwhile wakes it. */
     int64_t reap_at_ms;
@@ -62,23 +70,40 @@ static void slot_shut_locked(struct gc_http_slots *s, struct gc_http_slot *slot)
     shutdown(slot->fd, SHUT_RDWR);
 }
 
-/* The connection waiting longest for its request, of kind, from peer (NULL: any);
- * NULL when none waits. */
+/* True when a whole request head waits unread in the connection's socket: the
+ * client was prompt, and only its thread has not looked yet (a busy server). A slow
+ * sender's unread bytes hold no end of headers. */
+static bool slot_has_unread_request(const struct gc_http_slot *c)
+{
+    char buf[EVICT_PEEK_BYTES];
+    ssize_t n = recv(c->fd, buf, EVICT_PEEK_BYTES, MSG_PEEK | MSG_DONTWAIT);
+
+    return n >= 4 && memmem(buf, (size_t)n, "\r\n\r\n", 4) != NULL;
+}
+
+/* The connection waiting longest for its request, of kind, from peer (NULL: any),
+ * passing over those whose whole request sits unread (at most EVICT_TRIES of them);
+ * NULL when none. */
 static struct gc_http_slot *oldest_waiting_locked(struct gc_http_slots *s, enum slot_kind kind,
                                                   const struct gc_http_peer *peer)
 {
-    struct gc_http_slot *best = NULL;
-
-    for (struct gc_http_slot *c = s->head; c != NULL; c = c->next) {
-        if (c->kind != kind || c->waiting_since_ms == 0)
-            continue;
-        if (peer != NULL && !peer_equal(&c->peer, peer))
-            continue;
-        /* <=: the list runs newest first, so of equal times the older one wins. */
-        if (best == NULL || c->waiting_since_ms <= best->waiting_since_ms)
-            best = c;
+    s->round++;
+    for (int tries = 0; tries < EVICT_TRIES; tries++) {
+        struct gc_http_slot *best = NULL;
+        for (struct gc_http_slot *c = s->head; c != NULL; c = c->next) {
+            if (c->kind != kind || c->waiting_since_ms == 0 || c->passed_round == s->round)
+                continue;
+            if (peer != NULL && !peer_equal(&c->peer, peer))
+                continue;
+            /* <=: the list runs newest first, so of equal times the older one wins. */
+            if (best == NULL || c->waiting_since_ms <= best->waiting_since_ms)
+                best = c;
+        }
+        if (best == NULL || !slot_has_unread_request(best))
+            return best;
+        best->passed_round = s->round;
     }
-    return best;
+    return NULL;
 }
 
 static unsigned peer_general_locked(struct gc_http_slots *s, const struct gc_http_peer *peer)

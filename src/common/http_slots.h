@@ -9,8 +9,8 @@
  * peer (a TCP address, or a uid on a Unix socket) holds at most `per_peer` general
  * slots. When the slots are full, the connection that has waited longest for its
  * request makes way for a new one: a prompt client sends its request within a
- * millisecond and is past waiting long before slow senders arriving after it could
- * push it out, however fast they reconnect. A
+ * millisecond, and one whose whole request sits unread (its thread has not looked
+ * yet) is passed over, so slow senders reconnecting fast cannot push it out. A
  * connection that has not sent its headers (or its body) before its deadline is
  * shut down by a reaper thread.
  *

