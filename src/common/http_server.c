@@ -688,3 +688,21 @@ int gc_http_server_port(const struct gc_http_server *server)
 {
     return server->tcp_port;
 }
+
+void gc_http_server_stats(struct gc_http_server *server, struct gc_http_server_stats *ret)
+{
+    struct gc_http_slots *all[2] = {server->tcp_slots, server->unix_slots};
+
+    memset(ret, 0, sizeof(*ret));
+    for (int i = 0; i < 2; i++) {
+        struct gc_http_slots_stats st;
+        if (all[i] == NULL)
+            continue;
+        gc_http_slots_stats(all[i], &st);
+        ret->general += st.general;
+        ret->reserved += st.reserved;
+        ret->expired += st.expired;
+        ret->made_way += st.evicted;
+        ret->refused += st.refused;
+    }
+}

@@ -68,6 +68,16 @@ void gc_http_server_stop(struct gc_http_server *server);
 /* The TCP port actually bound (useful with port 0); -1 without TCP. */
 int gc_http_server_port(const struct gc_http_server *server);
 
+/* Connection slots over both listeners: held now, and connections closed before
+ * their request was whole, by reason. */
+struct gc_http_server_stats {
+    unsigned general, reserved;
+    unsigned long long expired;  /* past their header or body deadline */
+    unsigned long long made_way; /* waiting longest when a newcomer found no slot */
+    unsigned long long refused;  /* found no slot and nothing waiting to make way */
+};
+void gc_http_server_stats(struct gc_http_server *server, struct gc_http_server_stats *ret);
+
 /* A request header (case-insensitive name) or NULL. */
 const char *gc_http_req_header(const struct gc_http_req *req, const char *name);
 /* A query-string argument or NULL. */

@@ -256,6 +256,34 @@ static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
     pthread_mutex_unlock(&coord->lock);
 }
 
+/* Appends the connection slots' metrics to text (freed); NULL when out of memory. */
+static char *add_connection_metrics(struct gc_coord *coord, char *text)
+{
+    struct gc_http_server *http = __atomic_load_n(&coord->http, __ATOMIC_ACQUIRE);
+    struct gc_http_server_stats st;
+    char *all = NULL;
+
+    if (text == NULL || http == NULL)
+        return text;
+    gc_http_server_stats(http, &st);
+    if (asprintf(&all,
+                 "%s# HELP gpucoord_http_connections Connections held, by kind of slot.\n"
+                 "# TYPE gpucoord_http_connections gauge\n"
+                 "gpucoord_http_connections{slot=\"general\"} %u\n"
+                 "gpucoord_http_connections{slot=\"reserved\"} %u\n"
+                 "# HELP gpucoord_http_connections_closed_total Connections closed before "
+                 "their request was whole: past a deadline, to make way, or for want of a "
+                 "slot.\n"
+                 "# TYPE gpucoord_http_connections_closed_total counter\n"
+                 "gpucoord_http_connections_closed_total{reason=\"deadline\"} %llu\n"
+                 "gpucoord_http_connections_closed_total{reason=\"made_way\"} %llu\n"
+                 "gpucoord_http_connections_closed_total{reason=\"refused\"} %llu\n",
+                 text, st.general, st.reserved, st.expired, st.made_way, st.refused) < 0)
+        all = NULL;
+    free(text);
+    return all;
+}
+
 bool gc_api_is_short(const struct gc_http_req *req)
 {
     const char *p = req->path;
@@ -319,6 +347,7 @@ void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
         pthread_mutex_lock(&coord->lock);
         text = gc_view_metrics_locked(coord);
         pthread_mutex_unlock(&coord->lock);
+        text = add_connection_metrics(coord, text);
         if (text == NULL)
             gc_http_resp_error(resp, GC_ENOMEM, "out of memory");
         else

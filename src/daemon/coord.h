@@ -90,6 +90,8 @@ struct gc_coord {
     pthread_mutex_t readings_lock;
     struct gc_nvml_reading *spare_readings[8];
     unsigned nspare_readings;
+    /* The HTTP server, for its connection metrics; set (atomically) once it serves. */
+    struct gc_http_server *http;
 };
 
 /* Histogram bucket bounds in seconds, shared by the three histograms. */

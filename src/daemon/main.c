@@ -255,6 +255,7 @@ int main(int argc, char **argv)
         gc_error("%s", err);
         goto out;
     }
+    __atomic_store_n(&coord->http, http, __ATOMIC_RELEASE);
     for (unsigned g = 0; g < coord->ledger->ngpus; g++)
         gc_info("GPU %u: %s, %llu MiB (NVML %s)", g, coord->ledger->gpus[g].name,
                 (unsigned long long)(coord->ledger->gpus[g].total_bytes >> 20),

@@ -128,8 +128,15 @@ class CoordinatorSlots(GpuEnv):
             slowest = max(slowest, dt)
             time.sleep(0.5)
         self.assertLess(slowest, 2.0)
-        # Slow senders were cut at their deadline, not kept.
+        # Slow senders were cut at their deadline or made way, not kept; and it shows.
         self.assertGreater(attack.closed_by_server, 0)
+        st, metrics = self.http.get("/metrics")
+        closed = {}
+        for line in metrics.decode().splitlines():
+            if line.startswith("gpucoord_http_connections_closed_total{"):
+                closed[line.split('"')[1]] = int(line.split()[-1])
+        self.assertEqual(sorted(closed), ["deadline", "made_way", "refused"])
+        self.assertGreater(closed["made_way"], 0)
         st, body = self.http.get("/v1/leases/" + lease["id"])
         self.assertEqual(body["state"], "granted", body)
 
@@ -154,6 +161,9 @@ class CoordinatorSlots(GpuEnv):
                 break
         self.assertTrue(closed, "a connection trickling its headers was kept past 6 s")
         self.assertGreater(time.monotonic() - t, 2.5)  # header_timeout_s = 3
+        st, metrics = self.http.get("/metrics")
+        self.assertIn('gpucoord_http_connections_closed_total{reason="deadline"} 1\n',
+                      metrics.decode())
 
     def test_one_peer_cannot_take_every_general_slot(self):
         self.start_coordinator(config=self.CONFIG)
