@@ -25,9 +25,11 @@ struct gc_http_slot {
     struct gc_http_slot *prev, *next;
     int fd;
     struct gc_http_peer peer;
+    /* Written under the lock; read atomically by the connection's own thread. */
     enum slot_kind kind;
     /* When the connection began waiting for its request; 0 while a request is in
-     * progress (it cannot be made to give way then). Under the lock. */
+     * progress (it cannot be made to give way then). Atomic: set by the connection's
+     * thread without the lock, so that a request costs no lock of its own. */
     int64_t waiting_since_ms;
     /* Shut down at this monotonic time; 0: no deadline. Atomic: set by the
      * connection's thread, read by the reaper. */
@@ -64,8 +66,8 @@ static void slot_shut_locked(struct gc_http_slots *s, struct gc_http_slot *slot)
         s->general--;
     else if (slot->kind == SLOT_RESERVE)
         s->reserved--;
-    slot->kind = SLOT_NONE;
-    slot->waiting_since_ms = 0;
+    __atomic_store_n(&slot->kind, SLOT_NONE, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->waiting_since_ms, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->deadline_ms, 0, __ATOMIC_SEQ_CST);
     shutdown(slot->fd, SHUT_RDWR);
 }
@@ -90,14 +92,18 @@ static struct gc_http_slot *oldest_waiting_locked(struct gc_http_slots *s, enum 
     s->round++;
     for (int tries = 0; tries < EVICT_TRIES; tries++) {
         struct gc_http_slot *best = NULL;
+        int64_t best_since = 0;
         for (struct gc_http_slot *c = s->head; c != NULL; c = c->next) {
-            if (c->kind != kind || c->waiting_since_ms == 0 || c->passed_round == s->round)
+            int64_t since = __atomic_load_n(&c->waiting_since_ms, __ATOMIC_RELAXED);
+            if (c->kind != kind || since == 0 || c->passed_round == s->round)
                 continue;
             if (peer != NULL && !peer_equal(&c->peer, peer))
                 continue;
             /* <=: the list runs newest first, so of equal times the older one wins. */
-            if (best == NULL || c->waiting_since_ms <= best->waiting_since_ms)
+            if (best == NULL || since <= best_since) {
                 best = c;
+                best_since = since;
+            }
         }
         if (best == NULL || !slot_has_unread_request(best))
             return best;
@@ -167,7 +173,7 @@ struct gc_http_slot *gc_http_slots_open(struct gc_http_slots *s, int fd,
     slot->fd = fd;
     slot->peer = *peer;
     pthread_mutex_lock(&s->lock);
-    slot->kind = admit_locked(s, peer);
+    __atomic_store_n(&slot->kind, admit_locked(s, peer), __ATOMIC_RELAXED);
     if (slot->kind == SLOT_GENERAL)
         s->general++;
     else if (slot->kind == SLOT_RESERVE)
@@ -180,7 +186,7 @@ struct gc_http_slot *gc_http_slots_open(struct gc_http_slots *s, int fd,
         s->refused++;
         shutdown(fd, SHUT_RDWR);
     } else {
-        slot->waiting_since_ms = now;
+        __atomic_store_n(&slot->waiting_since_ms, now, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&s->lock);
     if (slot->kind != SLOT_NONE)
@@ -209,23 +215,19 @@ void gc_http_slots_close(struct gc_http_slots *s, struct gc_http_slot *slot)
 
 bool gc_http_slot_reserved(const struct gc_http_slot *slot)
 {
-    return slot != NULL && slot->kind == SLOT_RESERVE;
+    return slot != NULL && __atomic_load_n(&slot->kind, __ATOMIC_RELAXED) == SLOT_RESERVE;
 }
 
+/* Lock-free: a connection that changes phase just as a newcomer picks it to make
+ * way may still be closed; the newcomer found the slots full either way. */
 static void slot_phase(struct gc_http_slots *s, struct gc_http_slot *slot, bool waiting,
                        unsigned timeout_ms)
 {
     int64_t now = gc_mono_ms();
 
-    if (slot == NULL)
+    if (slot == NULL || __atomic_load_n(&slot->kind, __ATOMIC_RELAXED) == SLOT_NONE)
         return;
-    pthread_mutex_lock(&s->lock);
-    if (slot->kind == SLOT_NONE) { /* already shut down */
-        pthread_mutex_unlock(&s->lock);
-        return;
-    }
-    slot->waiting_since_ms = waiting ? now : 0;
-    pthread_mutex_unlock(&s->lock);
+    __atomic_store_n(&slot->waiting_since_ms, waiting ? now : 0, __ATOMIC_RELAXED);
     set_deadline(s, slot, timeout_ms ? now + timeout_ms : 0);
 }
 
