@@ -12,9 +12,10 @@
 
 #include "coord/ledger.h"
 #include "daemon/store.h"
+#include "gpucoord.h"
 
 /* Longest bearer token accepted from token_file; a longer one is refused at start. */
-#define GC_TOKEN_MAX 4096
+#define GC_TOKEN_MAX GPUCOORD_TOKEN_MAX
 
 struct gc_gpu_conf {
     uint64_t budget_bytes; /* 0: none */

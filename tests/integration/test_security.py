@@ -72,6 +72,15 @@ class Security(GpuEnv):
         wait_until(lambda: self._answers(), 10, what="gpucoordd")
         self.assertEqual(Http(self.url, token=token).get("/v1/status")[0], 200)
         self.assertEqual(Http(self.url, token=token[:255]).get("/v1/status")[0], 401)
+        # libgpucoord (here through the CLI) sends it whole too, and refuses a longer one.
+        cli = [os.path.join(BUILD, "gpucoord"), "status"]
+        env = dict(self.env, GPUCOORD_URL=self.url, GPUCOORD_TOKEN=token)
+        out = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        env["GPUCOORD_TOKEN"] = "t" * 4097
+        out = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 2, out.stderr)
+        self.assertIn("GPUCOORD_TOKEN is longer than 4096 characters", out.stderr)
 
     def test_token_longer_than_the_cap_is_refused_at_start(self):
         p = self.start_with_token(token="t" * 4097)
