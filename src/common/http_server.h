@@ -2,8 +2,11 @@
  * http_server.h - a small HTTP/1.1 server on libmicrohttpd.
  *
  * One thread per connection, so a handler may block (every wait it makes must
- * have a deadline). The whole request body is collected, up to a cap, before the
- * handler runs. Listens on TCP, a Unix socket, or both.
+ * have a deadline, and should end when gc_http_req_client_gone says its client
+ * left). The whole request body is collected, up to a cap, before the handler runs.
+ * Listens on TCP, a Unix socket, or both. Connections hold slots (http_slots.h):
+ * deadlines for a request's headers and body, a cap per peer, and a reserve that
+ * serves only short requests.
  */
 #ifndef GC_HTTP_SERVER_H
 #define GC_HTTP_SERVER_H
