@@ -575,6 +575,20 @@ bool gc_coord_wait_locked(struct gc_coord *coord, int64_t deadline_ms)
     return !coord->stopping && gc_mono_ms() < deadline_ms;
 }
 
+bool gc_coord_wait_client_locked(struct gc_coord *coord, int64_t deadline_ms,
+                                 const struct gc_waiter *waiter)
+{
+    int64_t slice;
+
+    if (waiter != NULL && waiter->gone(waiter->ctx))
+        return false;
+    /* Nothing wakes a wait when its client leaves: look again after a slice. */
+    slice = gc_mono_ms() + GC_WAITER_POLL_MS;
+    gc_coord_wait_locked(coord, slice < deadline_ms ? slice : deadline_ms);
+    return !coord->stopping && gc_mono_ms() < deadline_ms &&
+           !(waiter != NULL && waiter->gone(waiter->ctx));
+}
+
 void gc_coord_stop(struct gc_coord *coord)
 {
     if (coord == NULL)

@@ -93,6 +93,8 @@ struct gc_coord {
     pthread_mutex_t readings_lock;
     struct gc_nvml_reading *spare_readings[8];
     unsigned nspare_readings;
+    /* The HTTP server, for its connection metrics; set (atomically) once it serves. */
+    struct gc_http_server *http;
 };
 
 /* Histogram bucket bounds in seconds, shared by the three histograms. */
@@ -183,6 +185,14 @@ struct gc_waiter {
     const void *ctx;
 };
 
+/* How often a wait looks whether its client has left. */
+#define GC_WAITER_POLL_MS 1000
+
+/* As gc_coord_wait_locked, for a request's wait: false also once waiter (NULL: none)
+ * says its client has left, which it is asked at least every GC_WAITER_POLL_MS. */
+bool gc_coord_wait_client_locked(struct gc_coord *coord, int64_t deadline_ms,
+                                 const struct gc_waiter *waiter);
+
 /* The operations that change something take the caller (caller.h): what it may
  * name, whose quota counts, and whose lease or resident it may end. */
 void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *caller,
@@ -210,7 +220,7 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
 void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *caller,
                               const char *name, struct gc_api_answer *ans);
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
-                              struct gc_api_answer *ans);
+                              const struct gc_waiter *waiter, struct gc_api_answer *ans);
 
 /* ---- Views (views.c); lock held ---- */
 

@@ -217,7 +217,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
      * before it allocates its models (loaded: false) asks for them with a demand. */
     if ((strcmp(protocol, "process") == 0 && pid == 0) || !loaded) {
         slot->state = GC_RES_UNLOADED;
-        slot->unloaded_since_ms = gc_mono_ms();
+        /* Never started: unloaded_for_s stays null (views.c). */
+        slot->unloaded_since_ms = loaded ? 0 : gc_mono_ms();
     }
     gc_coord_watch_locked(coord, slot->pid);
     if (old_pid > 0 && old_pid != slot->pid)
@@ -528,7 +529,7 @@ static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const cha
 }
 
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
-                              struct gc_api_answer *ans)
+                              const struct gc_waiter *waiter, struct gc_api_answer *ans)
 {
     static const char *const fields[] = {"wait_s", "priority", NULL};
     struct gc_jerr err;
@@ -596,7 +597,7 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
                          r->reason[0] ? r->reason : (h ? h->reason : ""));
             goto out_unlock;
         }
-        if (!gc_coord_wait_locked(coord, deadline))
+        if (!gc_coord_wait_client_locked(coord, deadline, waiter))
             break;
     }
     d = id[0] ? gc_ledger_lease_find(coord->ledger, id) : NULL;

@@ -218,9 +218,14 @@ static void handle_cleanup(struct validation_server *vs, struct gc_http_resp *re
     gc_http_resp_json(resp, 200, o);
 }
 
+/* A demand waits at most this long at a time, so that a request whose client has
+ * left stops waiting (and gives its connection back) soon after. */
+#define DEMAND_SLICE_S 2.0
+
 /* Holds models_lock shared with the models loaded, asking the coordinator for them
  * back when they are not. On failure answers resp and returns false. */
-static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_resp *resp)
+static bool acquire_loaded_models(struct validation_server *vs, const struct gc_http_req *req,
+                                  struct gc_http_resp *resp)
 {
     int64_t deadline = gc_mono_ms() + (int64_t)(vs->demand_wait_s * 1000.0);
     int64_t backoff_ms = DEMAND_BACKOFF_MIN_MS;
@@ -244,7 +249,12 @@ static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_r
                             vs->demand_wait_s);
             return false;
         }
-        int rc = validation_demand(vs, left, why, sizeof(why));
+        if (gc_http_req_client_gone(req)) {
+            gc_server_error(resp, 503, "unavailable", "the client left while the models were away");
+            return false;
+        }
+        int rc =
+            validation_demand(vs, left < DEMAND_SLICE_S ? left : DEMAND_SLICE_S, why, sizeof(why));
         if (rc == GC_ECONNECT || rc == GC_EUNAVAIL || rc == GC_ENOTFOUND) {
             gc_server_error(resp, 503, "unavailable", "the models are unloaded: %s", why);
             return false;
@@ -322,7 +332,7 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
         gc_server_error(resp, 400, "bad_request", "field 'data' is not a usable PLY: %s", err);
         goto out;
     }
-    if (!acquire_loaded_models(vs, resp))
+    if (!acquire_loaded_models(vs, req, resp))
         goto out;
 
     /* Activations for this validation, from the cache (given back on cleanup/unload). */
