@@ -252,6 +252,8 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd
         struct gc_resident *r = &ledger->residents[i];
         if (!r->in_use || r->pid != pid || r->busy)
             continue; /* a running job sees the exit itself */
+        if (r->state == GC_RES_GONE)
+            continue; /* known already (a kill by escalation): keep its reason */
         if (strcmp(r->protocol, "process") == 0) {
             if (r->state == GC_RES_LOADED) {
                 r->evicted = false;
