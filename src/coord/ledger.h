@@ -23,8 +23,11 @@
 #define GC_LEASE_HISTORY      256
 #define GC_SNAPSHOT_PROCS_MAX 256
 #define GC_LEASE_ID_MAX       32
-#define GC_URL_MAX            512
-#define GC_REASON_MAX         320
+/* The last lease id issued: ids never wrap (a reused id would name two leases), and the
+ * journal keeps them as JSON integers, signed 64-bit. */
+#define GC_LEASE_ID_LAST (INT64_MAX - 1)
+#define GC_URL_MAX       512
+#define GC_REASON_MAX    320
 /* Residents one lease may evict (the exact search covers this many). */
 #define GC_EVICT_MAX 16
 
@@ -229,7 +232,8 @@ uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struc
 
 /* Leases. */
 /* Creates a lease (state queued, new id and seq). GC_ELIMIT when the table, the
- * queue or the holder's lease count is full; on error nothing changes. */
+ * queue or the holder's lease count is full, or ids are exhausted (past
+ * GC_LEASE_ID_LAST); on error nothing changes. */
 int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const char *holder,
                         pid_t pid, int gpu_req, uint64_t bytes, int priority, double ttl_s,
                         int64_t now_ms, struct gc_lease **ret_lease);
