@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""The journal under pressure: a full disk never costs an acknowledged change or an id,
+lease ids never wrap, and compaction rewrites the journal only when it has outgrown
+the state it records - never for a read.
+
+A full disk is made two ways: a 64 KiB tmpfs as the state directory (needs mount
+rights: skipped where they are refused), and a file size limit (RLIMIT_FSIZE) on the
+coordinator, which needs none."""
+import ctypes
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from gctest import GpuEnv, MiB  # noqa: E402
+
+CLONE_NEWNS = 0x00020000
+
+
+def lease_number(lease_id):
+    return int(lease_id.rsplit("-", 1)[1])
+
+
+class JournalEnv(GpuEnv):
+    def restart(self, **kw):
+        port = self.coord_port
+        self.coord.signal(signal.SIGKILL)
+        self.coord.p.wait(timeout=5)
+        self.start_coordinator(port=port, state_dir=self.state_dir, **kw)
+
+    def journal_lines(self):
+        with open(os.path.join(self.state_dir, "journal"), "rb") as f:
+            data = f.read()
+        return data
+
+    def metric(self, name):
+        st, text = self.http.get("/metrics")
+        self.assertEqual(st, 200)
+        m = re.search(r"^gpucoord_%s (\d+)$" % name, text.decode(), re.M)
+        self.assertIsNotNone(m, name)
+        return int(m.group(1))
+
+
+class FullDisk(JournalEnv):
+    """Requests until the journal cannot be written, then a crash and a restart."""
+
+    def fill(self):
+        kept, seen, refused = [], [], []
+        for i in range(3000):
+            st, body = self.http.post("/v1/leases", {"holder": "h%d" % i, "bytes": MiB,
+                                                     "ttl_s": 600})
+            if st == 201:
+                seen.append(body["id"])
+                # Released leases keep the journal growing and the live state small.
+                if not refused and i % 4:
+                    st, body = self.http.delete("/v1/leases/" + body["id"])
+                    self.assertEqual(st, 200, body)
+                else:
+                    kept.append(body["id"])
+                continue
+            self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
+            self.assertIn("journal", body["message"])
+            if "id" in body:
+                seen.append(body["id"])
+            refused.append(body)
+            if len(refused) >= 5:
+                break
+        self.assertTrue(refused, "the journal never filled up")
+        return kept, seen
+
+    def check_journal_whole(self):
+        data = self.journal_lines()
+        self.assertTrue(data.endswith(b"\n"), data[-200:])
+        for line in data.splitlines():
+            json.loads(line)  # no torn record, none glued onto another
+
+    def check_after_restart(self, kept, seen):
+        skipped = [e for e in self.events() if e["kind"] == "recovered"]
+        self.assertTrue(skipped)
+        self.assertIn("0 records skipped", skipped[0]["detail"])
+        for lease_id in kept:
+            st, body = self.http.get("/v1/leases/" + lease_id)
+            self.assertEqual((st, body.get("state")), (200, "granted"), (lease_id, body))
+        st, body = self.http.post("/v1/leases", {"holder": "after", "bytes": MiB, "ttl_s": 600})
+        self.assertEqual(st, 201, body)
+        self.assertGreater(lease_number(body["id"]), max(lease_number(i) for i in seen))
+
+    def test_file_size_limit(self):
+        # Compaction keeps working under the limit (a file of its own), so refusals
+        # and grants alternate: every grant must survive, every id stay unique.
+        self.start_coordinator()
+        # Set on the running coordinator: gpusim's state file is in place by now.
+        resource.prlimit(self.coord.pid, resource.RLIMIT_FSIZE, (24 * 1024, 24 * 1024))
+        kept, seen = self.fill()
+        self.assertEqual(len(seen), len(set(seen)))
+        self.check_journal_whole()
+        self.restart()
+        self.check_after_restart(kept, seen)
+
+    def test_tmpfs(self):
+        state = self.path("state")
+        os.mkdir(state)
+        libc = ctypes.CDLL(None, use_errno=True)
+        # A mount namespace of this test process's own: the mount vanishes with it.
+        if libc.unshare(CLONE_NEWNS) != 0:
+            self.skipTest("unshare(CLONE_NEWNS) refused: %s" % os.strerror(ctypes.get_errno()))
+        for argv in (["mount", "--make-rprivate", "/"],
+                     ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", state]):
+            r = subprocess.run(argv, capture_output=True, timeout=10)
+            if r.returncode != 0:
+                self.skipTest("%s refused: %s" % (" ".join(argv), r.stderr.decode().strip()))
+        self.addCleanup(subprocess.run, ["umount", "-l", state], capture_output=True, timeout=10)
+        with open(os.path.join(state, "filler"), "wb") as f:
+            f.write(b"x" * 8192)
+        self.start_coordinator(state_dir=state)
+        kept, seen = self.fill()
+        self.assertEqual(len(seen), len(set(seen)))
+        # Still full: nothing more gets in, reads still work.
+        st, body = self.http.post("/v1/leases", {"holder": "late", "bytes": MiB, "ttl_s": 600})
+        self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
+        st, _ = self.http.get("/v1/status")
+        self.assertEqual(st, 200)
+        self.check_journal_whole()
+        os.unlink(os.path.join(state, "filler"))
+        self.restart()
+        self.check_after_restart(kept, seen)
+
+
+class LeaseIds(JournalEnv):
+    def test_exhausted_ids_are_refused_not_wrapped(self):
+        os.makedirs(self.path("state"))
+        last = (1 << 63) - 2
+        with open(os.path.join(self.path("state"), "journal"), "w") as f:
+            f.write(json.dumps({"op": "ids", "next_id": last, "next_seq": 1}) + "\n")
+        self.start_coordinator()
+        st, body = self.http.post("/v1/leases", {"holder": "a", "bytes": MiB, "ttl_s": 60})
+        self.assertEqual((st, body["id"]), (201, "lease-%d" % last), body)
+        for _ in range(2):
+            st, body = self.http.post("/v1/leases", {"holder": "b", "bytes": MiB, "ttl_s": 60})
+            self.assertEqual((st, body["error"]), (429, "limit_reached"), body)
+            self.assertIn("exhausted", body["message"])
+            self.restart()
+
+    def test_restart_continues_past_every_id_issued(self):
+        self.start_coordinator()
+        ids = []
+        for i in range(3):
+            st, body = self.http.post("/v1/leases", {"holder": "a%d" % i, "bytes": MiB,
+                                                     "ttl_s": 60})
+            self.assertEqual(st, 201, body)
+            ids.append(lease_number(body["id"]))
+            self.http.delete("/v1/leases/" + body["id"])
+        self.restart()
+        st, body = self.http.post("/v1/leases", {"holder": "z", "bytes": MiB, "ttl_s": 60})
+        self.assertEqual(st, 201, body)
+        self.assertGreater(lease_number(body["id"]), max(ids))
+
+
+class Compaction(JournalEnv):
+    def test_reads_never_compact(self):
+        self.start_coordinator(config="[coordinator]\ncompact_bytes = 4Ki\n")
+        for i in range(60):
+            st, body = self.http.post("/v1/leases", {"holder": "h%d" % i, "bytes": MiB,
+                                                     "ttl_s": 600})
+            self.assertEqual(st, 201, body)
+            if i % 6:
+                self.http.delete("/v1/leases/" + body["id"])
+        before = self.metric("journal_compactions_total")
+        self.assertGreaterEqual(before, 2)  # at start, and once the journal outgrew 4Ki
+        for i in range(20):
+            st, _ = self.http.get("/v1/status" if i % 2 else "/v1/gpus")
+            self.assertEqual(st, 200)
+        self.assertEqual(self.metric("journal_compactions_total"), before)
+
+    def test_compaction_loses_no_lease_granted_meanwhile(self):
+        self.start_coordinator(config="[coordinator]\ncompact_bytes = 1Ki\n"
+                               "journal_sync = always\n")
+        kept = []
+        for i in range(200):
+            st, body = self.http.post("/v1/leases", {"holder": "h%d" % i, "bytes": MiB,
+                                                     "ttl_s": 600})
+            self.assertEqual(st, 201, body)
+            if i % 10 == 0:
+                kept.append(body["id"])
+            else:
+                self.http.delete("/v1/leases/" + body["id"])
+        self.assertGreater(self.metric("journal_compactions_total"), 2)
+        self.restart()
+        for lease_id in kept:
+            st, body = self.http.get("/v1/leases/" + lease_id)
+            self.assertEqual((st, body.get("state")), (200, "granted"), (lease_id, body))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
