@@ -94,6 +94,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
     struct gc_resident r, *slot;
     struct gc_resident_spec spec;
     pid_t old_pid = 0;
+    bool fresh;
     const struct gc_adapter *adapter;
     const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
     int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
@@ -177,12 +178,13 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
 #undef REG_FAIL
 
     slot = gc_ledger_resident_find(coord->ledger, name);
+    fresh = slot == NULL;
     if (slot != NULL && slot->busy) {
         snprintf(err->msg, sizeof(err->msg), "resident '%s' is %s; register again when it is done",
                  name, gc_resident_state_name(slot->state));
         return GC_ECONFLICT;
     }
-    if (slot == NULL) {
+    if (fresh) {
         slot = gc_ledger_resident_alloc(coord->ledger);
         if (slot == NULL) {
             snprintf(err->msg, sizeof(err->msg), "at most %d residents", GC_RESIDENTS_MAX);
@@ -206,8 +208,19 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
     r.unload_timeout_s = spec.unload_timeout_s;
     r.reload_timeout_s = spec.reload_timeout_s;
     r.verify_timeout_s = spec.verify_timeout_s;
-    r.state = GC_RES_LOADED;
+    /* A process resident with no pid given is not running yet. */
+    r.state = strcmp(protocol, "process") == 0 && pid == 0 ? GC_RES_UNLOADED : GC_RES_LOADED;
     r.last_used_ms = gc_mono_ms();
+    /* Journaled before the ledger changes: a registration a restart would not know of is
+     * refused. At start, the recovery's compaction records it instead. */
+    if (gc_coord_journal_locked(coord, gc_coord_resident_record(&r, req), true) < 0 &&
+        !coord->starting) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "cannot write the journal in '%.180s': registration refused", cfg->state_dir);
+        if (fresh)
+            gc_ledger_resident_remove(coord->ledger, slot);
+        return GC_EJOURNAL;
+    }
     *slot = r;
     snprintf(spec.name, sizeof(spec.name), "%s", name);
     snprintf(spec.protocol, sizeof(spec.protocol), "%s", protocol);
@@ -225,13 +238,9 @@ int gc_coord_register_locked(struct gc_coord *coord, const json_t *req, struct g
         ext->registration = json_deep_copy(req);
         ext->spec = spec;
     }
-    /* A process resident with no pid given is not running yet. */
-    if (strcmp(protocol, "process") == 0 && pid == 0)
-        slot->state = GC_RES_UNLOADED;
     gc_coord_watch_locked(coord, slot->pid);
     if (old_pid > 0 && old_pid != slot->pid)
         gc_coord_watch_release_locked(coord, old_pid); /* a restarted server's old process */
-    gc_coord_journal_resident_locked(coord, slot);
     gc_events_add(&coord->events, gc_real_s(), "resident_registered", name,
                   "%s at %s, pid %d, GPU %u, priority %d", protocol, spec.url[0] ? spec.url : "-",
                   (int)pid, (unsigned)gpu, (int)priority);
@@ -280,6 +289,11 @@ void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct g
     } else if (r->busy) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s; try again when it is done", name,
                      gc_resident_state_name(r->state));
+    } else if (gc_coord_journal_locked(coord, json_pack("{s:s, s:s}", "op", "rdel", "name", name),
+                                       true) < 0) {
+        /* A deletion a restart would not know of is refused: the resident stays. */
+        gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': deletion refused",
+                     coord->config->state_dir);
     } else {
         unsigned idx = gc_coord_resident_index(coord, r);
         pid = r->pid;
@@ -287,7 +301,6 @@ void gc_coord_resident_delete(struct gc_coord *coord, const char *name, struct g
         json_decref(coord->ext[idx].registration);
         memset(&coord->ext[idx], 0, sizeof(coord->ext[idx]));
         end_demands_locked(coord, name, "resident was deleted");
-        gc_coord_journal_locked(coord, json_pack("{s:s, s:s}", "op", "rdel", "name", name), true);
         gc_events_add(&coord->events, gc_real_s(), "resident_deleted", name, "pid %d", (int)pid);
         gc_coord_watch_release_locked(coord, pid);
         gc_coord_kick_locked(coord);
@@ -315,6 +328,7 @@ static void resident_step(struct gc_coord *coord, const char *name, bool unload,
                           struct gc_api_answer *ans)
 {
     struct gc_resident *r;
+    enum gc_resident_state prev;
     char why[GC_REASON_MAX];
     int rc;
 
@@ -337,10 +351,18 @@ static void resident_step(struct gc_coord *coord, const char *name, bool unload,
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
         goto out_unlock;
     }
+    prev = r->state;
     r->state = unload ? GC_RES_UNLOADING : GC_RES_RELOADING;
     r->busy = true;
     r->usage_before = gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid);
-    gc_coord_journal_resident_locked(coord, r);
+    /* Not asked for until journaled: a restart must know a step may have begun. */
+    if (gc_coord_journal_resident_locked(coord, r) < 0) {
+        r->state = prev;
+        r->busy = false;
+        gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': %s refused",
+                     coord->config->state_dir, unload ? "unload" : "reload");
+        goto out_unlock;
+    }
     gc_events_add(&coord->events, gc_real_s(), unload ? "resident_unloading" : "resident_reloading",
                   name, "by request");
     coord->jobs_running++;
@@ -484,7 +506,8 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         if (r->state == GC_RES_FAILED ||
             (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0) ||
             (h != NULL && h->state == GC_LEASE_FAILED)) {
-            gc_api_error(ans, GC_EUNAVAIL, "resident '%s' could not be reloaded: %s", name,
+            gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
+                         "resident '%s' could not be reloaded: %s", name,
                          r->reason[0] ? r->reason : (h ? h->reason : ""));
             goto out_unlock;
         }
