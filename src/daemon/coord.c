@@ -176,6 +176,8 @@ static void *compact_thread(void *arg)
     compact_done_locked(coord, rc, job->errors_at_begin);
     coord->jobs_running--;
     pthread_cond_broadcast(&coord->changed);
+    if (coord->journal_behind)
+        gc_coord_wake(coord); /* to retry */
     pthread_mutex_unlock(&coord->lock);
     free(job);
     return NULL;
@@ -666,9 +668,11 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
         if (coord->watches[i].fd < 0 && idle < next)
             next = idle; /* no pidfd: poll liveness */
     }
-    /* The journal lacks a change: retry the compaction that writes it. */
-    if (coord->journal_behind && coord->compact_retry_ms < next)
-        next = coord->compact_retry_ms;
+    /* The journal lacks a change: retry the compaction that writes it (one under way
+     * wakes the loop when it ends). */
+    if (coord->journal_behind && !gc_store_compacting(coord->store) &&
+        coord->compact_retry_ms < next)
+        next = coord->compact_retry_ms > now ? coord->compact_retry_ms : now;
     return next;
 }
 

@@ -14,10 +14,11 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gctest import GpuEnv, MiB  # noqa: E402
+from gctest import GpuEnv, MiB, wait_until  # noqa: E402
 
 CLONE_NEWNS = 0x00020000
 
@@ -90,17 +91,64 @@ class FullDisk(JournalEnv):
         self.assertEqual(st, 201, body)
         self.assertGreater(lease_number(body["id"]), max(lease_number(i) for i in seen))
 
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.coord.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def test_file_size_limit(self):
-        # Compaction keeps working under the limit (a file of its own), so refusals
-        # and grants alternate: every grant must survive, every id stay unique.
         self.start_coordinator()
         # Set on the running coordinator: gpusim's state file is in place by now.
         resource.prlimit(self.coord.pid, resource.RLIMIT_FSIZE, (24 * 1024, 24 * 1024))
-        kept, seen = self.fill()
+        kept, seen, refused = [], [], 0
+        # Every lease kept: the state outgrows the limit, so no compaction can help.
+        for i in range(1000):
+            st, body = self.http.post("/v1/leases", {"holder": "h%d" % i, "bytes": MiB,
+                                                     "ttl_s": 600})
+            if st == 201:
+                kept.append(body["id"])
+                seen.append(body["id"])
+                continue
+            self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
+            seen.extend([body["id"]] if "id" in body else [])
+            refused += 1
+            if refused >= 3:
+                break
+        self.assertEqual(refused, 3, "the journal never filled up")
         self.assertEqual(len(seen), len(set(seen)))
+        st, body = self.http.post("/v1/residents", {"name": "late", "protocol": "seed",
+                                                    "url": "http://127.0.0.1:9"})
+        self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
+        self.assertEqual(self.http.get("/v1/residents/late")[0], 404)
+        # Waiting for room costs nothing: no busy retrying.
+        cpu = self.cpu_seconds()
+        time.sleep(1.5)
+        self.assertLess(self.cpu_seconds() - cpu, 0.3)
+        # Releases cannot be refused: they happen, and the compaction retried in the
+        # background writes them once the state fits again.
+        released = kept[5:]
+        del kept[5:]
+        for lease_id in released:
+            st, body = self.http.delete("/v1/leases/" + lease_id)
+            self.assertEqual((st, body["state"]), (200, "released"), body)
+
+        def grant():
+            st, body = self.http.post("/v1/leases", {"holder": "again", "bytes": MiB,
+                                                     "ttl_s": 600})
+            if st == 201:
+                return body["id"]
+            self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
+            seen.extend([body["id"]] if "id" in body else [])
+            return None
+        lease_id = wait_until(grant, timeout=15, interval=0.2, what="a writable journal")
+        kept.append(lease_id)
+        seen.append(lease_id)
         self.check_journal_whole()
         self.restart()
         self.check_after_restart(kept, seen)
+        for lease_id in released:
+            st, body = self.http.get("/v1/leases/" + lease_id)
+            self.assertFalse(st == 200 and body.get("state") == "granted", (lease_id, body))
 
     def test_tmpfs(self):
         state = self.path("state")
@@ -120,11 +168,14 @@ class FullDisk(JournalEnv):
         self.start_coordinator(state_dir=state)
         kept, seen = self.fill()
         self.assertEqual(len(seen), len(set(seen)))
-        # Still full: nothing more gets in, reads still work.
+        # Still full: nothing more gets in, reads still work, no busy retrying.
         st, body = self.http.post("/v1/leases", {"holder": "late", "bytes": MiB, "ttl_s": 600})
         self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
         st, _ = self.http.get("/v1/status")
         self.assertEqual(st, 200)
+        cpu = self.cpu_seconds()
+        time.sleep(1.5)
+        self.assertLess(self.cpu_seconds() - cpu, 0.3)
         self.check_journal_whole()
         os.unlink(os.path.join(state, "filler"))
         self.restart()
