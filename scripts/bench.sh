@@ -12,3 +12,7 @@ echo
 "$here/bench/lease.sh" "$build" 5
 echo
 "$here/bench/unload_reload.sh" "$build" 25 5
+echo
+echo "### Reads past compact_bytes (journal)"
+echo
+"$here/bench/journal_reads.py" "$build"
