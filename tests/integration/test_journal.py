@@ -34,10 +34,9 @@ class JournalEnv(GpuEnv):
         self.coord.p.wait(timeout=5)
         self.start_coordinator(port=port, state_dir=self.state_dir, **kw)
 
-    def journal_lines(self):
+    def journal_bytes(self):
         with open(os.path.join(self.state_dir, "journal"), "rb") as f:
-            data = f.read()
-        return data
+            return f.read()
 
     def metric(self, name):
         st, text = self.http.get("/metrics")
@@ -75,15 +74,15 @@ class FullDisk(JournalEnv):
         return kept, seen
 
     def check_journal_whole(self):
-        data = self.journal_lines()
+        data = self.journal_bytes()
         self.assertTrue(data.endswith(b"\n"), data[-200:])
         for line in data.splitlines():
             json.loads(line)  # no torn record, none glued onto another
 
     def check_after_restart(self, kept, seen):
-        skipped = [e for e in self.events() if e["kind"] == "recovered"]
-        self.assertTrue(skipped)
-        self.assertIn("0 records skipped", skipped[0]["detail"])
+        recovered = [e for e in self.events() if e["kind"] == "recovered"]
+        self.assertTrue(recovered)
+        self.assertIn("0 records skipped", recovered[0]["detail"])
         for lease_id in kept:
             st, body = self.http.get("/v1/leases/" + lease_id)
             self.assertEqual((st, body.get("state")), (200, "granted"), (lease_id, body))
