@@ -90,6 +90,26 @@ class FullDisk(JournalEnv):
         self.assertEqual(st, 201, body)
         self.assertGreater(lease_number(body["id"]), max(lease_number(i) for i in seen))
 
+    def fill_with_kept_leases(self, seen):
+        """Leases kept until the journal holds nothing but the live state, so that no
+        compaction can make room: from then on every change that can wait is refused."""
+        kept, refusals = [], 0
+        for i in range(4000):
+            st, body = self.http.post("/v1/leases", {"holder": "h%d" % i, "bytes": MiB,
+                                                     "ttl_s": 600})
+            if st == 201:
+                kept.append(body["id"])
+                seen.append(body["id"])
+                continue
+            self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
+            seen.extend([body["id"]] if "id" in body else [])
+            refusals += 1
+            if refusals == 3:
+                return kept
+            # The compaction retried meanwhile drops superseded records: fill that too.
+            time.sleep(1.2)
+        self.fail("the journal never filled up")
+
     def cpu_seconds(self):
         with open("/proc/%d/stat" % self.coord.pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -99,22 +119,13 @@ class FullDisk(JournalEnv):
         self.start_coordinator()
         # Set on the running coordinator: gpusim's state file is in place by now.
         resource.prlimit(self.coord.pid, resource.RLIMIT_FSIZE, (24 * 1024, 24 * 1024))
-        kept, seen, refused = [], [], 0
-        # Every lease kept: the state outgrows the limit, so no compaction can help.
-        for i in range(1000):
-            st, body = self.http.post("/v1/leases", {"holder": "h%d" % i, "bytes": MiB,
-                                                     "ttl_s": 600})
-            if st == 201:
-                kept.append(body["id"])
-                seen.append(body["id"])
-                continue
-            self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
-            seen.extend([body["id"]] if "id" in body else [])
-            refused += 1
-            if refused >= 3:
-                break
-        self.assertEqual(refused, 3, "the journal never filled up")
+        seen = []
+        kept = self.fill_with_kept_leases(seen)
         self.assertEqual(len(seen), len(set(seen)))
+        time.sleep(1.2)  # a compaction retried meanwhile cannot make room either
+        st, body = self.http.post("/v1/leases", {"holder": "late", "bytes": MiB, "ttl_s": 600})
+        self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
+        seen.extend([body["id"]] if "id" in body else [])
         st, body = self.http.post("/v1/residents", {"name": "late", "protocol": "seed",
                                                     "url": "http://127.0.0.1:9"})
         self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
@@ -148,6 +159,31 @@ class FullDisk(JournalEnv):
         for lease_id in released:
             st, body = self.http.get("/v1/leases/" + lease_id)
             self.assertFalse(st == 200 and body.get("state") == "granted", (lease_id, body))
+
+    def test_reloads_wait_for_a_writable_journal(self):
+        self.start_coordinator()
+        self.start_resident("validation", "1Gi")
+        st, body = self.http.post("/v1/residents/validation/unload")
+        self.assertEqual((st, body["state"]), (200, "unloaded"), body)
+        resource.prlimit(self.coord.pid, resource.RLIMIT_FSIZE, (24 * 1024, 24 * 1024))
+        kept = self.fill_with_kept_leases([])
+        time.sleep(1.2)  # a compaction retried meanwhile cannot make room either
+        # Neither a reload by hand nor a demand asks the resident before its
+        # "reloading" record is written: a restart must know a reload may have begun.
+        st, body = self.http.post("/v1/residents/validation/reload")
+        self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
+        st, body = self.http.post("/v1/residents/validation/demand", {"wait_s": 5})
+        self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
+        self.assertEqual(self.resident("validation")["state"], "unloaded")
+        self.assertNotIn("resident_reloading", self.event_kinds("validation"))
+        for lease_id in kept:
+            self.http.delete("/v1/leases/" + lease_id)
+        # Once the retried compaction has made room, the demand goes through.
+        st, body = self.http.post("/v1/residents/validation/demand", {"wait_s": 20})
+        if st == 503:
+            time.sleep(2)
+            st, body = self.http.post("/v1/residents/validation/demand", {"wait_s": 20})
+        self.assertEqual((st, body.get("state")), (200, "loaded"), body)
 
     def test_tmpfs(self):
         state = self.path("state")
