@@ -51,7 +51,8 @@ extern "C" {
     XX(EPROTO, 502, "bad_response", "malformed response")                                          \
     XX(EGPU, 500, "gpu_error", "GPU driver or NVML error")                                         \
     XX(EOOM, 507, "out_of_gpu_memory", "out of GPU memory")                                        \
-    XX(EINTERNAL, 500, "internal", "internal error")
+    XX(EINTERNAL, 500, "internal", "internal error")                                               \
+    XX(EJOURNAL, 503, "journal_failed", "cannot write the coordinator's durable state")
 
 enum gpucoord_errno {
     GPUCOORD_OK = 0,

@@ -24,3 +24,6 @@ echo
 echo "### Validation server memory under the largest requests (this build only; pass a base build to compare)"
 echo
 "$here/bench/validation_rss.sh" "$build"
+echo "### Reads past compact_bytes (journal)"
+echo
+"$here/bench/journal_reads.py" "$build"

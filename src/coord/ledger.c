@@ -336,7 +336,7 @@ int gc_ledger_lease_new_owned(struct gc_ledger *ledger, enum gc_lease_kind kind,
     struct gc_lease *l;
     unsigned queued = 0, same_holder = 0, same_owner = 0;
 
-    if (ledger->nleases >= GC_LEASES_MAX)
+    if (ledger->nleases >= GC_LEASES_MAX || ledger->next_id > GC_LEASE_ID_LAST)
         return GC_ELIMIT;
     for (unsigned i = 0; i < ledger->nleases; i++) {
         const struct gc_lease *o = &ledger->leases[i];
@@ -394,6 +394,8 @@ int gc_ledger_lease_adopt(struct gc_ledger *ledger, const struct gc_lease *lease
     ledger->nleases++;
     if (lease->seq >= ledger->next_seq)
         ledger->next_seq = lease->seq + 1;
+    if (n > GC_LEASE_ID_LAST)
+        n = GC_LEASE_ID_LAST; /* ids past the last one: none is left */
     if (n >= ledger->next_id)
         ledger->next_id = n + 1;
     return 0;

@@ -23,8 +23,11 @@
 #define GC_LEASE_HISTORY      256
 #define GC_SNAPSHOT_PROCS_MAX 256
 #define GC_LEASE_ID_MAX       32
-#define GC_URL_MAX            512
-#define GC_REASON_MAX         320
+/* The last lease id issued: ids never wrap (a reused id would name two leases), and the
+ * journal keeps them as JSON integers, signed 64-bit. */
+#define GC_LEASE_ID_LAST (INT64_MAX - 1)
+#define GC_URL_MAX       512
+#define GC_REASON_MAX    320
 /* An owner key: "uid:4294967295", "token", "addr:" and an IPv6 address. */
 #define GC_OWNER_MAX 64
 /* Residents one lease may evict (the exact search covers this many). */
@@ -237,7 +240,8 @@ uint64_t gc_ledger_resident_counted(const struct gc_ledger *ledger, const struct
 
 /* Leases. */
 /* Creates a lease (state queued, new id and seq). GC_ELIMIT when the table, the
- * queue or the holder's lease count is full; on error nothing changes. */
+ * queue or the holder's lease count is full, or ids are exhausted (past
+ * GC_LEASE_ID_LAST); on error nothing changes. */
 int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const char *holder,
                         pid_t pid, int gpu_req, uint64_t bytes, int priority, double ttl_s,
                         int64_t now_ms, struct gc_lease **ret_lease);

@@ -35,6 +35,7 @@ struct gc_counters {
     uint64_t unloads, reloads, unload_failures, reload_failures, verify_timeouts;
     uint64_t cleanups, kills, oom_avoided, swaps, demands, journal_errors, nvml_errors;
     uint64_t nvml_readings; /* readings applied: shows how fast the engine polls */
+    uint64_t journal_compactions;
 };
 
 struct gc_histogram {
@@ -84,6 +85,14 @@ struct gc_coord {
     unsigned jobs_running;
     bool stopping;   /* shutting down: waits end, loops exit */
     bool recovering; /* replaying the journal: registrations skip the live-pid check */
+    bool starting;   /* in gc_coord_recover: its final compaction records every change */
+    /* A record could not be written: the journal lacks a change the ledger has, until
+     * a compaction rewrites the whole state (retried from compact_retry_ms on). */
+    bool journal_behind;
+    int64_t compact_retry_ms;
+    /* Lease ids below this are covered by the journal's high-water mark (an "ids"
+     * record), so that a restart never issues one again, even if records were lost. */
+    uint64_t ids_reserved;
     int64_t started_ms;
     char driver_version[96];
     struct gc_actions actions;       /* scratch for kicks (under the lock) */
@@ -136,12 +145,25 @@ void gc_coord_kick_with_locked(struct gc_coord *coord, const struct gc_nvml_read
 /* Ends an active lease: journal, event, counters, process watch. */
 void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
                                enum gc_lease_state state, int error, const char *reason);
-/* Appends a record to the journal (steals rec; NULL counts as a failed write). */
-void gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important);
-/* Writes a holder lease's state to the journal. */
-void gc_coord_journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l);
-/* Writes a resident's state to the journal. */
-void gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
+/*
+ * Appends a record to the journal (steals rec; NULL counts as a failed write).
+ * 0, or GC_EJOURNAL when it could not be written. Then a change that can be refused
+ * (a new lease, a grant, a registration, a deletion, an unload or reload not yet
+ * asked for) must be undone and refused; a fact (a lease ended, a step's outcome) stays
+ * in the ledger and reaches the journal with the next compaction, retried until one
+ * succeeds. See docs/reliability.md.
+ */
+int gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important);
+/* Writes a holder lease's state to the journal (0 or GC_EJOURNAL, as above). */
+int gc_coord_journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l);
+/* A resident's journal record, with registration as its spec (NULL if no memory). */
+json_t *gc_coord_resident_record(const struct gc_resident *r, const json_t *registration,
+                                 const char *owner);
+/* Writes a resident's state to the journal (0 or GC_EJOURNAL, as above). */
+int gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
+/* Makes sure the journal's high-water mark covers the next lease id before it is
+ * issued. GC_ELIMIT when ids are exhausted (they never wrap), GC_EJOURNAL. */
+int gc_coord_ids_reserve_locked(struct gc_coord *coord);
 /* Starts watching pid for exit (no-op if watched already or pid <= 0); returns the
  * watch, or NULL when pid <= 0 or the table is full. */
 const struct gc_watch *gc_coord_watch_locked(struct gc_coord *coord, pid_t pid);

@@ -64,6 +64,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     struct gc_resident r, *slot;
     struct gc_resident_spec spec;
     pid_t old_pid = 0;
+    bool fresh;
     const struct gc_adapter *adapter;
     const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
     int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
@@ -164,12 +165,13 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
                  name);
         return GC_EFORBIDDEN;
     }
+    fresh = slot == NULL;
     if (slot != NULL && slot->busy) {
         snprintf(err->msg, sizeof(err->msg), "resident '%s' is %s; register again when it is done",
                  name, gc_resident_state_name(slot->state));
         return GC_ECONFLICT;
     }
-    if (slot == NULL) {
+    if (fresh) {
         slot = gc_ledger_resident_alloc(coord->ledger);
         if (slot == NULL) {
             snprintf(err->msg, sizeof(err->msg), "at most %d residents", GC_RESIDENTS_MAX);
@@ -193,8 +195,23 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     r.unload_timeout_s = spec.unload_timeout_s;
     r.reload_timeout_s = spec.reload_timeout_s;
     r.verify_timeout_s = spec.verify_timeout_s;
-    r.state = GC_RES_LOADED;
+    /* A process resident with no pid given is not running yet; a server registering
+     * before it allocates its models (loaded: false) asks for them with a demand. */
+    r.state = (strcmp(protocol, "process") == 0 && pid == 0) || !loaded ? GC_RES_UNLOADED
+                                                                        : GC_RES_LOADED;
+    /* Never started: unloaded_for_s stays null (views.c). */
+    r.unloaded_since_ms = loaded ? 0 : gc_mono_ms();
     r.last_used_ms = gc_mono_ms();
+    /* Journaled before the ledger changes: a registration a restart would not know of is
+     * refused. At start, the recovery's compaction records it instead. */
+    if (gc_coord_journal_locked(coord, gc_coord_resident_record(&r, req, caller->key), true) < 0 &&
+        !coord->starting) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "cannot write the journal in '%.180s': registration refused", cfg->state_dir);
+        if (fresh)
+            gc_ledger_resident_remove(coord->ledger, slot);
+        return GC_EJOURNAL;
+    }
     *slot = r;
     snprintf(spec.name, sizeof(spec.name), "%s", name);
     snprintf(spec.protocol, sizeof(spec.protocol), "%s", protocol);
@@ -213,17 +230,9 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         ext->spec = spec;
         snprintf(ext->owner, sizeof(ext->owner), "%s", caller->key);
     }
-    /* A process resident with no pid given is not running yet; a server registering
-     * before it allocates its models (loaded: false) asks for them with a demand. */
-    if ((strcmp(protocol, "process") == 0 && pid == 0) || !loaded) {
-        slot->state = GC_RES_UNLOADED;
-        /* Never started: unloaded_for_s stays null (views.c). */
-        slot->unloaded_since_ms = loaded ? 0 : gc_mono_ms();
-    }
     gc_coord_watch_locked(coord, slot->pid);
     if (old_pid > 0 && old_pid != slot->pid)
         gc_coord_watch_release_locked(coord, old_pid); /* a restarted server's old process */
-    gc_coord_journal_resident_locked(coord, slot);
     gc_events_add(&coord->events, gc_real_s(), "resident_registered", name,
                   "%s at %s, pid %d, GPU %u, priority %d", protocol, spec.url[0] ? spec.url : "-",
                   (int)pid, (unsigned)gpu, (int)priority);
@@ -285,6 +294,11 @@ void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *ca
     } else if (r->busy) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s; try again when it is done", name,
                      gc_resident_state_name(r->state));
+    } else if (gc_coord_journal_locked(coord, json_pack("{s:s, s:s}", "op", "rdel", "name", name),
+                                       true) < 0) {
+        /* A deletion a restart would not know of is refused: the resident stays. */
+        gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': deletion refused",
+                     coord->config->state_dir);
     } else {
         unsigned idx = gc_coord_resident_index(coord, r);
         pid = r->pid;
@@ -292,7 +306,6 @@ void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *ca
         json_decref(coord->ext[idx].registration);
         memset(&coord->ext[idx], 0, sizeof(coord->ext[idx]));
         end_demands_locked(coord, name, "resident was deleted");
-        gc_coord_journal_locked(coord, json_pack("{s:s, s:s}", "op", "rdel", "name", name), true);
         gc_events_add(&coord->events, gc_real_s(), "resident_deleted", name, "pid %d", (int)pid);
         gc_coord_watch_release_locked(coord, pid);
         gc_coord_kick_locked(coord);
@@ -320,6 +333,7 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
                               const char *name, struct gc_api_answer *ans)
 {
     struct gc_resident *r;
+    enum gc_resident_state prev;
     char why[GC_REASON_MAX];
     int rc;
 
@@ -343,10 +357,18 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
         goto out_unlock;
     }
+    prev = r->state;
     r->usage_before = gc_ledger_resident_counted(coord->ledger, r);
     r->state = GC_RES_UNLOADING;
     r->busy = true;
-    gc_coord_journal_resident_locked(coord, r);
+    /* Not asked for until journaled: a restart must know a step may have begun. */
+    if (gc_coord_journal_resident_locked(coord, r) < 0) {
+        r->state = prev;
+        r->busy = false;
+        gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': unload refused",
+                     coord->config->state_dir);
+        goto out_unlock;
+    }
     gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name, "by request");
     coord->jobs_running++;
     pthread_mutex_unlock(&coord->lock);
@@ -421,11 +443,17 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
     }
     if (r->state != GC_RES_UNLOADED) {
         /* Failed (or a process resident that is gone): a fresh start, from unloaded. */
+        struct gc_resident before = *r;
         r->state = GC_RES_UNLOADED;
         r->reload_failures = 0;
         r->reason[0] = '\0';
         r->unloaded_since_ms = gc_mono_ms();
-        gc_coord_journal_resident_locked(coord, r);
+        if (gc_coord_journal_resident_locked(coord, r) < 0) {
+            *r = before;
+            gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': reload refused",
+                         coord->config->state_dir);
+            goto out_unlock;
+        }
     }
     r->last_used_ms = gc_mono_ms();
     attempts = coord->config->reload_attempts ? coord->config->reload_attempts : 1;
@@ -593,7 +621,8 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         if (r->state == GC_RES_FAILED ||
             (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0) ||
             (h != NULL && h->state == GC_LEASE_FAILED)) {
-            gc_api_error(ans, GC_EUNAVAIL, "resident '%s' could not be reloaded: %s", name,
+            gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
+                         "resident '%s' could not be reloaded: %s", name,
                          r->reason[0] ? r->reason : (h ? h->reason : ""));
             goto out_unlock;
         }

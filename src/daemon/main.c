@@ -209,6 +209,9 @@ int main(int argc, char **argv)
 
     /* Signals go to one thread; every other thread (and child) inherits them blocked. */
     signal(SIGPIPE, SIG_IGN);
+    /* Past a file size limit, a journal write must fail (EFBIG) and be refused, not
+     * kill the coordinator. */
+    signal(SIGXFSZ, SIG_IGN);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);

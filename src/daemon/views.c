@@ -287,6 +287,8 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
     counter(&t, "swaps_total", "Residents evicted for a lease and restored afterwards.", c->swaps);
     counter(&t, "demands_total", "Requests from residents for their memory back.", c->demands);
     counter(&t, "journal_errors_total", "Failed journal writes.", c->journal_errors);
+    counter(&t, "journal_compactions_total", "Journal rewrites (compactions).",
+            c->journal_compactions);
     counter(&t, "nvml_errors_total", "Failed NVML readings.", c->nvml_errors);
     counter(&t, "nvml_readings_total", "NVML readings applied to the ledger.", c->nvml_readings);
     histogram(&t, "grant_wait_seconds", "Time from request to grant.", &coord->grant_wait_s);

@@ -83,9 +83,9 @@ static const char *holder_lease_id(struct gc_ledger *l, const char *holder)
 static void add_demand(struct gc_ledger *l, const struct gc_resident *r, int64_t now, char *id)
 {
     struct gc_lease *d = NULL;
-    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, r->bytes, 100, 0,
-                                      now, &d),
-                  0);
+    ASSERT_EQ_INT(
+        gc_ledger_lease_new(l, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, r->bytes, 100, 0, now, &d),
+        0);
     d->evict_priority = r->priority;
     snprintf(id, GC_LEASE_ID_MAX, "%s", d->id);
 }
@@ -978,5 +978,29 @@ TEST(room_why_names_the_leases_holding_the_room)
     /* A buffer too short is cut, still terminated. */
     gc_sched_room_why(l, 0, VAL_BYTES, why, 24);
     ASSERT_EQ_INT((int)strlen(why), 23);
+    free(l);
+}
+
+TEST(lease_ids_are_refused_when_exhausted_never_wrapped)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_lease *lease = NULL, adopted;
+    l->next_id = GC_LEASE_ID_LAST;
+    lease = add_lease(l, "a", 0, 0, 1 * GiB, 100, 0);
+    ASSERT_STREQ(lease->id, "lease-9223372036854775806");
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "b", 0, 0, 1 * GiB, 100, 30, 0, &lease),
+                  GC_ELIMIT);
+    ASSERT_EQ_U64(l->next_id, (uint64_t)GC_LEASE_ID_LAST + 1);
+    ASSERT_EQ_INT(l->nleases, 1);
+    /* A journaled id beyond every id (as strtoull saturates it) leaves none either. */
+    l->next_id = 5;
+    memset(&adopted, 0, sizeof(adopted));
+    snprintf(adopted.id, sizeof(adopted.id), "lease-99999999999999999999");
+    snprintf(adopted.holder, sizeof(adopted.holder), "c");
+    adopted.state = GC_LEASE_QUEUED;
+    ASSERT_EQ_INT(gc_ledger_lease_adopt(l, &adopted), 0);
+    ASSERT_EQ_U64(l->next_id, (uint64_t)GC_LEASE_ID_LAST + 1);
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "d", 0, 0, 1 * GiB, 100, 30, 0, &lease),
+                  GC_ELIMIT);
     free(l);
 }
