@@ -474,8 +474,8 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
         goto out_unlock;
     }
     snprintf(id, sizeof(id), "%s", d->id);
-    gc_events_add(&coord->events, gc_real_s(), "resident_reloading", name,
-                  "by request: waits its turn as %s", id);
+    /* demand_get_locked announced it (resident_demand); resident_reloading comes when
+     * the reload really starts, journaled first. */
     gc_coord_kick_locked(coord);
     for (;;) {
         const struct gc_lease *h;
@@ -493,7 +493,8 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
         h = gc_ledger_lease_lookup(coord->ledger, id);
         if (r->state == GC_RES_FAILED || r->state == GC_RES_GONE ||
             (h != NULL && h->state == GC_LEASE_FAILED)) {
-            gc_api_error(ans, GC_EUNAVAIL, "resident '%s' could not be reloaded: %s", name,
+            gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
+                         "resident '%s' could not be reloaded: %s", name,
                          r->reason[0] ? r->reason : (h ? h->reason : ""));
             goto out_unlock;
         }

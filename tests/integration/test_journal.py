@@ -53,7 +53,7 @@ class FullDisk(JournalEnv):
         kept, seen, refused = [], [], []
         for i in range(3000):
             st, body = self.http.post("/v1/leases", {"holder": "h%d" % i, "bytes": MiB,
-                                                     "ttl_s": 600})
+                                                     "ttl_s": 300})
             if st == 201:
                 seen.append(body["id"])
                 # Released leases keep the journal growing and the live state small.
@@ -86,7 +86,7 @@ class FullDisk(JournalEnv):
         for lease_id in kept:
             st, body = self.http.get("/v1/leases/" + lease_id)
             self.assertEqual((st, body.get("state")), (200, "granted"), (lease_id, body))
-        st, body = self.http.post("/v1/leases", {"holder": "after", "bytes": MiB, "ttl_s": 600})
+        st, body = self.http.post("/v1/leases", {"holder": "after", "bytes": MiB, "ttl_s": 300})
         self.assertEqual(st, 201, body)
         self.assertGreater(lease_number(body["id"]), max(lease_number(i) for i in seen))
 
@@ -96,7 +96,7 @@ class FullDisk(JournalEnv):
         kept, refusals = [], 0
         for i in range(4000):
             st, body = self.http.post("/v1/leases", {"holder": "h%d" % i, "bytes": MiB,
-                                                     "ttl_s": 600})
+                                                     "ttl_s": 300})
             if st == 201:
                 kept.append(body["id"])
                 seen.append(body["id"])
@@ -123,7 +123,7 @@ class FullDisk(JournalEnv):
         kept = self.fill_with_kept_leases(seen)
         self.assertEqual(len(seen), len(set(seen)))
         time.sleep(1.2)  # a compaction retried meanwhile cannot make room either
-        st, body = self.http.post("/v1/leases", {"holder": "late", "bytes": MiB, "ttl_s": 600})
+        st, body = self.http.post("/v1/leases", {"holder": "late", "bytes": MiB, "ttl_s": 300})
         self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
         seen.extend([body["id"]] if "id" in body else [])
         st, body = self.http.post("/v1/residents", {"name": "late", "protocol": "seed",
@@ -144,7 +144,7 @@ class FullDisk(JournalEnv):
 
         def grant():
             st, body = self.http.post("/v1/leases", {"holder": "again", "bytes": MiB,
-                                                     "ttl_s": 600})
+                                                     "ttl_s": 300})
             if st == 201:
                 return body["id"]
             self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
@@ -204,7 +204,7 @@ class FullDisk(JournalEnv):
         kept, seen = self.fill()
         self.assertEqual(len(seen), len(set(seen)))
         # Still full: nothing more gets in, reads still work, no busy retrying.
-        st, body = self.http.post("/v1/leases", {"holder": "late", "bytes": MiB, "ttl_s": 600})
+        st, body = self.http.post("/v1/leases", {"holder": "late", "bytes": MiB, "ttl_s": 300})
         self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
         st, _ = self.http.get("/v1/status")
         self.assertEqual(st, 200)
@@ -252,7 +252,7 @@ class Compaction(JournalEnv):
         self.start_coordinator(config="[coordinator]\ncompact_bytes = 4Ki\n")
         for i in range(60):
             st, body = self.http.post("/v1/leases", {"holder": "h%d" % i, "bytes": MiB,
-                                                     "ttl_s": 600})
+                                                     "ttl_s": 300})
             self.assertEqual(st, 201, body)
             if i % 6:
                 self.http.delete("/v1/leases/" + body["id"])
@@ -269,7 +269,7 @@ class Compaction(JournalEnv):
         kept = []
         for i in range(200):
             st, body = self.http.post("/v1/leases", {"holder": "h%d" % i, "bytes": MiB,
-                                                     "ttl_s": 600})
+                                                     "ttl_s": 300})
             self.assertEqual(st, 201, body)
             if i % 10 == 0:
                 kept.append(body["id"])
