@@ -109,7 +109,9 @@ mkdir -p "$run_dir" "$log_dir"
 
 # Real GPU or gpusim?
 if [ "${GPUCOORD_FORCE_SIM:-0}" != 1 ] && gpus=$("$build/gpucoordd" --list-gpus 2>/dev/null); then
-    mode="real GPU: $(printf '%s\n' "$gpus" | head -n 1 | cut -d' ' -f5-)"
+    # The first line, without head(1): head leaves early and, under pipefail, the
+    # writer's SIGPIPE would fail the script.
+    mode="real GPU: $(printf '%s\n' "${gpus%%$'\n'*}" | cut -d' ' -f5-)"
 else
     export LD_LIBRARY_PATH="$build/sim${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export GPUSIM_STATE="${GPUSIM_STATE:-$run_dir/gpusim-state}"
