@@ -14,6 +14,7 @@
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/coord.h"
+#include "daemon/notify.h"
 #include "daemon/store.h"
 #include "gpu/gpu.h"
 
@@ -127,9 +128,10 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     sigset_t sigs;
     pthread_t sig_tid;
-    int port = 0, opt, rc = 1;
+    int port = 0, opt, rc = 1, notify_rc;
 
     gc_log_init("gpucoordd", GC_LOG_INFO);
+    gc_notify_init();
     gc_config_defaults(&cfg);
     /* The config file first, so the command line overrides it. */
     for (int i = 1; i < argc - 1; i++) {
@@ -265,8 +267,13 @@ int main(int argc, char **argv)
                 "residents",
                 host);
 
+    /* Ready only now: the journal is recovered and the API answers, so units
+     * ordered after this one can register and take leases at once. */
+    if ((notify_rc = gc_notify_send("READY=1\nSTATUS=coordinating")) < 0)
+        gc_warn("cannot notify the service manager: %s", strerror(-notify_rc));
     gc_coord_run(coord, &stop_requested);
     gc_info("stopping");
+    gc_notify_send("STOPPING=1");
     rc = 0;
 
 out:
