@@ -2,6 +2,8 @@
 #   make            build into build/
 #   make test       install missing packages, build, run the whole suite
 #   make test-asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make install    install into PREFIX (default /usr/local), staged under DESTDIR
+#                   when set: make install DESTDIR=/tmp/stage PREFIX=/usr
 #   make run        start the founding system (./start_servers.sh)
 #   make bench      run the benchmarks (bench/)
 #   make fuzz       build the libFuzzer targets and run each briefly
@@ -9,8 +11,10 @@
 BUILD ?= build
 MESON_OPTS ?=
 TEST_ARGS ?=
+PREFIX ?=
+DESTDIR ?=
 
-.PHONY: all deps test test-asan run bench fuzz format clean
+.PHONY: all deps install test test-asan run bench fuzz format clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -21,6 +25,12 @@ $(BUILD)/build.ninja:
 
 deps:
 	scripts/install-deps.sh
+
+# PREFIX changes the build folder's prefix (the units and gpucoord.pc name it);
+# DESTDIR only stages the files.
+install: all
+	$(if $(PREFIX),meson configure $(BUILD) -Dprefix=$(abspath $(PREFIX)) && ninja -C $(BUILD))
+	meson install -C $(BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 test: deps all
 	meson test -C $(BUILD) --print-errorlogs $(TEST_ARGS)
