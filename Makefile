@@ -4,6 +4,8 @@
 #   make test-asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make install    install into PREFIX (default /usr/local), staged under DESTDIR
 #                   when set: make install DESTDIR=/tmp/stage PREFIX=/usr
+#   make deb        build the Debian packages, lintian them, run the packaged daemon
+#                   (scripts/deb-check.sh; the .deb files land in build/deb/)
 #   make run        start the founding system (./start_servers.sh)
 #   make bench      run the benchmarks (bench/)
 #   make fuzz       build the libFuzzer targets and run each briefly
@@ -14,7 +16,7 @@ TEST_ARGS ?=
 PREFIX ?=
 DESTDIR ?=
 
-.PHONY: all deps install test test-asan run bench fuzz format clean
+.PHONY: all deps install deb test test-asan run bench fuzz format clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -31,6 +33,9 @@ deps:
 install: all
 	$(if $(PREFIX),meson configure $(BUILD) -Dprefix=$(abspath $(PREFIX)) && ninja -C $(BUILD))
 	meson install -C $(BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
+
+deb: all
+	scripts/deb-check.sh $(BUILD)/deb
 
 test: deps all
 	meson test -C $(BUILD) --print-errorlogs $(TEST_ARGS)
