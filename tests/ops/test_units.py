@@ -5,7 +5,6 @@ that ExecStart's program exists and that Documentation's man pages resolve)."""
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
