@@ -131,7 +131,8 @@ int main(int argc, char **argv)
     int port = 0, opt, rc = 1, notify_rc;
 
     gc_log_init("gpucoordd", GC_LOG_INFO);
-    gc_notify_init();
+    if (gc_notify_init(err, sizeof(err)) < 0)
+        gc_warn("%s", err);
     gc_config_defaults(&cfg);
     /* The config file first, so the command line overrides it. */
     for (int i = 1; i < argc - 1; i++) {
@@ -269,7 +270,8 @@ int main(int argc, char **argv)
 
     /* Ready only now: the journal is recovered and the API answers, so units
      * ordered after this one can register and take leases at once. */
-    if ((notify_rc = gc_notify_send("READY=1\nSTATUS=coordinating")) < 0)
+    notify_rc = gc_notify_send("READY=1\nSTATUS=coordinating");
+    if (notify_rc < 0)
         gc_warn("cannot notify the service manager: %s", strerror(-notify_rc));
     gc_coord_run(coord, &stop_requested);
     gc_info("stopping");

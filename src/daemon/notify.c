@@ -16,18 +16,18 @@ static socklen_t notify_addr_len; /* 0: no socket */
 static int64_t watchdog_ms;       /* 0: off */
 static int64_t watchdog_last_ms = -1;
 
-void gc_notify_init(void)
+int gc_notify_init(char *errbuf, size_t errbuf_len)
 {
     const char *sock = getenv("NOTIFY_SOCKET");
     const char *usec = getenv("WATCHDOG_USEC");
     const char *pid = getenv("WATCHDOG_PID");
-    size_t n;
+    size_t n = sock != NULL ? strlen(sock) : 0;
+    int rc = 0;
 
     notify_addr_len = 0;
     watchdog_ms = 0;
     watchdog_last_ms = -1;
-    if (sock != NULL && (sock[0] == '/' || sock[0] == '@') &&
-        (n = strlen(sock)) < sizeof(notify_addr.sun_path)) {
+    if (sock != NULL && (sock[0] == '/' || sock[0] == '@') && n < sizeof(notify_addr.sun_path)) {
         memset(&notify_addr, 0, sizeof(notify_addr));
         notify_addr.sun_family = AF_UNIX;
         memcpy(notify_addr.sun_path, sock, n);
@@ -37,6 +37,12 @@ void gc_notify_init(void)
          * includes it. */
         notify_addr_len =
             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (sock[0] == '@' ? 0 : 1));
+    } else if (sock != NULL) {
+        snprintf(errbuf, errbuf_len,
+                 "ignoring NOTIFY_SOCKET '%.200s': not an absolute path or '@' name shorter "
+                 "than %zu bytes",
+                 sock, sizeof(notify_addr.sun_path));
+        rc = -EINVAL;
     }
     if (usec != NULL) {
         char *end;
@@ -45,8 +51,17 @@ void gc_notify_init(void)
         errno = 0;
         v = strtoull(usec, &end, 10);
         if (errno == 0 && end != usec && *end == '\0' && usec[0] != '-' && v >= 1000 &&
-            v / 1000 <= INT64_MAX)
+            v / 1000 <= INT64_MAX) {
             watchdog_ms = (int64_t)(v / 1000);
+        } else {
+            /* After a socket complaint, if any: both are worth knowing. */
+            size_t used = rc < 0 ? strlen(errbuf) : 0;
+
+            snprintf(errbuf + used, errbuf_len - used,
+                     "%signoring WATCHDOG_USEC '%.40s': not a number of microseconds >= 1000",
+                     used > 0 ? "; " : "", usec);
+            rc = -EINVAL;
+        }
     }
     if (pid != NULL) {
         char *end;
@@ -59,6 +74,7 @@ void gc_notify_init(void)
     unsetenv("NOTIFY_SOCKET");
     unsetenv("WATCHDOG_USEC");
     unsetenv("WATCHDOG_PID");
+    return rc;
 }
 
 int gc_notify_send(const char *state)

@@ -10,13 +10,17 @@
 #ifndef GC_NOTIFY_H
 #define GC_NOTIFY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Reads $NOTIFY_SOCKET, $WATCHDOG_USEC and $WATCHDOG_PID and removes them from the
  * environment, so that processes the daemon starts (a resident's start command) do
  * not talk to the service manager in its name. The watchdog is on only when
- * WATCHDOG_USEC is a positive number and WATCHDOG_PID is unset or this process. */
-void gc_notify_init(void);
+ * WATCHDOG_USEC is a positive number and WATCHDOG_PID is unset or this process.
+ * Returns 0, or -EINVAL when a variable is set but unusable (a relative or too long
+ * socket name, a malformed number): errbuf (required) then says which, and the
+ * rest is used. */
+int gc_notify_init(char *errbuf, size_t errbuf_len);
 
 /* Sends state ("READY=1", "STOPPING=1", "STATUS=...", lines joined by '\n').
  * Returns 0 when sent or when there is no socket to send to, else a negative

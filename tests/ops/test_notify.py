@@ -91,6 +91,15 @@ class Notify(GpuEnv):
         time.sleep(0.5)
         self.assertTrue(self.coord.alive())
 
+    def test_unusable_variables_are_reported(self):
+        self.env["NOTIFY_SOCKET"] = "relative.sock"
+        self.env["WATCHDOG_USEC"] = "soon"
+        self.start_coordinator()
+        with open(self.path("gpucoordd.log")) as f:
+            log = f.read()
+        self.assertIn("ignoring NOTIFY_SOCKET 'relative.sock'", log)
+        self.assertIn("ignoring WATCHDOG_USEC 'soon'", log)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
