@@ -39,7 +39,9 @@ static void usage(FILE *out)
                  "  --version, --help\n"
                  "\n"
                  "NVML is found through the normal library search: LD_LIBRARY_PATH=build/sim\n"
-                 "runs it on gpusim, the simulated GPU.\n");
+                 "runs it on gpusim, the simulated GPU. GET / on the API is a live dashboard.\n"
+                 "Under systemd (Type=notify, $NOTIFY_SOCKET) it reports READY=1 once it\n"
+                 "serves, WATCHDOG=1 pings ($WATCHDOG_USEC) and STOPPING=1.\n");
 }
 
 /* Splits "HOST:PORT" / "[::1]:PORT" into host and port. */
