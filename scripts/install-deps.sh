@@ -8,6 +8,11 @@ packages=(
     build-essential pkg-config meson ninja-build
     libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libinih-dev zlib1g-dev
     python3 curl clang libclang-rt-14-dev bats procps
+    # Operations checks: systemd-analyze verify on the units, man page rendering,
+    # the dashboard in headless Chromium, promtool on /metrics, the manifests,
+    # the Debian package.
+    systemd groff-base man-db chromium chromium-driver python3-selenium prometheus
+    python3-yaml debhelper lintian
 )
 
 missing=()

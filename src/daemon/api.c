@@ -13,6 +13,7 @@
 #include "common/jsonx.h"
 #include "common/names.h"
 #include "daemon/coord.h"
+#include "daemon/dashboard.h"
 
 /* Longest path accepted (names and ids are short). */
 #define API_PATH_MAX 256
@@ -337,7 +338,9 @@ void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
         gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
         return;
     }
-    if (strcmp(path, "/health") == 0) {
+    if (strcmp(path, "/") == 0) {
+        gc_dashboard_serve(req, resp);
+    } else if (strcmp(path, "/health") == 0) {
         gc_http_resp_json(resp, 200, json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(path, "/v1/gpus") == 0) {
         if (!method_is(req, "GET")) {

@@ -19,6 +19,7 @@
 #include "common/size.h"
 #include "common/utf8.h"
 #include "daemon/ancestry.h"
+#include "daemon/notify.h"
 
 /* Longest the engine sleeps with nothing to wait for. */
 #define ENGINE_MAX_SLEEP_MS 60000
@@ -902,6 +903,8 @@ void gc_coord_run(struct gc_coord *coord, volatile int *stop)
         timeout = engine_deadline_ms - now;
         if (timeout < 0)
             timeout = 0;
+        /* The watchdog pings from here, so a stuck engine stops them. */
+        timeout = gc_notify_watchdog_tick(now, timeout);
         n = epoll_wait(coord->epoll_fd, evs, 64, (int)timeout);
         if (n < 0 && errno != EINTR) {
             gc_error("epoll_wait: %s", strerror(errno));

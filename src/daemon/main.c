@@ -14,6 +14,7 @@
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/coord.h"
+#include "daemon/notify.h"
 #include "daemon/store.h"
 #include "gpu/gpu.h"
 
@@ -38,7 +39,9 @@ static void usage(FILE *out)
                  "  --version, --help\n"
                  "\n"
                  "NVML is found through the normal library search: LD_LIBRARY_PATH=build/sim\n"
-                 "runs it on gpusim, the simulated GPU.\n");
+                 "runs it on gpusim, the simulated GPU. GET / on the API is a live dashboard.\n"
+                 "Under systemd (Type=notify, $NOTIFY_SOCKET) it reports READY=1 once it\n"
+                 "serves, WATCHDOG=1 pings ($WATCHDOG_USEC) and STOPPING=1.\n");
 }
 
 /* Splits "HOST:PORT" / "[::1]:PORT" into host and port. */
@@ -127,9 +130,11 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     sigset_t sigs;
     pthread_t sig_tid;
-    int port = 0, opt, rc = 1;
+    int port = 0, opt, rc = 1, notify_rc;
 
     gc_log_init("gpucoordd", GC_LOG_INFO);
+    if (gc_notify_init(err, sizeof(err)) < 0)
+        gc_warn("%s", err);
     gc_config_defaults(&cfg);
     /* The config file first, so the command line overrides it. */
     for (int i = 1; i < argc - 1; i++) {
@@ -274,8 +279,14 @@ int main(int argc, char **argv)
                 "residents",
                 host);
 
+    /* Ready only now: the journal is recovered and the API answers, so units
+     * ordered after this one can register and take leases at once. */
+    notify_rc = gc_notify_send("READY=1\nSTATUS=coordinating");
+    if (notify_rc < 0)
+        gc_warn("cannot notify the service manager: %s", strerror(-notify_rc));
     gc_coord_run(coord, &stop_requested);
     gc_info("stopping");
+    gc_notify_send("STOPPING=1");
     rc = 0;
 
 out:
