@@ -22,7 +22,7 @@ all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 $(BUILD)/build.ninja:
-	@scripts/install-deps.sh --check >/dev/null 2>&1 || scripts/install-deps.sh
+	@scripts/install-deps.sh --build --check >/dev/null 2>&1 || scripts/install-deps.sh --build
 	meson setup $(BUILD) $(MESON_OPTS)
 
 deps:

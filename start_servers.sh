@@ -93,9 +93,9 @@ done
 # Packages and build (GPUCOORD_NO_BUILD=1: use the build folder as it is).
 if [ "${GPUCOORD_NO_BUILD:-0}" = 1 ]; then
     [ -x "$build/gpucoordd" ] || die "no build in $build (unset GPUCOORD_NO_BUILD to build)"
-elif ! "$here/scripts/install-deps.sh" --check >/dev/null 2>&1; then
+elif ! "$here/scripts/install-deps.sh" --build --check >/dev/null 2>&1; then
     say "installing missing packages..."
-    "$here/scripts/install-deps.sh"
+    "$here/scripts/install-deps.sh" --build
 fi
 if [ "${GPUCOORD_NO_BUILD:-0}" != 1 ]; then
     if [ ! -f "$build/build.ninja" ]; then
