@@ -64,6 +64,13 @@ status_all() {
     return $any
 }
 
+# GET url answers JSON with "models_loaded": true.
+models_loaded() {
+    python3 -c 'import json, sys, urllib.request
+sys.exit(0 if json.load(urllib.request.urlopen(sys.argv[1], timeout=2)).get("models_loaded") else 1)' \
+        "$1" >/dev/null 2>&1
+}
+
 # GET url succeeds (curl, or python3 where curl is missing, as on bare GPU images).
 healthy() {
     if command -v curl >/dev/null 2>&1; then
@@ -152,6 +159,11 @@ done
 # The validation server registers itself as a resident: wait for that too.
 until [ "${GPUCOORD_DISABLE:-0}" = 1 ] || healthy "$GPUCOORD_URL/v1/residents/${VALIDATION_RESIDENT_NAME:-validation}"; do
     [ $SECONDS -lt $deadline ] || { stop_all; die "the validation server did not register"; }
+    sleep 0.1
+done
+# Its models go on the GPU once the coordinator has room for them: up means loaded.
+until models_loaded "http://127.0.0.1:$val_port/health/"; do
+    [ $SECONDS -lt $deadline ] || { stop_all; die "the validation models did not load"; }
     sleep 0.1
 done
 

@@ -30,12 +30,36 @@
 #define GC_WATCH_MAX    (GC_LEASES_MAX + GC_RESIDENTS_MAX)
 #define GC_HIST_BUCKETS 12
 
+/*
+ * The counters, in one table: X(field, help). Each is a field of struct gc_counters,
+ * a member of /v1/status's "counters" object and the metric gpucoord_FIELD_total, so
+ * the three cannot drift.
+ */
+#define GC_COUNTERS_MAP(X)                                                                         \
+    X(leases_granted, "Leases granted.")                                                           \
+    X(leases_failed, "Leases that failed (refused or could not free).")                            \
+    X(leases_refused, "Leases refused because they can never fit.")                                \
+    X(leases_expired, "Leases ended by TTL or holder exit.")                                       \
+    X(leases_released, "Leases released by their holder.")                                         \
+    X(unloads, "Resident unloads verified by NVML.")                                               \
+    X(reloads, "Resident reloads.")                                                                \
+    X(unload_failures, "Unloads that failed or timed out.")                                        \
+    X(reload_failures, "Reload attempts that failed.")                                             \
+    X(verify_timeouts, "Unloads NVML did not confirm in time.")                                    \
+    X(cleanups, "Cleanup requests sent to residents.")                                             \
+    X(kills, "Residents killed for not freeing memory.")                                           \
+    X(oom_avoided, "Leases granted after making room (an OOM avoided).")                           \
+    X(swaps, "Residents evicted for a lease and restored afterwards.")                             \
+    X(demands, "Requests from residents for their memory back.")                                   \
+    X(journal_errors, "Failed journal writes.")                                                    \
+    X(journal_compactions, "Journal rewrites (compactions).")                                      \
+    X(nvml_errors, "Failed NVML readings.")                                                        \
+    X(nvml_readings, "NVML readings applied to the ledger (how fast the engine polls).")
+
 struct gc_counters {
-    uint64_t leases_granted, leases_failed, leases_refused, leases_expired, leases_released;
-    uint64_t unloads, reloads, unload_failures, reload_failures, verify_timeouts;
-    uint64_t cleanups, kills, oom_avoided, swaps, demands, journal_errors, nvml_errors;
-    uint64_t nvml_readings; /* readings applied: shows how fast the engine polls */
-    uint64_t journal_compactions;
+#define GC_COUNTER_FIELD(name, help) uint64_t name;
+    GC_COUNTERS_MAP(GC_COUNTER_FIELD)
+#undef GC_COUNTER_FIELD
 };
 
 struct gc_histogram {

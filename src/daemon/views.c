@@ -174,7 +174,7 @@ json_t *gc_view_status_locked(struct gc_coord *coord)
 {
     const struct gc_counters *c = &coord->counters;
     struct gc_ledger *ledger = coord->ledger;
-    json_t *queue = json_array();
+    json_t *queue = json_array(), *counters;
     const struct gc_lease *waiting[GC_LEASES_MAX];
     unsigned n = gc_ledger_queue_order(ledger, waiting);
 
@@ -184,21 +184,17 @@ json_t *gc_view_status_locked(struct gc_coord *coord)
                                         "holder", waiting[pos]->holder, "bytes",
                                         (json_int_t)waiting[pos]->bytes, "position", (int)pos,
                                         "state", gc_lease_state_name(waiting[pos]->state)));
-    return json_pack(
-        "{s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-        "s:I, s:I, s:I, s:I, s:I}, s:I}",
-        "version", GPUCOORD_VERSION, "driver_version", coord->driver_version, "uptime_s",
-        (double)(gc_mono_ms() - coord->started_ms) / 1000.0, "gpus", gc_view_gpus_locked(coord),
-        "residents", gc_view_residents_locked(coord), "leases", gc_view_leases_locked(coord),
-        "queue", queue, "counters", "leases_granted", (json_int_t)c->leases_granted,
-        "leases_failed", (json_int_t)c->leases_failed, "leases_refused",
-        (json_int_t)c->leases_refused, "leases_expired", (json_int_t)c->leases_expired,
-        "leases_released", (json_int_t)c->leases_released, "unloads", (json_int_t)c->unloads,
-        "reloads", (json_int_t)c->reloads, "unload_failures", (json_int_t)c->unload_failures,
-        "reload_failures", (json_int_t)c->reload_failures, "verify_timeouts",
-        (json_int_t)c->verify_timeouts, "kills", (json_int_t)c->kills, "oom_avoided",
-        (json_int_t)c->oom_avoided, "swaps", (json_int_t)c->swaps, "demands",
-        (json_int_t)c->demands, "last_event_seq", (json_int_t)gc_events_last_seq(&coord->events));
+    counters = json_object();
+#define GC_COUNTER_JSON(name, help)                                                                \
+    json_object_set_new(counters, #name, json_integer((json_int_t)c->name));
+    GC_COUNTERS_MAP(GC_COUNTER_JSON)
+#undef GC_COUNTER_JSON
+    return json_pack("{s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:o, s:I}", "version", GPUCOORD_VERSION,
+                     "driver_version", coord->driver_version, "uptime_s",
+                     (double)(gc_mono_ms() - coord->started_ms) / 1000.0, "gpus",
+                     gc_view_gpus_locked(coord), "residents", gc_view_residents_locked(coord),
+                     "leases", gc_view_leases_locked(coord), "queue", queue, "counters", counters,
+                     "last_event_seq", (json_int_t)gc_events_last_seq(&coord->events));
 }
 
 /* ---- /metrics ---- */
@@ -267,30 +263,9 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
     struct text t = {0};
     unsigned queued = 0, granted = 0;
 
-    counter(&t, "leases_granted_total", "Leases granted.", c->leases_granted);
-    counter(&t, "leases_failed_total", "Leases that failed (refused or could not free).",
-            c->leases_failed);
-    counter(&t, "leases_refused_total", "Leases refused because they can never fit.",
-            c->leases_refused);
-    counter(&t, "leases_expired_total", "Leases ended by TTL or holder exit.", c->leases_expired);
-    counter(&t, "leases_released_total", "Leases released by their holder.", c->leases_released);
-    counter(&t, "unloads_total", "Resident unloads verified by NVML.", c->unloads);
-    counter(&t, "reloads_total", "Resident reloads.", c->reloads);
-    counter(&t, "unload_failures_total", "Unloads that failed or timed out.", c->unload_failures);
-    counter(&t, "reload_failures_total", "Reload attempts that failed.", c->reload_failures);
-    counter(&t, "verify_timeouts_total", "Unloads NVML did not confirm in time.",
-            c->verify_timeouts);
-    counter(&t, "cleanups_total", "Cleanup requests sent to residents.", c->cleanups);
-    counter(&t, "kills_total", "Residents killed for not freeing memory.", c->kills);
-    counter(&t, "oom_avoided_total", "Leases granted after making room (an OOM avoided).",
-            c->oom_avoided);
-    counter(&t, "swaps_total", "Residents evicted for a lease and restored afterwards.", c->swaps);
-    counter(&t, "demands_total", "Requests from residents for their memory back.", c->demands);
-    counter(&t, "journal_errors_total", "Failed journal writes.", c->journal_errors);
-    counter(&t, "journal_compactions_total", "Journal rewrites (compactions).",
-            c->journal_compactions);
-    counter(&t, "nvml_errors_total", "Failed NVML readings.", c->nvml_errors);
-    counter(&t, "nvml_readings_total", "NVML readings applied to the ledger.", c->nvml_readings);
+#define GC_COUNTER_METRIC(name, help) counter(&t, #name "_total", help, c->name);
+    GC_COUNTERS_MAP(GC_COUNTER_METRIC)
+#undef GC_COUNTER_METRIC
     histogram(&t, "grant_wait_seconds", "Time from request to grant.", &coord->grant_wait_s);
     histogram(&t, "unload_seconds", "Unload including NVML verification.", &coord->unload_s);
     histogram(&t, "reload_seconds", "Reload including verification.", &coord->reload_s);

@@ -58,6 +58,20 @@ class FoundingSwap(GpuEnv):
         st, status = self.http.get("/v1/status")
         self.assertEqual(status["counters"]["swaps"], 1)
         self.assertEqual(status["counters"]["oom_avoided"], 1)
+        # One table gives /v1/status's counters and /metrics: every counter is in both,
+        # with the same value (those that once were missing from the status included).
+        counters = status["counters"]
+        for name in ("cleanups", "journal_errors", "nvml_errors", "journal_compactions"):
+            self.assertIn(name, counters)
+        st, text = self.http.call("GET", "/metrics", raw=None)
+        metrics = {}
+        for line in (text if isinstance(text, str) else text.decode()).splitlines():
+            if line.startswith("gpucoord_") and line.split(" ")[0].endswith("_total"):
+                metrics[line.split(" ")[0][len("gpucoord_"):-len("_total")]] = int(
+                    float(line.split(" ")[1]))
+        for name, value in counters.items():
+            if name != "nvml_readings":  # it moves between the two reads
+                self.assertEqual(metrics.get(name), value, name)
 
 
 class FailFast(GpuEnv):
