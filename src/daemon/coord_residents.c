@@ -34,6 +34,7 @@ static const char *const resident_fields[] = {"name",
                                               "cleanup",
                                               "health",
                                               "command",
+                                              "model",
                                               NULL};
 
 static bool request_spec_valid(const char *req)
@@ -97,7 +98,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         copy_str(req, "reload", sizeof(spec.reload_req), spec.reload_req, err) < 0 ||
         copy_str(req, "cleanup", sizeof(spec.cleanup_req), spec.cleanup_req, err) < 0 ||
         copy_str(req, "health", sizeof(spec.health_req), spec.health_req, err) < 0 ||
-        copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0)
+        copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0 ||
+        copy_str(req, "model", sizeof(spec.model), spec.model, err) < 0)
         return GC_EINVAL;
 
 #define REG_FAIL(...)                                                                              \
@@ -113,6 +115,13 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         REG_FAIL("unknown protocol '%s' (known: %s)", protocol, gc_adapter_names());
     if (adapter->needs_url && spec.url[0] == '\0')
         REG_FAIL("protocol '%s' needs a 'url'", protocol);
+    if (adapter->needs_model && !adapter->model_optional && spec.model[0] == '\0')
+        REG_FAIL("protocol '%s' needs the 'model' this resident is (the server holds several)",
+                 protocol);
+    if (!adapter->needs_model && spec.model[0] != '\0')
+        REG_FAIL("protocol '%s' takes no 'model': the server is one resident", protocol);
+    if (spec.model[0] != '\0' && !gc_adapter_model_valid(spec.model))
+        REG_FAIL("'model' must be printable ASCII without spaces, quotes, '\\', '?', '#' or '%%'");
     if (spec.url[0] != '\0' && gc_url_check_callback(spec.url, cfg->allow_remote_callbacks,
                                                      err->msg, sizeof(err->msg)) < 0)
         return GC_EINVAL;
@@ -131,6 +140,10 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     }
     if (gpu >= (int64_t)coord->ledger->ngpus)
         REG_FAIL("no GPU %lld: this coordinator has %u", (long long)gpu, coord->ledger->ngpus);
+    /* A lazy server comes back only when a request makes it load: restoring it ahead
+     * of one would only tell the ledger its memory is back when it is not. */
+    if (adapter->reloads_lazily)
+        r.restore = GC_RESTORE_DEMAND;
     if (restore != NULL && gc_restore_parse(restore, &r.restore) < 0)
         REG_FAIL("restore must be auto, demand or never");
     if (on_stuck != NULL && gc_on_stuck_parse(on_stuck, &r.on_stuck) < 0)

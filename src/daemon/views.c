@@ -88,6 +88,8 @@ json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident
 
     if (r->reason[0] != '\0')
         json_object_set_new(o, "reason", json_string(r->reason));
+    if (spec->model[0] != '\0')
+        json_object_set_new(o, "model", json_string(spec->model));
     if (r->state == GC_RES_UNLOADED)
         json_object_set_new(o, "unloaded_for_s",
                             json_real((double)(gc_mono_ms() - r->unloaded_since_ms) / 1000.0));
