@@ -15,6 +15,8 @@
 #define RESIDENT_BYTES_MAX (1ULL << 50)
 #define PRIORITY_LIMIT     1000000
 #define TIMEOUT_MAX_S      3600.0
+/* How long an eviction waits for requests in flight through a resident. */
+#define GC_DRAIN_TIMEOUT_DEFAULT_S 30.0
 
 static const char *const resident_fields[] = {"name",
                                               "protocol",
@@ -35,6 +37,7 @@ static const char *const resident_fields[] = {"name",
                                               "health",
                                               "command",
                                               "model",
+                                              "drain_timeout_s",
                                               NULL};
 
 static bool request_spec_valid(const char *req)
@@ -68,6 +71,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
     int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
     uint64_t bytes = 0, pid_start = 0;
+    double drain_timeout_s = GC_DRAIN_TIMEOUT_DEFAULT_S;
     int rc;
 
     memset(&r, 0, sizeof(r));
@@ -99,7 +103,9 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         copy_str(req, "cleanup", sizeof(spec.cleanup_req), spec.cleanup_req, err) < 0 ||
         copy_str(req, "health", sizeof(spec.health_req), spec.health_req, err) < 0 ||
         copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0 ||
-        copy_str(req, "model", sizeof(spec.model), spec.model, err) < 0)
+        copy_str(req, "model", sizeof(spec.model), spec.model, err) < 0 ||
+        gc_json_get_seconds(req, "drain_timeout_s", false, 0, TIMEOUT_MAX_S, &drain_timeout_s,
+                            err) < 0)
         return GC_EINVAL;
 
 #define REG_FAIL(...)                                                                              \
@@ -203,6 +209,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     r.unload_timeout_s = spec.unload_timeout_s;
     r.reload_timeout_s = spec.reload_timeout_s;
     r.verify_timeout_s = spec.verify_timeout_s;
+    r.drain_timeout_s = drain_timeout_s;
     r.state = GC_RES_LOADED;
     r.last_used_ms = gc_mono_ms();
     *slot = r;

@@ -73,9 +73,9 @@ static struct gc_lease *add_lease(struct gc_ledger *l, const char *holder, pid_t
 static void add_demand(struct gc_ledger *l, const struct gc_resident *r, int64_t now, char *id)
 {
     struct gc_lease *d = NULL;
-    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, r->bytes, 100, 0,
-                                      now, &d),
-                  0);
+    ASSERT_EQ_INT(
+        gc_ledger_lease_new(l, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, r->bytes, 100, 0, now, &d),
+        0);
     d->evict_priority = r->priority;
     snprintf(id, GC_LEASE_ID_MAX, "%s", d->id);
 }
@@ -887,5 +887,77 @@ TEST(nearest_registered_ancestor_wins)
     ASSERT_EQ_U64(acct.residents, 4 * GiB);
     ASSERT_EQ_U64(acct.leases, 1 * GiB);
     ASSERT_EQ_U64(acct.foreign, 0);
+    free(l);
+}
+
+TEST(in_use_resident_is_not_evicted_until_its_requests_drain)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char id[GC_LEASE_ID_MAX];
+
+    struct gc_resident *vllm = add_resident(l, "vllm", 100, 0, 8 * GiB, 10);
+    vllm->drain_timeout_s = 30;
+    vllm->uses = 1; /* a request runs through it */
+    snap(l, 0, 0, 1, 100u, CTX + 8 * GiB);
+    snprintf(id, sizeof(id), "%s", add_lease(l, "job", 200, 0, 18 * GiB, 100, 0)->id);
+
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, "vllm") != NULL);
+    ASSERT_EQ_INT(vllm->state, GC_RES_LOADED);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_QUEUED);
+    ASSERT_EQ_INT((int)vllm->drain_since_ms, 1);
+
+    /* Still in use a while later: still waits, and the drain is announced once. */
+    gc_sched_step(l, 1000, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, "vllm") == NULL);
+
+    /* The request ends: evicted at once. */
+    vllm->uses = 0;
+    gc_sched_step(l, 1001, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") != NULL);
+    ASSERT_EQ_INT(vllm->state, GC_RES_UNLOADING);
+    ASSERT_EQ_INT((int)vllm->drain_since_ms, 0);
+    free(l);
+}
+
+TEST(in_use_resident_is_evicted_once_its_drain_timeout_passes)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+
+    struct gc_resident *vllm = add_resident(l, "vllm", 100, 0, 8 * GiB, 10);
+    vllm->drain_timeout_s = 2;
+    vllm->uses = 3;
+    snap(l, 0, 0, 1, 100u, CTX + 8 * GiB);
+    add_lease(l, "job", 200, 0, 18 * GiB, 100, 0);
+    gc_sched_step(l, 10, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    gc_sched_step(l, 2009, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    gc_sched_step(l, 2010, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") != NULL);
+    free(l);
+}
+
+TEST(an_idle_resident_is_evicted_before_one_in_use)
+{
+    /* Two residents could each make room: the one without requests goes, although
+     * the one in use would be cheaper to restore. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+
+    struct gc_resident *busy = add_resident(l, "busy", 100, 0, 8 * GiB, 10);
+    busy->uses = 1;
+    busy->drain_timeout_s = 30;
+    add_resident(l, "idle", 101, 0, 9 * GiB, 10);
+    snap(l, 0, 0, 2, 100u, CTX + 8 * GiB, 101u, CTX + 9 * GiB);
+    add_lease(l, "job", 200, 0, 12 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "idle") != NULL);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "busy") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, NULL) == NULL);
     free(l);
 }
