@@ -105,6 +105,7 @@ void gc_coord_use_begin(struct gc_coord *coord, const struct gc_caller *caller, 
     r->uses++;
     r->last_used_ms = gc_mono_ms();
     use_view(ans, 201, slot);
+    gc_coord_wake(coord); /* the engine sleeps until its next deadline: this expiry is one */
 out_unlock:
     pthread_mutex_unlock(&coord->lock);
 }
@@ -131,6 +132,7 @@ static void use_touch(struct gc_coord *coord, const struct gc_caller *caller, co
     } else {
         u->expires_ms = gc_mono_ms() + (int64_t)(u->ttl_s * 1000.0);
         use_view(ans, 200, u);
+        gc_coord_wake(coord);
     }
     pthread_mutex_unlock(&coord->lock);
 }

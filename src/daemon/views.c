@@ -90,6 +90,8 @@ json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident
         json_object_set_new(o, "reason", json_string(r->reason));
     if (spec->model[0] != '\0')
         json_object_set_new(o, "model", json_string(spec->model));
+    json_object_set_new(o, "uses", json_integer(r->uses));
+    json_object_set_new(o, "drain_timeout_s", json_real(r->drain_timeout_s));
     if (r->state == GC_RES_UNLOADED)
         json_object_set_new(o, "unloaded_for_s",
                             json_real((double)(gc_mono_ms() - r->unloaded_since_ms) / 1000.0));

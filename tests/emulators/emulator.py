@@ -11,10 +11,12 @@ memory (see GPU-FACTS.md):
   --misbehave crash   exit abruptly in the middle of an unload, before answering
 
 Every emulator prints "ready port=N pid=P" once it listens, and serves
-GET /stream?n=N&delay_ms=D (server-sent events, chunked) and POST /echo (the
-body back, streamed) for the proxy's tests.
+GET /stream?n=N&delay_ms=D (server-sent events, chunked), POST /echo (the size
+and SHA-256 of the body) and GET /blob?n=N (N bytes, chunked) for the proxy's
+tests.
 """
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -202,6 +204,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._stream()
         if method == "POST" and url.path == "/echo":
             return self._echo()
+        if method == "GET" and url.path == "/blob":
+            return self._blob()
         self.body()
         return self.reply(404, {"error": "no route %s %s" % (method, url.path)})
 
@@ -237,18 +241,29 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _echo(self):
-        """Streams the request body back, in chunks, as it arrives."""
+        """Reads the body as it comes (without keeping it) and says what arrived."""
         n = int(self.headers.get("Content-Length") or 0)
+        digest, got = hashlib.sha256(), 0
+        while got < n:
+            data = self.rfile.read(min(n - got, 1 << 16))
+            if not data:
+                break
+            got += len(data)
+            digest.update(data)
+        self.reply(200, {"bytes": got, "sha256": digest.hexdigest()})
+
+    def _blob(self):
+        """n bytes of a known pattern, chunked: a large answer."""
+        n = int(self.query.get("n", ["0"])[0])
+        block = bytes(range(256)) * 256
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         while n > 0:
-            data = self.rfile.read(min(n, 1 << 16))
-            if not data:
-                break
-            n -= len(data)
-            self._chunk(data)
+            part = block[:min(n, len(block))]
+            self._chunk(part)
+            n -= len(part)
         self._chunk(b"")
 
 
