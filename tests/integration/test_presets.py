@@ -55,7 +55,9 @@ class PresetEnv(GpuEnv):
         return r
 
     def usage(self, name):
-        # What counts for the resident: the server and its runner children.
+        # What counts for the resident: the server and its runner children. GET
+        # /v1/gpus takes a fresh NVML reading; a resident's view shows the last one.
+        self.gpu()
         return self.resident(name)["used_bytes"]
 
     def lease(self, nbytes=LEASE_BYTES, wait_s=20):
