@@ -137,11 +137,21 @@ static bool resident_holds_memory(enum gc_resident_state state)
     return state == GC_RES_LOADED || state == GC_RES_UNLOADING || state == GC_RES_RELOADING;
 }
 
+/* A lazily reloading resident with requests in flight is about to load: it claims
+ * its bytes above its floor before NVML shows them, as a reload in flight does. */
+static bool lazy_claims(const struct gc_resident *r, uint64_t usage)
+{
+    return r->reloads_lazily && r->state == GC_RES_LOADED && r->uses > 0 && r->pid > 0 &&
+           usage < r->floor_bytes + r->bytes;
+}
+
 /* What a resident counts for, given the usage of the processes that count for it. */
 static uint64_t resident_term_with(const struct gc_resident *r, uint64_t usage)
 {
     if (r->pid <= 0)
         return resident_holds_memory(r->state) ? r->bytes : 0;
+    if (lazy_claims(r, usage))
+        return r->floor_bytes + r->bytes;
     /* A reload in flight claims its bytes before NVML shows them. */
     if (r->state == GC_RES_RELOADING && r->usage_before + r->bytes > usage)
         return r->usage_before + r->bytes;
@@ -238,7 +248,7 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
         term = resident_term_with(r, usage);
         ret->residents += term;
         if (for_lease != NULL && r->priority < for_lease->evict_priority) {
-            if (r->state == GC_RES_RELOADING)
+            if (r->state == GC_RES_RELOADING || lazy_claims(r, usage))
                 freeable = r->bytes; /* it will be evictable once loaded */
             else if (resident_holds_memory(r->state))
                 freeable = resident_freeable_with(r, usage);

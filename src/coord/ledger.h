@@ -127,6 +127,9 @@ struct gc_resident {
      * evicted until they end, or until a lease has waited drain_timeout_s. */
     unsigned uses;
     double drain_timeout_s;
+    /* It loads its models by itself on its next request (ComfyUI): while requests
+     * run through it, it counts the bytes it is about to take. */
+    bool reloads_lazily;
     int64_t drain_since_ms; /* a lease has waited for its uses since (0: none waits) */
 };
 

@@ -210,6 +210,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     r.reload_timeout_s = spec.reload_timeout_s;
     r.verify_timeout_s = spec.verify_timeout_s;
     r.drain_timeout_s = drain_timeout_s;
+    r.reloads_lazily = adapter->reloads_lazily;
     r.state = GC_RES_LOADED;
     r.last_used_ms = gc_mono_ms();
     *slot = r;

@@ -9,6 +9,7 @@ the answer, as an out-of-memory workflow is) -> {"prompt_id", "number"};
 GET /system_stats -> {"system", "devices"}.
 """
 import threading
+import time
 import uuid
 
 import emulator
@@ -47,6 +48,7 @@ def prompt(h):
     req = h.json_body()
     if not isinstance(req, dict) or not isinstance(req.get("prompt"), dict):
         return h.reply(400, {"error": {"type": "no_prompt", "message": "No prompt provided"}})
+    time.sleep(h.state.args.load_ms / 1000.0)  # reading the checkpoint from disk
     try:
         h.state.load(M)
     except MemoryError as e:
@@ -69,7 +71,8 @@ class Handler(emulator.Handler):
 
 
 if __name__ == "__main__":
-    args = emulator.arguments(__doc__)
+    args = emulator.arguments(__doc__, extra=[("--load-ms", int, 0,
+                                               "time a prompt takes before it allocates")])
     state = Comfy(args)
     state.load(M)
     emulator.serve(args, Handler, state)

@@ -39,7 +39,7 @@ def parse_size(text):
     return int(text)
 
 
-def arguments(description, models=False):
+def arguments(description, models=False, extra=()):
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
@@ -51,6 +51,8 @@ def arguments(description, models=False):
                         help="a model the server knows (repeatable)")
         ap.add_argument("--preload", action="append", default=[],
                         help="a model loaded at start (repeatable)")
+    for flag, kind, default, what in extra:
+        ap.add_argument(flag, type=kind, default=default, help=what)
     args = ap.parse_args()
     args.nbytes = parse_size(args.bytes)
     return args

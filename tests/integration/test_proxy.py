@@ -153,6 +153,25 @@ class Proxy(PresetEnv):
         wait_until(lambda: self.usage(name) >= MODEL_BYTES, 5, what="its models back")
         self.no_oom()
 
+    def test_lazy_server_loading_through_the_proxy_keeps_its_room(self):
+        # Evicted ComfyUI, a prompt that takes a while before it allocates, and a lease
+        # that would fit in the room meanwhile: the room stays the prompt's.
+        emu, name, port = self.proxied("comfyui", "--load-ms", "1500")
+        st, lease = self.lease()
+        self.assertEqual((st, lease.get("evicted")), (201, [name]), lease)
+        self.http.delete("/v1/leases/" + lease["id"])
+        result = {}
+        t = threading.Thread(target=lambda: result.setdefault("answer", Http(
+            "http://127.0.0.1:%d" % port).post("/prompt", {"prompt": {"1": {}}}, timeout=30)))
+        t.start()
+        wait_until(lambda: self.resident(name)["uses"] == 1, 10, what="prompt in flight")
+        st, lease = self.lease(wait_s=30)
+        t.join(30)
+        self.assertEqual(result["answer"][0], 200, result["answer"])
+        # The lease came after the prompt, by evicting ComfyUI again once it was done.
+        self.assertEqual((st, lease.get("evicted")), (201, [name]), lease)
+        self.no_oom()
+
     def test_bad_requests_and_arguments(self):
         _, name, port = self.proxied("vllm")
         s = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -961,3 +961,37 @@ TEST(an_idle_resident_is_evicted_before_one_in_use)
     ASSERT(find_action(&a, GC_ACT_DRAINING, NULL) == NULL);
     free(l);
 }
+
+TEST(lazy_resident_in_use_claims_the_memory_it_is_about_to_load)
+{
+    /* ComfyUI reloaded on demand holds only its context until its prompt loads the
+     * models: while that request runs, its bytes are claimed, so a lease that would
+     * fit in the room waits instead of taking it. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_account acct;
+    char id[GC_LEASE_ID_MAX];
+
+    struct gc_resident *comfy = add_resident(l, "comfyui", 100, 0, 12 * GiB, 10);
+    comfy->reloads_lazily = true;
+    comfy->floor_bytes = CTX;
+    comfy->drain_timeout_s = 30;
+    snap(l, 0, 0, 1, 100u, CTX);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX); /* idle: it counts what it holds */
+
+    comfy->uses = 1;
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX + 12 * GiB);
+    snprintf(id, sizeof(id), "%s", add_lease(l, "job", 200, 0, 18 * GiB, 100, 0)->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
+    ASSERT(find_action(&a, GC_ACT_REFUSED, id) == NULL); /* it could fit: not refused */
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "comfyui") == NULL);
+
+    /* The prompt loaded its models: they count as usage, as for any resident. */
+    snap(l, 0, 0, 1, 100u, CTX + 12 * GiB);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX + 12 * GiB);
+    free(l);
+}
