@@ -189,7 +189,7 @@ class Misbehaviour(PresetEnv):
     """Each lie ends in a known state; NVML, not the answer, decides."""
 
     def test_late_free_is_waited_for(self):
-        for protocol in ("vllm", "triton", "comfyui"):
+        for protocol in PRESETS:
             with self.subTest(protocol=protocol):
                 emu = self.emulator(protocol, "--misbehave", "late", "--late-ms", "1200")
                 name = self.register(protocol, emu, verify_timeout_s=5)["name"]
@@ -205,7 +205,7 @@ class Misbehaviour(PresetEnv):
                 self.no_oom()
 
     def test_never_free_on_stuck_fail_fails_the_lease_and_keeps_it_loaded(self):
-        for protocol in ("vllm", "sglang", "ollama"):
+        for protocol in PRESETS:
             with self.subTest(protocol=protocol):
                 emu = self.emulator(protocol, "--misbehave", "never")
                 name = self.register(protocol, emu, verify_timeout_s=0.5)["name"]
@@ -223,7 +223,7 @@ class Misbehaviour(PresetEnv):
                 self.no_oom()
 
     def test_never_free_on_stuck_kill_kills_it(self):
-        for protocol in ("triton", "llamacpp"):
+        for protocol in PRESETS:
             with self.subTest(protocol=protocol):
                 emu = self.emulator(protocol, "--misbehave", "never")
                 name = self.register(protocol, emu, verify_timeout_s=0.5,
@@ -239,7 +239,7 @@ class Misbehaviour(PresetEnv):
                 self.no_oom()
 
     def test_crash_mid_unload_frees_and_the_resident_is_gone(self):
-        for protocol in ("sglang", "ollama", "llama-swap", "comfyui"):
+        for protocol in PRESETS:
             with self.subTest(protocol=protocol):
                 emu = self.emulator(protocol, "--misbehave", "crash")
                 name = self.register(protocol, emu)["name"]
