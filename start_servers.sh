@@ -10,6 +10,8 @@
 #   ./start_servers.sh status     say what is running
 #
 # Ports: GPUCOORD_PORT (10010), VALIDATION_PORT (10006), GENERATION_PORT (8095).
+# The two servers listen on SERVERS_HOST (127.0.0.1); SERVERS_HOST=0.0.0.0 opens them
+# (and their unauthenticated /unload_models/) to the network.
 # Logs go to logs/; state and pids to run/ (GPUCOORD_RUN_DIR, GPUCOORD_LOG_DIR).
 # GPUCOORD_FORCE_SIM=1 uses gpusim even when a GPU is present; GPUCOORD_DISABLE=1
 # runs the servers without coordination (to see the original OOM).
@@ -22,6 +24,7 @@ log_dir=${GPUCOORD_LOG_DIR:-$here/logs}
 coord_port=${GPUCOORD_PORT:-10010}
 val_port=${VALIDATION_PORT:-10006}
 gen_port=${GENERATION_PORT:-8095}
+servers_host=${SERVERS_HOST:-127.0.0.1}
 health_wait_s=${GPUCOORD_START_WAIT_S:-60}
 names=(gpucoordd validation-server generation-server)
 
@@ -132,8 +135,8 @@ until healthy "$GPUCOORD_URL/health"; do
     [ $SECONDS -lt $deadline ] || { stop_all; die "gpucoordd not healthy after ${health_wait_s}s"; }
     sleep 0.1
 done
-start_one validation-server "$build/validation-server" --host 0.0.0.0 --port "$val_port"
-start_one generation-server "$build/generation-server" --host 0.0.0.0 --port "$gen_port"
+start_one validation-server "$build/validation-server" --host "$servers_host" --port "$val_port"
+start_one generation-server "$build/generation-server" --host "$servers_host" --port "$gen_port"
 for check in "validation-server http://127.0.0.1:$val_port/health/" \
              "generation-server http://127.0.0.1:$gen_port/health/"; do
     name=${check%% *}

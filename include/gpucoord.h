@@ -77,10 +77,15 @@ char *gpucoord_size_format(uint64_t bytes, char *buf, size_t buflen);
 typedef struct gpucoord_client gpucoord_client;
 typedef struct gpucoord_lease gpucoord_lease;
 
+/* Longest bearer token, in gpucoordd's token file and in $GPUCOORD_TOKEN alike. */
+#define GPUCOORD_TOKEN_MAX 4096
+
 /*
  * gpucoord_client_new: a client for the coordinator at url: "http://HOST:PORT" or
  * "unix:/path/to.sock". NULL means $GPUCOORD_URL, else http://127.0.0.1:10010.
- * A bearer token is read from $GPUCOORD_TOKEN when set. Free with gpucoord_client_free().
+ * A bearer token is read from $GPUCOORD_TOKEN when set. GPUCOORD_EINVAL for a URL of
+ * 1024 characters or more or a token longer than GPUCOORD_TOKEN_MAX (never cut).
+ * Free with gpucoord_client_free().
  */
 int gpucoord_client_new(const char *url, gpucoord_client **ret_client);
 /* Frees the client. Leases it acquired stay valid until released. NULL is a no-op. */

@@ -12,3 +12,15 @@ echo
 "$here/bench/lease.sh" "$build" 5
 echo
 "$here/bench/unload_reload.sh" "$build" 25 5
+echo
+echo "### Grant delay behind a slow driver (this build only; pass a base build to compare)"
+echo
+"$here/bench/grant_lag.sh" "$build" "" 5
+echo
+echo "### Status and lease views with a long queue (this build only; pass a base build to compare)"
+echo
+"$here/bench/status_queue.sh" "$build" "" 5
+echo
+echo "### Validation server memory under the largest requests (this build only; pass a base build to compare)"
+echo
+"$here/bench/validation_rss.sh" "$build"

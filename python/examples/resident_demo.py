@@ -11,7 +11,10 @@ and on gpusim alike:
         python3 python/examples/resident_demo.py --bytes 4.7Gi --name scorer --port 9000
     curl localhost:9000/infer
 
-Prints "ready port=P seed_port=S pid=PID" once it is registered.
+It registers before its weights go on the GPU and lets the coordinator load them
+(Resident.start), so that it never takes memory a lease holds; without a coordinator
+it loads them at once. Prints "ready port=P seed_port=S pid=PID" once it is
+registered and its weights are loaded (or --wait seconds passed).
 """
 import argparse
 import ctypes
@@ -40,8 +43,7 @@ class Weights:
         self._check(cu.cuDeviceGet(ctypes.byref(dev), 0), "cuDeviceGet")
         self._check(cu.cuDevicePrimaryCtxRetain(ctypes.byref(self.ctx), dev),
                     "cuDevicePrimaryCtxRetain")
-        self.ptr = None
-        self.load()
+        self.ptr = None  # loaded when the coordinator made room (SeedServer reload)
 
     @staticmethod
     def _check(rc, what):
@@ -72,15 +74,18 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--coordinator", help="coordinator URL (default $GPUCOORD_URL)")
     ap.add_argument("--priority", type=int)
+    ap.add_argument("--wait", type=float, default=60.0,
+                    help="seconds to wait for the weights before printing ready")
     args = ap.parse_args()
 
     weights = Weights(gpucoord.parse_size(args.bytes))
-    # The coordinator's callbacks, on their own loopback port.
-    seed = gpucoord.SeedServer(unload=weights.unload, reload=weights.load)
-    resident = gpucoord.Resident(args.name, seed.url, bytes=weights.nbytes,
+    # The coordinator's callbacks, on their own loopback port; nothing loaded yet.
+    seed = gpucoord.SeedServer(unload=weights.unload, reload=weights.load, loaded=False)
+    resident = gpucoord.Resident(args.name, seed=seed, bytes=weights.nbytes,
                                  priority=args.priority,
                                  client=gpucoord.Client(args.coordinator))
-    resident.keep_registered(interval_s=2)  # registers now, and again after a restart
+    # Registers (unloaded), asks for room, and keeps registered across restarts.
+    resident.start(wait_s=args.wait, interval_s=2)
 
     class App(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

@@ -5,17 +5,25 @@ A service registers itself at start with its pid, serves the protocol's callback
 (for "seed": POST /unload_models/, /reload_models/, /cleanup_gpu/, GET /health/), and
 when a request arrives while it is unloaded calls demand(), which returns once the
 coordinator has made room and reloaded it.
+
+A resident grows only through the coordinator: a service whose models are not on the
+GPU yet registers first and lets the coordinator load them (start()), so that it never
+allocates room a lease holds.
 """
 import logging
 import threading
+import time
 
 from .client import THIS_PROCESS, Client, resolve_pid
-from .errors import CoordinatorUnavailable, GpucoordError, NotFound
+from .errors import Conflict, CoordinatorUnavailable, DemandTimeout, GpucoordError, NotFound
 from .sizes import parse_size
 
 __all__ = ["Resident"]
 
 log = logging.getLogger("gpucoord")
+
+# How long start() waits for the coordinator to finish a step on an earlier process.
+START_CONFLICT_WAIT_S = 5.0
 
 
 class Resident:
@@ -29,12 +37,20 @@ class Resident:
     $GPUCOORD_URL). extra: other registration fields, e.g. gpu=1, restore="demand",
     on_stuck="kill", unload_timeout_s=30, reload_timeout_s=60, verify_timeout_s=10,
     and for protocol "http": unload="POST /sleep", reload="POST /wake_up".
+    seed: the SeedServer serving its callbacks (url defaults to its url): registrations
+    then tell the coordinator whether the models are loaded, and a /reload_models/ sent
+    to it directly goes through the coordinator.
     """
 
-    def __init__(self, name, url, bytes=None, protocol="seed", priority=None,
-                 pid=THIS_PROCESS, client=None, **extra):
+    def __init__(self, name, url=None, bytes=None, protocol="seed", priority=None,
+                 pid=THIS_PROCESS, client=None, seed=None, **extra):
+        if url is None and seed is None:
+            raise TypeError("Resident needs a url or a seed server")
         self.name = name
-        self.url = url
+        self.url = url if url is not None else seed.url
+        self.seed = seed
+        if seed is not None:
+            seed.resident = self
         self.bytes = None if bytes is None else parse_size(bytes)
         self.protocol = protocol
         self.priority = priority
@@ -50,12 +66,51 @@ class Resident:
         return "<gpucoord.Resident %s %s at %s>" % (self.name, self.protocol, self.url)
 
     def register(self):
-        """Registers (or re-registers, replacing) this resident; returns its view."""
+        """Registers (or re-registers, replacing) this resident; returns its view. With a
+        seed server whose models are not loaded it registers unloaded and queues a demand:
+        the coordinator loads the models (through /reload_models/) once there is room."""
+        extra = dict(self.extra)
+        if self.seed is not None:
+            extra["loaded"] = self.seed.loaded
         ans = self.client.register_resident(
             self.name, url=self.url, protocol=self.protocol, pid=self.pid, bytes=self.bytes,
-            priority=self.priority, **self.extra)
+            priority=self.priority, **extra)
         self.registrations += 1
+        if extra.get("loaded") is False:
+            try:
+                self.client.demand(self.name, wait_s=0)
+            except DemandTimeout:
+                pass  # queued: the coordinator reloads it once there is room
         return ans
+
+    def start(self, wait_s=0.0, interval_s=5.0):
+        """For a service whose models are not on the GPU yet (SeedServer(loaded=False)):
+        registers unloaded and asks for room, so that the coordinator loads the models
+        when a lease does not hold it; waits up to wait_s for them. Without a reachable
+        coordinator it loads them now (standalone). Then keeps the registration
+        (keep_registered). Returns True when the models are loaded."""
+        if self.seed is None:
+            raise TypeError("start() needs the resident's seed server")
+        deadline = time.monotonic() + START_CONFLICT_WAIT_S
+        while True:
+            try:
+                # Always registers: a registration left by an earlier process of this
+                # service (a restart) names another pid and state.
+                self.register()
+                break
+            except Conflict:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)  # a step on the earlier process is finishing
+            except CoordinatorUnavailable as e:
+                log.warning("gpucoord resident %s: %s; loading standalone", self.name, e)
+                self.seed._run("reload")
+                break
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._keep, args=(float(interval_s),),
+                                        daemon=True, name="gpucoord-resident-%s" % self.name)
+        self._thread.start()
+        return self.seed.wait_loaded(timeout=wait_s)
 
     def unregister(self):
         """Stops keep_registered() and removes the registration (no error if it is gone)."""
@@ -126,6 +181,13 @@ class Resident:
                                 "registered again", self.name)
                     if self.on_reregistered is not None:
                         self.on_reregistered(self)
+                elif self.seed is not None and not self.seed.ever_loaded:
+                    # Still waiting for the first load: a coordinator restarted meanwhile
+                    # has forgotten the queued demand; asking again is harmless.
+                    try:
+                        self.client.demand(self.name, wait_s=0)
+                    except DemandTimeout:
+                        pass
                 complained = False
             except CoordinatorUnavailable as e:
                 if not complained:  # restarting, probably: keep trying quietly

@@ -6,7 +6,10 @@ section 5) for a Python service, on its own loopback port, with http.server.
 
 The coordinator calls POST /unload_models/, /reload_models/, /cleanup_gpu/ and
 GET /health/; each runs your callable (one step at a time) and answers what the
-protocol expects. A callable that raises answers {"status": "error", ...} with HTTP
+protocol expects. Once a Resident is attached (Resident(..., seed=seed)), growth goes
+through the coordinator: a /reload_models/ that is not the coordinator's own call (it
+is not reloading this resident) becomes a demand, and the reload runs when the
+coordinator has made room; with no coordinator reachable it runs at once. A callable that raises answers {"status": "error", ...} with HTTP
 500, so the coordinator fails the step instead of trusting it. The coordinator
 verifies through NVML that memory really went away: an unload must give the memory
 back to the driver (with PyTorch: move the weights and call torch.cuda.empty_cache()).
@@ -16,6 +19,8 @@ import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .errors import CoordinatorUnavailable, DemandTimeout, GpucoordError
 
 __all__ = ["SeedServer"]
 
@@ -30,11 +35,16 @@ class SeedServer:
     `loaded` tracks the state (True at start); `url` is what to register.
     """
 
+    # Longest a /reload_models/ sent straight to the server waits for room.
+    direct_reload_wait_s = 60.0
+
     def __init__(self, unload, reload, cleanup=None, host="127.0.0.1", port=0, loaded=True):
         self._unload, self._reload, self._cleanup = unload, reload, cleanup
+        self.resident = None  # the Resident registered for it (set by Resident(seed=...))
         self._step = threading.Lock()  # one unload/reload/cleanup at a time
         self._state = threading.Condition()
         self._loaded = bool(loaded)
+        self.ever_loaded = self._loaded  # False until the first load (Resident waits for it)
         self.unloads = self.reloads = 0
         server = self
 
@@ -69,7 +79,7 @@ class SeedServer:
                 if path == "/unload_models":
                     self._answer(*server._run("unload"))
                 elif path == "/reload_models":
-                    self._answer(*server._run("reload"))
+                    self._answer(*server._reload_asked())
                 elif path == "/cleanup_gpu":
                     self._answer(*server._run("cleanup"))
                 else:
@@ -99,7 +109,35 @@ class SeedServer:
     def _set_loaded(self, value):
         with self._state:
             self._loaded = value
+            self.ever_loaded = self.ever_loaded or value
             self._state.notify_all()
+
+    def _reload_asked(self):
+        """A /reload_models/: runs it when the coordinator is reloading this resident
+        (the room is claimed) or cannot be asked; otherwise demands the room and
+        answers once the coordinator's own reload has run."""
+        res = self.resident
+        if res is None or self._loaded:
+            return self._run("reload")
+        try:
+            if res.state() in (None, "reloading"):
+                return self._run("reload")
+        except CoordinatorUnavailable:
+            return self._run("reload")  # standalone
+        t0 = time.monotonic()
+        try:
+            res.demand(self.direct_reload_wait_s)
+            if self.wait_loaded(timeout=5.0):
+                return 200, {"status": "success", "models_reloaded": True,
+                             "reload_time": time.monotonic() - t0}
+            error = "the coordinator reports the resident loaded, but the reload has not run"
+        except DemandTimeout:
+            error = ("no room on the GPU within %.0f s: the coordinator keeps the request "
+                     "queued and reloads the models once there is room"
+                     % self.direct_reload_wait_s)
+        except GpucoordError as e:
+            error = "the coordinator could not reload it: %s" % e
+        return 503, {"status": "error", "error": error, "models_reloaded": False}
 
     def _run(self, step):
         with self._step:

@@ -118,13 +118,13 @@ uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_
     return sum;
 }
 
+/* An unload frees what the resident counts for above its floor: its bytes when they
+ * are known (it counts at least that much, see resident_term_with), else its usage. */
 static uint64_t resident_freeable_with(const struct gc_resident *r, uint64_t usage)
 {
-    if (r->pid <= 0)
+    if (r->pid <= 0 || r->bytes > 0)
         return r->bytes;
-    if (r->bytes == 0)
-        return usage;
-    return r->bytes < usage ? r->bytes : usage;
+    return usage;
 }
 
 uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struct gc_resident *r)
@@ -137,25 +137,29 @@ static bool resident_holds_memory(enum gc_resident_state state)
     return state == GC_RES_LOADED || state == GC_RES_UNLOADING || state == GC_RES_RELOADING;
 }
 
-/* A lazily reloading resident with requests in flight is about to load: it claims
- * its bytes above its floor before NVML shows them, as a reload in flight does. */
-static bool lazy_claims(const struct gc_resident *r, uint64_t usage)
-{
-    return r->reloads_lazily && r->state == GC_RES_LOADED && r->uses > 0 && r->pid > 0 &&
-           usage < r->floor_bytes + r->bytes;
-}
-
-/* What a resident counts for, given the usage of the processes that count for it. */
+/*
+ * What a resident counts for, given the usage of the processes that count for it.
+ * From the moment it starts to reload until it is verified unloaded it counts at
+ * least its floor plus its bytes, whatever NVML shows: a slow loader (or one whose
+ * reload verification gave up) takes its memory later, and room leased out
+ * meanwhile would be allocated twice.
+ */
 static uint64_t resident_term_with(const struct gc_resident *r, uint64_t usage)
 {
+    uint64_t claim;
+
     if (r->pid <= 0)
         return resident_holds_memory(r->state) ? r->bytes : 0;
-    if (lazy_claims(r, usage))
-        return r->floor_bytes + r->bytes;
-    /* A reload in flight claims its bytes before NVML shows them. */
-    if (r->state == GC_RES_RELOADING && r->usage_before + r->bytes > usage)
-        return r->usage_before + r->bytes;
-    return usage;
+    if (!resident_holds_memory(r->state))
+        return usage;
+    /* A reload counts from what it held when it started (its floor, or more). */
+    claim = (r->state == GC_RES_RELOADING ? r->usage_before : r->floor_bytes) + r->bytes;
+    return claim > usage ? claim : usage;
+}
+
+uint64_t gc_ledger_resident_counted(const struct gc_ledger *ledger, const struct gc_resident *r)
+{
+    return resident_term_with(r, r->pid > 0 ? gc_ledger_proc_usage(ledger, r->gpu, r->pid) : 0);
 }
 
 static int owner_cmp(const void *a, const void *b)
@@ -248,7 +252,7 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
         term = resident_term_with(r, usage);
         ret->residents += term;
         if (for_lease != NULL && r->priority < for_lease->evict_priority) {
-            if (r->state == GC_RES_RELOADING || lazy_claims(r, usage))
+            if (r->state == GC_RES_RELOADING)
                 freeable = r->bytes; /* it will be evictable once loaded */
             else if (resident_holds_memory(r->state))
                 freeable = resident_freeable_with(r, usage);
@@ -457,6 +461,27 @@ unsigned gc_ledger_queue_position(const struct gc_ledger *ledger, const struct g
             ahead++;
     }
     return ahead;
+}
+
+static int queue_cmp(const void *a, const void *b)
+{
+    const struct gc_lease *x = *(const struct gc_lease *const *)a;
+    const struct gc_lease *y = *(const struct gc_lease *const *)b;
+
+    return lease_before(x, y) ? -1 : lease_before(y, x) ? 1 : 0;
+}
+
+unsigned gc_ledger_queue_order(const struct gc_ledger *ledger, const struct gc_lease **ret)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *l = &ledger->leases[i];
+        if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
+            ret[n++] = l;
+    }
+    qsort(ret, n, sizeof(*ret), queue_cmp);
+    return n;
 }
 
 struct gc_lease *gc_ledger_demand_find(struct gc_ledger *ledger, const char *name)

@@ -127,9 +127,6 @@ struct gc_resident {
      * evicted until they end, or until a lease has waited drain_timeout_s. */
     unsigned uses;
     double drain_timeout_s;
-    /* It loads its models by itself on its next request (ComfyUI): while requests
-     * run through it, it counts the bytes it is about to take. */
-    bool reloads_lazily;
     int64_t drain_since_ms; /* a lease has waited for its uses since (0: none waits) */
 };
 
@@ -236,8 +233,12 @@ struct gc_resident *gc_ledger_resident_find(struct gc_ledger *ledger, const char
 /* A free slot (zeroed, in_use set) or NULL when full. */
 struct gc_resident *gc_ledger_resident_alloc(struct gc_ledger *ledger);
 void gc_ledger_resident_remove(struct gc_ledger *ledger, struct gc_resident *resident);
-/* Bytes an unload of r would free now (its declared/learned bytes, bounded by usage). */
+/* Bytes an unload of r would free now in the accounting (its declared/learned bytes;
+ * its usage when they are unknown). */
 uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struct gc_resident *r);
+/* What r counts for in the accounting now: its usage, but at least its floor plus its
+ * bytes while it is loaded, unloading or reloading. */
+uint64_t gc_ledger_resident_counted(const struct gc_ledger *ledger, const struct gc_resident *r);
 
 /* Leases. */
 /* Creates a lease (state queued, new id and seq). GC_ELIMIT when the table, the
@@ -266,6 +267,11 @@ const struct gc_lease *gc_ledger_lease_end(struct gc_ledger *ledger, struct gc_l
                                            int64_t now_ms);
 /* Number of queued/preparing leases ahead of lease in scheduling order (0-based). */
 unsigned gc_ledger_queue_position(const struct gc_ledger *ledger, const struct gc_lease *lease);
+/* Fills ret (room for GC_LEASES_MAX) with the queued/preparing leases in scheduling
+ * order, first in line first, so that ret[i] is at position i; returns their number.
+ * O(n log n): for views of the whole queue, where one position per lease would be
+ * quadratic. */
+unsigned gc_ledger_queue_order(const struct gc_ledger *ledger, const struct gc_lease **ret);
 /* Active demand lease for resident name, or NULL. */
 struct gc_lease *gc_ledger_demand_find(struct gc_ledger *ledger, const char *name);
 

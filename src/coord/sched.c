@@ -64,6 +64,52 @@ bool gc_sched_never_fits(const struct gc_ledger *ledger, const struct gc_lease *
     return true;
 }
 
+/* Granted leases named in gc_sched_room_why. */
+#define ROOM_WHY_LEASES 3
+
+void gc_sched_room_why(const struct gc_ledger *ledger, unsigned gpu, uint64_t need, char *why,
+                       size_t why_len)
+{
+    const struct gc_lease *top[ROOM_WHY_LEASES] = {NULL};
+    struct gc_account acct;
+    uint64_t held = 0;
+    unsigned nheld = 0;
+    char n[GC_SIZE_BUF], r[GC_SIZE_BUF], h[GC_SIZE_BUF], b[GC_SIZE_BUF];
+    size_t len;
+
+    gc_ledger_account(ledger, gpu, NULL, &acct);
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *l = &ledger->leases[i];
+        if (l->state != GC_LEASE_GRANTED || l->kind != GC_KIND_HOLDER || l->gpu != (int)gpu)
+            continue;
+        held += l->bytes;
+        nheld++;
+        for (unsigned k = 0; k < ROOM_WHY_LEASES; k++) {
+            if (top[k] == NULL || l->bytes > top[k]->bytes) {
+                memmove(&top[k + 1], &top[k], (ROOM_WHY_LEASES - 1 - k) * sizeof(top[0]));
+                top[k] = l;
+                break;
+            }
+        }
+    }
+    snprintf(why, why_len, "%s needed on GPU %u, which has %s of room",
+             gc_size_format(need, n, sizeof(n)), gpu,
+             gc_size_format(acct.headroom > 0 ? (uint64_t)acct.headroom : 0, r, sizeof(r)));
+    len = strlen(why);
+    if (nheld > 0 && len < why_len)
+        snprintf(why + len, why_len - len, ": %u granted lease%s hold%s %s", nheld,
+                 nheld == 1 ? "" : "s", nheld == 1 ? "s" : "", gc_size_format(held, h, sizeof(h)));
+    for (unsigned k = 0; k < ROOM_WHY_LEASES && top[k] != NULL; k++) {
+        len = strlen(why);
+        if (len < why_len)
+            snprintf(why + len, why_len - len, "%s%s '%s' %s", k == 0 ? " (" : ", ", top[k]->id,
+                     top[k]->holder, gc_size_format(top[k]->bytes, b, sizeof(b)));
+    }
+    len = strlen(why);
+    if (top[0] != NULL && len < why_len)
+        snprintf(why + len, why_len - len, "%s)", nheld > ROOM_WHY_LEASES ? ", ..." : "");
+}
+
 /* Is candidate set a cheaper than b? (bytes, then highest priority, then recency) */
 struct evict_cost {
     uint64_t bytes;
@@ -293,9 +339,11 @@ static void start_evictions(struct gc_ledger *ledger, struct gc_lease *l, unsign
         struct gc_resident *r = set[k];
         if (l->nevicted < GC_EVICT_MAX)
             snprintf(l->evicted[l->nevicted++], sizeof(l->evicted[0]), "%s", r->name);
+        /* What it counts for, not only what NVML shows: a resident still loading is
+         * verified against the memory it was counted at. */
+        r->usage_before = gc_ledger_resident_counted(ledger, r);
         r->state = GC_RES_UNLOADING;
         r->busy = true;
-        r->usage_before = gc_ledger_proc_usage(ledger, gpu, r->pid);
         action_add(out, GC_ACT_UNLOAD, l, r, gpu);
     }
 }

@@ -52,6 +52,13 @@ bool gc_sched_never_fits(const struct gc_ledger *ledger, const struct gc_lease *
                          char *why, size_t why_len);
 
 /*
+ * gc_sched_room_why: a sentence saying why need bytes do not fit on gpu now: the
+ * room there and what the granted leases on it hold (the largest few by name).
+ */
+void gc_sched_room_why(const struct gc_ledger *ledger, unsigned gpu, uint64_t need, char *why,
+                       size_t why_len);
+
+/*
  * gc_sched_choose_evictions: the cheapest set of residents on gpu whose unloading
  * frees at least need bytes for lease (rule 2: fewest bytes to restore, then
  * lower priority, then least recently used). Residents in use (uses > 0) are left

@@ -253,8 +253,10 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd
         if (!r->in_use || r->pid != pid || r->busy)
             continue; /* a running job sees the exit itself */
         if (strcmp(r->protocol, "process") == 0) {
-            if (r->state == GC_RES_LOADED)
+            if (r->state == GC_RES_LOADED) {
                 r->evicted = false;
+                r->unloaded_since_ms = gc_mono_ms();
+            }
             r->state = GC_RES_UNLOADED;
         } else {
             r->state = GC_RES_GONE;
@@ -464,6 +466,7 @@ void gc_coord_reading_put(struct gc_coord *coord, struct gc_nvml_reading *r)
  * takes the lock: another thread may have read and applied since). */
 static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_reading *r)
 {
+    coord->counters.nvml_readings++;
     for (unsigned g = 0; g < r->ngpus; g++) {
         if (!r->ok[g]) {
             if (coord->counters.nvml_errors++ % 1000 == 0)
@@ -487,6 +490,7 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
     struct gc_ledger *ledger = coord->ledger;
     int64_t next = now + ENGINE_MAX_SLEEP_MS;
     int64_t idle = now + (int64_t)(coord->config->idle_poll_s * 1000.0);
+    int64_t verify = now + (int64_t)(coord->config->verify_poll_s * 1000.0);
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
         const struct gc_lease *l = &ledger->leases[i];
@@ -495,6 +499,10 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
             if (t < next)
                 next = t;
         }
+        /* Its evictions are done and the driver has yet to show the memory free: it
+         * comes back any moment, so look as often as a verification does. */
+        if (l->state == GC_LEASE_PREPARING && l->evicting == 0 && verify < next)
+            next = verify;
         /* Something waits for memory that foreign processes may free: poll NVML. */
         if ((l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING) && idle < next)
             next = idle;
@@ -575,6 +583,20 @@ bool gc_coord_wait_locked(struct gc_coord *coord, int64_t deadline_ms)
     gc_abstime_after_ms(&abstime, left);
     pthread_cond_timedwait(&coord->changed, &coord->lock, &abstime);
     return !coord->stopping && gc_mono_ms() < deadline_ms;
+}
+
+bool gc_coord_wait_client_locked(struct gc_coord *coord, int64_t deadline_ms,
+                                 const struct gc_waiter *waiter)
+{
+    int64_t slice;
+
+    if (waiter != NULL && waiter->gone(waiter->ctx))
+        return false;
+    /* Nothing wakes a wait when its client leaves: look again after a slice. */
+    slice = gc_mono_ms() + GC_WAITER_POLL_MS;
+    gc_coord_wait_locked(coord, slice < deadline_ms ? slice : deadline_ms);
+    return !coord->stopping && gc_mono_ms() < deadline_ms &&
+           !(waiter != NULL && waiter->gone(waiter->ctx));
 }
 
 void gc_coord_stop(struct gc_coord *coord)

@@ -34,6 +34,7 @@ struct gc_counters {
     uint64_t leases_granted, leases_failed, leases_refused, leases_expired, leases_released;
     uint64_t unloads, reloads, unload_failures, reload_failures, verify_timeouts;
     uint64_t cleanups, kills, oom_avoided, swaps, demands, journal_errors, nvml_errors;
+    uint64_t nvml_readings; /* readings applied: shows how fast the engine polls */
 };
 
 struct gc_histogram {
@@ -109,6 +110,8 @@ struct gc_coord {
     unsigned nspare_readings;
     struct gc_use uses[GC_USES_MAX];
     uint64_t next_use_id;
+    /* The HTTP server, for its connection metrics; set (atomically) once it serves. */
+    struct gc_http_server *http;
 };
 
 /* Histogram bucket bounds in seconds, shared by the three histograms. */
@@ -199,6 +202,14 @@ struct gc_waiter {
     const void *ctx;
 };
 
+/* How often a wait looks whether its client has left. */
+#define GC_WAITER_POLL_MS 1000
+
+/* As gc_coord_wait_locked, for a request's wait: false also once waiter (NULL: none)
+ * says its client has left, which it is asked at least every GC_WAITER_POLL_MS. */
+bool gc_coord_wait_client_locked(struct gc_coord *coord, int64_t deadline_ms,
+                                 const struct gc_waiter *waiter);
+
 /* The operations that change something take the caller (caller.h): what it may
  * name, whose quota counts, and whose lease or resident it may end. */
 void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *caller,
@@ -226,7 +237,7 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
 void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *caller,
                               const char *name, struct gc_api_answer *ans);
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
-                              struct gc_api_answer *ans);
+                              const struct gc_waiter *waiter, struct gc_api_answer *ans);
 
 /* Requests in flight (coord_uses.c). begin: 201 {id, resident, ttl_s} on a loaded
  * resident no eviction waits for, else 409; renew: 200; end: 204. */

@@ -38,6 +38,7 @@ static const char *const resident_fields[] = {"name",
                                               "command",
                                               "model",
                                               "drain_timeout_s",
+                                              "loaded",
                                               NULL};
 
 static bool request_spec_valid(const char *req)
@@ -73,6 +74,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     uint64_t bytes = 0, pid_start = 0;
     double drain_timeout_s = GC_DRAIN_TIMEOUT_DEFAULT_S;
     int rc;
+    bool loaded = true;
 
     memset(&r, 0, sizeof(r));
     memset(&spec, 0, sizeof(spec));
@@ -105,7 +107,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0 ||
         copy_str(req, "model", sizeof(spec.model), spec.model, err) < 0 ||
         gc_json_get_seconds(req, "drain_timeout_s", false, 0, TIMEOUT_MAX_S, &drain_timeout_s,
-                            err) < 0)
+                            err) < 0 ||
+        gc_json_get_bool(req, "loaded", false, &loaded, err) < 0)
         return GC_EINVAL;
 
 #define REG_FAIL(...)                                                                              \
@@ -210,7 +213,6 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     r.reload_timeout_s = spec.reload_timeout_s;
     r.verify_timeout_s = spec.verify_timeout_s;
     r.drain_timeout_s = drain_timeout_s;
-    r.reloads_lazily = adapter->reloads_lazily;
     r.state = GC_RES_LOADED;
     r.last_used_ms = gc_mono_ms();
     *slot = r;
@@ -231,9 +233,13 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         ext->spec = spec;
         snprintf(ext->owner, sizeof(ext->owner), "%s", caller->key);
     }
-    /* A process resident with no pid given is not running yet. */
-    if (strcmp(protocol, "process") == 0 && pid == 0)
+    /* A process resident with no pid given is not running yet; a server registering
+     * before it allocates its models (loaded: false) asks for them with a demand. */
+    if ((strcmp(protocol, "process") == 0 && pid == 0) || !loaded) {
         slot->state = GC_RES_UNLOADED;
+        /* Never started: unloaded_for_s stays null (views.c). */
+        slot->unloaded_since_ms = loaded ? 0 : gc_mono_ms();
+    }
     gc_coord_watch_locked(coord, slot->pid);
     if (old_pid > 0 && old_pid != slot->pid)
         gc_coord_watch_release_locked(coord, old_pid); /* a restarted server's old process */
@@ -328,10 +334,10 @@ static bool step_allowed(const struct gc_resident *r, bool unload)
            (r->state == GC_RES_GONE && strcmp(r->protocol, "process") == 0);
 }
 
-/* An unload or reload asked for by hand: run in the calling thread, answered once
- * verified (or with why it could not be). */
-static void resident_step(struct gc_coord *coord, const struct gc_caller *caller, const char *name,
-                          bool unload, struct gc_api_answer *ans)
+/* An unload asked for by hand: run in the calling thread, answered once verified (or
+ * with why it could not be). */
+void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *caller,
+                              const char *name, struct gc_api_answer *ans)
 {
     struct gc_resident *r;
     char why[GC_REASON_MAX];
@@ -345,38 +351,32 @@ static void resident_step(struct gc_coord *coord, const struct gc_caller *caller
     }
     if (!may_change_locked(coord, caller, r, ans))
         goto out_unlock;
-    if (!step_allowed(r, unload)) {
-        gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s%s; %s", name,
-                     gc_resident_state_name(r->state), r->busy ? " and busy" : "",
-                     unload ? "only a loaded resident can be unloaded"
-                            : "only an unloaded or failed resident can be reloaded");
+    if (!step_allowed(r, true)) {
+        gc_api_error(ans, GC_ECONFLICT,
+                     "resident '%s' is %s%s; only a loaded resident can be unloaded", name,
+                     gc_resident_state_name(r->state), r->busy ? " and busy" : "");
         goto out_unlock;
     }
     gc_coord_kick_locked(coord); /* a fresh reading for usage_before */
     r = gc_ledger_resident_find(coord->ledger, name);
-    if (r == NULL || !step_allowed(r, unload)) {
+    if (r == NULL || !step_allowed(r, true)) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
         goto out_unlock;
     }
-    r->state = unload ? GC_RES_UNLOADING : GC_RES_RELOADING;
+    r->usage_before = gc_ledger_resident_counted(coord->ledger, r);
+    r->state = GC_RES_UNLOADING;
     r->busy = true;
-    r->usage_before = gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid);
     gc_coord_journal_resident_locked(coord, r);
-    gc_events_add(&coord->events, gc_real_s(), unload ? "resident_unloading" : "resident_reloading",
-                  name, "by request");
+    gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name, "by request");
     coord->jobs_running++;
     pthread_mutex_unlock(&coord->lock);
 
-    rc = unload ? gc_job_unload_run(coord, name, "", why, sizeof(why))
-                : gc_job_reload_run(coord, name, why, sizeof(why));
+    rc = gc_job_unload_run(coord, name, "", why, sizeof(why));
 
     pthread_mutex_lock(&coord->lock);
     r = gc_ledger_resident_find(coord->ledger, name);
-    if (rc < 0 && unload) {
+    if (rc < 0) {
         gc_api_error(ans, rc, "%s", why);
-    } else if (rc < 0) {
-        /* No room: could_not_free; the resident failing to come back: unavailable. */
-        gc_api_error(ans, rc == GC_EUNAVAIL ? GC_ECOULDNOTFREE : GC_EUNAVAIL, "%s", why);
     } else if (r == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
     } else {
@@ -388,16 +388,130 @@ out_unlock:
     pthread_mutex_unlock(&coord->lock);
 }
 
-void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *caller,
-                              const char *name, struct gc_api_answer *ans)
+/* The active demand for resident r, made now (counted, announced) when it has none;
+ * NULL when the queue is full. */
+static struct gc_lease *demand_get_locked(struct gc_coord *coord, struct gc_resident *r,
+                                          int priority, const char *why)
 {
-    resident_step(coord, caller, name, true, ans);
+    struct gc_lease *d = gc_ledger_demand_find(coord->ledger, r->name);
+
+    if (d != NULL)
+        return d;
+    if (gc_ledger_lease_new(coord->ledger, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, r->bytes,
+                            priority > r->priority ? priority : r->priority, 0, gc_mono_ms(),
+                            &d) < 0)
+        return NULL;
+    d->evict_priority = r->priority; /* it evicts only what ranks below it */
+    coord->counters.demands++;
+    gc_events_add(&coord->events, gc_real_s(), "resident_demand", r->name, "%s", why);
+    return d;
 }
 
+/*
+ * A reload asked for by hand is a demand: it waits its turn in the queue like any
+ * lease, so it never takes room a granted lease holds. It waits up to the resident's
+ * reload_timeout_s for the room; when the room does not come, the demand it made is
+ * withdrawn and the answer is 409 with what holds the room. Once the reload has
+ * started, it waits for it to finish (the job is bounded by its own timeouts).
+ */
 void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *caller,
                               const char *name, struct gc_api_answer *ans)
 {
-    resident_step(coord, caller, name, false, ans);
+    struct gc_resident *r;
+    struct gc_lease *d;
+    int64_t deadline, hard_deadline;
+    unsigned attempts;
+    double backoff_s = 0, step_s;
+    bool ours;
+    char id[GC_LEASE_ID_MAX];
+
+    pthread_mutex_lock(&coord->lock);
+    r = gc_ledger_resident_find(coord->ledger, name);
+    if (r == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
+        goto out_unlock;
+    }
+    if (!may_change_locked(coord, caller, r, ans))
+        goto out_unlock;
+    if (!step_allowed(r, false)) {
+        gc_api_error(ans, GC_ECONFLICT,
+                     "resident '%s' is %s%s; only an unloaded or failed resident can be reloaded",
+                     name, gc_resident_state_name(r->state), r->busy ? " and busy" : "");
+        goto out_unlock;
+    }
+    if (r->state != GC_RES_UNLOADED) {
+        /* Failed (or a process resident that is gone): a fresh start, from unloaded. */
+        r->state = GC_RES_UNLOADED;
+        r->reload_failures = 0;
+        r->reason[0] = '\0';
+        r->unloaded_since_ms = gc_mono_ms();
+        gc_coord_journal_resident_locked(coord, r);
+    }
+    r->last_used_ms = gc_mono_ms();
+    attempts = coord->config->reload_attempts ? coord->config->reload_attempts : 1;
+    deadline = gc_mono_ms() + (int64_t)(r->reload_timeout_s * 1000.0);
+    /* Past the wait for room, the job's own bounds: its attempts, their backoff, the
+     * verification (each attempt waits twice as long as the one before). */
+    step_s = coord->config->reload_backoff_s;
+    for (unsigned a = 1; a < attempts; a++, step_s *= 2)
+        backoff_s += step_s;
+    hard_deadline =
+        deadline +
+        (int64_t)((r->reload_timeout_s * (attempts + 1) + backoff_s + r->verify_timeout_s) *
+                  1000.0);
+    ours = gc_ledger_demand_find(coord->ledger, name) == NULL;
+    d = demand_get_locked(coord, r, GC_LEASE_PRIORITY_DEFAULT, "reload by request");
+    if (d == NULL) {
+        gc_api_error(ans, GC_ELIMIT, "the queue is full");
+        goto out_unlock;
+    }
+    snprintf(id, sizeof(id), "%s", d->id);
+    gc_events_add(&coord->events, gc_real_s(), "resident_reloading", name,
+                  "by request: waits its turn as %s", id);
+    gc_coord_kick_locked(coord);
+    for (;;) {
+        const struct gc_lease *h;
+        r = gc_ledger_resident_find(coord->ledger, name);
+        if (r == NULL) {
+            gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
+            goto out_unlock;
+        }
+        if (r->state == GC_RES_LOADED) {
+            json_decref(ans->body);
+            ans->status = 200;
+            ans->body = gc_view_resident_locked(coord, r);
+            goto out_unlock;
+        }
+        h = gc_ledger_lease_lookup(coord->ledger, id);
+        if (r->state == GC_RES_FAILED || r->state == GC_RES_GONE ||
+            (h != NULL && h->state == GC_LEASE_FAILED)) {
+            gc_api_error(ans, GC_EUNAVAIL, "resident '%s' could not be reloaded: %s", name,
+                         r->reason[0] ? r->reason : (h ? h->reason : ""));
+            goto out_unlock;
+        }
+        d = gc_ledger_lease_find(coord->ledger, id);
+        if (gc_mono_ms() >= deadline && r->state == GC_RES_UNLOADED && !r->busy &&
+            (d == NULL || d->state == GC_LEASE_QUEUED)) {
+            char why[GC_REASON_MAX];
+            gc_sched_room_why(coord->ledger, r->gpu, r->bytes, why, sizeof(why));
+            if (ours && d != NULL)
+                gc_coord_lease_end_locked(coord, d, GC_LEASE_FAILED, GC_ECONFLICT, why);
+            gc_api_error(ans, GC_ECONFLICT, "resident '%s' cannot come back within %.0f s: %s",
+                         name, r->reload_timeout_s, why);
+            goto out_unlock;
+        }
+        if (gc_mono_ms() < deadline)
+            gc_coord_wait_locked(coord, deadline); /* the checks above judge its end */
+        else if (!gc_coord_wait_locked(coord, hard_deadline))
+            break;
+        if (coord->stopping)
+            break;
+    }
+    /* Stopping, or the reload job overran every bound it has. */
+    gc_api_error(ans, GC_EUNAVAIL, "resident '%s' is %s: the reload did not finish in time", name,
+                 gc_resident_state_name(r->state));
+out_unlock:
+    pthread_mutex_unlock(&coord->lock);
 }
 
 /*
@@ -435,7 +549,7 @@ static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const cha
 }
 
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
-                              struct gc_api_answer *ans)
+                              const struct gc_waiter *waiter, struct gc_api_answer *ans)
 {
     static const char *const fields[] = {"wait_s", "priority", NULL};
     struct gc_jerr err;
@@ -474,18 +588,10 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         goto out_unlock;
     }
     if (r->state != GC_RES_LOADED && r->state != GC_RES_RELOADING) {
-        d = gc_ledger_demand_find(coord->ledger, name);
+        d = demand_get_locked(coord, r, (int)priority, "requests are waiting for it");
         if (d == NULL) {
-            int prio = (int)priority > r->priority ? (int)priority : r->priority;
-            if (gc_ledger_lease_new(coord->ledger, GC_KIND_DEMAND, name, 0, (int)r->gpu, r->bytes,
-                                    prio, 0, gc_mono_ms(), &d) < 0) {
-                gc_api_error(ans, GC_ELIMIT, "the queue is full");
-                goto out_unlock;
-            }
-            d->evict_priority = r->priority; /* it evicts only what ranks below it */
-            coord->counters.demands++;
-            gc_events_add(&coord->events, gc_real_s(), "resident_demand", name,
-                          "requests are waiting for it");
+            gc_api_error(ans, GC_ELIMIT, "the queue is full");
+            goto out_unlock;
         }
         snprintf(id, sizeof(id), "%s", d->id);
         gc_coord_kick_locked(coord);
@@ -511,7 +617,7 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
                          r->reason[0] ? r->reason : (h ? h->reason : ""));
             goto out_unlock;
         }
-        if (!gc_coord_wait_locked(coord, deadline))
+        if (!gc_coord_wait_client_locked(coord, deadline, waiter))
             break;
     }
     d = id[0] ? gc_ledger_lease_find(coord->ledger, id) : NULL;

@@ -243,6 +243,11 @@ int main(int argc, char **argv)
     hcfg.unix_mode = cfg.socket_mode;
     hcfg.body_max = cfg.body_max;
     hcfg.conn_limit = cfg.conn_limit;
+    hcfg.conn_reserve = cfg.conn_reserve;
+    hcfg.conn_per_peer = cfg.conn_per_peer;
+    hcfg.header_timeout_ms = (unsigned)(cfg.header_timeout_s * 1000.0);
+    hcfg.body_timeout_ms = (unsigned)(cfg.body_timeout_s * 1000.0);
+    hcfg.short_request = gc_api_is_short;
     hcfg.bearer_token = cfg.token[0] ? cfg.token : NULL;
     hcfg.handler = gc_api_handle;
     hcfg.ctx = coord;
@@ -250,6 +255,7 @@ int main(int argc, char **argv)
         gc_error("%s", err);
         goto out;
     }
+    __atomic_store_n(&coord->http, http, __ATOMIC_RELEASE);
     for (unsigned g = 0; g < coord->ledger->ngpus; g++)
         gc_info("GPU %u: %s, %llu MiB (NVML %s)", g, coord->ledger->gpus[g].name,
                 (unsigned long long)(coord->ledger->gpus[g].total_bytes >> 20),

@@ -92,9 +92,12 @@ json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident
         json_object_set_new(o, "model", json_string(spec->model));
     json_object_set_new(o, "uses", json_integer(r->uses));
     json_object_set_new(o, "drain_timeout_s", json_real(r->drain_timeout_s));
+    /* A process resident not started yet was never unloaded: no time to show. */
     if (r->state == GC_RES_UNLOADED)
         json_object_set_new(o, "unloaded_for_s",
-                            json_real((double)(gc_mono_ms() - r->unloaded_since_ms) / 1000.0));
+                            r->unloaded_since_ms > 0
+                                ? json_real((double)(gc_mono_ms() - r->unloaded_since_ms) / 1000.0)
+                                : json_null());
     return o;
 }
 
@@ -110,7 +113,8 @@ json_t *gc_view_residents_locked(struct gc_coord *coord)
     return arr;
 }
 
-json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
+/* position: its place in the queue when it waits (-1: look it up). */
+static json_t *lease_view(struct gc_coord *coord, const struct gc_lease *l, int position)
 {
     int64_t now = gc_mono_ms();
     json_t *evicted = json_array();
@@ -136,7 +140,9 @@ json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
         json_object_set_new(o, "held_s", json_real((double)(end - l->granted_ms) / 1000.0));
     if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
         json_object_set_new(o, "position",
-                            json_integer(gc_ledger_queue_position(coord->ledger, l)));
+                            json_integer(position >= 0
+                                             ? position
+                                             : (int)gc_ledger_queue_position(coord->ledger, l)));
     if (active && l->ttl_s > 0 && l->kind == GC_KIND_HOLDER)
         json_object_set_new(o, "expires_in_s",
                             json_real(l->ttl_s - (double)(now - l->heartbeat_ms) / 1000.0));
@@ -147,12 +153,24 @@ json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
     return o;
 }
 
+json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
+{
+    return lease_view(coord, l, -1);
+}
+
 json_t *gc_view_leases_locked(struct gc_coord *coord)
 {
+    struct gc_ledger *ledger = coord->ledger;
     json_t *arr = json_array();
+    const struct gc_lease *order[GC_LEASES_MAX];
+    int position[GC_LEASES_MAX];
+    unsigned n = gc_ledger_queue_order(ledger, order);
 
-    for (unsigned i = 0; i < coord->ledger->nleases; i++)
-        json_array_append_new(arr, gc_view_lease_locked(coord, &coord->ledger->leases[i]));
+    /* Every position at once: one lookup per lease would be quadratic. */
+    for (unsigned pos = 0; pos < n; pos++)
+        position[order[pos] - ledger->leases] = (int)pos;
+    for (unsigned i = 0; i < ledger->nleases; i++)
+        json_array_append_new(arr, lease_view(coord, &ledger->leases[i], position[i]));
     return arr;
 }
 
@@ -161,24 +179,15 @@ json_t *gc_view_status_locked(struct gc_coord *coord)
     const struct gc_counters *c = &coord->counters;
     struct gc_ledger *ledger = coord->ledger;
     json_t *queue = json_array();
-    unsigned n = 0;
     const struct gc_lease *waiting[GC_LEASES_MAX];
+    unsigned n = gc_ledger_queue_order(ledger, waiting);
 
-    for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
-        if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
-            waiting[n++] = l;
-    }
-    for (unsigned pos = 0; pos < n; pos++) {
-        for (unsigned i = 0; i < n; i++) {
-            if (gc_ledger_queue_position(ledger, waiting[i]) == pos)
-                json_array_append_new(queue,
-                                      json_pack("{s:s, s:s, s:I, s:i, s:s}", "id", waiting[i]->id,
-                                                "holder", waiting[i]->holder, "bytes",
-                                                (json_int_t)waiting[i]->bytes, "position", (int)pos,
-                                                "state", gc_lease_state_name(waiting[i]->state)));
-        }
-    }
+    for (unsigned pos = 0; pos < n; pos++)
+        json_array_append_new(queue,
+                              json_pack("{s:s, s:s, s:I, s:i, s:s}", "id", waiting[pos]->id,
+                                        "holder", waiting[pos]->holder, "bytes",
+                                        (json_int_t)waiting[pos]->bytes, "position", (int)pos,
+                                        "state", gc_lease_state_name(waiting[pos]->state)));
     return json_pack(
         "{s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
         "s:I, s:I, s:I, s:I, s:I}, s:I}",
@@ -283,6 +292,7 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
     counter(&t, "demands_total", "Requests from residents for their memory back.", c->demands);
     counter(&t, "journal_errors_total", "Failed journal writes.", c->journal_errors);
     counter(&t, "nvml_errors_total", "Failed NVML readings.", c->nvml_errors);
+    counter(&t, "nvml_readings_total", "NVML readings applied to the ledger.", c->nvml_readings);
     histogram(&t, "grant_wait_seconds", "Time from request to grant.", &coord->grant_wait_s);
     histogram(&t, "unload_seconds", "Unload including NVML verification.", &coord->unload_s);
     histogram(&t, "reload_seconds", "Reload including verification.", &coord->reload_s);

@@ -87,6 +87,7 @@ class SingleGeneration(FoundingSystem):
                     seen["gen_busy_answers"] += 1
                 time.sleep(0.05)
         t = threading.Thread(target=watch, daemon=True)
+        since = self.events()[-1]["seq"]  # after the start (the models' first load)
         t.start()
         st, ply = self.generate("a red cube", seed=42)
         done.set()
@@ -104,7 +105,7 @@ class SingleGeneration(FoundingSystem):
             self.assertTrue(0 <= score[k] <= 1, (k, score[k]))
         self.assertTrue(score["preview"].startswith("iVBORw0KGgo"))  # a PNG
         # Events: unloaded (verified) before the grant, reloaded after the release.
-        kinds = [e["kind"] for e in self.events()]
+        kinds = [e["kind"] for e in self.events(since)]
         order = [k for k in kinds if k in ("resident_unloaded", "lease_granted",
                                            "lease_released", "resident_reloaded")]
         self.assertEqual(order, ["resident_unloaded", "lease_granted", "lease_released",

@@ -68,6 +68,16 @@ static struct gc_lease *add_lease(struct gc_ledger *l, const char *holder, pid_t
     return lease;
 }
 
+/* The id of the active lease of holder. */
+static const char *holder_lease_id(struct gc_ledger *l, const char *holder)
+{
+    for (unsigned i = 0; i < l->nleases; i++) {
+        if (strcmp(l->leases[i].holder, holder) == 0)
+            return l->leases[i].id;
+    }
+    return "";
+}
+
 /* A demand for resident r (as the daemon makes one: it evicts with r's priority);
  * its id goes to id (GC_LEASE_ID_MAX bytes). */
 static void add_demand(struct gc_ledger *l, const struct gc_resident *r, int64_t now, char *id)
@@ -300,6 +310,33 @@ TEST(priority_orders_the_queue)
     gc_sched_step(l, 5, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idhigh) != NULL);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idlow) == NULL);
+    free(l);
+}
+
+TEST(queue_order_matches_each_position)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    const struct gc_lease *order[GC_LEASES_MAX];
+    char holder[16];
+    snap(l, 0, 0, 0);
+    add_lease(l, "big", 0, 0, 20 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    /* Mixed priorities, and a hole in the table made by an ended lease. */
+    for (int i = 0; i < 40; i++) {
+        snprintf(holder, sizeof(holder), "h%d", i);
+        add_lease(l, holder, 0, 0, 10 * GiB, 100 + (i * 7) % 5, 2 + i);
+    }
+    gc_ledger_lease_end(l, gc_ledger_lease_find(l, holder_lease_id(l, "h3")), GC_LEASE_RELEASED, 0,
+                        NULL, 50);
+    gc_sched_step(l, 51, &a);
+    unsigned n = gc_ledger_queue_order(l, order);
+    ASSERT_EQ_INT(n, 39);
+    for (unsigned pos = 0; pos < n; pos++) {
+        ASSERT_EQ_INT(gc_ledger_queue_position(l, order[pos]), pos);
+        if (pos > 0)
+            ASSERT(order[pos - 1]->priority >= order[pos]->priority);
+    }
     free(l);
 }
 
@@ -962,25 +999,22 @@ TEST(an_idle_resident_is_evicted_before_one_in_use)
     free(l);
 }
 
-TEST(lazy_resident_in_use_claims_the_memory_it_is_about_to_load)
+TEST(lazy_resident_reloaded_on_demand_keeps_its_room_while_its_request_loads)
 {
-    /* ComfyUI reloaded on demand holds only its context until its prompt loads the
-     * models: while that request runs, its bytes are claimed, so a lease that would
-     * fit in the room waits instead of taking it. */
+    /* ComfyUI reloaded on demand holds only its context until the prompt that asked
+     * for it loads the models: it counts its bytes all the same (as any loaded
+     * resident), so a lease that would fit in the room waits - and, the prompt
+     * being in flight, does not evict it either. */
     struct gc_ledger *l = new_ledger(1);
     struct gc_actions a;
     struct gc_account acct;
     char id[GC_LEASE_ID_MAX];
 
     struct gc_resident *comfy = add_resident(l, "comfyui", 100, 0, 12 * GiB, 10);
-    comfy->reloads_lazily = true;
     comfy->floor_bytes = CTX;
     comfy->drain_timeout_s = 30;
-    snap(l, 0, 0, 1, 100u, CTX);
-    gc_ledger_account(l, 0, NULL, &acct);
-    ASSERT_EQ_U64(acct.residents, CTX); /* idle: it counts what it holds */
-
     comfy->uses = 1;
+    snap(l, 0, 0, 1, 100u, CTX);
     gc_ledger_account(l, 0, NULL, &acct);
     ASSERT_EQ_U64(acct.residents, CTX + 12 * GiB);
     snprintf(id, sizeof(id), "%s", add_lease(l, "job", 200, 0, 18 * GiB, 100, 0)->id);
@@ -988,10 +1022,66 @@ TEST(lazy_resident_in_use_claims_the_memory_it_is_about_to_load)
     ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
     ASSERT(find_action(&a, GC_ACT_REFUSED, id) == NULL); /* it could fit: not refused */
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "comfyui") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, "comfyui") != NULL);
 
-    /* The prompt loaded its models: they count as usage, as for any resident. */
+    /* The prompt loaded its models and ended: evicted for the lease now. */
     snap(l, 0, 0, 1, 100u, CTX + 12 * GiB);
+    comfy->uses = 0;
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "comfyui") != NULL);
+    free(l);
+}
+
+TEST(a_loading_resident_counts_its_bytes_before_nvml_shows_them)
+{
+    /* A process resident (6Gi) just started: its reload verification gave up while
+     * it was still loading, so it is marked loaded with nothing in NVML. A 19Gi
+     * lease must not be granted beside it: it has to wait for the resident's unload. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_account acct;
+    struct gc_actions a;
+    char id[GC_LEASE_ID_MAX];
+    struct gc_resident *r = add_resident(l, "slow", 100, 0, 6 * GiB, 10);
+    snap(l, 0, 0, 0);
     gc_ledger_account(l, 0, NULL, &acct);
-    ASSERT_EQ_U64(acct.residents, CTX + 12 * GiB);
+    ASSERT_EQ_U64(acct.residents, 6 * GiB);
+    struct gc_lease *big = add_lease(l, "big", 200, 0, 19 * GiB, 100, 0);
+    snprintf(id, sizeof(id), "%s", big->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "slow") != NULL);
+    /* Verified against what it was counted at, not against the nothing NVML showed. */
+    ASSERT_EQ_U64(r->usage_before, 6 * GiB);
+    /* Reloading, from an unloaded floor: counted before any byte shows. */
+    r->state = GC_RES_RELOADING;
+    r->usage_before = CTX;
+    snap(l, 0, 0, 1, 100u, CTX);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX + 6 * GiB);
+    /* Unloaded: only what NVML shows. */
+    r->state = GC_RES_UNLOADED;
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX);
+    free(l);
+}
+
+TEST(room_why_names_the_leases_holding_the_room)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char why[GC_REASON_MAX];
+    add_lease(l, "small", 0, 0, 1 * GiB, 100, 0);
+    add_lease(l, "big", 0, 0, 19 * GiB, 100, 0);
+    snap(l, 0, 0, 0);
+    gc_sched_step(l, 1, &a);
+    gc_sched_room_why(l, 0, VAL_BYTES, why, sizeof(why));
+    ASSERT(strstr(why, "needed on GPU 0") != NULL);
+    ASSERT(strstr(why, "2 granted leases hold 20Gi") != NULL);
+    /* Largest first. */
+    ASSERT(strstr(why, "'big'") != NULL && strstr(why, "'small'") != NULL);
+    ASSERT(strstr(why, "'big'") < strstr(why, "'small'"));
+    /* A buffer too short is cut, still terminated. */
+    gc_sched_room_why(l, 0, VAL_BYTES, why, 24);
+    ASSERT_EQ_INT((int)strlen(why), 23);
     free(l);
 }

@@ -10,18 +10,27 @@
 #include "common/err.h"
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "gpucoord.h"
 #include "servers/common/ply.h"
 #include "servers/common/png.h"
 #include "servers/validation/validation.h"
 
-/* Longest prompt accepted, in bytes (1024 characters of up to 4 UTF-8 bytes). */
+/* Longest prompt in bytes (1024 characters of up to 4 UTF-8 bytes): a first, cheap
+ * bound; the limit itself counts characters. */
 #define PROMPT_MAX_BYTES (4 * VALIDATION_PROMPT_MAX_CHARS)
+
+/* Uploads shorter than this are left to jansson: reading them in place saves little. */
+#define DATA_LIFT_MIN_BYTES 4096
 
 static double round3(double v)
 {
     return round(v * 1000.0) / 1000.0;
 }
+
+/* Pause between demands the coordinator answered "loaded" while these models are not. */
+#define DEMAND_BACKOFF_MIN_MS 20
+#define DEMAND_BACKOFF_MAX_MS 1000
 
 static void handle_health(struct validation_server *vs, struct gc_http_resp *resp)
 {
@@ -88,15 +97,72 @@ static void handle_unload(struct validation_server *vs, struct gc_http_resp *res
                                 round3((double)(gc_mono_ns() - t0) / 1e9), "models_unloaded", 1));
 }
 
+/* Longest a /reload_models/ sent straight to this server waits for the coordinator
+ * to make room (the original's reload timeout). */
+#define DIRECT_RELOAD_WAIT_MAX_S 60.0
+
+/*
+ * A /reload_models/ that is not the coordinator's own call (it was not reloading us)
+ * would grow behind its back, into room a lease may hold: it becomes a demand, and
+ * the coordinator performs the reload (through this handler) once there is room.
+ * Returns 0 with the models loaded and *origin set, or an error answered in resp.
+ */
+static int reload_through_coordinator(struct validation_server *vs, enum gc_model_origin *origin,
+                                      struct gc_http_resp *resp)
+{
+    double wait_s =
+        vs->demand_wait_s < DIRECT_RELOAD_WAIT_MAX_S ? vs->demand_wait_s : DIRECT_RELOAD_WAIT_MAX_S;
+    int64_t deadline = gc_mono_ms() + (int64_t)(wait_s * 1000.0);
+    char why[512];
+    int rc;
+
+    gc_info("reload asked directly: asking the coordinator for room first");
+    for (;;) {
+        double left = (double)(deadline - gc_mono_ms()) / 1000.0;
+        rc = validation_demand(vs, left > 0 ? left : 0, why, sizeof(why));
+        pthread_rwlock_rdlock(&vs->models_lock);
+        if (vs->loaded) {
+            *origin = vs->last_origin;
+            pthread_rwlock_unlock(&vs->models_lock);
+            return 0;
+        }
+        pthread_rwlock_unlock(&vs->models_lock);
+        if (rc == GC_ETIMEDOUT || (rc == 0 && left <= 0)) {
+            snprintf(why, sizeof(why),
+                     "no room on the GPU within %.0f s: the coordinator keeps the request "
+                     "queued and reloads the models once there is room",
+                     wait_s);
+            break;
+        }
+        if (rc < 0)
+            break;
+        gc_sleep_ms(DEMAND_BACKOFF_MIN_MS); /* loaded per the coordinator: our reload lands */
+    }
+    gc_warn("reload not done: %s", why);
+    gc_http_resp_json(
+        resp, 503,
+        json_pack("{s:s, s:s, s:b}", "status", "error", "error", why, "models_reloaded", 0));
+    return rc < 0 ? rc : GC_ETIMEDOUT;
+}
+
 static void handle_reload(struct validation_server *vs, struct gc_http_resp *resp)
 {
     enum gc_model_origin origin = GC_ORIGIN_NONE;
     int64_t t0 = gc_mono_ns();
-    bool was_loaded;
+    bool was_loaded, direct = false;
     char err[256];
     json_t *o;
     int rc = 0;
 
+    /* Asked before the lock: the coordinator's own call must not wait behind it. */
+    if (!__atomic_load_n(&vs->loaded, __ATOMIC_ACQUIRE) && !validation_link_reload_allowed(vs))
+        direct = true;
+    if (direct) {
+        if (reload_through_coordinator(vs, &origin, resp) < 0)
+            return;
+        was_loaded = false;
+        goto out_answer;
+    }
     pthread_rwlock_wrlock(&vs->models_lock);
     was_loaded = vs->loaded;
     if (!was_loaded)
@@ -111,6 +177,7 @@ static void handle_reload(struct validation_server *vs, struct gc_http_resp *res
             json_pack("{s:s, s:s, s:b}", "status", "error", "error", err, "models_reloaded", 0));
         return;
     }
+out_answer:
     o = json_object();
     pthread_mutex_lock(&vs->store_lock);
     gc_gpu_status_add(o, &vs->store);
@@ -151,13 +218,14 @@ static void handle_cleanup(struct validation_server *vs, struct gc_http_resp *re
     gc_http_resp_json(resp, 200, o);
 }
 
-/* Pause between demands the coordinator answered "loaded" while these models are not. */
-#define DEMAND_BACKOFF_MIN_MS 20
-#define DEMAND_BACKOFF_MAX_MS 1000
+/* A demand waits at most this long at a time, so that a request whose client has
+ * left stops waiting (and gives its connection back) soon after. */
+#define DEMAND_SLICE_S 2.0
 
 /* Holds models_lock shared with the models loaded, asking the coordinator for them
  * back when they are not. On failure answers resp and returns false. */
-static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_resp *resp)
+static bool acquire_loaded_models(struct validation_server *vs, const struct gc_http_req *req,
+                                  struct gc_http_resp *resp)
 {
     int64_t deadline = gc_mono_ms() + (int64_t)(vs->demand_wait_s * 1000.0);
     int64_t backoff_ms = DEMAND_BACKOFF_MIN_MS;
@@ -181,7 +249,12 @@ static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_r
                             vs->demand_wait_s);
             return false;
         }
-        int rc = validation_demand(vs, left, why, sizeof(why));
+        if (gc_http_req_client_gone(req)) {
+            gc_server_error(resp, 503, "unavailable", "the client left while the models were away");
+            return false;
+        }
+        int rc =
+            validation_demand(vs, left < DEMAND_SLICE_S ? left : DEMAND_SLICE_S, why, sizeof(why));
         if (rc == GC_ECONNECT || rc == GC_EUNAVAIL || rc == GC_ENOTFOUND) {
             gc_server_error(resp, 503, "unavailable", "the models are unloaded: %s", why);
             return false;
@@ -192,8 +265,8 @@ static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_r
          * the deadline. */
         if (rc == 0) {
             gc_sleep_ms(backoff_ms);
-            backoff_ms = backoff_ms * 2 > DEMAND_BACKOFF_MAX_MS ? DEMAND_BACKOFF_MAX_MS
-                                                               : backoff_ms * 2;
+            backoff_ms =
+                backoff_ms * 2 > DEMAND_BACKOFF_MAX_MS ? DEMAND_BACKOFF_MAX_MS : backoff_ms * 2;
         }
     }
 }
@@ -206,7 +279,8 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
     struct gc_splats *splats = NULL;
     struct gc_jerr jerr;
     json_t *body = NULL, *ans;
-    const char *prompt = NULL, *data = NULL;
+    const char *prompt = NULL, *data = NULL, *lifted = NULL;
+    size_t data_len = 0;
     int64_t compression = 0;
     bool preview = false;
     void *ply = NULL;
@@ -215,7 +289,9 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
     CUdeviceptr scratch = 0;
     int rc;
 
-    rc = gc_json_parse(req->body, req->body_len, GC_JSON_DEPTH_MAX, &body, &jerr);
+    /* The upload is read where it lies in the request body: no copies of it. */
+    rc = gc_json_parse_lifted(req->body, req->body_len, GC_JSON_DEPTH_MAX, "data",
+                              DATA_LIFT_MIN_BYTES, &body, &lifted, &data_len, &jerr);
     if (rc == 0 && (gc_json_only_keys(body, fields, &jerr) < 0 ||
                     gc_json_get_str(body, "prompt", true, PROMPT_MAX_BYTES, &prompt, &jerr) < 0 ||
                     gc_json_get_str(body, "data", true, SIZE_MAX, &data, &jerr) < 0 ||
@@ -227,6 +303,12 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
         gc_server_error(resp, rc == GC_ETOOBIG ? 413 : 400, "bad_request", "%s", jerr.msg);
         goto out;
     }
+    /* JSON strings are valid UTF-8 (jansson checks): count their characters. */
+    if (gc_utf8_chars(prompt, strlen(prompt)) > VALIDATION_PROMPT_MAX_CHARS) {
+        gc_server_error(resp, 400, "bad_request", "field 'prompt' is longer than %d characters",
+                        VALIDATION_PROMPT_MAX_CHARS);
+        goto out;
+    }
     if (compression != 0) {
         gc_server_error(
             resp, 400, "bad_request",
@@ -234,16 +316,23 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
             (long long)compression);
         goto out;
     }
-    if (gc_b64_decode(data, strlen(data), (size_t)VALIDATION_BODY_MAX_DEFAULT, &ply, &ply_len) <
-        0) {
+    if (lifted != NULL)
+        data = lifted;
+    else
+        data_len = strlen(data);
+    if (gc_b64_decode(data, data_len, (size_t)VALIDATION_BODY_MAX_DEFAULT, &ply, &ply_len) < 0) {
         gc_server_error(resp, 400, "bad_request", "field 'data' is not valid base64");
         goto out;
     }
-    if (gc_ply_parse(ply, ply_len, &splats, err, sizeof(err)) < 0) {
+    rc = gc_ply_parse_in_place(ply, ply_len, &splats, err, sizeof(err));
+    if (rc < 0 || (void *)splats->v != ply)
+        free(ply); /* copied into the splats: not kept while scoring */
+    ply = NULL;
+    if (rc < 0) {
         gc_server_error(resp, 400, "bad_request", "field 'data' is not a usable PLY: %s", err);
         goto out;
     }
-    if (!acquire_loaded_models(vs, resp))
+    if (!acquire_loaded_models(vs, req, resp))
         goto out;
 
     /* Activations for this validation, from the cache (given back on cleanup/unload). */

@@ -19,6 +19,9 @@ static const char usage_extra[] =
     "  VALIDATION_PRIORITY          its resident priority (default 10)\n"
     "  VALIDATION_DEMAND_WAIT_S     how long a request waits for unloaded models (default 300)\n"
     "  VALIDATION_DEVICE            GPU index (default 0)\n"
+    "  VALIDATION_BODY_MAX          largest request body (default 64Mi)\n"
+    "  VALIDATION_BODIES_MAX        request body bytes handled at once; past it, 503\n"
+    "                               (default 128Mi: two of the largest)\n"
     "  GPUCOORD_URL                 the coordinator (default http://127.0.0.1:10010)\n"
     "  GPUCOORD_DISABLE=1           run without the coordinator (no registration)\n";
 
@@ -73,13 +76,30 @@ static int setup(struct validation_server *vs, char *err, size_t errlen)
         /* keep_backup: the pinned host copy is allocated now, never on the unload path. */
         rc = gc_model_add(&vs->store, model_layout[i].name, bytes, 0x5eed, true, &vs->models[i],
                           err, errlen);
-        if (rc == 0)
-            rc = gc_model_load(&vs->store, vs->models[i], err, errlen);
         if (rc < 0)
             return rc;
     }
-    vs->loaded = true;
+    /* The models go on the GPU later: through the coordinator, or on their own. */
     return gc_scorer_new(&vs->scorer);
+}
+
+/* Without a coordinator: the models go on the GPU now, as a standalone server. */
+static int load_standalone(struct validation_server *vs, char *err, size_t errlen)
+{
+    enum gc_model_origin origin;
+    char size[GC_SIZE_BUF];
+    int rc;
+
+    pthread_rwlock_wrlock(&vs->models_lock);
+    rc = validation_models_reload(vs, &origin, err, errlen);
+    pthread_rwlock_unlock(&vs->models_lock);
+    if (rc == 0)
+        gc_info("models loaded: %s on the GPU (%s)",
+                gc_size_format(vs->model_bytes, size, sizeof(size)),
+                gc_model_store_retains_data(&vs->store)
+                    ? "checksummed"
+                    : "device keeps no data: checksums skipped");
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -87,8 +107,8 @@ int main(int argc, char **argv)
     static struct validation_server vs;
     struct gc_http_server_config hc = {0};
     struct gc_http_server *http = NULL;
-    char err[512], size[GC_SIZE_BUF];
-    uint64_t body_max;
+    char err[512];
+    uint64_t body_max, bodies_max;
     int rc;
 
     gc_log_init("validation-server", GC_LOG_INFO);
@@ -99,6 +119,15 @@ int main(int argc, char **argv)
     if (gc_env_size("VALIDATION_BODY_MAX", VALIDATION_BODY_MAX_DEFAULT, &body_max, err,
                     sizeof(err)) < 0) {
         fprintf(stderr, "validation-server: %s\n", err);
+        return 2;
+    }
+    if (gc_env_size("VALIDATION_BODIES_MAX", 2 * body_max, &bodies_max, err, sizeof(err)) < 0) {
+        fprintf(stderr, "validation-server: %s\n", err);
+        return 2;
+    }
+    if (bodies_max < body_max) {
+        fprintf(stderr, "validation-server: VALIDATION_BODIES_MAX must be at least "
+                        "VALIDATION_BODY_MAX (the largest body must fit)\n");
         return 2;
     }
     gc_server_block_signals();
@@ -117,13 +146,20 @@ int main(int argc, char **argv)
         gc_error("%s", err);
         return rc == GC_EINVAL ? 2 : 1;
     }
-    gc_info("models loaded: %s on the GPU (%s)", gc_size_format(vs.model_bytes, size, sizeof(size)),
-            gc_model_store_retains_data(&vs.store) ? "checksummed"
-                                                   : "device keeps no data: checksums skipped");
-
+    if (!vs.coordination) {
+        gc_warn("GPUCOORD_DISABLE=1: not registering with a coordinator");
+        /* Before listening: no request finds the models still coming. */
+        if (load_standalone(&vs, err, sizeof(err)) < 0) {
+            gc_error("%s", err);
+            return 1;
+        }
+    }
     hc.host = vs.args.host;
     hc.port = vs.args.port;
     hc.body_max = (size_t)body_max;
+    /* Each request costs about twice its body while it is scored (the body, its decoded
+     * PLY or the splats parsed from it): the bodies in flight bound the memory. */
+    hc.bodies_max = (size_t)bodies_max;
     hc.conn_limit = 256;
     hc.handler = validation_handle;
     hc.ctx = &vs;
@@ -133,10 +169,21 @@ int main(int argc, char **argv)
     }
     gc_server_self_url(&vs.args, gc_http_server_port(http), vs.self_url, sizeof(vs.self_url));
     gc_info("listening on %s:%d", vs.args.host, gc_http_server_port(http));
-    if (vs.coordination)
+    /* Registered first, loaded after: models allocated before the coordinator made
+     * room would take memory a lease may hold. The coordinator loads them through
+     * /reload_models/ (listening already) once there is room. */
+    if (vs.coordination) {
+        if (validation_link_register_unloaded(&vs) < 0) {
+            gc_warn("no coordinator at %s took the registration: loading the models standalone",
+                    vs.coordinator_url);
+            if (load_standalone(&vs, err, sizeof(err)) < 0) {
+                gc_error("%s", err);
+                gc_http_server_stop(http);
+                return 1;
+            }
+        }
         validation_link_start(&vs);
-    else
-        gc_warn("GPUCOORD_DISABLE=1: not registering with a coordinator");
+    }
 
     gc_server_wait_signal();
     gc_info("stopping");

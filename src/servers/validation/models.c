@@ -40,7 +40,9 @@ int validation_models_reload(struct validation_server *vs, enum gc_model_origin 
     pthread_mutex_unlock(&vs->store_lock);
     if (rc == 0) {
         __atomic_store_n(&vs->loaded, true, __ATOMIC_RELEASE);
-        *origin_ret = worst;
+        *origin_ret = vs->ever_loaded ? worst : GC_ORIGIN_REINIT;
+        __atomic_store_n(&vs->ever_loaded, true, __ATOMIC_RELEASE);
+        vs->last_origin = *origin_ret;
     }
     return rc;
 }

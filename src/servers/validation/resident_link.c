@@ -18,12 +18,15 @@
 #define LINK_CHECK_MS   2000
 #define LINK_TIMEOUT_MS 5000
 
+/* Registers with the state the models are in: a server whose models are not on the
+ * GPU must not be counted as holding them, nor take them without asking. */
 static int link_register(struct validation_server *vs, gpucoord_client *c)
 {
-    json_t *body = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f}", "name", vs->resident_name,
-                             "protocol", "seed", "url", vs->self_url, "pid", (int)getpid(), "bytes",
-                             (json_int_t)vs->model_bytes, "priority", vs->priority,
-                             "unload_timeout_s", 30.0, "reload_timeout_s", 60.0);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f, s:b}", "name",
+                             vs->resident_name, "protocol", "seed", "url", vs->self_url, "pid",
+                             (int)getpid(), "bytes", (json_int_t)vs->model_bytes, "priority",
+                             vs->priority, "unload_timeout_s", 30.0, "reload_timeout_s", 60.0,
+                             "loaded", __atomic_load_n(&vs->loaded, __ATOMIC_ACQUIRE));
     char *text = json_dumps(body, JSON_COMPACT), *answer = NULL;
     long status = 0;
     int rc;
@@ -36,7 +39,7 @@ static int link_register(struct validation_server *vs, gpucoord_client *c)
     if (rc == 0 && status != 201) {
         gc_warn("coordinator refused the registration (HTTP %ld): %s", status,
                 answer ? answer : "");
-        rc = GC_EINVAL;
+        rc = status == 409 ? GC_ECONFLICT : GC_EINVAL;
     }
     free(answer);
     return rc;
@@ -80,11 +83,25 @@ static void *link_main(void *arg)
                         vs->coordinator_url, vs->resident_name);
                 vs->registered = true;
                 warned = false;
+                /* Registered unloaded (its models still wait for room): ask again. */
+                if (!__atomic_load_n(&vs->loaded, __ATOMIC_ACQUIRE)) {
+                    char why[256];
+                    validation_demand(vs, 0, why, sizeof(why));
+                }
             } else if (!reachable && !warned) {
                 gc_warn("coordinator at %s unreachable; will keep trying to register",
                         vs->coordinator_url);
                 warned = true;
                 vs->registered = false;
+            }
+        } else {
+            vs->registered = true; /* known again after a restart that kept its state */
+            if (!__atomic_load_n(&vs->ever_loaded, __ATOMIC_ACQUIRE)) {
+                /* Still waiting for the first load: a coordinator restarted meanwhile
+                 * has forgotten the queued demand. Asking again is harmless (one
+                 * demand per resident). */
+                char why[256];
+                validation_demand(vs, 0, why, sizeof(why));
             }
         }
         for (int i = 0; i < LINK_CHECK_MS / 100 && !vs->stopping; i++)
@@ -149,4 +166,61 @@ int validation_demand(struct validation_server *vs, double wait_s, char *why, si
     free(answer);
     gpucoord_client_free(c);
     return rc;
+}
+
+int validation_link_register_unloaded(struct validation_server *vs)
+{
+    gpucoord_client *c;
+    char why[256];
+    int rc;
+
+    if (gpucoord_client_new(vs->coordinator_url, &c) < 0)
+        return GC_EINVAL;
+    /* The models are not loaded yet: registered unloaded. A coordinator still busy with
+     * this name (a step on the previous process) is waited for a little. */
+    for (int64_t deadline = gc_mono_ms() + LINK_TIMEOUT_MS;;) {
+        rc = link_register(vs, c);
+        if (rc != GC_ECONFLICT || gc_mono_ms() >= deadline)
+            break;
+        gc_sleep_ms(200);
+    }
+    gpucoord_client_free(c);
+    if (rc < 0)
+        return rc;
+    vs->registered = true;
+    gc_info("registered with the coordinator at %s as resident '%s' (unloaded); asking for "
+            "room for the models",
+            vs->coordinator_url, vs->resident_name);
+    /* Queued, not awaited: the coordinator calls /reload_models/ once there is room. */
+    rc = validation_demand(vs, 0, why, sizeof(why));
+    if (rc < 0 && rc != GC_ETIMEDOUT)
+        gc_warn("demand for the models failed: %s", why);
+    return 0;
+}
+
+bool validation_link_reload_allowed(struct validation_server *vs)
+{
+    gpucoord_client *c;
+    char path[128], *answer = NULL;
+    long status = 0;
+    bool allowed = true;
+    json_t *j;
+
+    if (!vs->coordination || !vs->registered)
+        return true;
+    if (gpucoord_client_new(vs->coordinator_url, &c) < 0)
+        return true;
+    snprintf(path, sizeof(path), "/v1/residents/%s", vs->resident_name);
+    if (gpucoord_request(c, "GET", path, NULL, LINK_TIMEOUT_MS, &status, &answer) == 0 &&
+        status == 200) {
+        const char *state;
+        j = json_loads(answer, 0, NULL);
+        state = j ? json_string_value(json_object_get(j, "state")) : NULL;
+        /* Reloading: the ledger has claimed the room (the coordinator's own call). */
+        allowed = state == NULL || strcmp(state, "reloading") == 0;
+        json_decref(j);
+    }
+    free(answer);
+    gpucoord_client_free(c);
+    return allowed;
 }

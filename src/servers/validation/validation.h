@@ -37,8 +37,10 @@ struct validation_server {
 
     /* Validations hold it shared; unload/reload/cleanup hold it exclusively. */
     pthread_rwlock_t models_lock;
-    bool loaded;                /* guarded by models_lock */
-    pthread_mutex_t store_lock; /* the driver calls of the store (scratch) */
+    bool loaded;                      /* guarded by models_lock */
+    bool ever_loaded;                 /* set under models_lock (read atomically by the link) */
+    enum gc_model_origin last_origin; /* guarded by models_lock: of the last reload */
+    pthread_mutex_t store_lock;       /* the driver calls of the store (scratch) */
 
     /* Coordinator link. */
     pthread_t link_thread;
@@ -57,6 +59,14 @@ void validation_link_stop(struct validation_server *vs);
 /* Asks the coordinator for the memory back and waits until it reloaded us, up to
  * wait_s. 0 when loaded; GC_ETIMEDOUT; GC_ECONNECT; GC_EUNAVAIL with why filled. */
 int validation_demand(struct validation_server *vs, double wait_s, char *why, size_t why_len);
+/* At start, before any model is on the GPU: registers as an unloaded resident and
+ * queues a demand, so that the models are allocated only once the coordinator made
+ * room (it calls /reload_models/). 0 when registered; an error when no coordinator
+ * took the registration (then the server loads its models on its own). */
+int validation_link_register_unloaded(struct validation_server *vs);
+/* Does the coordinator let this reload happen now? True when it is reloading this
+ * resident (the room is claimed), or when no coordinator answers (standalone). */
+bool validation_link_reload_allowed(struct validation_server *vs);
 
 /* Model operations (models.c), models_lock held exclusively. */
 int validation_models_unload(struct validation_server *vs, char *err, size_t errlen);
