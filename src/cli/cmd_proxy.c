@@ -588,7 +588,7 @@ int cmd_proxy(struct cli *cli, int argc, char **argv)
             px.resident = optarg;
             break;
         case 'w':
-            if (cli_parse_seconds("proxy", "--wait", optarg, 0, &px.wait_s) != 0)
+            if (cli_parse_seconds("proxy", "--wait", optarg, 1, &px.wait_s) != 0)
                 return CLI_EXIT_USAGE;
             break;
         case 'i':

@@ -132,6 +132,25 @@ class Presets(PresetEnv):
     def test_comfyui_restored_by_its_next_prompt(self):
         self.evict_and_restore("comfyui")
 
+    def test_comfyui_reloaded_but_not_yet_prompted_is_evicted_at_once(self):
+        # Demanded back, ComfyUI holds only its context until a prompt loads its
+        # models. A lease that needs the room evicts it again, and its unload is
+        # verified at once: there is nothing above its floor to wait for.
+        emu = self.emulator("comfyui")
+        name = self.register("comfyui", emu)["name"]
+        wait_until(lambda: self.usage(name) >= MODEL_BYTES, 10, what="model memory")
+        st, lease = self.lease()
+        self.assertEqual(st, 201, lease)
+        self.http.delete("/v1/leases/" + lease["id"])
+        st, body = self.http.post("/v1/residents/%s/demand" % name, {"wait_s": 10})
+        self.assertEqual((st, body.get("state")), (200, "loaded"), body)
+        t0 = time.monotonic()
+        st, lease = self.lease()
+        self.assertEqual((st, lease.get("evicted")), (201, [name]), lease)
+        self.assertLess(time.monotonic() - t0, 2.5)  # not its verify_timeout_s (3 s) and more
+        self.assertNotIn("verify_timeout", self.event_kinds(name))
+        self.no_oom()
+
     def test_llama_swap_all_models(self):
         emu = self.emulator("llama-swap")
         name = "swap"
