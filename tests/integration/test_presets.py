@@ -40,7 +40,12 @@ class PresetEnv(GpuEnv):
         script, args, _ = PRESETS[protocol]
         argv = [sys.executable, os.path.join(EMULATORS, script), "--port", "0",
                 "--bytes", "8Gi"] + args + list(extra)
-        p = self.start(argv, "emulator-" + (name or protocol), ready="ready")
+        env = self.env
+        preload = os.environ.get("GPUCOORD_PY_PRELOAD")
+        if preload:  # sanitizer build: Python is not instrumented, gpusim is
+            env = dict(self.env, LD_PRELOAD=preload)
+            env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+        p = self.start(argv, "emulator-" + (name or protocol), ready="ready", env=env)
         p.port = int(p.field("port"))
         return p
 
