@@ -126,6 +126,11 @@ struct gc_resident {
     double last_unload_s, last_reload_s;
     unsigned unloads, reloads;
     char reason[GC_REASON_MAX]; /* why failed/gone, or the last problem */
+    /* Requests in flight through it (gpucoord proxy): an in-use resident is not
+     * evicted until they end, or until a lease has waited drain_timeout_s. */
+    unsigned uses;
+    double drain_timeout_s;
+    int64_t drain_since_ms; /* a lease has waited for its uses since (0: none waits) */
 };
 
 struct gc_lease {

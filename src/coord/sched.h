@@ -24,6 +24,7 @@ enum gc_action_kind {
     GC_ACT_DEMAND,        /* a demand lease was created for an overdue resident */
     GC_ACT_DEMAND_MET,    /* a demand ended: its resident is loaded (released) */
     GC_ACT_DEMAND_FAILED, /* a demand ended: its resident failed or is gone */
+    GC_ACT_DRAINING,      /* lease waits for requests in flight through resident to end */
 };
 
 struct gc_action {
@@ -60,7 +61,8 @@ void gc_sched_room_why(const struct gc_ledger *ledger, unsigned gpu, uint64_t ne
 /*
  * gc_sched_choose_evictions: the cheapest set of residents on gpu whose unloading
  * frees at least need bytes for lease (rule 2: fewest bytes to restore, then
- * lower priority, then least recently used). Writes up to GC_EVICT_MAX resident
+ * lower priority, then least recently used). Residents in use (uses > 0) are left
+ * out until a lease has waited their drain_timeout_s for them. Writes up to GC_EVICT_MAX resident
  * pointers to ret; returns how many, 0 when no set suffices.
  */
 unsigned gc_sched_choose_evictions(struct gc_ledger *ledger, const struct gc_lease *lease,

@@ -163,6 +163,42 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
     gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
 }
 
+/* /v1/residents/NAME/use[/ID]: requests in flight through a resident. */
+static void route_use(struct gc_coord *coord, const struct gc_http_req *req, const char *name,
+                      const char *rest, struct gc_http_resp *resp)
+{
+    struct gc_api_answer ans = {0};
+    struct gc_caller caller;
+    json_t *body;
+
+    caller_of(req, &caller);
+    if (*rest == '\0') {
+        if (!method_is(req, "POST")) {
+            method_not_allowed(resp, "POST");
+            return;
+        }
+        if (parse_body(req, false, &body, resp) < 0)
+            return;
+        gc_coord_use_begin(coord, &caller, name, body, &ans);
+        json_decref(body);
+    } else {
+        rest++;
+        if (*rest == '\0' || strlen(rest) >= GC_LEASE_ID_MAX || strchr(rest, '/') != NULL) {
+            gc_http_resp_error(resp, GC_ENOTFOUND, "no such use");
+            return;
+        }
+        if (method_is(req, "POST")) {
+            gc_coord_use_renew(coord, &caller, name, rest, &ans);
+        } else if (method_is(req, "DELETE")) {
+            gc_coord_use_end(coord, &caller, name, rest, &ans);
+        } else {
+            method_not_allowed(resp, "POST, DELETE");
+            return;
+        }
+    }
+    answer(resp, &ans);
+}
+
 static void route_residents(struct gc_coord *coord, const struct gc_http_req *req, const char *rest,
                             struct gc_http_resp *resp)
 {
@@ -223,6 +259,10 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
             return;
         }
         method_not_allowed(resp, "GET, DELETE");
+        return;
+    }
+    if (strncmp(slash, "/use", 4) == 0 && (slash[4] == '\0' || slash[4] == '/')) {
+        route_use(coord, req, name, slash + 4, resp);
         return;
     }
     if (strcmp(slash, "/unload") && strcmp(slash, "/reload") && strcmp(slash, "/demand")) {

@@ -558,6 +558,11 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             coord->jobs_running++;
             gc_job_reload_spawn(coord, r->name);
             break;
+        case GC_ACT_DRAINING:
+            gc_events_add(&coord->events, now, "resident_draining", a->resident,
+                          "%s waits for %u request(s) in flight (at most %.0f s)", a->lease_id,
+                          r ? r->uses : 0, r ? r->drain_timeout_s : 0.0);
+            break;
         case GC_ACT_DEMAND:
             coord->counters.demands++;
             gc_events_add(&coord->events, now, "resident_overdue", a->resident,
@@ -688,6 +693,10 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
     if (coord->journal_behind && !gc_store_compacting(coord->store) &&
         coord->compact_retry_ms < next)
         next = coord->compact_retry_ms > now ? coord->compact_retry_ms : now;
+    for (unsigned i = 0; i < GC_USES_MAX; i++) {
+        if (coord->uses[i].in_use && coord->uses[i].expires_ms + 1 < next)
+            next = coord->uses[i].expires_ms + 1;
+    }
     return next;
 }
 
@@ -701,6 +710,7 @@ static void settle_locked(struct gc_coord *coord)
 
     do {
         now = gc_mono_ms();
+        gc_coord_uses_settle_locked(coord, now);
         gc_sched_step(coord->ledger, now, acts);
         apply_actions_locked(coord, acts);
     } while (acts->truncated);

@@ -81,6 +81,21 @@ struct gc_watch {
     uint64_t start_ticks; /* identifies this process, not a later one with its pid */
 };
 
+/* Requests in flight at once through residents (gpucoord proxy). */
+#define GC_USES_MAX          1024
+#define GC_USE_TTL_DEFAULT_S 30.0
+#define GC_USE_TTL_MAX_S     3600.0
+
+/* One request in flight through a resident (coord_uses.c). */
+struct gc_use {
+    bool in_use;
+    char id[GC_LEASE_ID_MAX];
+    char resident[GC_NAME_MAX + 1];
+    char owner[GC_OWNER_MAX];
+    double ttl_s;
+    int64_t expires_ms; /* monotonic; renewed by its client */
+};
+
 /* One NVML reading of every GPU, taken without the lock. */
 struct gc_nvml_reading {
     int64_t taken_ms; /* monotonic, when the reading began */
@@ -126,6 +141,8 @@ struct gc_coord {
     pthread_mutex_t readings_lock;
     struct gc_nvml_reading *spare_readings[8];
     unsigned nspare_readings;
+    struct gc_use uses[GC_USES_MAX];
+    uint64_t next_use_id;
     /* The HTTP server, for its connection metrics; set (atomically) once it serves. */
     struct gc_http_server *http;
 };
@@ -267,6 +284,18 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
                               const char *name, struct gc_api_answer *ans);
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
                               const struct gc_waiter *waiter, struct gc_api_answer *ans);
+
+/* Requests in flight (coord_uses.c). begin: 201 {id, resident, ttl_s} on a loaded
+ * resident no eviction waits for, else 409; renew: 200; end: 204. */
+void gc_coord_use_begin(struct gc_coord *coord, const struct gc_caller *caller, const char *name,
+                        const json_t *req, struct gc_api_answer *ans);
+void gc_coord_use_renew(struct gc_coord *coord, const struct gc_caller *caller, const char *name,
+                        const char *id, struct gc_api_answer *ans);
+void gc_coord_use_end(struct gc_coord *coord, const struct gc_caller *caller, const char *name,
+                      const char *id, struct gc_api_answer *ans);
+/* Lock held: ends uses past their TTL and counts each resident's uses into the
+ * ledger; returns the next expiry (INT64_MAX: none). */
+int64_t gc_coord_uses_settle_locked(struct gc_coord *coord, int64_t now_ms);
 
 /* ---- Views (views.c); lock held ---- */
 

@@ -15,6 +15,8 @@
 #define RESIDENT_BYTES_MAX (1ULL << 50)
 #define PRIORITY_LIMIT     1000000
 #define TIMEOUT_MAX_S      3600.0
+/* How long an eviction waits for requests in flight through a resident. */
+#define GC_DRAIN_TIMEOUT_DEFAULT_S 30.0
 
 static const char *const resident_fields[] = {"name",
                                               "protocol",
@@ -34,6 +36,8 @@ static const char *const resident_fields[] = {"name",
                                               "cleanup",
                                               "health",
                                               "command",
+                                              "model",
+                                              "drain_timeout_s",
                                               "loaded",
                                               NULL};
 
@@ -69,6 +73,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
     int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
     uint64_t bytes = 0, pid_start = 0;
+    double drain_timeout_s = GC_DRAIN_TIMEOUT_DEFAULT_S;
     int rc;
     bool loaded = true;
 
@@ -101,6 +106,9 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         copy_str(req, "cleanup", sizeof(spec.cleanup_req), spec.cleanup_req, err) < 0 ||
         copy_str(req, "health", sizeof(spec.health_req), spec.health_req, err) < 0 ||
         copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0 ||
+        copy_str(req, "model", sizeof(spec.model), spec.model, err) < 0 ||
+        gc_json_get_seconds(req, "drain_timeout_s", false, 0, TIMEOUT_MAX_S, &drain_timeout_s,
+                            err) < 0 ||
         gc_json_get_bool(req, "loaded", false, &loaded, err) < 0)
         return GC_EINVAL;
 
@@ -117,6 +125,13 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         REG_FAIL("unknown protocol '%s' (known: %s)", protocol, gc_adapter_names());
     if (adapter->needs_url && spec.url[0] == '\0')
         REG_FAIL("protocol '%s' needs a 'url'", protocol);
+    if (adapter->needs_model && !adapter->model_optional && spec.model[0] == '\0')
+        REG_FAIL("protocol '%s' needs the 'model' this resident is (the server holds several)",
+                 protocol);
+    if (!adapter->needs_model && spec.model[0] != '\0')
+        REG_FAIL("protocol '%s' takes no 'model': the server is one resident", protocol);
+    if (spec.model[0] != '\0' && !gc_adapter_model_valid(spec.model))
+        REG_FAIL("'model' must be printable ASCII without spaces, quotes, '\\', '?', '#' or '%%'");
     if (spec.url[0] != '\0' && gc_url_check_callback(spec.url, cfg->allow_remote_callbacks,
                                                      err->msg, sizeof(err->msg)) < 0)
         return GC_EINVAL;
@@ -135,6 +150,10 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     }
     if (gpu >= (int64_t)coord->ledger->ngpus)
         REG_FAIL("no GPU %lld: this coordinator has %u", (long long)gpu, coord->ledger->ngpus);
+    /* A lazy server comes back only when a request makes it load: restoring it ahead
+     * of one would only tell the ledger its memory is back when it is not. */
+    if (adapter->reloads_lazily)
+        r.restore = GC_RESTORE_DEMAND;
     if (restore != NULL && gc_restore_parse(restore, &r.restore) < 0)
         REG_FAIL("restore must be auto, demand or never");
     if (on_stuck != NULL && gc_on_stuck_parse(on_stuck, &r.on_stuck) < 0)
@@ -195,6 +214,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     r.unload_timeout_s = spec.unload_timeout_s;
     r.reload_timeout_s = spec.reload_timeout_s;
     r.verify_timeout_s = spec.verify_timeout_s;
+    r.drain_timeout_s = drain_timeout_s;
     /* A process resident with no pid given is not running yet; a server registering
      * before it allocates its models (loaded: false) asks for them with a demand. */
     r.state = (strcmp(protocol, "process") == 0 && pid == 0) || !loaded ? GC_RES_UNLOADED

@@ -88,6 +88,10 @@ json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident
 
     if (r->reason[0] != '\0')
         json_object_set_new(o, "reason", json_string(r->reason));
+    if (spec->model[0] != '\0')
+        json_object_set_new(o, "model", json_string(spec->model));
+    json_object_set_new(o, "uses", json_integer(r->uses));
+    json_object_set_new(o, "drain_timeout_s", json_real(r->drain_timeout_s));
     /* A process resident not started yet was never unloaded: no time to show. */
     if (r->state == GC_RES_UNLOADED)
         json_object_set_new(o, "unloaded_for_s",

@@ -927,6 +927,111 @@ TEST(nearest_registered_ancestor_wins)
     free(l);
 }
 
+TEST(in_use_resident_is_not_evicted_until_its_requests_drain)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char id[GC_LEASE_ID_MAX];
+
+    struct gc_resident *vllm = add_resident(l, "vllm", 100, 0, 8 * GiB, 10);
+    vllm->drain_timeout_s = 30;
+    vllm->uses = 1; /* a request runs through it */
+    snap(l, 0, 0, 1, 100u, CTX + 8 * GiB);
+    snprintf(id, sizeof(id), "%s", add_lease(l, "job", 200, 0, 18 * GiB, 100, 0)->id);
+
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, "vllm") != NULL);
+    ASSERT_EQ_INT(vllm->state, GC_RES_LOADED);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_QUEUED);
+    ASSERT_EQ_INT((int)vllm->drain_since_ms, 1);
+
+    /* Still in use a while later: still waits, and the drain is announced once. */
+    gc_sched_step(l, 1000, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, "vllm") == NULL);
+
+    /* The request ends: evicted at once. */
+    vllm->uses = 0;
+    gc_sched_step(l, 1001, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") != NULL);
+    ASSERT_EQ_INT(vllm->state, GC_RES_UNLOADING);
+    ASSERT_EQ_INT((int)vllm->drain_since_ms, 0);
+    free(l);
+}
+
+TEST(in_use_resident_is_evicted_once_its_drain_timeout_passes)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+
+    struct gc_resident *vllm = add_resident(l, "vllm", 100, 0, 8 * GiB, 10);
+    vllm->drain_timeout_s = 2;
+    vllm->uses = 3;
+    snap(l, 0, 0, 1, 100u, CTX + 8 * GiB);
+    add_lease(l, "job", 200, 0, 18 * GiB, 100, 0);
+    gc_sched_step(l, 10, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    gc_sched_step(l, 2009, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    gc_sched_step(l, 2010, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") != NULL);
+    free(l);
+}
+
+TEST(an_idle_resident_is_evicted_before_one_in_use)
+{
+    /* Two residents could each make room: the one without requests goes, although
+     * the one in use would be cheaper to restore. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+
+    struct gc_resident *busy = add_resident(l, "busy", 100, 0, 8 * GiB, 10);
+    busy->uses = 1;
+    busy->drain_timeout_s = 30;
+    add_resident(l, "idle", 101, 0, 9 * GiB, 10);
+    snap(l, 0, 0, 2, 100u, CTX + 8 * GiB, 101u, CTX + 9 * GiB);
+    add_lease(l, "job", 200, 0, 12 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "idle") != NULL);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "busy") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, NULL) == NULL);
+    free(l);
+}
+
+TEST(lazy_resident_reloaded_on_demand_keeps_its_room_while_its_request_loads)
+{
+    /* ComfyUI reloaded on demand holds only its context until the prompt that asked
+     * for it loads the models: it counts its bytes all the same (as any loaded
+     * resident), so a lease that would fit in the room waits - and, the prompt
+     * being in flight, does not evict it either. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_account acct;
+    char id[GC_LEASE_ID_MAX];
+
+    struct gc_resident *comfy = add_resident(l, "comfyui", 100, 0, 12 * GiB, 10);
+    comfy->floor_bytes = CTX;
+    comfy->drain_timeout_s = 30;
+    comfy->uses = 1;
+    snap(l, 0, 0, 1, 100u, CTX);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX + 12 * GiB);
+    snprintf(id, sizeof(id), "%s", add_lease(l, "job", 200, 0, 18 * GiB, 100, 0)->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
+    ASSERT(find_action(&a, GC_ACT_REFUSED, id) == NULL); /* it could fit: not refused */
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "comfyui") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, "comfyui") != NULL);
+
+    /* The prompt loaded its models and ended: evicted for the lease now. */
+    snap(l, 0, 0, 1, 100u, CTX + 12 * GiB);
+    comfy->uses = 0;
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "comfyui") != NULL);
+    free(l);
+}
+
 TEST(a_loading_resident_counts_its_bytes_before_nvml_shows_them)
 {
     /* A process resident (6Gi) just started: its reload verification gave up while
