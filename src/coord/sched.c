@@ -214,8 +214,7 @@ unsigned gc_sched_choose_steps(struct gc_ledger *ledger, const struct gc_lease *
             continue;
         /* Loaded, or part-way down with further to go. */
         if (r->state != GC_RES_LOADED &&
-            !(r->state == GC_RES_UNLOADED &&
-              gc_resident_level(r) + 1 < gc_resident_nlevels(r)))
+            !(r->state == GC_RES_UNLOADED && gc_resident_level(r) + 1 < gc_resident_nlevels(r)))
             continue;
         cand[n++] = r;
     }
@@ -342,7 +341,8 @@ static void demand_overdue(struct gc_ledger *ledger, int64_t now_ms, struct gc_a
         if (gc_ledger_demand_find(ledger, r->name) != NULL)
             continue;
         if (gc_ledger_lease_new(ledger, GC_KIND_DEMAND, r->name, 0, (int)r->gpu,
-                                gc_resident_missing_bytes(r), SCHED_OVERDUE_PRIORITY, 0, now_ms, &l) == 0) {
+                                gc_resident_missing_bytes(r), SCHED_OVERDUE_PRIORITY, 0, now_ms,
+                                &l) == 0) {
             l->evict_priority = r->priority; /* first in line, but no right to evict more */
             action_add(out, GC_ACT_DEMAND, l, r, r->gpu);
         }
@@ -373,8 +373,7 @@ static unsigned waiting_order(struct gc_ledger *ledger, unsigned *order)
 }
 
 static void start_evictions(struct gc_ledger *ledger, struct gc_lease *l, unsigned gpu,
-                            const struct gc_evict_step *set, unsigned nset,
-                            struct gc_actions *out)
+                            const struct gc_evict_step *set, unsigned nset, struct gc_actions *out)
 {
     l->state = GC_LEASE_PREPARING;
     l->gpu = (int)gpu;
