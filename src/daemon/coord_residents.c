@@ -35,7 +35,99 @@ static const char *const resident_fields[] = {"name",
                                               "health",
                                               "command",
                                               "loaded",
+                                              "levels",
                                               NULL};
+
+static const char *const level_fields[] = {"name", "bytes", NULL};
+
+/* A level name: [A-Za-z0-9._-]{1,GC_LEVEL_NAME_MAX}. */
+static bool level_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > GC_LEVEL_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Reads the registration's "levels" into r (fullest first, bytes strictly
+ * decreasing, names unique) and checks them against "bytes" (has_bytes: it was
+ * given). Without "levels" a resident has two: "loaded" (bytes) and "off" (0).
+ * GC_EINVAL with err filled when they are wrong; r is then partly written.
+ */
+static int levels_parse(const json_t *req, bool has_bytes, uint64_t *bytes, struct gc_resident *r,
+                        struct gc_jerr *err)
+{
+    const json_t *levels = json_object_get(req, "levels");
+    size_t n;
+
+    if (levels == NULL) {
+        r->nlevels = 2;
+        snprintf(r->levels[0].name, sizeof(r->levels[0].name), "loaded");
+        r->levels[0].bytes = *bytes;
+        snprintf(r->levels[1].name, sizeof(r->levels[1].name), "off");
+        r->levels[1].bytes = 0;
+        return 0;
+    }
+    n = json_is_array(levels) ? json_array_size(levels) : 0;
+    if (n < 2 || n > GC_LEVELS_MAX) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "'levels' must be an array of 2 to %d {\"name\", \"bytes\"}, fullest first",
+                 GC_LEVELS_MAX);
+        return GC_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *lv = json_array_get(levels, i);
+        const char *name = NULL;
+        uint64_t b = 0;
+        if (!json_is_object(lv)) {
+            snprintf(err->msg, sizeof(err->msg), "levels[%zu] must be {\"name\", \"bytes\"}", i);
+            return GC_EINVAL;
+        }
+        if (gc_json_only_keys(lv, level_fields, err) < 0 ||
+            gc_json_get_str(lv, "name", true, GC_LEVEL_NAME_MAX, &name, err) < 0 ||
+            gc_json_get_bytes(lv, "bytes", true, RESIDENT_BYTES_MAX, &b, err) < 0) {
+            char msg[sizeof(err->msg)];
+            memcpy(msg, err->msg, sizeof(msg));
+            snprintf(err->msg, sizeof(err->msg), "levels[%zu]: %.200s", i, msg);
+            return GC_EINVAL;
+        }
+        if (!level_name_valid(name)) {
+            snprintf(err->msg, sizeof(err->msg),
+                     "levels[%zu]: name must match [A-Za-z0-9._-]{1,%d}", i, GC_LEVEL_NAME_MAX);
+            return GC_EINVAL;
+        }
+        if (i > 0 && b >= r->levels[i - 1].bytes) {
+            snprintf(err->msg, sizeof(err->msg),
+                     "levels[%zu] ('%s'): bytes must be fewer than the level before's", i, name);
+            return GC_EINVAL;
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(r->levels[k].name, name) == 0) {
+                snprintf(err->msg, sizeof(err->msg), "levels[%zu]: name '%s' is used twice", i,
+                         name);
+                return GC_EINVAL;
+            }
+        }
+        snprintf(r->levels[i].name, sizeof(r->levels[i].name), "%s", name);
+        r->levels[i].bytes = b;
+    }
+    if (has_bytes && *bytes != r->levels[0].bytes) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "'bytes' must equal the first level's bytes (or be left out)");
+        return GC_EINVAL;
+    }
+    r->nlevels = (unsigned)n;
+    *bytes = r->levels[0].bytes;
+    return 0;
+}
 
 static bool request_spec_valid(const char *req)
 {
@@ -100,7 +192,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         copy_str(req, "cleanup", sizeof(spec.cleanup_req), spec.cleanup_req, err) < 0 ||
         copy_str(req, "health", sizeof(spec.health_req), spec.health_req, err) < 0 ||
         copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0 ||
-        gc_json_get_bool(req, "loaded", false, &loaded, err) < 0)
+        gc_json_get_bool(req, "loaded", false, &loaded, err) < 0 ||
+        levels_parse(req, json_object_get(req, "bytes") != NULL, &bytes, &r, err) < 0)
         return GC_EINVAL;
 
 #define REG_FAIL(...)                                                                              \
@@ -217,6 +310,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
      * before it allocates its models (loaded: false) asks for them with a demand. */
     if ((strcmp(protocol, "process") == 0 && pid == 0) || !loaded) {
         slot->state = GC_RES_UNLOADED;
+        slot->level = slot->nlevels - 1;
         slot->unloaded_since_ms = gc_mono_ms();
     }
     gc_coord_watch_locked(coord, slot->pid);
@@ -302,26 +396,38 @@ void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *ca
     pthread_mutex_unlock(&coord->lock);
 }
 
-/* May this resident start an unload (or a reload) by hand in its state? */
-static bool step_allowed(const struct gc_resident *r, bool unload)
+/* May this resident start an unload (to level) or a reload by hand in its state? */
+static bool step_allowed(const struct gc_resident *r, bool unload, unsigned level)
 {
     if (r->busy)
         return false;
     if (unload)
-        return r->state == GC_RES_LOADED;
+        return (r->state == GC_RES_LOADED || r->state == GC_RES_UNLOADED) &&
+               gc_resident_level(r) < level;
     return r->state == GC_RES_UNLOADED || r->state == GC_RES_FAILED ||
            (r->state == GC_RES_GONE && strcmp(r->protocol, "process") == 0);
 }
 
+static const char *const unload_fields[] = {"level", NULL};
+
 /* An unload asked for by hand: run in the calling thread, answered once verified (or
  * with why it could not be). */
 void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *caller,
-                              const char *name, struct gc_api_answer *ans)
+                              const char *name, const json_t *req, struct gc_api_answer *ans)
 {
     struct gc_resident *r;
+    struct gc_jerr err;
+    const char *level_name = NULL;
     char why[GC_REASON_MAX];
+    unsigned level;
     int rc;
 
+    if (req != NULL &&
+        (gc_json_only_keys(req, unload_fields, &err) < 0 ||
+         gc_json_get_str(req, "level", false, GC_LEVEL_NAME_MAX, &level_name, &err) < 0)) {
+        gc_api_error(ans, GC_EINVAL, "%s", err.msg);
+        return;
+    }
     pthread_mutex_lock(&coord->lock);
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL) {
@@ -330,23 +436,56 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
     }
     if (!may_change_locked(coord, caller, r, ans))
         goto out_unlock;
-    if (!step_allowed(r, true)) {
-        gc_api_error(ans, GC_ECONFLICT,
-                     "resident '%s' is %s%s; only a loaded resident can be unloaded", name,
-                     gc_resident_state_name(r->state), r->busy ? " and busy" : "");
+    level = gc_resident_nlevels(r) - 1;
+    if (level_name != NULL) {
+        int found = gc_resident_level_find(r, level_name);
+        if (found < 0) {
+            char names[GC_LEVELS_MAX * (GC_LEVEL_NAME_MAX + 2)] = "";
+            for (unsigned i = 0; i < gc_resident_nlevels(r); i++) {
+                size_t len = strlen(names);
+                snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
+                         gc_resident_level_name(r, i));
+            }
+            gc_api_error(ans, GC_EINVAL, "resident '%s' has no level '%s' (its levels: %s)", name,
+                         level_name, names);
+            goto out_unlock;
+        }
+        level = (unsigned)found;
+        if (!r->busy && gc_resident_level(r) == level &&
+            (r->state == GC_RES_LOADED || r->state == GC_RES_UNLOADED)) {
+            json_decref(ans->body); /* already there */
+            ans->status = 200;
+            ans->body = gc_view_resident_locked(coord, r);
+            goto out_unlock;
+        }
+    }
+    if (!step_allowed(r, true, level)) {
+        if (!r->busy && (r->state == GC_RES_LOADED || r->state == GC_RES_UNLOADED))
+            gc_api_error(ans, GC_ECONFLICT,
+                         "resident '%s' is at level '%s', already below '%s'; a reload brings "
+                         "it back up",
+                         name, gc_resident_level_name(r, gc_resident_level(r)),
+                         gc_resident_level_name(r, level));
+        else
+            gc_api_error(ans, GC_ECONFLICT,
+                         "resident '%s' is %s%s; only a loaded resident can be unloaded", name,
+                         gc_resident_state_name(r->state), r->busy ? " and busy" : "");
         goto out_unlock;
     }
     gc_coord_kick_locked(coord); /* a fresh reading for usage_before */
     r = gc_ledger_resident_find(coord->ledger, name);
-    if (r == NULL || !step_allowed(r, true)) {
+    if (r == NULL || !step_allowed(r, true, level)) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
         goto out_unlock;
     }
     r->usage_before = gc_ledger_resident_counted(coord->ledger, r);
+    r->level = gc_resident_level(r);
+    r->target_level = level;
     r->state = GC_RES_UNLOADING;
     r->busy = true;
     gc_coord_journal_resident_locked(coord, r);
-    gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name, "by request");
+    gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name,
+                  "by request, to level '%s'", gc_resident_level_name(r, level));
     coord->jobs_running++;
     pthread_mutex_unlock(&coord->lock);
 
@@ -376,9 +515,9 @@ static struct gc_lease *demand_get_locked(struct gc_coord *coord, struct gc_resi
 
     if (d != NULL)
         return d;
-    if (gc_ledger_lease_new(coord->ledger, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, r->bytes,
-                            priority > r->priority ? priority : r->priority, 0, gc_mono_ms(),
-                            &d) < 0)
+    if (gc_ledger_lease_new(
+            coord->ledger, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, gc_resident_missing_bytes(r),
+            priority > r->priority ? priority : r->priority, 0, gc_mono_ms(), &d) < 0)
         return NULL;
     d->evict_priority = r->priority; /* it evicts only what ranks below it */
     coord->counters.demands++;
@@ -412,7 +551,7 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
     }
     if (!may_change_locked(coord, caller, r, ans))
         goto out_unlock;
-    if (!step_allowed(r, false)) {
+    if (!step_allowed(r, false, 0)) {
         gc_api_error(ans, GC_ECONFLICT,
                      "resident '%s' is %s%s; only an unloaded or failed resident can be reloaded",
                      name, gc_resident_state_name(r->state), r->busy ? " and busy" : "");
@@ -472,7 +611,8 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
         if (gc_mono_ms() >= deadline && r->state == GC_RES_UNLOADED && !r->busy &&
             (d == NULL || d->state == GC_LEASE_QUEUED)) {
             char why[GC_REASON_MAX];
-            gc_sched_room_why(coord->ledger, r->gpu, r->bytes, why, sizeof(why));
+            gc_sched_room_why(coord->ledger, r->gpu, gc_resident_missing_bytes(r), why,
+                              sizeof(why));
             if (ours && d != NULL)
                 gc_coord_lease_end_locked(coord, d, GC_LEASE_FAILED, GC_ECONFLICT, why);
             gc_api_error(ans, GC_ECONFLICT, "resident '%s' cannot come back within %.0f s: %s",
