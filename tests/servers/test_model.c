@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "servers/common/bf16.h"
 #include "servers/common/model.h"
 
 #define MiB (1ULL << 20)

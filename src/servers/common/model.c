@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "servers/common/bf16.h"
 #include "servers/common/rng.h"
 
 /* Each chunk starts with this many pseudo-random bytes; the rest is one byte value
@@ -387,26 +388,6 @@ int gc_model_unload(struct gc_model_store *s, struct gc_model *m, char *errbuf, 
 }
 
 /* ---- reduced precision: float32 weights held as bfloat16 ---- */
-
-uint16_t gc_bf16_from_f32(float f)
-{
-    uint32_t u;
-
-    memcpy(&u, &f, sizeof(u));
-    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu) != 0)
-        return (uint16_t)((u >> 16) | 0x0040u); /* NaN stays a (quiet) NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);            /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
-}
-
-float gc_f32_from_bf16(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-
-    memcpy(&f, &u, sizeof(f));
-    return f;
-}
 
 /* Bytes of a chunk of len bytes of float32 (a last partial word zero-padded) in bfloat16. */
 static uint64_t half_len(uint64_t len)

@@ -116,9 +116,6 @@ int gc_model_reduce(struct gc_model_store *store, struct gc_model *m, char *errb
                     size_t errbuf_len);
 /* Bytes m holds on the device at reduced precision. */
 uint64_t gc_model_reduced_bytes(const struct gc_model_store *store, const struct gc_model *m);
-/* float32 -> bfloat16, rounding to nearest even (NaN stays NaN). */
-uint16_t gc_bf16_from_f32(float f);
-float gc_f32_from_bf16(uint16_t h);
 
 /* Frees the device memory without keeping a copy. */
 void gc_model_drop(struct gc_model_store *store, struct gc_model *m);
