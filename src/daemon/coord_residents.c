@@ -646,7 +646,7 @@ static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const cha
     const struct gc_adapter *adapter = gc_adapter_find(r->protocol);
     struct gc_resident_spec spec = coord->ext[gc_coord_resident_index(coord, r)].spec;
     struct gc_adapter_result res = {.models_loaded = -1};
-    int rc;
+    int rc, level;
 
     if (adapter == NULL || strcmp(r->protocol, "process") == 0)
         return r; /* a running process resident is loaded by definition */
@@ -655,14 +655,21 @@ static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const cha
     rc = adapter->health(&spec, &res);
     pthread_mutex_lock(&coord->lock);
     r = gc_ledger_resident_find(coord->ledger, name);
-    if (r == NULL || rc < 0 || res.models_loaded != 0 || r->state != GC_RES_LOADED || r->busy)
+    if (r == NULL || rc < 0 || r->state != GC_RES_LOADED || r->busy)
+        return r;
+    /* Serving, but at a level below its first (moved there by hand): also to reload. */
+    level = res.level[0] ? gc_resident_level_find(r, res.level) : -1;
+    if (res.models_loaded != 0 && level <= 0)
         return r;
     r->state = GC_RES_UNLOADED;
+    r->level = level > 0 ? (unsigned)level : gc_resident_nlevels(r) - 1;
     r->evicted = false;
     r->unloaded_since_ms = gc_mono_ms();
-    snprintf(r->reason, sizeof(r->reason), "reported its models unloaded while marked loaded");
+    snprintf(r->reason, sizeof(r->reason), "reported level '%s' while marked loaded",
+             gc_resident_level_name(r, r->level));
     gc_events_add(&coord->events, gc_real_s(), "resident_probed", name,
-                  "marked loaded, but it reports its models unloaded: reloading it on demand");
+                  "marked loaded, but it reports level '%s': reloading it on demand",
+                  gc_resident_level_name(r, r->level));
     gc_coord_journal_resident_locked(coord, r);
     return r;
 }

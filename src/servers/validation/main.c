@@ -19,6 +19,7 @@ static const char usage_extra[] =
     "  VALIDATION_PRIORITY          its resident priority (default 10)\n"
     "  VALIDATION_DEMAND_WAIT_S     how long a request waits for unloaded models (default 300)\n"
     "  VALIDATION_DEVICE            GPU index (default 0)\n"
+    "  VALIDATION_LEVELS            0: declare no levels (only loaded/off; default 1)\n"
     "  GPUCOORD_URL                 the coordinator (default http://127.0.0.1:10010)\n"
     "  GPUCOORD_DISABLE=1           run without the coordinator (no registration)\n";
 
@@ -48,7 +49,8 @@ static int setup(struct validation_server *vs, char *err, size_t errlen)
             0 ||
         gc_env_double("VALIDATION_PRIORITY", 10, -1e6, 1e6, &priority, err, errlen) < 0 ||
         gc_env_double("VALIDATION_DEVICE", 0, 0, 15, &device, err, errlen) < 0 ||
-        gc_env_bool("GPUCOORD_DISABLE", false, &disable, err, errlen) < 0)
+        gc_env_bool("GPUCOORD_DISABLE", false, &disable, err, errlen) < 0 ||
+        gc_env_bool("VALIDATION_LEVELS", true, &vs->levels, err, errlen) < 0)
         return GC_EINVAL;
     if (vs->model_bytes < VALIDATION_MODELS * 4096ULL) {
         snprintf(err, errlen, "VALIDATION_MODEL_BYTES must be at least 12Ki");
@@ -75,6 +77,7 @@ static int setup(struct validation_server *vs, char *err, size_t errlen)
                           err, errlen);
         if (rc < 0)
             return rc;
+        vs->reduced_bytes += gc_model_reduced_bytes(&vs->store, vs->models[i]);
     }
     /* The models go on the GPU later: through the coordinator, or on their own. */
     return gc_scorer_new(&vs->scorer);

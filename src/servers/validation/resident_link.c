@@ -1,6 +1,6 @@
 /*
  * resident_link.c - the validation server as a gpucoordd resident: it registers
- * itself (seed protocol, its pid, its model bytes) and stays registered, and it
+ * itself (seed protocol, its pid, its model bytes and levels) and stays registered, and it
  * asks for its memory back (demand) when a request arrives while it is unloaded.
  */
 #include <stdio.h>
@@ -27,10 +27,18 @@ static int link_register(struct validation_server *vs, gpucoord_client *c)
                              (int)getpid(), "bytes", (json_int_t)vs->model_bytes, "priority",
                              vs->priority, "unload_timeout_s", 30.0, "reload_timeout_s", 60.0,
                              "loaded", __atomic_load_n(&vs->loaded, __ATOMIC_ACQUIRE));
-    char *text = json_dumps(body, JSON_COMPACT), *answer = NULL;
+    char *text, *answer = NULL;
     long status = 0;
     int rc;
 
+    /* Levels: a lease a little short of room costs reduced precision, not the models. */
+    if (vs->levels)
+        json_object_set_new(body, "levels",
+                            json_pack("[{s:s, s:I}, {s:s, s:I}, {s:s, s:i}]", "name", "full",
+                                      "bytes", (json_int_t)vs->model_bytes, "name", "reduced",
+                                      "bytes", (json_int_t)vs->reduced_bytes, "name", "off",
+                                      "bytes", 0));
+    text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (text == NULL)
         return GC_ENOMEM;
