@@ -5,11 +5,14 @@
 # server drops to reduced precision) and off (VALIDATION_LEVELS=0: it unloads). Prints
 # unload cycles, bytes taken from the GPU and copied, generation makespan and the
 # validation latency during the burst.
+# Models of GENERATION_POINTS (default 7000, the fewest allowed) keep the CPU-bound scoring
+# of ten validations a second from saturating a small machine.
 # Usage: bench/burst.sh [BUILD_DIR] [GBPS] [STEP_MS] [ROUNDS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
 export BURST_GBPS=${2:-25} GENERATION_STEP_MS=${3:-300} BURST_ROUNDS=${4:-3}
+export GENERATION_POINTS=${GENERATION_POINTS:-7000}
 export BURST_HERE=$here BURST_BUILD=$build
 exec python3 - <<'PY'
 import base64, json, os, socket, statistics, subprocess, tempfile, threading, time
@@ -161,8 +164,8 @@ def one_config(levels):
 
 
 print("### founding burst: 3 concurrent generations x %d rounds, validation every 100 ms; "
-      "gpusim 24564Mi at %.0f GB/s, GENERATION_STEP_MS=%s"
-      % (rounds, gbps, os.environ["GENERATION_STEP_MS"]))
+      "gpusim 24564Mi at %.0f GB/s, GENERATION_STEP_MS=%s, GENERATION_POINTS=%s"
+      % (rounds, gbps, os.environ["GENERATION_STEP_MS"], os.environ["GENERATION_POINTS"]))
 print()
 print("| levels | unload cycles | GPU bytes taken | bytes copied | generation makespan s "
       "(median) | validations | failed | samples at off | validation p50 s | p99 s |")

@@ -12,3 +12,5 @@ echo
 "$here/bench/lease.sh" "$build" 5
 echo
 "$here/bench/unload_reload.sh" "$build" 25 5
+echo
+"$here/bench/burst.sh" "$build" 25 300 3
