@@ -15,9 +15,9 @@ FULL, REDUCED = 4608 * MiB, 2304 * MiB
 
 
 class Levels(GpuEnv):
-    def start_leveled(self, name="validation", *args):
+    def start_leveled(self, name="validation", *args, register=True):
         return self.start_resident(name, "4608Mi", "--chunk", "256Mi", "--levels", LEVELS,
-                                   *args)
+                                   *args, register=register)
 
     def test_a_lease_costs_one_level_and_the_resident_comes_back(self):
         self.start_coordinator()
@@ -139,6 +139,25 @@ class Levels(GpuEnv):
         self.assertEqual(self.proc_usage(rpid), CTX + REDUCED)
         st, r = self.http.post("/v1/residents/validation/reload")
         self.assertEqual((st, r["level"]), (200, "full"))
+
+    def test_http_protocol_fills_in_the_level(self):
+        self.start_coordinator()
+        res = self.start_leveled("svc", register=False)
+        rpid = int(res.field("pid"))
+        st, r = self.http.post("/v1/residents", {
+            "name": "svc", "protocol": "http", "url": "http://127.0.0.1:%s" % res.field("port"),
+            "pid": rpid, "unload": "POST /unload_models/?level={level}",
+            "reload": "POST /reload_models/", "health": "GET /health/",
+            "levels": [{"name": "full", "bytes": "4608Mi"}, {"name": "reduced",
+                                                             "bytes": "2304Mi"},
+                       {"name": "off", "bytes": 0}]})
+        self.assertEqual(st, 201, r)
+        st, r = self.http.post("/v1/residents/svc/unload", {"level": "reduced"})
+        self.assertEqual((st, r["level"]), (200, "reduced"), r)
+        self.assertEqual(self.proc_usage(rpid), CTX + REDUCED)
+        st, r = self.http.post("/v1/residents/svc/unload")
+        self.assertEqual((st, r["level"]), (200, "off"), r)
+        self.assertEqual(self.proc_usage(rpid), CTX)
 
 
 if __name__ == "__main__":
