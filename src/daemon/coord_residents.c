@@ -460,7 +460,8 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
         }
     }
     if (!step_allowed(r, true, level)) {
-        if (!r->busy && (r->state == GC_RES_LOADED || r->state == GC_RES_UNLOADED))
+        if (level_name != NULL && !r->busy &&
+            (r->state == GC_RES_LOADED || r->state == GC_RES_UNLOADED))
             gc_api_error(ans, GC_ECONFLICT,
                          "resident '%s' is at level '%s', already below '%s'; a reload brings "
                          "it back up",
