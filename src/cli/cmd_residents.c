@@ -72,8 +72,7 @@ static int parse_simple(struct cli *cli, const char *verb, int argc, char **argv
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (((c == 'w' || c == 'p') && !demand) ||
-            (c == 'l' && strstr(verb, "unload") == NULL))
+        if (((c == 'w' || c == 'p') && !demand) || (c == 'l' && strstr(verb, "unload") == NULL))
             return cli_usage_error(verb, "unknown option '%s'", argv[optind - 1]);
         switch (c) {
         case 'l':
