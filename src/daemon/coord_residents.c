@@ -222,6 +222,9 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     if (strcmp(protocol, "process") == 0) {
         if (spec.command[0] == '\0')
             REG_FAIL("protocol 'process' needs a start 'command'");
+        if (r.nlevels > 2)
+            REG_FAIL("protocol 'process' can only stop the process: no levels between its "
+                     "first and its last");
         if (spec.health_req[0] && !request_spec_valid(spec.health_req))
             REG_FAIL("'health' must look like \"GET /health\"");
     }

@@ -104,6 +104,11 @@ class Levels(GpuEnv):
             {"name": "a", "bytes": 5}, {"name": "b", "bytes": 0}]))
         self.assertEqual(st, 400, body)
         self.assertIn("first level", body["message"])
+        st, body = self.http.post("/v1/residents", {
+            "name": "p", "protocol": "process", "command": "true", "levels": [
+                {"name": "a", "bytes": 5}, {"name": "b", "bytes": 2}, {"name": "c", "bytes": 0}]})
+        self.assertEqual(st, 400, body)
+        self.assertIn("no levels between", body["message"])
         st, body = self.http.get("/v1/residents")
         self.assertEqual(body["residents"], [])
         # Size strings are accepted as elsewhere; without levels: loaded and off.
