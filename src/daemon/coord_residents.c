@@ -36,6 +36,7 @@ static const char *const resident_fields[] = {"name",
                                               "command",
                                               "loaded",
                                               "levels",
+                                              "level",
                                               NULL};
 
 static const char *const level_fields[] = {"name", "bytes", NULL};
@@ -158,6 +159,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     pid_t old_pid = 0;
     const struct gc_adapter *adapter;
     const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
+    const char *level_name = NULL;
+    int level = -1;
     int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
     uint64_t bytes = 0, pid_start = 0;
     int rc;
@@ -193,6 +196,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         copy_str(req, "health", sizeof(spec.health_req), spec.health_req, err) < 0 ||
         copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0 ||
         gc_json_get_bool(req, "loaded", false, &loaded, err) < 0 ||
+        gc_json_get_str(req, "level", false, GC_LEVEL_NAME_MAX, &level_name, err) < 0 ||
         levels_parse(req, json_object_get(req, "bytes") != NULL, &bytes, &r, err) < 0)
         return GC_EINVAL;
 
@@ -227,6 +231,15 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
                      "first and its last");
         if (spec.health_req[0] && !request_spec_valid(spec.health_req))
             REG_FAIL("'health' must look like \"GET /health\"");
+    }
+    if (level_name != NULL) {
+        /* Where it is now among its levels: loaded at the first, else unloaded there. */
+        level = gc_resident_level_find(&r, level_name);
+        if (level < 0)
+            REG_FAIL("'level' must name one of its levels");
+        if (level == 0 && !loaded)
+            REG_FAIL("'loaded': false and 'level' at its first level disagree");
+        loaded = level == 0;
     }
     if (gpu >= (int64_t)coord->ledger->ngpus)
         REG_FAIL("no GPU %lld: this coordinator has %u", (long long)gpu, coord->ledger->ngpus);
@@ -313,7 +326,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
      * before it allocates its models (loaded: false) asks for them with a demand. */
     if ((strcmp(protocol, "process") == 0 && pid == 0) || !loaded) {
         slot->state = GC_RES_UNLOADED;
-        slot->level = slot->nlevels - 1;
+        slot->level = level > 0 ? (unsigned)level : slot->nlevels - 1;
         slot->unloaded_since_ms = gc_mono_ms();
     }
     gc_coord_watch_locked(coord, slot->pid);

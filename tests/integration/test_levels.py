@@ -123,6 +123,20 @@ class Levels(GpuEnv):
         self.assertEqual(r["levels"], [{"name": "loaded", "bytes": GiB},
                                        {"name": "off", "bytes": 0}])
         self.assertEqual(r["level"], "loaded")
+        # Registered where it is now: part-way down is unloaded at that level.
+        three = [{"name": "big", "bytes": "2Gi"}, {"name": "small", "bytes": "512Mi"},
+                 {"name": "none", "bytes": 0}]
+        st, r = self.http.post("/v1/residents", dict(base, name="z", levels=three,
+                                                     level="small"))
+        self.assertEqual((st, r["state"], r["level"]), (201, "unloaded", "small"), r)
+        st, r = self.http.post("/v1/residents", dict(base, name="z", levels=three, level="big"))
+        self.assertEqual((st, r["state"], r["level"]), (201, "loaded", "big"), r)
+        for extra, why in (({"level": "huge"}, "one of its levels"),
+                           ({"level": "big", "loaded": False}, "disagree")):
+            st, body = self.http.post("/v1/residents", dict(base, name="w", levels=three,
+                                                            **extra))
+            self.assertEqual(st, 400, body)
+            self.assertIn(why, body["message"])
         st, body = self.http.post("/v1/residents/y/unload", {"level": "nope"})
         self.assertEqual(st, 400, body)
         self.assertIn("its levels: loaded, off", body["message"])
