@@ -10,6 +10,8 @@
 #   ./start_servers.sh status     say what is running
 #
 # Ports: GPUCOORD_PORT (10010), VALIDATION_PORT (10006), GENERATION_PORT (8095).
+# The two servers listen on SERVERS_HOST (127.0.0.1); SERVERS_HOST=0.0.0.0 opens them
+# (and their unauthenticated /unload_models/) to the network.
 # Logs go to logs/; state and pids to run/ (GPUCOORD_RUN_DIR, GPUCOORD_LOG_DIR).
 # GPUCOORD_FORCE_SIM=1 uses gpusim even when a GPU is present; GPUCOORD_DISABLE=1
 # runs the servers without coordination (to see the original OOM).
@@ -22,6 +24,7 @@ log_dir=${GPUCOORD_LOG_DIR:-$here/logs}
 coord_port=${GPUCOORD_PORT:-10010}
 val_port=${VALIDATION_PORT:-10006}
 gen_port=${GENERATION_PORT:-8095}
+servers_host=${SERVERS_HOST:-127.0.0.1}
 health_wait_s=${GPUCOORD_START_WAIT_S:-60}
 names=(gpucoordd validation-server generation-server)
 
@@ -61,6 +64,13 @@ status_all() {
     return $any
 }
 
+# GET url answers JSON with "models_loaded": true.
+models_loaded() {
+    python3 -c 'import json, sys, urllib.request
+sys.exit(0 if json.load(urllib.request.urlopen(sys.argv[1], timeout=2)).get("models_loaded") else 1)' \
+        "$1" >/dev/null 2>&1
+}
+
 # GET url succeeds (curl, or python3 where curl is missing, as on bare GPU images).
 healthy() {
     if command -v curl >/dev/null 2>&1; then
@@ -90,9 +100,9 @@ done
 # Packages and build (GPUCOORD_NO_BUILD=1: use the build folder as it is).
 if [ "${GPUCOORD_NO_BUILD:-0}" = 1 ]; then
     [ -x "$build/gpucoordd" ] || die "no build in $build (unset GPUCOORD_NO_BUILD to build)"
-elif ! "$here/scripts/install-deps.sh" --check >/dev/null 2>&1; then
+elif ! "$here/scripts/install-deps.sh" --build --check >/dev/null 2>&1; then
     say "installing missing packages..."
-    "$here/scripts/install-deps.sh"
+    "$here/scripts/install-deps.sh" --build
 fi
 if [ "${GPUCOORD_NO_BUILD:-0}" != 1 ]; then
     if [ ! -f "$build/build.ninja" ]; then
@@ -106,7 +116,9 @@ mkdir -p "$run_dir" "$log_dir"
 
 # Real GPU or gpusim?
 if [ "${GPUCOORD_FORCE_SIM:-0}" != 1 ] && gpus=$("$build/gpucoordd" --list-gpus 2>/dev/null); then
-    mode="real GPU: $(printf '%s\n' "$gpus" | head -n 1 | cut -d' ' -f5-)"
+    # The first line, without head(1): head leaves early and, under pipefail, the
+    # writer's SIGPIPE would fail the script.
+    mode="real GPU: $(printf '%s\n' "${gpus%%$'\n'*}" | cut -d' ' -f5-)"
 else
     export LD_LIBRARY_PATH="$build/sim${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export GPUSIM_STATE="${GPUSIM_STATE:-$run_dir/gpusim-state}"
@@ -132,8 +144,8 @@ until healthy "$GPUCOORD_URL/health"; do
     [ $SECONDS -lt $deadline ] || { stop_all; die "gpucoordd not healthy after ${health_wait_s}s"; }
     sleep 0.1
 done
-start_one validation-server "$build/validation-server" --host 0.0.0.0 --port "$val_port"
-start_one generation-server "$build/generation-server" --host 0.0.0.0 --port "$gen_port"
+start_one validation-server "$build/validation-server" --host "$servers_host" --port "$val_port"
+start_one generation-server "$build/generation-server" --host "$servers_host" --port "$gen_port"
 for check in "validation-server http://127.0.0.1:$val_port/health/" \
              "generation-server http://127.0.0.1:$gen_port/health/"; do
     name=${check%% *}
@@ -147,6 +159,11 @@ done
 # The validation server registers itself as a resident: wait for that too.
 until [ "${GPUCOORD_DISABLE:-0}" = 1 ] || healthy "$GPUCOORD_URL/v1/residents/${VALIDATION_RESIDENT_NAME:-validation}"; do
     [ $SECONDS -lt $deadline ] || { stop_all; die "the validation server did not register"; }
+    sleep 0.1
+done
+# Its models go on the GPU once the coordinator has room for them: up means loaded.
+until models_loaded "http://127.0.0.1:$val_port/health/"; do
+    [ $SECONDS -lt $deadline ] || { stop_all; die "the validation models did not load"; }
     sleep 0.1
 done
 

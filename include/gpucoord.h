@@ -51,7 +51,8 @@ extern "C" {
     XX(EPROTO, 502, "bad_response", "malformed response")                                          \
     XX(EGPU, 500, "gpu_error", "GPU driver or NVML error")                                         \
     XX(EOOM, 507, "out_of_gpu_memory", "out of GPU memory")                                        \
-    XX(EINTERNAL, 500, "internal", "internal error")
+    XX(EINTERNAL, 500, "internal", "internal error")                                               \
+    XX(EJOURNAL, 503, "journal_failed", "cannot write the coordinator's durable state")
 
 enum gpucoord_errno {
     GPUCOORD_OK = 0,
@@ -77,10 +78,15 @@ char *gpucoord_size_format(uint64_t bytes, char *buf, size_t buflen);
 typedef struct gpucoord_client gpucoord_client;
 typedef struct gpucoord_lease gpucoord_lease;
 
+/* Longest bearer token, in gpucoordd's token file and in $GPUCOORD_TOKEN alike. */
+#define GPUCOORD_TOKEN_MAX 4096
+
 /*
  * gpucoord_client_new: a client for the coordinator at url: "http://HOST:PORT" or
  * "unix:/path/to.sock". NULL means $GPUCOORD_URL, else http://127.0.0.1:10010.
- * A bearer token is read from $GPUCOORD_TOKEN when set. Free with gpucoord_client_free().
+ * A bearer token is read from $GPUCOORD_TOKEN when set. GPUCOORD_EINVAL for a URL of
+ * 1024 characters or more or a token longer than GPUCOORD_TOKEN_MAX (never cut).
+ * Free with gpucoord_client_free().
  */
 int gpucoord_client_new(const char *url, gpucoord_client **ret_client);
 /* Frees the client. Leases it acquired stay valid until released. NULL is a no-op. */

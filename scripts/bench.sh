@@ -13,4 +13,19 @@ echo
 echo
 "$here/bench/unload_reload.sh" "$build" 25 5
 echo
+echo "### Grant delay behind a slow driver (this build only; pass a base build to compare)"
+echo
+"$here/bench/grant_lag.sh" "$build" "" 5
+echo
+echo "### Status and lease views with a long queue (this build only; pass a base build to compare)"
+echo
+"$here/bench/status_queue.sh" "$build" "" 5
+echo
+echo "### Validation server memory under the largest requests (this build only; pass a base build to compare)"
+echo
+"$here/bench/validation_rss.sh" "$build"
+echo "### Reads past compact_bytes (journal)"
+echo
+"$here/bench/journal_reads.py" "$build"
+echo
 "$here/bench/burst.sh" "$build" 25 300 3

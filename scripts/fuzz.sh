@@ -3,7 +3,7 @@
 #
 # Usage: scripts/fuzz.sh [--merge] [--replay-crashes] [SECONDS_PER_TARGET] [TARGET...]
 #   SECONDS_PER_TARGET  how long each target runs (default 60)
-#   TARGET              api_json config size form ply b64 (default: all), with or
+#   TARGET              api_json config size form ply b64 json_lifted (default: all), with or
 #                       without the fuzz_ prefix
 #   --merge             afterwards, merge the inputs that add coverage into the
 #                       committed corpus tests/fuzz/corpus/fuzz_TARGET (libFuzzer -merge=1)
@@ -21,7 +21,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 out=$root/fuzz-out
-all_targets=(api_json config size form ply b64)
+all_targets=(api_json config size form ply b64 json_lifted)
 
 merge=0
 replay_crashes=0
@@ -115,7 +115,7 @@ asan_options_for() {
 
 dict_for() {
     case "$1" in
-    api_json) echo json.dict ;;
+    api_json | json_lifted) echo json.dict ;;
     config) echo ini.dict ;;
     size) echo size.dict ;;
     form) echo form.dict ;;

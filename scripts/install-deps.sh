@@ -1,14 +1,37 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gpucoord needs to build, test and run.
 # Idempotent: does nothing when everything is already there.
-# Usage: scripts/install-deps.sh [--check]   (--check: only report, exit 1 if missing)
+# Usage: scripts/install-deps.sh [--build] [--check]
+#   --build  only what building and running needs (./start_servers.sh, make): not the
+#            test suite's browser, promtool and packaging tools
+#   --check  only report, exit 1 if missing
 set -euo pipefail
 
-packages=(
+build_packages=(
     build-essential pkg-config meson ninja-build
     libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libinih-dev zlib1g-dev
-    python3 curl clang libclang-rt-14-dev bats procps
+    python3 curl procps
 )
+test_packages=(
+    clang libclang-rt-14-dev bats
+    # Operations checks: systemd-analyze verify on the units, man page rendering,
+    # the dashboard in headless Chromium, promtool on /metrics, the manifests,
+    # the Debian package.
+    systemd groff-base man-db chromium chromium-driver python3-selenium prometheus
+    python3-yaml debhelper lintian
+)
+
+only_build=0
+check=0
+for a in "$@"; do
+    case "$a" in
+    --build) only_build=1 ;;
+    --check) check=1 ;;
+    *) echo "install-deps: unknown option '$a' (use --build, --check)" >&2; exit 2 ;;
+    esac
+done
+packages=("${build_packages[@]}")
+[ "$only_build" = 1 ] || packages+=("${test_packages[@]}")
 
 missing=()
 for p in "${packages[@]}"; do
@@ -20,7 +43,7 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
-if [ "${1:-}" = "--check" ]; then
+if [ "$check" = 1 ]; then
     echo "missing packages: ${missing[*]}" >&2
     exit 1
 fi

@@ -25,11 +25,17 @@ const char *cli_url(const struct cli *cli)
 
 int cli_connect(struct cli *cli)
 {
+    const char *token;
     int rc;
 
     if (cli->client != NULL)
         return 0;
     rc = gpucoord_client_new(cli_url(cli), &cli->client);
+    token = getenv("GPUCOORD_TOKEN");
+    if (rc == GPUCOORD_EINVAL && token != NULL && strlen(token) > GPUCOORD_TOKEN_MAX) {
+        cli_error("$GPUCOORD_TOKEN is longer than %d characters", GPUCOORD_TOKEN_MAX);
+        return CLI_EXIT_USAGE;
+    }
     if (rc == GPUCOORD_EINVAL) {
         cli_error("bad coordinator URL '%s' (use http://HOST:PORT or unix:/path/to.sock)",
                   cli_url(cli));
@@ -269,8 +275,7 @@ int cli_check_name(const char *verb, const char *what, const char *text)
     return 0;
 }
 
-int cli_one_operand(const char *verb, int argc, char **argv, const char *what,
-                    const char **ret)
+int cli_one_operand(const char *verb, int argc, char **argv, const char *what, const char **ret)
 {
     if (optind >= argc)
         return cli_usage_error(verb, "missing the %s", what);
@@ -281,4 +286,3 @@ int cli_one_operand(const char *verb, int argc, char **argv, const char *what,
     *ret = argv[optind];
     return 0;
 }
-

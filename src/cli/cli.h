@@ -58,6 +58,7 @@ int cmd_unload(struct cli *cli, int argc, char **argv);
 int cmd_reload(struct cli *cli, int argc, char **argv);
 int cmd_events(struct cli *cli, int argc, char **argv);
 int cmd_top(struct cli *cli, int argc, char **argv);
+int cmd_proxy(struct cli *cli, int argc, char **argv);
 
 /* ---- the connection (cli.c) ---- */
 
@@ -110,8 +111,7 @@ int cli_parse_gpu(const char *verb, const char *what, const char *text, int *ret
 int cli_check_name(const char *verb, const char *what, const char *text);
 /* The verb's one operand after its options (a lease id or a resident name, checked like
  * cli_check_name); what names it in "missing the WHAT". 0 and *ret, or a usage error. */
-int cli_one_operand(const char *verb, int argc, char **argv, const char *what,
-                    const char **ret);
+int cli_one_operand(const char *verb, int argc, char **argv, const char *what, const char **ret);
 
 /* ---- output (out.c) ---- */
 

@@ -24,6 +24,7 @@ static const struct verb verbs[] = {
     {"reload", cmd_reload, "reload a resident now (residents reload NAME)"},
     {"events", cmd_events, "the coordinator's recent events; --follow to keep watching"},
     {"top", cmd_top, "a refreshing view of memory, residents, leases and events"},
+    {"proxy", cmd_proxy, "an HTTP proxy that loads a resident for each request and keeps it"},
 };
 
 static void usage(FILE *f)

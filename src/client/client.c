@@ -33,7 +33,7 @@ struct conn_pool {
     pthread_mutex_t mu;
     int refs;
     char url[CLIENT_URL_MAX];
-    char token[256];
+    char token[GPUCOORD_TOKEN_MAX + 1];
     struct gc_http_client *idle[CLIENT_POOL_IDLE_MAX];
     int nidle;
 };
@@ -157,7 +157,7 @@ int gpucoord_client_new(const char *url, gpucoord_client **ret_client)
         url = getenv("GPUCOORD_URL");
     if (url == NULL || url[0] == '\0')
         url = CLIENT_DEFAULT_URL;
-    if (strlen(url) >= CLIENT_URL_MAX)
+    if (strlen(url) >= CLIENT_URL_MAX || (token != NULL && strlen(token) > GPUCOORD_TOKEN_MAX))
         return GPUCOORD_EINVAL;
     c = calloc(1, sizeof(*c));
     if (c == NULL)

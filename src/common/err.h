@@ -25,6 +25,7 @@
 #define GC_EGPU          GPUCOORD_EGPU
 #define GC_EOOM          GPUCOORD_EOOM
 #define GC_EINTERNAL     GPUCOORD_EINTERNAL
+#define GC_EJOURNAL      GPUCOORD_EJOURNAL
 
 /* The HTTP status that answers err (200 for 0, 500 for unknown codes). */
 int gc_err_http_status(int err);

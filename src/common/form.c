@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "utf8.h"
 
 /* Longest parameter name in a header ("boundary", "filename"). */
 #define FORM_PARAM_NAME_MAX 64
@@ -523,49 +524,6 @@ const struct gc_form_field *gc_form_get(const struct gc_form *form, const char *
     return NULL;
 }
 
-/* Code points in s[0..n) when it is valid UTF-8 without NUL, else SIZE_MAX. */
-static size_t utf8_chars(const unsigned char *s, size_t n)
-{
-    size_t chars = 0;
-
-    for (size_t i = 0; i < n; chars++) {
-        unsigned char c = s[i];
-        size_t more;
-        uint32_t cp;
-        if (c == 0)
-            return SIZE_MAX;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            more = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            more = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            more = 3;
-            cp = c & 0x07;
-        } else {
-            return SIZE_MAX;
-        }
-        if (n - i <= more)
-            return SIZE_MAX;
-        for (size_t k = 1; k <= more; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return SIZE_MAX;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        /* Overlong forms, surrogates and values past U+10FFFF. */
-        if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return SIZE_MAX;
-        i += more + 1;
-    }
-    return chars;
-}
-
 int gc_form_get_text(const struct gc_form *form, const char *name, bool required, size_t max_chars,
                      const char **ret, char *errbuf, size_t errlen)
 {
@@ -577,7 +535,8 @@ int gc_form_get_text(const struct gc_form *form, const char *name, bool required
             return form_err(errbuf, errlen, GC_EINVAL, "missing form field '%s'", name);
         return 0;
     }
-    chars = utf8_chars((const unsigned char *)f->value, f->value_len);
+    chars = memchr(f->value, '\0', f->value_len) != NULL ? SIZE_MAX
+                                                         : gc_utf8_chars(f->value, f->value_len);
     if (chars == SIZE_MAX)
         return form_err(errbuf, errlen, GC_EINVAL, "form field '%s' is not valid UTF-8 text", name);
     if (chars > max_chars)

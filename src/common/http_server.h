@@ -2,8 +2,11 @@
  * http_server.h - a small HTTP/1.1 server on libmicrohttpd.
  *
  * One thread per connection, so a handler may block (every wait it makes must
- * have a deadline). The whole request body is collected, up to a cap, before the
- * handler runs. Listens on TCP, a Unix socket, or both.
+ * have a deadline, and should end when gc_http_req_client_gone says its client
+ * left). The whole request body is collected, up to a cap, before the handler runs.
+ * Listens on TCP, a Unix socket, or both. Connections hold slots (http_slots.h):
+ * deadlines for a request's headers and body, a cap per peer, and a reserve that
+ * serves only short requests.
  */
 #ifndef GC_HTTP_SERVER_H
 #define GC_HTTP_SERVER_H
@@ -47,8 +50,20 @@ struct gc_http_server_config {
     unsigned idle_timeout_s;  /* idle keep-alive connections are closed after this */
     size_t conn_memory;       /* per-connection buffer for headers (0: 16 KiB) */
     const char *bearer_token; /* when set, required on TCP requests */
+    /* Most bytes of request bodies received or being handled at once (0: no limit).
+     * A handler's memory grows with its body (a decoded copy, what it parses into):
+     * this bounds the total, not only each request. A request whose body would pass
+     * it is answered 503 at once, its body dropped as it arrives. */
+    size_t bodies_max;
     gc_http_handler handler;
     void *ctx;
+    /* Connection slots (src/common/http_slots.h); 0 picks the default named. */
+    unsigned conn_reserve;      /* of conn_limit, kept for short requests (conn_limit / 16) */
+    unsigned conn_per_peer;     /* general slots per TCP address or Unix uid (conn_limit / 2) */
+    unsigned header_timeout_ms; /* headers must arrive within this of connecting (10 s) */
+    unsigned body_timeout_ms;   /* then the body, and the answer must be taken (30 s) */
+    /* Which requests the reserved slots serve (NULL: gc_http_req_is_short). */
+    bool (*short_request)(const struct gc_http_req *req);
 };
 
 struct gc_http_server;
@@ -61,6 +76,16 @@ int gc_http_server_start(const struct gc_http_server_config *config,
 void gc_http_server_stop(struct gc_http_server *server);
 /* The TCP port actually bound (useful with port 0); -1 without TCP. */
 int gc_http_server_port(const struct gc_http_server *server);
+
+/* Connection slots over both listeners: held now, and connections closed before
+ * their request was whole, by reason. */
+struct gc_http_server_stats {
+    unsigned general, reserved;
+    unsigned long long expired;  /* past their header or body deadline */
+    unsigned long long made_way; /* waiting longest when a newcomer found no slot */
+    unsigned long long refused;  /* found no slot and nothing waiting to make way */
+};
+void gc_http_server_stats(struct gc_http_server *server, struct gc_http_server_stats *ret);
 
 /* A request header (case-insensitive name) or NULL. */
 const char *gc_http_req_header(const struct gc_http_req *req, const char *name);
@@ -78,6 +103,9 @@ struct gc_http_peer {
 void gc_http_req_peer(const struct gc_http_req *req, struct gc_http_peer *ret);
 /* True once the client has closed its side (checked without blocking). */
 bool gc_http_req_client_gone(const struct gc_http_req *req);
+/* The default short request: GET or HEAD without a wait (no wait_s, or wait_s=0).
+ * req->body is not yet read when this is asked. */
+bool gc_http_req_is_short(const struct gc_http_req *req);
 
 /* Sets a JSON answer; steals the reference to obj. */
 void gc_http_resp_json(struct gc_http_resp *resp, int status, json_t *obj);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -67,6 +68,142 @@ int gc_json_parse(const char *buf, size_t len, int max_depth, json_t **ret_obj, 
         return jerr_set(err, GC_EINVAL, "request body must be a JSON object");
     }
     *ret_obj = root;
+    return 0;
+}
+
+static bool json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && json_ws(*p))
+        p++;
+    return p;
+}
+
+/* Past the string whose opening quote is at p, or NULL when it does not end. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* Past the value at p, or NULL. Only finds where it ends: jansson judges it. */
+static const char *skip_value(const char *p, const char *end)
+{
+    int depth = 0;
+
+    if (p >= end)
+        return NULL;
+    if (*p == '"')
+        return skip_string(p, end);
+    if (*p != '{' && *p != '[') {
+        /* A number, true, false or null. Anything else (a stray quote or backslash
+         * above all) ends the scan: it must read strings exactly where jansson and the
+         * depth check do, or it could lift text that is not a string's. */
+        const char *start = p;
+        while (p < end && *p != '\0' && strchr("-+.0123456789eEtrufalsn", *p) != NULL)
+            p++;
+        return p > start ? p : NULL;
+    }
+    while (p < end) {
+        if (*p == '"') {
+            p = skip_string(p, end);
+            if (p == NULL)
+                return NULL;
+            continue;
+        }
+        if (*p == '{' || *p == '[')
+            depth++;
+        else if ((*p == '}' || *p == ']') && --depth == 0)
+            return p + 1;
+        p++;
+    }
+    return NULL;
+}
+
+/* The text of top-level member key, when it is a string of printable ASCII without
+ * escapes (so that dropping it keeps the body's validity): [*ret_start, *ret_end). */
+static bool find_plain_member(const char *buf, size_t len, const char *key, const char **ret_start,
+                              const char **ret_end)
+{
+    const char *p = skip_ws(buf, buf + len), *end = buf + len;
+    size_t klen = strlen(key);
+
+    if (p >= end || *p != '{')
+        return false;
+    for (p++;;) {
+        const char *k, *v;
+        bool match;
+        p = skip_ws(p, end);
+        if (p >= end || *p != '"')
+            return false;
+        k = p + 1;
+        p = skip_string(p, end);
+        if (p == NULL)
+            return false;
+        match = (size_t)(p - 1 - k) == klen && memcmp(k, key, klen) == 0;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':')
+            return false;
+        v = skip_ws(p + 1, end);
+        p = skip_value(v, end);
+        if (p == NULL)
+            return false;
+        if (match) {
+            if (*v != '"')
+                return false;
+            for (const char *q = v + 1; q < p - 1; q++) {
+                unsigned char c = (unsigned char)*q;
+                if (c < 0x20 || c > 0x7e || c == '\\')
+                    return false;
+            }
+            *ret_start = v + 1;
+            *ret_end = p - 1;
+            return true;
+        }
+        p = skip_ws(p, end);
+        if (p >= end || *p != ',')
+            return false;
+        p++;
+    }
+}
+
+int gc_json_parse_lifted(const char *buf, size_t len, int max_depth, const char *key,
+                         size_t min_len, json_t **ret_obj, const char **ret_str, size_t *ret_len,
+                         struct gc_jerr *err)
+{
+    const char *start, *stop;
+    char *rest;
+    size_t head, tail;
+    int rc;
+
+    *ret_str = NULL;
+    *ret_len = 0;
+    if (buf == NULL || !find_plain_member(buf, len, key, &start, &stop) ||
+        (size_t)(stop - start) < min_len)
+        return gc_json_parse(buf, len, max_depth, ret_obj, err);
+    head = (size_t)(start - buf);
+    tail = (size_t)(buf + len - stop);
+    rest = malloc(head + tail + 1);
+    if (rest == NULL)
+        return jerr_set(err, GC_ENOMEM, "out of memory");
+    memcpy(rest, buf, head);
+    memcpy(rest + head, stop, tail);
+    rest[head + tail] = '\0';
+    rc = gc_json_parse(rest, head + tail, max_depth, ret_obj, err);
+    free(rest);
+    if (rc < 0)
+        return rc;
+    *ret_str = start;
+    *ret_len = (size_t)(stop - start);
     return 0;
 }
 

@@ -28,6 +28,18 @@ struct gc_jerr {
 int gc_json_parse(const char *buf, size_t len, int max_depth, json_t **ret_obj,
                   struct gc_jerr *err);
 
+/*
+ * gc_json_parse_lifted: gc_json_parse for a body whose top-level member key holds a
+ * long string (a base64 upload), without the copies jansson makes of it (its lexer's
+ * and the string's own, each as long as the body). When that member is a string of
+ * at least min_len bytes of printable ASCII without escapes, the object gets "" for
+ * it and *ret_str / *ret_len point at its text inside buf; otherwise the whole body
+ * is parsed as by gc_json_parse and *ret_str is NULL. Errors as gc_json_parse.
+ */
+int gc_json_parse_lifted(const char *buf, size_t len, int max_depth, const char *key,
+                         size_t min_len, json_t **ret_obj, const char **ret_str, size_t *ret_len,
+                         struct gc_jerr *err);
+
 /* Fails with "unknown field 'x'" when obj has a key not in allowed (NULL-terminated). */
 int gc_json_only_keys(const json_t *obj, const char *const *allowed, struct gc_jerr *err);
 

@@ -1,6 +1,7 @@
 /* utf8.c - UTF-8 validation and repair (RFC 3629: no overlongs, no surrogates). */
 #include "utf8.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* Length of the valid sequence at p (at most left bytes), or 0 if invalid. */
@@ -44,6 +45,20 @@ bool gc_utf8_valid(const char *s, size_t len)
         i += n;
     }
     return true;
+}
+
+size_t gc_utf8_chars(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t chars = 0;
+
+    for (size_t i = 0; i < len; chars++) {
+        size_t n = sequence_len(p + i, len - i);
+        if (n == 0)
+            return SIZE_MAX;
+        i += n;
+    }
+    return chars;
 }
 
 char *gc_utf8_clean(char *s)

@@ -11,5 +11,8 @@
 char *gc_utf8_clean(char *s);
 /* True when the first len bytes of s are valid UTF-8. */
 bool gc_utf8_valid(const char *s, size_t len);
+/* Characters (code points) in the first len bytes of s, or SIZE_MAX when they are not
+ * valid UTF-8: limits that say "characters" count these, not bytes. */
+size_t gc_utf8_chars(const char *s, size_t len);
 
 #endif

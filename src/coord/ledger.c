@@ -411,7 +411,7 @@ int gc_ledger_lease_new_owned(struct gc_ledger *ledger, enum gc_lease_kind kind,
     struct gc_lease *l;
     unsigned queued = 0, same_holder = 0, same_owner = 0;
 
-    if (ledger->nleases >= GC_LEASES_MAX)
+    if (ledger->nleases >= GC_LEASES_MAX || ledger->next_id > GC_LEASE_ID_LAST)
         return GC_ELIMIT;
     for (unsigned i = 0; i < ledger->nleases; i++) {
         const struct gc_lease *o = &ledger->leases[i];
@@ -469,6 +469,8 @@ int gc_ledger_lease_adopt(struct gc_ledger *ledger, const struct gc_lease *lease
     ledger->nleases++;
     if (lease->seq >= ledger->next_seq)
         ledger->next_seq = lease->seq + 1;
+    if (n > GC_LEASE_ID_LAST)
+        n = GC_LEASE_ID_LAST; /* ids past the last one: none is left */
     if (n >= ledger->next_id)
         ledger->next_id = n + 1;
     return 0;
@@ -536,6 +538,27 @@ unsigned gc_ledger_queue_position(const struct gc_ledger *ledger, const struct g
             ahead++;
     }
     return ahead;
+}
+
+static int queue_cmp(const void *a, const void *b)
+{
+    const struct gc_lease *x = *(const struct gc_lease *const *)a;
+    const struct gc_lease *y = *(const struct gc_lease *const *)b;
+
+    return lease_before(x, y) ? -1 : lease_before(y, x) ? 1 : 0;
+}
+
+unsigned gc_ledger_queue_order(const struct gc_ledger *ledger, const struct gc_lease **ret)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < ledger->nleases; i++) {
+        const struct gc_lease *l = &ledger->leases[i];
+        if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
+            ret[n++] = l;
+    }
+    qsort(ret, n, sizeof(*ret), queue_cmp);
+    return n;
 }
 
 struct gc_lease *gc_ledger_demand_find(struct gc_ledger *ledger, const char *name)

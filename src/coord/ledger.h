@@ -23,8 +23,11 @@
 #define GC_LEASE_HISTORY      256
 #define GC_SNAPSHOT_PROCS_MAX 256
 #define GC_LEASE_ID_MAX       32
-#define GC_URL_MAX            512
-#define GC_REASON_MAX         320
+/* The last lease id issued: ids never wrap (a reused id would name two leases), and the
+ * journal keeps them as JSON integers, signed 64-bit. */
+#define GC_LEASE_ID_LAST (INT64_MAX - 1)
+#define GC_URL_MAX       512
+#define GC_REASON_MAX    320
 /* An owner key: "uid:4294967295", "token", "addr:" and an IPv6 address. */
 #define GC_OWNER_MAX 64
 /* Residents one lease may evict (the exact search covers this many). */
@@ -139,6 +142,11 @@ struct gc_resident {
     double last_unload_s, last_reload_s;
     unsigned unloads, reloads;
     char reason[GC_REASON_MAX]; /* why failed/gone, or the last problem */
+    /* Requests in flight through it (gpucoord proxy): an in-use resident is not
+     * evicted until they end, or until a lease has waited drain_timeout_s. */
+    unsigned uses;
+    double drain_timeout_s;
+    int64_t drain_since_ms; /* a lease has waited for its uses since (0: none waits) */
 };
 
 struct gc_lease {
@@ -266,7 +274,8 @@ uint64_t gc_resident_missing_bytes(const struct gc_resident *r);
 
 /* Leases. */
 /* Creates a lease (state queued, new id and seq). GC_ELIMIT when the table, the
- * queue or the holder's lease count is full; on error nothing changes. */
+ * queue or the holder's lease count is full, or ids are exhausted (past
+ * GC_LEASE_ID_LAST); on error nothing changes. */
 int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const char *holder,
                         pid_t pid, int gpu_req, uint64_t bytes, int priority, double ttl_s,
                         int64_t now_ms, struct gc_lease **ret_lease);
@@ -291,6 +300,11 @@ const struct gc_lease *gc_ledger_lease_end(struct gc_ledger *ledger, struct gc_l
                                            int64_t now_ms);
 /* Number of queued/preparing leases ahead of lease in scheduling order (0-based). */
 unsigned gc_ledger_queue_position(const struct gc_ledger *ledger, const struct gc_lease *lease);
+/* Fills ret (room for GC_LEASES_MAX) with the queued/preparing leases in scheduling
+ * order, first in line first, so that ret[i] is at position i; returns their number.
+ * O(n log n): for views of the whole queue, where one position per lease would be
+ * quadratic. */
+unsigned gc_ledger_queue_order(const struct gc_ledger *ledger, const struct gc_lease **ret);
 /* Active demand lease for resident name, or NULL. */
 struct gc_lease *gc_ledger_demand_find(struct gc_ledger *ledger, const char *name);
 

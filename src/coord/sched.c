@@ -201,8 +201,17 @@ static unsigned resident_options(struct gc_ledger *ledger, struct gc_resident *r
     return n;
 }
 
-unsigned gc_sched_choose_steps(struct gc_ledger *ledger, const struct gc_lease *lease, unsigned gpu,
-                               uint64_t need, struct gc_evict_step *ret)
+/* May r be evicted although requests run through it? Only once a lease has waited
+ * its drain timeout. */
+static bool drained(const struct gc_resident *r, int64_t now_ms)
+{
+    return r->uses == 0 || (r->drain_since_ms > 0 &&
+                            now_ms - r->drain_since_ms >= (int64_t)(r->drain_timeout_s * 1000.0));
+}
+
+/* with_in_use: residents with requests in flight are candidates too. */
+static unsigned choose_steps(struct gc_ledger *ledger, const struct gc_lease *lease, unsigned gpu,
+                             uint64_t need, bool with_in_use, struct gc_evict_step *ret)
 {
     struct gc_resident *cand[GC_RESIDENTS_MAX];
     struct evict_search search, *s = &search;
@@ -211,6 +220,8 @@ unsigned gc_sched_choose_steps(struct gc_ledger *ledger, const struct gc_lease *
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         struct gc_resident *r = &ledger->residents[i];
         if (!r->in_use || r->gpu != gpu || r->busy || r->priority >= lease->evict_priority)
+            continue;
+        if (r->uses > 0 && !with_in_use && r->drain_since_ms == 0)
             continue;
         /* Loaded, or part-way down with further to go. */
         if (r->state != GC_RES_LOADED &&
@@ -273,11 +284,55 @@ unsigned gc_sched_choose_evictions(struct gc_ledger *ledger, const struct gc_lea
                                    unsigned gpu, uint64_t need, struct gc_resident **ret)
 {
     struct gc_evict_step steps[GC_EVICT_MAX];
-    unsigned n = gc_sched_choose_steps(ledger, lease, gpu, need, steps);
+    unsigned n = choose_steps(ledger, lease, gpu, need, false, steps);
 
     for (unsigned i = 0; i < n; i++)
         ret[i] = steps[i].r;
     return n;
+}
+
+unsigned gc_sched_choose_steps(struct gc_ledger *ledger, const struct gc_lease *lease, unsigned gpu,
+                               uint64_t need, struct gc_evict_step *ret)
+{
+    return choose_steps(ledger, lease, gpu, need, false, ret);
+}
+
+/*
+ * The steps for l on gpu, minding requests in flight: a combination without in-use
+ * residents if one suffices; else one with them, whose requests are waited for
+ * (their drain starts now) until their drain timeout. Returns the combination's size
+ * when it may start now, 0 otherwise (*ret_draining: it waits for requests).
+ */
+static unsigned evictions_minding_uses(struct gc_ledger *ledger, const struct gc_lease *l,
+                                       unsigned gpu, uint64_t need, int64_t now_ms,
+                                       struct gc_evict_step *set, bool *ret_draining,
+                                       struct gc_actions *out)
+{
+    unsigned n = choose_steps(ledger, l, gpu, need, false, set);
+    bool ready = true;
+
+    *ret_draining = false;
+    if (n > 0) {
+        for (unsigned k = 0; k < n; k++)
+            ready = ready && drained(set[k].r, now_ms);
+        if (ready)
+            return n;
+    } else {
+        n = choose_steps(ledger, l, gpu, need, true, set);
+        if (n == 0)
+            return 0;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        if (set[k].r->uses > 0 && set[k].r->drain_since_ms == 0) {
+            set[k].r->drain_since_ms = now_ms;
+            action_add(out, GC_ACT_DRAINING, l, set[k].r, gpu);
+        }
+        ready = ready && drained(set[k].r, now_ms);
+    }
+    if (ready)
+        return n;
+    *ret_draining = true;
+    return 0;
 }
 
 static void grant(struct gc_ledger *ledger, struct gc_lease *l, unsigned gpu, int64_t now_ms,
@@ -466,7 +521,8 @@ static bool place_lease(struct gc_ledger *ledger, struct gc_lease *l, bool *bloc
             continue;
         gc_ledger_account(ledger, g, NULL, &acct);
         uint64_t need = (uint64_t)((int64_t)l->bytes - acct.headroom);
-        unsigned n = gc_sched_choose_steps(ledger, l, g, need, set);
+        bool draining;
+        unsigned n = evictions_minding_uses(ledger, l, g, need, now_ms, set, &draining, out);
         if (n == 0)
             continue;
         uint64_t cost = 0;
@@ -606,10 +662,21 @@ static void settle_demands(struct gc_ledger *ledger, int64_t now_ms, struct gc_a
     }
 }
 
+/* A drain ends when its requests have, or when its resident is no longer loaded. */
+static void settle_drains(struct gc_ledger *ledger)
+{
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        struct gc_resident *r = &ledger->residents[i];
+        if (r->in_use && (r->uses == 0 || r->state != GC_RES_LOADED))
+            r->drain_since_ms = 0;
+    }
+}
+
 void gc_sched_step(struct gc_ledger *ledger, int64_t now_ms, struct gc_actions *out)
 {
     out->n = 0;
     out->truncated = false;
+    settle_drains(ledger);
     settle_demands(ledger, now_ms, out);
     expire_leases(ledger, now_ms, out);
     demand_overdue(ledger, now_ms, out);

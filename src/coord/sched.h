@@ -24,6 +24,7 @@ enum gc_action_kind {
     GC_ACT_DEMAND,        /* a demand lease was created for an overdue resident */
     GC_ACT_DEMAND_MET,    /* a demand ended: its resident is loaded (released) */
     GC_ACT_DEMAND_FAILED, /* a demand ended: its resident failed or is gone */
+    GC_ACT_DRAINING,      /* lease waits for requests in flight through resident to end */
 };
 
 struct gc_action {
@@ -68,8 +69,9 @@ struct gc_evict_step {
  * gc_sched_choose_steps: the cheapest combination of residents on gpu and levels to
  * move them down to that frees at least need bytes for lease (rule 2: fewest bytes
  * taken away, then lower priority, then least recently used). Residents already
- * part-way down may go further. Writes up to GC_EVICT_MAX steps to ret; returns how
- * many, 0 when no combination suffices.
+ * part-way down may go further. Residents in use (uses > 0) are left out until a
+ * lease has waited their drain_timeout_s for them. Writes up to GC_EVICT_MAX steps
+ * to ret; returns how many, 0 when no combination suffices.
  */
 unsigned gc_sched_choose_steps(struct gc_ledger *ledger, const struct gc_lease *lease, unsigned gpu,
                                uint64_t need, struct gc_evict_step *ret);

@@ -1,9 +1,11 @@
 /*
  * adapter.h - how the coordinator asks a resident to unload, reload, clean up and
  * report health: one adapter per protocol (adapter_seed.c, adapter_http.c,
- * adapter_process.c). Adapters block with deadlines; they run in job threads,
- * never under the coordinator's lock, and never decide anything about memory:
- * the job verifies through NVML.
+ * adapter_process.c, and the presets for known servers: adapter_vllm.c,
+ * adapter_sglang.c, adapter_ollama.c, adapter_triton.c, adapter_llamacpp.c,
+ * adapter_llamaswap.c, adapter_comfyui.c). Adapters block with deadlines; they
+ * run in job threads, never under the coordinator's lock, and never decide
+ * anything about memory: the job verifies through NVML.
  */
 #ifndef GC_ADAPTER_H
 #define GC_ADAPTER_H
@@ -19,6 +21,8 @@
 #define GC_SPEC_URL_MAX     512
 #define GC_SPEC_COMMAND_MAX 1024
 #define GC_SPEC_LEVEL_MAX   33
+/* A model name as servers spell them ("library/llama3:8b", "resnet50"). */
+#define GC_SPEC_MODEL_MAX 256
 
 /* What an adapter needs to reach one resident (copied out of the lock). */
 struct gc_resident_spec {
@@ -37,6 +41,8 @@ struct gc_resident_spec {
     /* process: start command (sh -c) and where its output goes. */
     char command[GC_SPEC_COMMAND_MAX];
     char log_path[640];
+    /* Presets for servers that hold several models: the one this resident is ("" = all). */
+    char model[GC_SPEC_MODEL_MAX];
 };
 
 struct gc_adapter_result {
@@ -50,6 +56,13 @@ struct gc_adapter_result {
 struct gc_adapter {
     const char *protocol;
     bool needs_url;
+    /* The server holds several models: the registration names one in 'model'. */
+    bool needs_model;
+    /* ... or, when 'model' is absent, the resident is all of them. */
+    bool model_optional;
+    /* Reload asks nothing: the server loads its models by itself on its next
+     * request, so NVML cannot show them back until a request comes (ComfyUI). */
+    bool reloads_lazily;
     /* Each returns 0 or a negative GC_E* (GC_ETIMEDOUT past the deadline), filling res. */
     int (*unload)(const struct gc_resident_spec *spec, struct gc_adapter_result *res);
     int (*reload)(const struct gc_resident_spec *spec, struct gc_adapter_result *res);
@@ -67,8 +80,34 @@ const char *gc_adapter_names(void);
 int gc_adapter_http(const struct gc_resident_spec *spec, const char *method, const char *path,
                     double timeout_s, struct gc_adapter_result *res, json_t **ret_body);
 
+/* The same with a JSON body (not stolen; NULL: none) sent as application/json. */
+int gc_adapter_http_json(const struct gc_resident_spec *spec, const char *method, const char *path,
+                         const json_t *body, double timeout_s, struct gc_adapter_result *res,
+                         json_t **ret_body);
+
+/* One step of a preset: method path with an optional JSON body; 0 on a 2xx answer,
+ * GC_EIO on another status (res->detail says which), or the transport's error. */
+int gc_adapter_step(const struct gc_resident_spec *spec, const char *method, const char *path,
+                    const json_t *body, double timeout_s, struct gc_adapter_result *res);
+
+/* Appends model to buf (len bytes, NUL-terminated) as one percent-encoded path
+ * segment. GC_EINVAL when it does not fit. */
+int gc_adapter_path_model(char *buf, size_t len, const char *prefix, const char *model,
+                          const char *suffix);
+
+/* True when the model name is acceptable: printable ASCII, no spaces or quotes,
+ * 1..GC_SPEC_MODEL_MAX-1 bytes. */
+bool gc_adapter_model_valid(const char *model);
+
 extern const struct gc_adapter gc_adapter_seed;
 extern const struct gc_adapter gc_adapter_http_generic;
 extern const struct gc_adapter gc_adapter_process;
+extern const struct gc_adapter gc_adapter_vllm;
+extern const struct gc_adapter gc_adapter_sglang;
+extern const struct gc_adapter gc_adapter_ollama;
+extern const struct gc_adapter gc_adapter_triton;
+extern const struct gc_adapter gc_adapter_llamacpp;
+extern const struct gc_adapter gc_adapter_llamaswap;
+extern const struct gc_adapter gc_adapter_comfyui;
 
 #endif

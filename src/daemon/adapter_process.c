@@ -99,6 +99,7 @@ static pid_t spawn_detached(const struct gc_resident_spec *spec, char *why, size
             sigemptyset(&none);
             sigprocmask(SIG_SETMASK, &none, NULL); /* the daemon blocks signals in threads */
             signal(SIGPIPE, SIG_DFL);
+            signal(SIGXFSZ, SIG_DFL);
             int fd = open(spec->log_path[0] ? spec->log_path : "/dev/null",
                           O_WRONLY | O_CREAT | O_APPEND, 0640);
             int devnull = open("/dev/null", O_RDONLY);

@@ -2,6 +2,7 @@
  * bodies in, JSON out. The work is in coord_*.c. */
 #include "daemon/api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "common/jsonx.h"
 #include "common/names.h"
 #include "daemon/coord.h"
+#include "daemon/dashboard.h"
 
 /* Longest path accepted (names and ids are short). */
 #define API_PATH_MAX 256
@@ -161,11 +163,48 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
     gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
 }
 
+/* /v1/residents/NAME/use[/ID]: requests in flight through a resident. */
+static void route_use(struct gc_coord *coord, const struct gc_http_req *req, const char *name,
+                      const char *rest, struct gc_http_resp *resp)
+{
+    struct gc_api_answer ans = {0};
+    struct gc_caller caller;
+    json_t *body;
+
+    caller_of(req, &caller);
+    if (*rest == '\0') {
+        if (!method_is(req, "POST")) {
+            method_not_allowed(resp, "POST");
+            return;
+        }
+        if (parse_body(req, false, &body, resp) < 0)
+            return;
+        gc_coord_use_begin(coord, &caller, name, body, &ans);
+        json_decref(body);
+    } else {
+        rest++;
+        if (*rest == '\0' || strlen(rest) >= GC_LEASE_ID_MAX || strchr(rest, '/') != NULL) {
+            gc_http_resp_error(resp, GC_ENOTFOUND, "no such use");
+            return;
+        }
+        if (method_is(req, "POST")) {
+            gc_coord_use_renew(coord, &caller, name, rest, &ans);
+        } else if (method_is(req, "DELETE")) {
+            gc_coord_use_end(coord, &caller, name, rest, &ans);
+        } else {
+            method_not_allowed(resp, "POST, DELETE");
+            return;
+        }
+    }
+    answer(resp, &ans);
+}
+
 static void route_residents(struct gc_coord *coord, const struct gc_http_req *req, const char *rest,
                             struct gc_http_resp *resp)
 {
     struct gc_api_answer ans = {0};
     struct gc_caller caller;
+    struct gc_waiter waiter = {client_gone, req};
     char name[GC_NAME_MAX + 1];
     const char *slash;
     json_t *body;
@@ -222,6 +261,10 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
         method_not_allowed(resp, "GET, DELETE");
         return;
     }
+    if (strncmp(slash, "/use", 4) == 0 && (slash[4] == '\0' || slash[4] == '/')) {
+        route_use(coord, req, name, slash + 4, resp);
+        return;
+    }
     if (strcmp(slash, "/unload") && strcmp(slash, "/reload") && strcmp(slash, "/demand")) {
         gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
         return;
@@ -241,7 +284,7 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
     } else {
         if (parse_body(req, false, &body, resp) < 0)
             return;
-        gc_coord_resident_demand(coord, name, body, &ans);
+        gc_coord_resident_demand(coord, name, body, &waiter, &ans);
         json_decref(body);
     }
     answer(resp, &ans);
@@ -250,6 +293,7 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
 static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
                          struct gc_http_resp *resp)
 {
+    struct gc_waiter waiter = {client_gone, req};
     const char *since_s = gc_http_req_arg(req, "since");
     unsigned long long since = 0;
     double wait_s = query_seconds(req, "wait_s", 60);
@@ -257,8 +301,9 @@ static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
     int64_t deadline;
 
     if (since_s != NULL) {
+        errno = 0;
         since = strtoull(since_s, &end, 10);
-        if (*since_s == '\0' || *end != '\0' || since_s[0] == '-') {
+        if (*since_s == '\0' || *end != '\0' || since_s[0] == '-' || errno == ERANGE) {
             gc_http_resp_error(resp, GC_EINVAL, "since must be an event sequence number");
             return;
         }
@@ -270,13 +315,61 @@ static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
     deadline = gc_mono_ms() + (int64_t)(wait_s * 1000.0);
     pthread_mutex_lock(&coord->lock);
     /* Long poll: wait for something newer than since. */
-    while (gc_events_last_seq(&coord->events) <= since && gc_coord_wait_locked(coord, deadline))
+    while (gc_events_last_seq(&coord->events) <= since &&
+           gc_coord_wait_client_locked(coord, deadline, &waiter))
         ;
     gc_http_resp_json(resp, 200,
                       json_pack("{s:o, s:I}", "events",
                                 gc_events_since(&coord->events, since, API_EVENTS_MAX), "last_seq",
                                 (json_int_t)gc_events_last_seq(&coord->events)));
     pthread_mutex_unlock(&coord->lock);
+}
+
+/* Appends the connection slots' metrics to text (freed); NULL when out of memory. */
+static char *add_connection_metrics(struct gc_coord *coord, char *text)
+{
+    struct gc_http_server *http = __atomic_load_n(&coord->http, __ATOMIC_ACQUIRE);
+    struct gc_http_server_stats st;
+    char *all = NULL;
+
+    if (text == NULL || http == NULL)
+        return text;
+    gc_http_server_stats(http, &st);
+    if (asprintf(&all,
+                 "%s# HELP gpucoord_http_connections Connections held, by kind of slot.\n"
+                 "# TYPE gpucoord_http_connections gauge\n"
+                 "gpucoord_http_connections{slot=\"general\"} %u\n"
+                 "gpucoord_http_connections{slot=\"reserved\"} %u\n"
+                 "# HELP gpucoord_http_connections_closed_total Connections closed before "
+                 "their request was whole: past a deadline, to make way, or for want of a "
+                 "slot.\n"
+                 "# TYPE gpucoord_http_connections_closed_total counter\n"
+                 "gpucoord_http_connections_closed_total{reason=\"deadline\"} %llu\n"
+                 "gpucoord_http_connections_closed_total{reason=\"made_way\"} %llu\n"
+                 "gpucoord_http_connections_closed_total{reason=\"refused\"} %llu\n",
+                 text, st.general, st.reserved, st.expired, st.made_way, st.refused) < 0)
+        all = NULL;
+    free(text);
+    return all;
+}
+
+bool gc_api_is_short(const struct gc_http_req *req)
+{
+    const char *p = req->path;
+    const char *slash;
+
+    if (gc_http_req_is_short(req))
+        return true;
+    /* A heartbeat or a release keeps or frees a lease at once: exactly what must get
+     * through when every general slot is taken. */
+    if (strncmp(p, "/v1/leases/", 11) != 0)
+        return false;
+    p += 11;
+    slash = strchr(p, '/');
+    if (strcmp(req->method, "DELETE") == 0)
+        return slash == NULL || strcmp(slash, "/") == 0;
+    return strcmp(req->method, "POST") == 0 && slash != NULL &&
+           (strcmp(slash, "/heartbeat") == 0 || strcmp(slash, "/heartbeat/") == 0);
 }
 
 void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp *resp)
@@ -288,7 +381,9 @@ void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
         gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
         return;
     }
-    if (strcmp(path, "/health") == 0) {
+    if (strcmp(path, "/") == 0) {
+        gc_dashboard_serve(req, resp);
+    } else if (strcmp(path, "/health") == 0) {
         gc_http_resp_json(resp, 200, json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(path, "/v1/gpus") == 0) {
         if (!method_is(req, "GET")) {
@@ -325,6 +420,7 @@ void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
         pthread_mutex_lock(&coord->lock);
         text = gc_view_metrics_locked(coord);
         pthread_mutex_unlock(&coord->lock);
+        text = add_connection_metrics(coord, text);
         if (text == NULL)
             gc_http_resp_error(resp, GC_ENOMEM, "out of memory");
         else

@@ -7,4 +7,8 @@
 /* Handles one request; ctx is the struct gc_coord. */
 void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp *resp);
 
+/* True for the requests served on reserved connection slots: those the default
+ * counts short, and a lease's heartbeat and release. */
+bool gc_api_is_short(const struct gc_http_req *req);
+
 #endif

@@ -42,6 +42,10 @@ void gc_config_defaults(struct gc_config *cfg)
     /* A quarter of the lease table: one caller cannot take all of it. */
     cfg->leases_per_caller_max = GC_LEASES_MAX / 4;
     cfg->conn_limit = 512;
+    cfg->conn_reserve = 32;
+    cfg->conn_per_peer = 256;
+    cfg->header_timeout_s = 10;
+    cfg->body_timeout_s = 30;
     cfg->body_max = 64 * 1024;
     cfg->sync = GC_SYNC_RESIDENT;
     cfg->compact_bytes = 1u << 20;
@@ -169,6 +173,10 @@ static int coordinator_key(struct ini_ctx *ctx, const char *name, const char *va
     UINT_KEY("leases_per_holder_max", leases_per_holder_max, GC_LEASES_MAX)
     UINT_KEY("leases_per_caller_max", leases_per_caller_max, GC_LEASES_MAX)
     UINT_KEY("conn_limit", conn_limit, 65536)
+    UINT_KEY("conn_reserve", conn_reserve, 65536)
+    UINT_KEY("conn_per_peer", conn_per_peer, 65536)
+    SECONDS_KEY("header_timeout_s", header_timeout_s, 0.1, 3600)
+    SECONDS_KEY("body_timeout_s", body_timeout_s, 0.1, 3600)
     UINT_KEY("reload_attempts", reload_attempts, 100)
 #undef STR_KEY
 #undef SECONDS_KEY
@@ -364,11 +372,20 @@ int gc_config_load_file(struct gc_config *cfg, const char *path, char *errbuf, s
         snprintf(errbuf, errbuf_len, "%s:%d: %s", path, rc, ctx.err[0] ? ctx.err : "syntax error");
         return GC_EINVAL;
     }
+    if (cfg->conn_limit < 2 || cfg->conn_reserve == 0 || cfg->conn_reserve >= cfg->conn_limit ||
+        cfg->conn_per_peer == 0) {
+        snprintf(errbuf, errbuf_len,
+                 "%s: need conn_limit >= 2, 1 <= conn_reserve < conn_limit and conn_per_peer >= 1 "
+                 "(have %u, %u, %u)",
+                 path, cfg->conn_limit, cfg->conn_reserve, cfg->conn_per_peer);
+        return GC_EINVAL;
+    }
     return 0;
 }
 
 int gc_config_load_token(struct gc_config *cfg, char *errbuf, size_t errbuf_len)
 {
+    char line[GC_TOKEN_MAX + 4];
     FILE *f;
     struct stat st;
     size_t n;
@@ -387,13 +404,20 @@ int gc_config_load_token(struct gc_config *cfg, char *errbuf, size_t errbuf_len)
                  cfg->token_file);
         return GC_EINVAL;
     }
-    if (fgets(cfg->token, sizeof(cfg->token), f) == NULL)
-        cfg->token[0] = '\0';
+    /* Room for a token one character too long plus "\r\n": longer is refused, never
+     * cut (a cut token would lock out every client that sends the whole one). */
+    if (fgets(line, sizeof(line), f) == NULL)
+        line[0] = '\0';
     fclose(f);
-    n = strlen(cfg->token);
-    while (n > 0 &&
-           (cfg->token[n - 1] == '\n' || cfg->token[n - 1] == '\r' || cfg->token[n - 1] == ' '))
-        cfg->token[--n] = '\0';
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (n > GC_TOKEN_MAX) {
+        snprintf(errbuf, errbuf_len, "token in '%s' is longer than %d characters", cfg->token_file,
+                 GC_TOKEN_MAX);
+        return GC_EINVAL;
+    }
+    memcpy(cfg->token, line, n + 1);
     if (n < 16) {
         snprintf(errbuf, errbuf_len, "token in '%s' must be at least 16 characters",
                  cfg->token_file);

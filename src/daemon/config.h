@@ -12,6 +12,10 @@
 
 #include "coord/ledger.h"
 #include "daemon/store.h"
+#include "gpucoord.h"
+
+/* Longest bearer token accepted from token_file; a longer one is refused at start. */
+#define GC_TOKEN_MAX GPUCOORD_TOKEN_MAX
 
 struct gc_gpu_conf {
     uint64_t budget_bytes; /* 0: none */
@@ -25,7 +29,7 @@ struct gc_config {
     unsigned socket_mode;
     char state_dir[512];
     char token_file[512];
-    char token[256]; /* loaded from token_file */
+    char token[GC_TOKEN_MAX + 1]; /* loaded from token_file */
     bool allow_remote_callbacks;
 
     uint64_t reserve_bytes; /* default per GPU */
@@ -37,7 +41,10 @@ struct gc_config {
     double default_ttl_s, max_ttl_s, max_wait_s;
     double max_ttl_pidless_s; /* the longest TTL of a lease without a pid */
     unsigned queue_max, leases_per_holder_max, conn_limit;
-    unsigned leases_per_caller_max; /* active leases of one caller identity (0: no cap) */
+    unsigned leases_per_caller_max;          /* active leases of one caller identity (0: no cap) */
+    unsigned conn_reserve;                   /* of conn_limit, slots kept for short requests */
+    unsigned conn_per_peer;                  /* general slots per TCP address or Unix uid */
+    double header_timeout_s, body_timeout_s; /* a request's headers, then its body */
     size_t body_max;
     enum gc_store_sync sync;
     size_t compact_bytes;
@@ -56,7 +63,8 @@ struct gc_config {
 void gc_config_defaults(struct gc_config *cfg);
 /* Reads an INI file over cfg. GC_EINVAL with errbuf naming the line and key. */
 int gc_config_load_file(struct gc_config *cfg, const char *path, char *errbuf, size_t errbuf_len);
-/* Reads token_file into token (first line, trimmed). */
+/* Reads token_file into token (first line, trimmed): 16 to GC_TOKEN_MAX characters,
+ * else GC_EINVAL with errbuf saying why. */
 int gc_config_load_token(struct gc_config *cfg, char *errbuf, size_t errbuf_len);
 /* Frees what the config owns. */
 void gc_config_free(struct gc_config *cfg);

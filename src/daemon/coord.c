@@ -19,6 +19,7 @@
 #include "common/size.h"
 #include "common/utf8.h"
 #include "daemon/ancestry.h"
+#include "daemon/notify.h"
 
 /* Longest the engine sleeps with nothing to wait for. */
 #define ENGINE_MAX_SLEEP_MS 60000
@@ -74,38 +75,52 @@ static json_t *lease_record(const struct gc_lease *l)
                      (json_int_t)l->seq, "evicted", evicted);
 }
 
-static json_t *resident_record(struct gc_coord *coord, const struct gc_resident *r)
+json_t *gc_coord_resident_record(const struct gc_resident *r, const json_t *registration,
+                                 const char *owner)
 {
-    const struct gc_resident_ext *ext = &coord->ext[gc_coord_resident_index(coord, r)];
-    json_t *spec = ext->registration;
-
     return json_pack("{s:s, s:s, s:O?, s:s, s:s, s:b, s:I, s:I, s:i, s:I, s:I, s:I, s:s, s:s, "
                      "s:o}",
-                     "op", "resident", "name", r->name, "spec", spec, "owner", ext->owner, "state",
-                     gc_resident_state_name(r->state), "evicted", r->evicted, "bytes",
+                     "op", "resident", "name", r->name, "spec", registration, "owner", owner,
+                     "state", gc_resident_state_name(r->state), "evicted", r->evicted, "bytes",
                      (json_int_t)r->bytes, "floor", (json_int_t)r->floor_bytes, "pid", (int)r->pid,
                      "pid_start", (json_int_t)r->pid_start_ticks, "unloads", (json_int_t)r->unloads,
                      "reloads", (json_int_t)r->reloads, "reason", r->reason, "level",
                      gc_resident_level_name(r, gc_resident_level(r)), "levels", gc_view_levels(r));
 }
 
-void gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important)
+static json_t *resident_record(struct gc_coord *coord, const struct gc_resident *r)
 {
-    if (rec == NULL || gc_store_append(coord->store, rec, important) < 0) {
-        if (coord->counters.journal_errors++ == 0)
-            gc_error("cannot write the journal: state changes may not survive a crash");
-    }
+    const struct gc_resident_ext *ext = &coord->ext[gc_coord_resident_index(coord, r)];
+
+    return gc_coord_resident_record(r, ext->registration, ext->owner);
+}
+
+int gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important)
+{
+    int rc = rec == NULL ? GC_ENOMEM : gc_store_append(coord->store, rec, important);
+
     json_decref(rec);
+    if (rc == 0)
+        return 0;
+    coord->counters.journal_errors++;
+    if (!coord->journal_behind)
+        gc_error("cannot write the journal in '%s': changes that can wait are refused until "
+                 "it can be written again",
+                 coord->config->state_dir);
+    coord->journal_behind = true;
+    return GC_EJOURNAL;
 }
 
 static json_t *state_records_locked(struct gc_coord *coord)
 {
     struct gc_ledger *ledger = coord->ledger;
     json_t *records = json_array();
+    uint64_t next_id =
+        ledger->next_id > coord->ids_reserved ? ledger->next_id : coord->ids_reserved;
 
-    json_array_append_new(records, json_pack("{s:s, s:I, s:I}", "op", "ids", "next_id",
-                                             (json_int_t)ledger->next_id, "next_seq",
-                                             (json_int_t)ledger->next_seq));
+    json_array_append_new(records,
+                          json_pack("{s:s, s:I, s:I}", "op", "ids", "next_id", (json_int_t)next_id,
+                                    "next_seq", (json_int_t)ledger->next_seq));
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         if (ledger->residents[i].in_use)
             json_array_append_new(records, resident_record(coord, &ledger->residents[i]));
@@ -117,23 +132,138 @@ static json_t *state_records_locked(struct gc_coord *coord)
     return records;
 }
 
+/* A failed compaction is retried this much later (a full disk stays full a while). */
+#define COMPACT_RETRY_MS 1000
+
+/* A compaction has ended (lock held). errors_at_begin: journal_errors when its snapshot
+ * was taken; a record lost since is in neither journal, so the journal stays behind. */
+static void compact_done_locked(struct gc_coord *coord, int rc, uint64_t errors_at_begin)
+{
+    if (rc < 0) {
+        if (coord->compact_retry_ms == 0 && !coord->journal_behind) /* once, not per retry */
+            gc_error("cannot compact the journal in '%s'", coord->config->state_dir);
+        coord->compact_retry_ms = gc_mono_ms() + COMPACT_RETRY_MS;
+        return;
+    }
+    coord->counters.journal_compactions++;
+    coord->compact_retry_ms = 0;
+    if (coord->journal_behind && coord->counters.journal_errors == errors_at_begin) {
+        coord->journal_behind = false;
+        gc_info("the journal in '%s' is complete again", coord->config->state_dir);
+    }
+}
+
+/* Synchronous, under the lock: at recovery, when nothing else runs yet. */
 static void compact_locked(struct gc_coord *coord)
 {
     json_t *records = state_records_locked(coord);
+    uint64_t errors = coord->counters.journal_errors;
 
-    if (gc_store_compact(coord->store, records) < 0)
-        gc_error("cannot compact the journal in '%s'", coord->config->state_dir);
+    compact_done_locked(coord, gc_store_compact(coord->store, records), errors);
     json_decref(records);
 }
 
-void gc_coord_journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
+struct compact_job {
+    struct gc_coord *coord;
+    struct gc_store_compaction *c;
+    uint64_t errors_at_begin;
+};
+
+/* Writes and syncs the new journal without the lock (requests go on, their records
+ * copied to it), then renames it in under the lock. */
+static void *compact_thread(void *arg)
 {
-    gc_coord_journal_locked(coord, lease_record(l), false);
+    struct compact_job *job = arg;
+    struct gc_coord *coord = job->coord;
+    int rc;
+
+    gc_store_compact_write(job->c);
+    pthread_mutex_lock(&coord->lock);
+    rc = gc_store_compact_finish(coord->store, job->c);
+    compact_done_locked(coord, rc, job->errors_at_begin);
+    coord->jobs_running--;
+    pthread_cond_broadcast(&coord->changed);
+    if (coord->journal_behind)
+        gc_coord_wake(coord); /* to retry */
+    pthread_mutex_unlock(&coord->lock);
+    free(job);
+    return NULL;
 }
 
-void gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r)
+/* Starts a compaction in a thread of its own when the journal has outgrown the state
+ * it records, or lacks a change (retried while it cannot be written). */
+static void compact_maybe_locked(struct gc_coord *coord, int64_t now)
 {
-    gc_coord_journal_locked(coord, resident_record(coord, r), true);
+    struct compact_job *job;
+    json_t *records;
+    pthread_attr_t attr;
+    pthread_t tid;
+    int rc;
+
+    if (gc_store_compacting(coord->store) || coord->stopping || now < coord->compact_retry_ms)
+        return;
+    if (!coord->journal_behind &&
+        !gc_store_compaction_due(coord->store, coord->config->compact_bytes))
+        return;
+    job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return;
+    job->coord = coord;
+    job->errors_at_begin = coord->counters.journal_errors;
+    records = state_records_locked(coord);
+    rc = gc_store_compact_begin(coord->store, records, &job->c);
+    json_decref(records);
+    if (rc < 0) {
+        free(job);
+        compact_done_locked(coord, rc, 0);
+        return;
+    }
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&tid, &attr, compact_thread, job) != 0) {
+        /* No thread: compact here, under the lock, rather than not at all. */
+        gc_store_compact_write(job->c);
+        compact_done_locked(coord, gc_store_compact_finish(coord->store, job->c),
+                            job->errors_at_begin);
+        free(job);
+    } else {
+        coord->jobs_running++;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+int gc_coord_journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
+{
+    return gc_coord_journal_locked(coord, lease_record(l), false);
+}
+
+int gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r)
+{
+    return gc_coord_journal_locked(coord, resident_record(coord, r), true);
+}
+
+/* Lease ids reserved by one "ids" record: one small write per this many leases. */
+#define IDS_RESERVE_BLOCK 1024
+
+int gc_coord_ids_reserve_locked(struct gc_coord *coord)
+{
+    uint64_t next = coord->ledger->next_id, mark;
+    int rc;
+
+    if (next > GC_LEASE_ID_LAST)
+        return GC_ELIMIT;
+    if (next < coord->ids_reserved)
+        return 0;
+    mark = GC_LEASE_ID_LAST + 1 - next > IDS_RESERVE_BLOCK ? next + IDS_RESERVE_BLOCK
+                                                           : GC_LEASE_ID_LAST + 1;
+    rc = gc_coord_journal_locked(coord,
+                                 json_pack("{s:s, s:I, s:I}", "op", "ids", "next_id",
+                                           (json_int_t)mark, "next_seq",
+                                           (json_int_t)coord->ledger->next_seq),
+                                 false);
+    if (rc == 0)
+        coord->ids_reserved = mark;
+    return rc;
 }
 
 /* ---- process watchers ---- */
@@ -254,9 +384,13 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd
         struct gc_resident *r = &ledger->residents[i];
         if (!r->in_use || r->pid != pid || r->busy)
             continue; /* a running job sees the exit itself */
+        if (r->state == GC_RES_GONE)
+            continue; /* known already (a kill by escalation): keep its reason */
         if (strcmp(r->protocol, "process") == 0) {
-            if (r->state == GC_RES_LOADED)
+            if (r->state == GC_RES_LOADED) {
                 r->evicted = false;
+                r->unloaded_since_ms = gc_mono_ms();
+            }
             r->state = GC_RES_UNLOADED;
             r->level = gc_resident_nlevels(r) - 1; /* nothing is left */
         } else {
@@ -311,6 +445,17 @@ void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
 
 /* ---- the scheduler's decisions, carried out ---- */
 
+/* A lease whose next step could not be journaled: it fails (503 journal_failed) rather
+ * than go on with a change a restart would not know of. */
+static void refuse_unjournaled_locked(struct gc_coord *coord, struct gc_lease *l, const char *step)
+{
+    char why[GC_REASON_MAX];
+
+    snprintf(why, sizeof(why), "cannot write the journal in '%.200s': %s refused",
+             coord->config->state_dir, step);
+    gc_coord_lease_end_locked(coord, l, GC_LEASE_FAILED, GC_EJOURNAL, why);
+}
+
 static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions *acts)
 {
     struct gc_ledger *ledger = coord->ledger;
@@ -331,7 +476,10 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
                 break;
             if (l->kind == GC_KIND_HOLDER) {
                 double waited = (double)(l->granted_ms - l->created_ms) / 1000.0;
-                gc_coord_journal_locked(coord, lease_record(l), false);
+                if (gc_coord_journal_locked(coord, lease_record(l), false) < 0) {
+                    refuse_unjournaled_locked(coord, l, "grant");
+                    break;
+                }
                 coord->counters.leases_granted++;
                 if (l->nevicted > 0)
                     coord->counters.oom_avoided++;
@@ -373,13 +521,23 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             }
             break;
         case GC_ACT_PREPARING:
-            if (l != NULL && l->kind == GC_KIND_HOLDER)
-                gc_coord_journal_locked(coord, lease_record(l), false);
+            /* Its evictions (the next actions) see it gone and are not started. */
+            if (l != NULL && l->kind == GC_KIND_HOLDER &&
+                gc_coord_journal_locked(coord, lease_record(l), false) < 0)
+                refuse_unjournaled_locked(coord, l, "evictions");
             break;
         case GC_ACT_UNLOAD:
             if (r == NULL)
                 break;
-            gc_coord_journal_resident_locked(coord, r);
+            /* Never unload what the journal does not know is unloading: a restart would
+             * believe it loaded and never restore it. Its lease cannot have the room. */
+            if ((a->lease_id[0] && l == NULL) || gc_coord_journal_resident_locked(coord, r) < 0) {
+                r->state = GC_RES_LOADED;
+                r->busy = false;
+                if (l != NULL)
+                    refuse_unjournaled_locked(coord, l, "evictions");
+                break;
+            }
             gc_events_add(&coord->events, now, "resident_unloading", r->name,
                           "for %s (%s needed on GPU %u)", a->lease_id,
                           l ? gc_size_format(l->bytes, b, sizeof(b)) : "?", a->gpu);
@@ -389,11 +547,24 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
         case GC_ACT_RELOAD:
             if (r == NULL)
                 break;
-            gc_coord_journal_resident_locked(coord, r);
+            /* Not asked for until journaled: it stays unloaded, and the scheduler tries
+             * again; a demand waiting for it is told why. */
+            if (gc_coord_journal_resident_locked(coord, r) < 0) {
+                r->state = GC_RES_UNLOADED;
+                r->busy = false;
+                if (l != NULL)
+                    refuse_unjournaled_locked(coord, l, "reload");
+                break;
+            }
             gc_events_add(&coord->events, now, "resident_reloading", r->name, "%s",
                           a->lease_id[0] ? "on demand" : "restoring what was evicted");
             coord->jobs_running++;
             gc_job_reload_spawn(coord, r->name);
+            break;
+        case GC_ACT_DRAINING:
+            gc_events_add(&coord->events, now, "resident_draining", a->resident,
+                          "%s waits for %u request(s) in flight (at most %.0f s)", a->lease_id,
+                          r ? r->uses : 0, r ? r->drain_timeout_s : 0.0);
             break;
         case GC_ACT_DEMAND:
             coord->counters.demands++;
@@ -462,6 +633,7 @@ void gc_coord_reading_put(struct gc_coord *coord, struct gc_nvml_reading *r)
  * takes the lock: another thread may have read and applied since). */
 static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_reading *r)
 {
+    coord->counters.nvml_readings++;
     for (unsigned g = 0; g < r->ngpus; g++) {
         if (!r->ok[g]) {
             if (coord->counters.nvml_errors++ % 1000 == 0)
@@ -485,6 +657,7 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
     struct gc_ledger *ledger = coord->ledger;
     int64_t next = now + ENGINE_MAX_SLEEP_MS;
     int64_t idle = now + (int64_t)(coord->config->idle_poll_s * 1000.0);
+    int64_t verify = now + (int64_t)(coord->config->verify_poll_s * 1000.0);
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
         const struct gc_lease *l = &ledger->leases[i];
@@ -493,6 +666,10 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
             if (t < next)
                 next = t;
         }
+        /* Its evictions are done and the driver has yet to show the memory free: it
+         * comes back any moment, so look as often as a verification does. */
+        if (l->state == GC_LEASE_PREPARING && l->evicting == 0 && verify < next)
+            next = verify;
         /* Something waits for memory that foreign processes may free: poll NVML. */
         if ((l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING) && idle < next)
             next = idle;
@@ -514,6 +691,15 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
         if (coord->watches[i].fd < 0 && idle < next)
             next = idle; /* no pidfd: poll liveness */
     }
+    /* The journal lacks a change: retry the compaction that writes it (one under way
+     * wakes the loop when it ends). */
+    if (coord->journal_behind && !gc_store_compacting(coord->store) &&
+        coord->compact_retry_ms < next)
+        next = coord->compact_retry_ms > now ? coord->compact_retry_ms : now;
+    for (unsigned i = 0; i < GC_USES_MAX; i++) {
+        if (coord->uses[i].in_use && coord->uses[i].expires_ms + 1 < next)
+            next = coord->uses[i].expires_ms + 1;
+    }
     return next;
 }
 
@@ -527,11 +713,11 @@ static void settle_locked(struct gc_coord *coord)
 
     do {
         now = gc_mono_ms();
+        gc_coord_uses_settle_locked(coord, now);
         gc_sched_step(coord->ledger, now, acts);
         apply_actions_locked(coord, acts);
     } while (acts->truncated);
-    if (gc_store_size(coord->store) > coord->config->compact_bytes)
-        compact_locked(coord);
+    compact_maybe_locked(coord, now);
     pthread_cond_broadcast(&coord->changed);
     if (!in_engine_thread && next_deadline_locked(coord, now) < engine_deadline_ms)
         gc_coord_wake(coord);
@@ -568,6 +754,20 @@ bool gc_coord_wait_locked(struct gc_coord *coord, int64_t deadline_ms)
     gc_abstime_after_ms(&abstime, left);
     pthread_cond_timedwait(&coord->changed, &coord->lock, &abstime);
     return !coord->stopping && gc_mono_ms() < deadline_ms;
+}
+
+bool gc_coord_wait_client_locked(struct gc_coord *coord, int64_t deadline_ms,
+                                 const struct gc_waiter *waiter)
+{
+    int64_t slice;
+
+    if (waiter != NULL && waiter->gone(waiter->ctx))
+        return false;
+    /* Nothing wakes a wait when its client leaves: look again after a slice. */
+    slice = gc_mono_ms() + GC_WAITER_POLL_MS;
+    gc_coord_wait_locked(coord, slice < deadline_ms ? slice : deadline_ms);
+    return !coord->stopping && gc_mono_ms() < deadline_ms &&
+           !(waiter != NULL && waiter->gone(waiter->ctx));
 }
 
 void gc_coord_stop(struct gc_coord *coord)
@@ -716,6 +916,8 @@ void gc_coord_run(struct gc_coord *coord, volatile int *stop)
         timeout = engine_deadline_ms - now;
         if (timeout < 0)
             timeout = 0;
+        /* The watchdog pings from here, so a stuck engine stops them. */
+        timeout = gc_notify_watchdog_tick(now, timeout);
         n = epoll_wait(coord->epoll_fd, evs, 64, (int)timeout);
         if (n < 0 && errno != EINTR) {
             gc_error("epoll_wait: %s", strerror(errno));
@@ -771,18 +973,26 @@ static int recover_record(void *ctx, json_t *rec)
         key = json_string_value(json_object_get(rec, "id"));
         if (key == NULL)
             return 0;
-        /* Ids are never reused, ended leases included. */
+        /* Ids are never reused, ended leases included (an id past the last one, which
+         * strtoll saturates, leaves none). */
         const char *dash = strrchr(key, '-');
         json_int_t n = dash ? (json_int_t)strtoll(dash + 1, NULL, 10) : 0;
-        if (n + 1 > st->next_id)
+        if (n > GC_LEASE_ID_LAST)
+            n = GC_LEASE_ID_LAST;
+        if (n >= st->next_id)
             st->next_id = n + 1;
         if (strcmp(op, "lease") == 0)
             json_object_set(st->leases, key, rec);
         else
             json_object_del(st->leases, key);
     } else if (strcmp(op, "ids") == 0) {
-        st->next_id = json_integer_value(json_object_get(rec, "next_id"));
-        st->next_seq = json_integer_value(json_object_get(rec, "next_seq"));
+        /* A high-water mark: records lost after it (a full disk) cannot lower it. */
+        json_int_t next_id = json_integer_value(json_object_get(rec, "next_id"));
+        json_int_t next_seq = json_integer_value(json_object_get(rec, "next_seq"));
+        if (next_id > st->next_id)
+            st->next_id = next_id;
+        if (next_seq > st->next_seq)
+            st->next_seq = next_seq;
     }
     return 0;
 }
@@ -996,6 +1206,7 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
         return rc;
     }
     pthread_mutex_lock(&coord->lock);
+    coord->starting = true;
     json_array_foreach(coord->config->residents, i, rec)
     {
         struct gc_jerr err;
@@ -1003,6 +1214,7 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
         struct gc_caller config_file;
         gc_caller_trusted("config", &config_file);
         if (gc_coord_register_locked(coord, &config_file, rec, &err, &r) < 0) {
+            coord->starting = false;
             pthread_mutex_unlock(&coord->lock);
             snprintf(errbuf, errbuf_len, "config: resident '%s': %s",
                      json_string_value(json_object_get(rec, "name")), err.msg);
@@ -1027,7 +1239,10 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
                       "%u residents, %u leases re-adopted, %u expired, %u records skipped", nres,
                       adopted, expired, skipped);
     }
+    /* Every id up to here came from the journal: it covers them. */
+    coord->ids_reserved = coord->ledger->next_id;
     compact_locked(coord);
+    coord->starting = false;
     gc_coord_kick_locked(coord);
     pthread_mutex_unlock(&coord->lock);
     json_decref(st.residents);

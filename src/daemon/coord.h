@@ -30,10 +30,36 @@
 #define GC_WATCH_MAX    (GC_LEASES_MAX + GC_RESIDENTS_MAX)
 #define GC_HIST_BUCKETS 12
 
+/*
+ * The counters, in one table: X(field, help). Each is a field of struct gc_counters,
+ * a member of /v1/status's "counters" object and the metric gpucoord_FIELD_total, so
+ * the three cannot drift.
+ */
+#define GC_COUNTERS_MAP(X)                                                                         \
+    X(leases_granted, "Leases granted.")                                                           \
+    X(leases_failed, "Leases that failed (refused or could not free).")                            \
+    X(leases_refused, "Leases refused because they can never fit.")                                \
+    X(leases_expired, "Leases ended by TTL or holder exit.")                                       \
+    X(leases_released, "Leases released by their holder.")                                         \
+    X(unloads, "Resident unloads verified by NVML.")                                               \
+    X(reloads, "Resident reloads.")                                                                \
+    X(unload_failures, "Unloads that failed or timed out.")                                        \
+    X(reload_failures, "Reload attempts that failed.")                                             \
+    X(verify_timeouts, "Unloads NVML did not confirm in time.")                                    \
+    X(cleanups, "Cleanup requests sent to residents.")                                             \
+    X(kills, "Residents killed for not freeing memory.")                                           \
+    X(oom_avoided, "Leases granted after making room (an OOM avoided).")                           \
+    X(swaps, "Residents evicted for a lease and restored afterwards.")                             \
+    X(demands, "Requests from residents for their memory back.")                                   \
+    X(journal_errors, "Failed journal writes.")                                                    \
+    X(journal_compactions, "Journal rewrites (compactions).")                                      \
+    X(nvml_errors, "Failed NVML readings.")                                                        \
+    X(nvml_readings, "NVML readings applied to the ledger (how fast the engine polls).")
+
 struct gc_counters {
-    uint64_t leases_granted, leases_failed, leases_refused, leases_expired, leases_released;
-    uint64_t unloads, reloads, unload_failures, reload_failures, verify_timeouts;
-    uint64_t cleanups, kills, oom_avoided, swaps, demands, journal_errors, nvml_errors;
+#define GC_COUNTER_FIELD(name, help) uint64_t name;
+    GC_COUNTERS_MAP(GC_COUNTER_FIELD)
+#undef GC_COUNTER_FIELD
 };
 
 struct gc_histogram {
@@ -53,6 +79,21 @@ struct gc_watch {
     pid_t pid;
     int fd;
     uint64_t start_ticks; /* identifies this process, not a later one with its pid */
+};
+
+/* Requests in flight at once through residents (gpucoord proxy). */
+#define GC_USES_MAX          1024
+#define GC_USE_TTL_DEFAULT_S 30.0
+#define GC_USE_TTL_MAX_S     3600.0
+
+/* One request in flight through a resident (coord_uses.c). */
+struct gc_use {
+    bool in_use;
+    char id[GC_LEASE_ID_MAX];
+    char resident[GC_NAME_MAX + 1];
+    char owner[GC_OWNER_MAX];
+    double ttl_s;
+    int64_t expires_ms; /* monotonic; renewed by its client */
 };
 
 /* One NVML reading of every GPU, taken without the lock. */
@@ -83,6 +124,14 @@ struct gc_coord {
     unsigned jobs_running;
     bool stopping;   /* shutting down: waits end, loops exit */
     bool recovering; /* replaying the journal: registrations skip the live-pid check */
+    bool starting;   /* in gc_coord_recover: its final compaction records every change */
+    /* A record could not be written: the journal lacks a change the ledger has, until
+     * a compaction rewrites the whole state (retried from compact_retry_ms on). */
+    bool journal_behind;
+    int64_t compact_retry_ms;
+    /* Lease ids below this are covered by the journal's high-water mark (an "ids"
+     * record), so that a restart never issues one again, even if records were lost. */
+    uint64_t ids_reserved;
     int64_t started_ms;
     char driver_version[96];
     struct gc_actions actions;       /* scratch for kicks (under the lock) */
@@ -92,6 +141,10 @@ struct gc_coord {
     pthread_mutex_t readings_lock;
     struct gc_nvml_reading *spare_readings[8];
     unsigned nspare_readings;
+    struct gc_use uses[GC_USES_MAX];
+    uint64_t next_use_id;
+    /* The HTTP server, for its connection metrics; set (atomically) once it serves. */
+    struct gc_http_server *http;
 };
 
 /* Histogram bucket bounds in seconds, shared by the three histograms. */
@@ -133,12 +186,25 @@ void gc_coord_kick_with_locked(struct gc_coord *coord, const struct gc_nvml_read
 /* Ends an active lease: journal, event, counters, process watch. */
 void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
                                enum gc_lease_state state, int error, const char *reason);
-/* Appends a record to the journal (steals rec; NULL counts as a failed write). */
-void gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important);
-/* Writes a holder lease's state to the journal. */
-void gc_coord_journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l);
-/* Writes a resident's state to the journal. */
-void gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
+/*
+ * Appends a record to the journal (steals rec; NULL counts as a failed write).
+ * 0, or GC_EJOURNAL when it could not be written. Then a change that can be refused
+ * (a new lease, a grant, a registration, a deletion, an unload or reload not yet
+ * asked for) must be undone and refused; a fact (a lease ended, a step's outcome) stays
+ * in the ledger and reaches the journal with the next compaction, retried until one
+ * succeeds. See docs/reliability.md.
+ */
+int gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important);
+/* Writes a holder lease's state to the journal (0 or GC_EJOURNAL, as above). */
+int gc_coord_journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l);
+/* A resident's journal record, with registration as its spec (NULL if no memory). */
+json_t *gc_coord_resident_record(const struct gc_resident *r, const json_t *registration,
+                                 const char *owner);
+/* Writes a resident's state to the journal (0 or GC_EJOURNAL, as above). */
+int gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
+/* Makes sure the journal's high-water mark covers the next lease id before it is
+ * issued. GC_ELIMIT when ids are exhausted (they never wrap), GC_EJOURNAL. */
+int gc_coord_ids_reserve_locked(struct gc_coord *coord);
 /* Starts watching pid for exit (no-op if watched already or pid <= 0); returns the
  * watch, or NULL when pid <= 0 or the table is full. */
 const struct gc_watch *gc_coord_watch_locked(struct gc_coord *coord, pid_t pid);
@@ -182,6 +248,14 @@ struct gc_waiter {
     const void *ctx;
 };
 
+/* How often a wait looks whether its client has left. */
+#define GC_WAITER_POLL_MS 1000
+
+/* As gc_coord_wait_locked, for a request's wait: false also once waiter (NULL: none)
+ * says its client has left, which it is asked at least every GC_WAITER_POLL_MS. */
+bool gc_coord_wait_client_locked(struct gc_coord *coord, int64_t deadline_ms,
+                                 const struct gc_waiter *waiter);
+
 /* The operations that change something take the caller (caller.h): what it may
  * name, whose quota counts, and whose lease or resident it may end. */
 void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *caller,
@@ -210,7 +284,19 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
 void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *caller,
                               const char *name, struct gc_api_answer *ans);
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
-                              struct gc_api_answer *ans);
+                              const struct gc_waiter *waiter, struct gc_api_answer *ans);
+
+/* Requests in flight (coord_uses.c). begin: 201 {id, resident, ttl_s} on a loaded
+ * resident no eviction waits for, else 409; renew: 200; end: 204. */
+void gc_coord_use_begin(struct gc_coord *coord, const struct gc_caller *caller, const char *name,
+                        const json_t *req, struct gc_api_answer *ans);
+void gc_coord_use_renew(struct gc_coord *coord, const struct gc_caller *caller, const char *name,
+                        const char *id, struct gc_api_answer *ans);
+void gc_coord_use_end(struct gc_coord *coord, const struct gc_caller *caller, const char *name,
+                      const char *id, struct gc_api_answer *ans);
+/* Lock held: ends uses past their TTL and counts each resident's uses into the
+ * ledger; returns the next expiry (INT64_MAX: none). */
+int64_t gc_coord_uses_settle_locked(struct gc_coord *coord, int64_t now_ms);
 
 /* ---- Views (views.c); lock held ---- */
 

@@ -178,6 +178,20 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
         gc_coord_reading_put(coord, reading);
         return;
     }
+    /* The id is covered by the journal before it is issued: never issued twice. */
+    rc = gc_coord_ids_reserve_locked(coord);
+    if (rc < 0) {
+        if (rc == GC_ELIMIT)
+            gc_api_error(ans, rc, "lease ids are exhausted (the last is %lld)",
+                         (long long)GC_LEASE_ID_LAST);
+        else
+            gc_api_error(ans, rc, "cannot write the journal in '%s': lease refused",
+                         cfg->state_dir);
+        gc_coord_watch_release_locked(coord, (pid_t)pid);
+        pthread_mutex_unlock(&coord->lock);
+        gc_coord_reading_put(coord, reading);
+        return;
+    }
     rc = gc_ledger_lease_new_owned(coord->ledger, GC_KIND_HOLDER, caller->key, holder, (pid_t)pid,
                                    (int)gpu_req, bytes, (int)priority, ttl_s, gc_mono_ms(), &l);
     if (rc < 0) {
@@ -198,8 +212,9 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
     /* Granted or preparing, it is journaled already; queued, it is journaled here, so
      * that a restart keeps its place for the client that polls it. */
     l = gc_ledger_lease_find(coord->ledger, id);
-    if (l != NULL && l->state == GC_LEASE_QUEUED)
-        gc_coord_journal_lease_locked(coord, l);
+    if (l != NULL && l->state == GC_LEASE_QUEUED && gc_coord_journal_lease_locked(coord, l) < 0)
+        gc_coord_lease_end_locked(coord, l, GC_LEASE_FAILED, GC_EJOURNAL,
+                                  "cannot write the journal: lease refused");
     if (wait_s > 0)
         wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter, true);
     lease_answer_locked(coord, id, ans);

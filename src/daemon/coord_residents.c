@@ -15,6 +15,8 @@
 #define RESIDENT_BYTES_MAX (1ULL << 50)
 #define PRIORITY_LIMIT     1000000
 #define TIMEOUT_MAX_S      3600.0
+/* How long an eviction waits for requests in flight through a resident. */
+#define GC_DRAIN_TIMEOUT_DEFAULT_S 30.0
 
 static const char *const resident_fields[] = {"name",
                                               "protocol",
@@ -34,6 +36,8 @@ static const char *const resident_fields[] = {"name",
                                               "cleanup",
                                               "health",
                                               "command",
+                                              "model",
+                                              "drain_timeout_s",
                                               "loaded",
                                               "levels",
                                               "level",
@@ -157,12 +161,14 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     struct gc_resident r, *slot;
     struct gc_resident_spec spec;
     pid_t old_pid = 0;
+    bool fresh;
     const struct gc_adapter *adapter;
     const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
     const char *level_name = NULL;
     int level = -1;
     int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
     uint64_t bytes = 0, pid_start = 0;
+    double drain_timeout_s = GC_DRAIN_TIMEOUT_DEFAULT_S;
     int rc;
     bool loaded = true;
 
@@ -195,6 +201,9 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         copy_str(req, "cleanup", sizeof(spec.cleanup_req), spec.cleanup_req, err) < 0 ||
         copy_str(req, "health", sizeof(spec.health_req), spec.health_req, err) < 0 ||
         copy_str(req, "command", sizeof(spec.command), spec.command, err) < 0 ||
+        copy_str(req, "model", sizeof(spec.model), spec.model, err) < 0 ||
+        gc_json_get_seconds(req, "drain_timeout_s", false, 0, TIMEOUT_MAX_S, &drain_timeout_s,
+                            err) < 0 ||
         gc_json_get_bool(req, "loaded", false, &loaded, err) < 0 ||
         gc_json_get_str(req, "level", false, GC_LEVEL_NAME_MAX, &level_name, err) < 0 ||
         levels_parse(req, json_object_get(req, "bytes") != NULL, &bytes, &r, err) < 0)
@@ -213,6 +222,13 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         REG_FAIL("unknown protocol '%s' (known: %s)", protocol, gc_adapter_names());
     if (adapter->needs_url && spec.url[0] == '\0')
         REG_FAIL("protocol '%s' needs a 'url'", protocol);
+    if (adapter->needs_model && !adapter->model_optional && spec.model[0] == '\0')
+        REG_FAIL("protocol '%s' needs the 'model' this resident is (the server holds several)",
+                 protocol);
+    if (!adapter->needs_model && spec.model[0] != '\0')
+        REG_FAIL("protocol '%s' takes no 'model': the server is one resident", protocol);
+    if (spec.model[0] != '\0' && !gc_adapter_model_valid(spec.model))
+        REG_FAIL("'model' must be printable ASCII without spaces, quotes, '\\', '?', '#' or '%%'");
     if (spec.url[0] != '\0' && gc_url_check_callback(spec.url, cfg->allow_remote_callbacks,
                                                      err->msg, sizeof(err->msg)) < 0)
         return GC_EINVAL;
@@ -243,6 +259,10 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     }
     if (gpu >= (int64_t)coord->ledger->ngpus)
         REG_FAIL("no GPU %lld: this coordinator has %u", (long long)gpu, coord->ledger->ngpus);
+    /* A lazy server comes back only when a request makes it load: restoring it ahead
+     * of one would only tell the ledger its memory is back when it is not. */
+    if (adapter->reloads_lazily)
+        r.restore = GC_RESTORE_DEMAND;
     if (restore != NULL && gc_restore_parse(restore, &r.restore) < 0)
         REG_FAIL("restore must be auto, demand or never");
     if (on_stuck != NULL && gc_on_stuck_parse(on_stuck, &r.on_stuck) < 0)
@@ -273,12 +293,13 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
                  name);
         return GC_EFORBIDDEN;
     }
+    fresh = slot == NULL;
     if (slot != NULL && slot->busy) {
         snprintf(err->msg, sizeof(err->msg), "resident '%s' is %s; register again when it is done",
                  name, gc_resident_state_name(slot->state));
         return GC_ECONFLICT;
     }
-    if (slot == NULL) {
+    if (fresh) {
         slot = gc_ledger_resident_alloc(coord->ledger);
         if (slot == NULL) {
             snprintf(err->msg, sizeof(err->msg), "at most %d residents", GC_RESIDENTS_MAX);
@@ -302,8 +323,27 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     r.unload_timeout_s = spec.unload_timeout_s;
     r.reload_timeout_s = spec.reload_timeout_s;
     r.verify_timeout_s = spec.verify_timeout_s;
-    r.state = GC_RES_LOADED;
+    r.drain_timeout_s = drain_timeout_s;
+    /* A process resident with no pid given is not running yet; a server registering
+     * before it allocates its models (loaded: false) asks for them with a demand. */
+    r.state =
+        (strcmp(protocol, "process") == 0 && pid == 0) || !loaded ? GC_RES_UNLOADED : GC_RES_LOADED;
+    /* Unloaded: at the level it named, else all the way. */
+    if (r.state == GC_RES_UNLOADED)
+        r.level = level > 0 ? (unsigned)level : r.nlevels - 1;
+    /* Never started: unloaded_for_s stays null (views.c). */
+    r.unloaded_since_ms = loaded ? 0 : gc_mono_ms();
     r.last_used_ms = gc_mono_ms();
+    /* Journaled before the ledger changes: a registration a restart would not know of is
+     * refused. At start, the recovery's compaction records it instead. */
+    if (gc_coord_journal_locked(coord, gc_coord_resident_record(&r, req, caller->key), true) < 0 &&
+        !coord->starting) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "cannot write the journal in '%.180s': registration refused", cfg->state_dir);
+        if (fresh)
+            gc_ledger_resident_remove(coord->ledger, slot);
+        return GC_EJOURNAL;
+    }
     *slot = r;
     snprintf(spec.name, sizeof(spec.name), "%s", name);
     snprintf(spec.protocol, sizeof(spec.protocol), "%s", protocol);
@@ -322,17 +362,9 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         ext->spec = spec;
         snprintf(ext->owner, sizeof(ext->owner), "%s", caller->key);
     }
-    /* A process resident with no pid given is not running yet; a server registering
-     * before it allocates its models (loaded: false) asks for them with a demand. */
-    if ((strcmp(protocol, "process") == 0 && pid == 0) || !loaded) {
-        slot->state = GC_RES_UNLOADED;
-        slot->level = level > 0 ? (unsigned)level : slot->nlevels - 1;
-        slot->unloaded_since_ms = gc_mono_ms();
-    }
     gc_coord_watch_locked(coord, slot->pid);
     if (old_pid > 0 && old_pid != slot->pid)
         gc_coord_watch_release_locked(coord, old_pid); /* a restarted server's old process */
-    gc_coord_journal_resident_locked(coord, slot);
     gc_events_add(&coord->events, gc_real_s(), "resident_registered", name,
                   "%s at %s, pid %d, GPU %u, priority %d", protocol, spec.url[0] ? spec.url : "-",
                   (int)pid, (unsigned)gpu, (int)priority);
@@ -394,6 +426,11 @@ void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *ca
     } else if (r->busy) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s; try again when it is done", name,
                      gc_resident_state_name(r->state));
+    } else if (gc_coord_journal_locked(coord, json_pack("{s:s, s:s}", "op", "rdel", "name", name),
+                                       true) < 0) {
+        /* A deletion a restart would not know of is refused: the resident stays. */
+        gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': deletion refused",
+                     coord->config->state_dir);
     } else {
         unsigned idx = gc_coord_resident_index(coord, r);
         pid = r->pid;
@@ -401,7 +438,6 @@ void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *ca
         json_decref(coord->ext[idx].registration);
         memset(&coord->ext[idx], 0, sizeof(coord->ext[idx]));
         end_demands_locked(coord, name, "resident was deleted");
-        gc_coord_journal_locked(coord, json_pack("{s:s, s:s}", "op", "rdel", "name", name), true);
         gc_events_add(&coord->events, gc_real_s(), "resident_deleted", name, "pid %d", (int)pid);
         gc_coord_watch_release_locked(coord, pid);
         gc_coord_kick_locked(coord);
@@ -434,6 +470,7 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
     struct gc_resident *r;
     struct gc_jerr err;
     const char *level_name = NULL;
+    enum gc_resident_state prev;
     char why[GC_REASON_MAX];
     unsigned level;
     int rc;
@@ -495,12 +532,20 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
         goto out_unlock;
     }
+    prev = r->state;
     r->usage_before = gc_ledger_resident_counted(coord->ledger, r);
     r->level = gc_resident_level(r);
     r->target_level = level;
     r->state = GC_RES_UNLOADING;
     r->busy = true;
-    gc_coord_journal_resident_locked(coord, r);
+    /* Not asked for until journaled: a restart must know a step may have begun. */
+    if (gc_coord_journal_resident_locked(coord, r) < 0) {
+        r->state = prev;
+        r->busy = false;
+        gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': unload refused",
+                     coord->config->state_dir);
+        goto out_unlock;
+    }
     gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name,
                   "by request, to level '%s'", gc_resident_level_name(r, level));
     coord->jobs_running++;
@@ -576,11 +621,17 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
     }
     if (r->state != GC_RES_UNLOADED) {
         /* Failed (or a process resident that is gone): a fresh start, from unloaded. */
+        struct gc_resident before = *r;
         r->state = GC_RES_UNLOADED;
         r->reload_failures = 0;
         r->reason[0] = '\0';
         r->unloaded_since_ms = gc_mono_ms();
-        gc_coord_journal_resident_locked(coord, r);
+        if (gc_coord_journal_resident_locked(coord, r) < 0) {
+            *r = before;
+            gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': reload refused",
+                         coord->config->state_dir);
+            goto out_unlock;
+        }
     }
     r->last_used_ms = gc_mono_ms();
     attempts = coord->config->reload_attempts ? coord->config->reload_attempts : 1;
@@ -601,8 +652,8 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
         goto out_unlock;
     }
     snprintf(id, sizeof(id), "%s", d->id);
-    gc_events_add(&coord->events, gc_real_s(), "resident_reloading", name,
-                  "by request: waits its turn as %s", id);
+    /* demand_get_locked announced it (resident_demand); resident_reloading comes when
+     * the reload really starts, journaled first. */
     gc_coord_kick_locked(coord);
     for (;;) {
         const struct gc_lease *h;
@@ -620,7 +671,8 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
         h = gc_ledger_lease_lookup(coord->ledger, id);
         if (r->state == GC_RES_FAILED || r->state == GC_RES_GONE ||
             (h != NULL && h->state == GC_LEASE_FAILED)) {
-            gc_api_error(ans, GC_EUNAVAIL, "resident '%s' could not be reloaded: %s", name,
+            gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
+                         "resident '%s' could not be reloaded: %s", name,
                          r->reason[0] ? r->reason : (h ? h->reason : ""));
             goto out_unlock;
         }
@@ -692,7 +744,7 @@ static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const cha
 }
 
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
-                              struct gc_api_answer *ans)
+                              const struct gc_waiter *waiter, struct gc_api_answer *ans)
 {
     static const char *const fields[] = {"wait_s", "priority", NULL};
     struct gc_jerr err;
@@ -756,11 +808,12 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         if (r->state == GC_RES_FAILED ||
             (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0) ||
             (h != NULL && h->state == GC_LEASE_FAILED)) {
-            gc_api_error(ans, GC_EUNAVAIL, "resident '%s' could not be reloaded: %s", name,
+            gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
+                         "resident '%s' could not be reloaded: %s", name,
                          r->reason[0] ? r->reason : (h ? h->reason : ""));
             goto out_unlock;
         }
-        if (!gc_coord_wait_locked(coord, deadline))
+        if (!gc_coord_wait_client_locked(coord, deadline, waiter))
             break;
     }
     d = id[0] ? gc_ledger_lease_find(coord->ledger, id) : NULL;

@@ -47,8 +47,11 @@ json_t *gc_events_since(const struct gc_events *events, uint64_t since, unsigned
     json_t *arr = json_array();
     uint64_t last = events->next_seq - 1;
     uint64_t oldest = last >= GC_EVENTS_MAX ? last - GC_EVENTS_MAX + 1 : 1;
-    uint64_t first = since + 1 > oldest ? since + 1 : oldest;
+    uint64_t first;
 
+    if (since >= last)
+        return arr; /* nothing newer; and since + 1 would wrap for the largest since */
+    first = since + 1 > oldest ? since + 1 : oldest;
     if (last >= first && last - first + 1 > max)
         first = last - max + 1;
     for (uint64_t seq = first; seq <= last; seq++) {

@@ -567,8 +567,9 @@ int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_
         v.usage_before = 0;
     }
 
-    /* Verify: its memory shows in NVML (bounded; a lazy loader may take longer). */
-    if (v.spec.pid > 0 && v.expected > 0) {
+    /* Verify: its memory shows in NVML (bounded; a lazy loader may take longer). A
+     * server that loads only on its next request shows nothing until one comes. */
+    if (v.spec.pid > 0 && v.expected > 0 && !v.adapter->reloads_lazily) {
         int64_t deadline = gc_mono_ms() + (int64_t)(v.spec.verify_timeout_s * 1000.0);
         uint64_t want = v.usage_before + (uint64_t)((double)v.expected * VERIFY_SHARE);
         for (;;) {
@@ -581,7 +582,7 @@ int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_
             gc_sleep_ms((int64_t)(coord->config->verify_poll_s * 1000.0));
         }
     } else {
-        verified = true;
+        verified = !v.adapter->reloads_lazily; /* lazy: the event says NVML did not show it */
     }
     pthread_mutex_lock(&coord->lock);
     reload_finish_locked(coord, name, 0, NULL, (double)(t1 - t0) / 1000.0,

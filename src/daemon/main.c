@@ -14,6 +14,7 @@
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/coord.h"
+#include "daemon/notify.h"
 #include "daemon/store.h"
 #include "gpu/gpu.h"
 
@@ -38,7 +39,9 @@ static void usage(FILE *out)
                  "  --version, --help\n"
                  "\n"
                  "NVML is found through the normal library search: LD_LIBRARY_PATH=build/sim\n"
-                 "runs it on gpusim, the simulated GPU.\n");
+                 "runs it on gpusim, the simulated GPU. GET / on the API is a live dashboard.\n"
+                 "Under systemd (Type=notify, $NOTIFY_SOCKET) it reports READY=1 once it\n"
+                 "serves, WATCHDOG=1 pings ($WATCHDOG_USEC) and STOPPING=1.\n");
 }
 
 /* Splits "HOST:PORT" / "[::1]:PORT" into host and port. */
@@ -127,9 +130,11 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     sigset_t sigs;
     pthread_t sig_tid;
-    int port = 0, opt, rc = 1;
+    int port = 0, opt, rc = 1, notify_rc;
 
     gc_log_init("gpucoordd", GC_LOG_INFO);
+    if (gc_notify_init(err, sizeof(err)) < 0)
+        gc_warn("%s", err);
     gc_config_defaults(&cfg);
     /* The config file first, so the command line overrides it. */
     for (int i = 1; i < argc - 1; i++) {
@@ -209,6 +214,9 @@ int main(int argc, char **argv)
 
     /* Signals go to one thread; every other thread (and child) inherits them blocked. */
     signal(SIGPIPE, SIG_IGN);
+    /* Past a file size limit, a journal write must fail (EFBIG) and be refused, not
+     * kill the coordinator. */
+    signal(SIGXFSZ, SIG_IGN);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
@@ -243,6 +251,11 @@ int main(int argc, char **argv)
     hcfg.unix_mode = cfg.socket_mode;
     hcfg.body_max = cfg.body_max;
     hcfg.conn_limit = cfg.conn_limit;
+    hcfg.conn_reserve = cfg.conn_reserve;
+    hcfg.conn_per_peer = cfg.conn_per_peer;
+    hcfg.header_timeout_ms = (unsigned)(cfg.header_timeout_s * 1000.0);
+    hcfg.body_timeout_ms = (unsigned)(cfg.body_timeout_s * 1000.0);
+    hcfg.short_request = gc_api_is_short;
     hcfg.bearer_token = cfg.token[0] ? cfg.token : NULL;
     hcfg.handler = gc_api_handle;
     hcfg.ctx = coord;
@@ -250,6 +263,7 @@ int main(int argc, char **argv)
         gc_error("%s", err);
         goto out;
     }
+    __atomic_store_n(&coord->http, http, __ATOMIC_RELEASE);
     for (unsigned g = 0; g < coord->ledger->ngpus; g++)
         gc_info("GPU %u: %s, %llu MiB (NVML %s)", g, coord->ledger->gpus[g].name,
                 (unsigned long long)(coord->ledger->gpus[g].total_bytes >> 20),
@@ -265,8 +279,14 @@ int main(int argc, char **argv)
                 "residents",
                 host);
 
+    /* Ready only now: the journal is recovered and the API answers, so units
+     * ordered after this one can register and take leases at once. */
+    notify_rc = gc_notify_send("READY=1\nSTATUS=coordinating");
+    if (notify_rc < 0)
+        gc_warn("cannot notify the service manager: %s", strerror(-notify_rc));
     gc_coord_run(coord, &stop_requested);
     gc_info("stopping");
+    gc_notify_send("STOPPING=1");
     rc = 0;
 
 out:

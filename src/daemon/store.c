@@ -22,7 +22,23 @@ struct gc_store {
     int fd;
     int lock_fd;
     enum gc_store_sync sync;
-    size_t size;
+    size_t size;          /* bytes of complete records */
+    size_t snapshot_size; /* size right after the last compaction */
+    bool torn;            /* a failed append may have left bytes past size */
+    struct gc_store_compaction *compacting;
+};
+
+struct gc_store_compaction {
+    char tmp[640];
+    enum gc_store_sync sync;
+    char *buf; /* the serialised records */
+    size_t len;
+    int fd;
+    int rc;
+    /* Records appended while it runs, added to the new journal before the rename. */
+    char *pending;
+    size_t pending_len, pending_cap;
+    bool pending_failed;
 };
 
 static void store_err(char *errbuf, size_t len, const char *fmt, ...)
@@ -116,7 +132,7 @@ int gc_store_replay(struct gc_store *store, int (*fn)(void *ctx, json_t *rec), v
 {
     FILE *f;
     char *line = NULL;
-    size_t cap = 0;
+    size_t cap = 0, offset = 0, complete = 0;
     ssize_t n;
     unsigned skipped = 0;
     int rc = 0;
@@ -126,6 +142,9 @@ int gc_store_replay(struct gc_store *store, int (*fn)(void *ctx, json_t *rec), v
         return errno == ENOENT ? 0 : GC_EIO;
     while ((n = getline(&line, &cap, f)) >= 0) {
         json_t *rec;
+        offset += (size_t)n;
+        if (n > 0 && line[n - 1] == '\n')
+            complete = offset;
         /* A line without its newline was cut short by a crash mid-write. */
         if (n == 0 || line[n - 1] != '\n' || (size_t)n > STORE_LINE_MAX) {
             skipped++;
@@ -141,6 +160,13 @@ int gc_store_replay(struct gc_store *store, int (*fn)(void *ctx, json_t *rec), v
         json_decref(rec);
         if (rc < 0)
             break;
+    }
+    /* Cut a torn last line, or the next record would glue onto it and both be lost. */
+    if (rc >= 0 && ferror(f) == 0 && complete < offset && !gc_store_compacting(store)) {
+        if (ftruncate(store->fd, (off_t)complete) == 0)
+            store->size = complete;
+        else
+            store->torn = true; /* retried before the next append */
     }
     free(line);
     fclose(f);
@@ -164,6 +190,36 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/* Cuts what a failed append left past the last complete record. */
+static int cut_torn(struct gc_store *store)
+{
+    if (ftruncate(store->fd, (off_t)store->size) < 0)
+        return GC_EIO;
+    store->torn = false;
+    return 0;
+}
+
+static void pending_add(struct gc_store_compaction *c, const char *line, size_t len)
+{
+    if (c->pending_failed)
+        return;
+    if (c->pending_len + len > c->pending_cap) {
+        size_t cap = c->pending_cap ? c->pending_cap : 4096;
+        char *p;
+        while (cap < c->pending_len + len)
+            cap *= 2;
+        p = realloc(c->pending, cap);
+        if (p == NULL) {
+            c->pending_failed = true; /* the compaction is abandoned; the journal has it */
+            return;
+        }
+        c->pending = p;
+        c->pending_cap = cap;
+    }
+    memcpy(c->pending + c->pending_len, line, len);
+    c->pending_len += len;
+}
+
 int gc_store_append(struct gc_store *store, const json_t *rec, bool important)
 {
     char *s = json_dumps(rec, JSON_COMPACT);
@@ -174,66 +230,148 @@ int gc_store_append(struct gc_store *store, const json_t *rec, bool important)
         return GC_ENOMEM;
     len = strlen(s);
     s[len] = '\n'; /* json_dumps leaves room: the NUL becomes the newline */
-    rc = write_all(store->fd, s, len + 1);
-    free(s);
-    if (rc == 0) {
-        store->size += len + 1;
-        if (store->sync == GC_SYNC_ALWAYS || (important && store->sync == GC_SYNC_RESIDENT))
-            fdatasync(store->fd);
+    rc = store->torn ? cut_torn(store) : 0;
+    if (rc == 0)
+        rc = write_all(store->fd, s, len + 1);
+    /* After a failed sync the data's fate is unknown: the record counts as unwritten. */
+    if (rc == 0 &&
+        (store->sync == GC_SYNC_ALWAYS || (important && store->sync == GC_SYNC_RESIDENT)) &&
+        fdatasync(store->fd) < 0)
+        rc = GC_EIO;
+    if (rc < 0) {
+        store->torn = true;
+        cut_torn(store); /* if this fails too, the next append tries again first */
+        free(s);
+        return rc;
     }
-    return rc;
+    store->size += len + 1;
+    if (store->compacting != NULL)
+        pending_add(store->compacting, s, len + 1);
+    free(s);
+    return 0;
 }
 
-int gc_store_compact(struct gc_store *store, const json_t *records)
+int gc_store_compact_begin(struct gc_store *store, const json_t *records,
+                           struct gc_store_compaction **ret_compaction)
 {
-    char tmp[640];
-    size_t index, size = 0;
+    struct gc_store_compaction *c;
+    size_t index, cap = 0;
     json_t *rec;
-    int fd, dfd, rc = 0;
 
-    snprintf(tmp, sizeof(tmp), "%s.new", store->path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return GC_EIO;
+    if (store->compacting != NULL)
+        return GC_ECONFLICT;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return GC_ENOMEM;
+    c->fd = -1;
+    c->sync = store->sync;
+    snprintf(c->tmp, sizeof(c->tmp), "%s.new", store->path);
     json_array_foreach(records, index, rec)
     {
         char *s = json_dumps(rec, JSON_COMPACT);
         size_t len;
-        if (s == NULL) {
-            rc = GC_ENOMEM;
-            break;
-        }
+        if (s == NULL)
+            goto out_nomem;
         len = strlen(s);
-        s[len] = '\n';
-        rc = write_all(fd, s, len + 1);
+        if (c->len + len + 1 > cap) {
+            char *p;
+            cap = cap ? cap : 4096;
+            while (cap < c->len + len + 1)
+                cap *= 2;
+            p = realloc(c->buf, cap);
+            if (p == NULL) {
+                free(s);
+                goto out_nomem;
+            }
+            c->buf = p;
+        }
+        memcpy(c->buf + c->len, s, len);
+        c->buf[c->len + len] = '\n';
+        c->len += len + 1;
         free(s);
-        if (rc < 0)
-            break;
-        size += len + 1;
     }
-    if (rc == 0 && store->sync != GC_SYNC_NEVER && fsync(fd) < 0)
-        rc = GC_EIO;
-    close(fd);
-    if (rc == 0 && rename(tmp, store->path) < 0)
+    store->compacting = c;
+    *ret_compaction = c;
+    return 0;
+
+out_nomem:
+    free(c->buf);
+    free(c);
+    return GC_ENOMEM;
+}
+
+int gc_store_compact_write(struct gc_store_compaction *c)
+{
+    /* O_APPEND: once renamed, this descriptor becomes the journal's. */
+    c->fd = open(c->tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+    if (c->fd < 0)
+        return c->rc = GC_EIO;
+    c->rc = write_all(c->fd, c->buf, c->len);
+    if (c->rc == 0 && c->sync != GC_SYNC_NEVER && fsync(c->fd) < 0)
+        c->rc = GC_EIO;
+    return c->rc;
+}
+
+int gc_store_compact_finish(struct gc_store *store, struct gc_store_compaction *c)
+{
+    int rc = c->fd < 0 ? GC_EIO : c->rc, dfd;
+
+    store->compacting = NULL;
+    if (rc == 0 && c->pending_failed)
+        rc = GC_ENOMEM;
+    if (rc == 0 && c->pending_len > 0) {
+        rc = write_all(c->fd, c->pending, c->pending_len);
+        if (rc == 0 && c->sync != GC_SYNC_NEVER && fdatasync(c->fd) < 0)
+            rc = GC_EIO;
+    }
+    if (rc == 0 && rename(c->tmp, store->path) < 0)
         rc = GC_EIO;
     if (rc < 0) {
-        unlink(tmp);
-        return rc;
-    }
-    if (store->sync != GC_SYNC_NEVER) {
-        dfd = open(store->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
+        if (c->fd >= 0)
+            close(c->fd);
+        unlink(c->tmp);
+    } else {
+        /* The rename is durable before any later record is acknowledged. */
+        if (c->sync != GC_SYNC_NEVER) {
+            dfd = open(store->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd >= 0) {
+                fsync(dfd);
+                close(dfd);
+            }
         }
+        close(store->fd);
+        store->fd = c->fd;
+        store->size = c->len + c->pending_len;
+        store->snapshot_size = c->len;
+        store->torn = false;
     }
-    fd = open(store->path, O_RDWR | O_APPEND | O_CLOEXEC);
-    if (fd < 0)
-        return GC_EIO;
-    close(store->fd);
-    store->fd = fd;
-    store->size = size;
-    return 0;
+    free(c->buf);
+    free(c->pending);
+    free(c);
+    return rc < 0 ? GC_EIO : 0;
+}
+
+int gc_store_compact(struct gc_store *store, const json_t *records)
+{
+    struct gc_store_compaction *c;
+    int rc = gc_store_compact_begin(store, records, &c);
+
+    if (rc < 0)
+        return rc;
+    gc_store_compact_write(c);
+    return gc_store_compact_finish(store, c);
+}
+
+bool gc_store_compacting(const struct gc_store *store)
+{
+    return store->compacting != NULL;
+}
+
+bool gc_store_compaction_due(const struct gc_store *store, size_t min_bytes)
+{
+    size_t grown = store->snapshot_size * GC_STORE_GROWTH;
+
+    return store->compacting == NULL && store->size > min_bytes && store->size > grown;
 }
 
 size_t gc_store_size(const struct gc_store *store)

@@ -103,9 +103,16 @@ json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident
                             json_string(gc_resident_level_name(r, r->target_level)));
     if (r->reason[0] != '\0')
         json_object_set_new(o, "reason", json_string(r->reason));
+    if (spec->model[0] != '\0')
+        json_object_set_new(o, "model", json_string(spec->model));
+    json_object_set_new(o, "uses", json_integer(r->uses));
+    json_object_set_new(o, "drain_timeout_s", json_real(r->drain_timeout_s));
+    /* A process resident not started yet was never unloaded: no time to show. */
     if (r->state == GC_RES_UNLOADED)
         json_object_set_new(o, "unloaded_for_s",
-                            json_real((double)(gc_mono_ms() - r->unloaded_since_ms) / 1000.0));
+                            r->unloaded_since_ms > 0
+                                ? json_real((double)(gc_mono_ms() - r->unloaded_since_ms) / 1000.0)
+                                : json_null());
     return o;
 }
 
@@ -121,7 +128,8 @@ json_t *gc_view_residents_locked(struct gc_coord *coord)
     return arr;
 }
 
-json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
+/* position: its place in the queue when it waits (-1: look it up). */
+static json_t *lease_view(struct gc_coord *coord, const struct gc_lease *l, int position)
 {
     int64_t now = gc_mono_ms();
     json_t *evicted = json_array();
@@ -147,7 +155,9 @@ json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
         json_object_set_new(o, "held_s", json_real((double)(end - l->granted_ms) / 1000.0));
     if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
         json_object_set_new(o, "position",
-                            json_integer(gc_ledger_queue_position(coord->ledger, l)));
+                            json_integer(position >= 0
+                                             ? position
+                                             : (int)gc_ledger_queue_position(coord->ledger, l)));
     if (active && l->ttl_s > 0 && l->kind == GC_KIND_HOLDER)
         json_object_set_new(o, "expires_in_s",
                             json_real(l->ttl_s - (double)(now - l->heartbeat_ms) / 1000.0));
@@ -158,12 +168,24 @@ json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
     return o;
 }
 
+json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
+{
+    return lease_view(coord, l, -1);
+}
+
 json_t *gc_view_leases_locked(struct gc_coord *coord)
 {
+    struct gc_ledger *ledger = coord->ledger;
     json_t *arr = json_array();
+    const struct gc_lease *order[GC_LEASES_MAX];
+    int position[GC_LEASES_MAX];
+    unsigned n = gc_ledger_queue_order(ledger, order);
 
-    for (unsigned i = 0; i < coord->ledger->nleases; i++)
-        json_array_append_new(arr, gc_view_lease_locked(coord, &coord->ledger->leases[i]));
+    /* Every position at once: one lookup per lease would be quadratic. */
+    for (unsigned pos = 0; pos < n; pos++)
+        position[order[pos] - ledger->leases] = (int)pos;
+    for (unsigned i = 0; i < ledger->nleases; i++)
+        json_array_append_new(arr, lease_view(coord, &ledger->leases[i], position[i]));
     return arr;
 }
 
@@ -171,40 +193,27 @@ json_t *gc_view_status_locked(struct gc_coord *coord)
 {
     const struct gc_counters *c = &coord->counters;
     struct gc_ledger *ledger = coord->ledger;
-    json_t *queue = json_array();
-    unsigned n = 0;
+    json_t *queue = json_array(), *counters;
     const struct gc_lease *waiting[GC_LEASES_MAX];
+    unsigned n = gc_ledger_queue_order(ledger, waiting);
 
-    for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
-        if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
-            waiting[n++] = l;
-    }
-    for (unsigned pos = 0; pos < n; pos++) {
-        for (unsigned i = 0; i < n; i++) {
-            if (gc_ledger_queue_position(ledger, waiting[i]) == pos)
-                json_array_append_new(queue,
-                                      json_pack("{s:s, s:s, s:I, s:i, s:s}", "id", waiting[i]->id,
-                                                "holder", waiting[i]->holder, "bytes",
-                                                (json_int_t)waiting[i]->bytes, "position", (int)pos,
-                                                "state", gc_lease_state_name(waiting[i]->state)));
-        }
-    }
-    return json_pack(
-        "{s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-        "s:I, s:I, s:I, s:I, s:I}, s:I}",
-        "version", GPUCOORD_VERSION, "driver_version", coord->driver_version, "uptime_s",
-        (double)(gc_mono_ms() - coord->started_ms) / 1000.0, "gpus", gc_view_gpus_locked(coord),
-        "residents", gc_view_residents_locked(coord), "leases", gc_view_leases_locked(coord),
-        "queue", queue, "counters", "leases_granted", (json_int_t)c->leases_granted,
-        "leases_failed", (json_int_t)c->leases_failed, "leases_refused",
-        (json_int_t)c->leases_refused, "leases_expired", (json_int_t)c->leases_expired,
-        "leases_released", (json_int_t)c->leases_released, "unloads", (json_int_t)c->unloads,
-        "reloads", (json_int_t)c->reloads, "unload_failures", (json_int_t)c->unload_failures,
-        "reload_failures", (json_int_t)c->reload_failures, "verify_timeouts",
-        (json_int_t)c->verify_timeouts, "kills", (json_int_t)c->kills, "oom_avoided",
-        (json_int_t)c->oom_avoided, "swaps", (json_int_t)c->swaps, "demands",
-        (json_int_t)c->demands, "last_event_seq", (json_int_t)gc_events_last_seq(&coord->events));
+    for (unsigned pos = 0; pos < n; pos++)
+        json_array_append_new(queue,
+                              json_pack("{s:s, s:s, s:I, s:i, s:s}", "id", waiting[pos]->id,
+                                        "holder", waiting[pos]->holder, "bytes",
+                                        (json_int_t)waiting[pos]->bytes, "position", (int)pos,
+                                        "state", gc_lease_state_name(waiting[pos]->state)));
+    counters = json_object();
+#define GC_COUNTER_JSON(name, help)                                                                \
+    json_object_set_new(counters, #name, json_integer((json_int_t)c->name));
+    GC_COUNTERS_MAP(GC_COUNTER_JSON)
+#undef GC_COUNTER_JSON
+    return json_pack("{s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:o, s:I}", "version", GPUCOORD_VERSION,
+                     "driver_version", coord->driver_version, "uptime_s",
+                     (double)(gc_mono_ms() - coord->started_ms) / 1000.0, "gpus",
+                     gc_view_gpus_locked(coord), "residents", gc_view_residents_locked(coord),
+                     "leases", gc_view_leases_locked(coord), "queue", queue, "counters", counters,
+                     "last_event_seq", (json_int_t)gc_events_last_seq(&coord->events));
 }
 
 /* ---- /metrics ---- */
@@ -273,27 +282,9 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
     struct text t = {0};
     unsigned queued = 0, granted = 0;
 
-    counter(&t, "leases_granted_total", "Leases granted.", c->leases_granted);
-    counter(&t, "leases_failed_total", "Leases that failed (refused or could not free).",
-            c->leases_failed);
-    counter(&t, "leases_refused_total", "Leases refused because they can never fit.",
-            c->leases_refused);
-    counter(&t, "leases_expired_total", "Leases ended by TTL or holder exit.", c->leases_expired);
-    counter(&t, "leases_released_total", "Leases released by their holder.", c->leases_released);
-    counter(&t, "unloads_total", "Resident unloads verified by NVML.", c->unloads);
-    counter(&t, "reloads_total", "Resident reloads.", c->reloads);
-    counter(&t, "unload_failures_total", "Unloads that failed or timed out.", c->unload_failures);
-    counter(&t, "reload_failures_total", "Reload attempts that failed.", c->reload_failures);
-    counter(&t, "verify_timeouts_total", "Unloads NVML did not confirm in time.",
-            c->verify_timeouts);
-    counter(&t, "cleanups_total", "Cleanup requests sent to residents.", c->cleanups);
-    counter(&t, "kills_total", "Residents killed for not freeing memory.", c->kills);
-    counter(&t, "oom_avoided_total", "Leases granted after making room (an OOM avoided).",
-            c->oom_avoided);
-    counter(&t, "swaps_total", "Residents evicted for a lease and restored afterwards.", c->swaps);
-    counter(&t, "demands_total", "Requests from residents for their memory back.", c->demands);
-    counter(&t, "journal_errors_total", "Failed journal writes.", c->journal_errors);
-    counter(&t, "nvml_errors_total", "Failed NVML readings.", c->nvml_errors);
+#define GC_COUNTER_METRIC(name, help) counter(&t, #name "_total", help, c->name);
+    GC_COUNTERS_MAP(GC_COUNTER_METRIC)
+#undef GC_COUNTER_METRIC
     histogram(&t, "grant_wait_seconds", "Time from request to grant.", &coord->grant_wait_s);
     histogram(&t, "unload_seconds", "Unload including NVML verification.", &coord->unload_s);
     histogram(&t, "reload_seconds", "Reload including verification.", &coord->reload_s);

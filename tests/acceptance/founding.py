@@ -50,6 +50,11 @@ class FoundingSystem(GpuEnv):
         self.http = Http("http://127.0.0.1:%d" % self.ports["coord"])
         self.val = Http("http://127.0.0.1:%d" % self.ports["val"])
         self.gen = Http("http://127.0.0.1:%d" % self.ports["gen"])
+        if self.coordinated:
+            # Up means loaded (start_servers.sh waits for the models); the coordinator
+            # records it once NVML has verified the reload.
+            wait_until(lambda: self.resident_state() == "loaded", 10,
+                       what="the validation models' first load, verified")
 
     def tearDown(self):
         subprocess.run([os.path.join(REPO, "start_servers.sh"), "stop"], env=self.sys_env,

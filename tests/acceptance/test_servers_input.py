@@ -6,10 +6,12 @@ import os
 import signal
 import socket
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from founding import BUILD, REAL_GPU, FoundingSystem, wait_until  # noqa: E402
+from gctest import GpuEnv, Http  # noqa: E402
 
 MULTIPART = "multipart/form-data; boundary=XyZ"
 
@@ -42,6 +44,10 @@ class ServersBadInput(FoundingSystem):
         self.assert_4xx(post(multipart(seed="3")), "prompt")                 # missing prompt
         self.assert_4xx(post(multipart(prompt="")), "prompt")                # empty prompt
         self.assert_4xx(post(multipart(prompt="x" * 1025)), "1024")          # too long
+        self.assert_4xx(post(multipart(prompt="\u00e9" * 1025)), "1024")     # in characters
+        self.assert_4xx(post(multipart(prompt="a cube", seed="")), "seed")   # not random
+        self.assert_4xx(post(b"prompt=a%20cube&seed=%20", "application/x-www-form-urlencoded"),
+                        "seed")
         self.assert_4xx(post(multipart(prompt="a cube", seed="forty-two")), "seed")
         self.assert_4xx(post(multipart(prompt="a cube", seed="-1")), "seed")
         self.assert_4xx(post(multipart(prompt="a cube", seed="1" * 40)), "seed")
@@ -65,6 +71,11 @@ class ServersBadInput(FoundingSystem):
         self.assert_4xx(v({"data": good}), "prompt")
         self.assert_4xx(v({"prompt": "a cube"}), "data")
         self.assert_4xx(v({"prompt": 5, "data": good}), "prompt")
+        # The limit is 1024 characters, not bytes: 1025 one-byte characters are too many,
+        # 1024 of two bytes each are not.
+        self.assert_4xx(v({"prompt": "x" * 1025, "data": good}), "1024 characters")
+        self.assert_4xx(v({"prompt": "\u00e9" * 1025, "data": good}), "1024 characters")
+        self.assertEqual(v({"prompt": "\u00e9" * 1024, "data": good})[0], 200)
         self.assert_4xx(v({"prompt": "a cube", "data": "!!!not base64!!!"}), "base64")
         self.assert_4xx(v({"prompt": "a cube", "data": good[:-7]}), "base64")
         truncated = base64.b64encode(ply[: len(ply) // 2]).decode()
@@ -90,6 +101,46 @@ class ServersBadInput(FoundingSystem):
         st, score = v({"prompt": "a cube", "data": good})
         self.assertEqual(st, 200)
         self.still_serving()
+
+
+class ValidationMemoryBudget(GpuEnv):
+    """The validation server's memory grows with the bodies it holds: past
+    VALIDATION_BODIES_MAX of them at once it answers 503 without keeping the body."""
+
+    def test_bodies_past_the_budget_wait_for_room(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(self.env, GPUCOORD_DISABLE="1", VALIDATION_MODEL_BYTES="64Mi",
+                   VALIDATION_BODY_MAX="1Mi", VALIDATION_BODIES_MAX="1536Ki")
+        self.start([os.path.join(BUILD, "validation-server"), "--host", "127.0.0.1", "--port",
+                    str(port)], "validation", env=env)
+        val = Http("http://127.0.0.1:%d" % port)
+        wait_until(lambda: self._up(val), 15, what="validation server")
+        # Not base64 of a PLY: a 400 once it is read, a 503 when it is not.
+        junk = ('{"prompt":"a cube","data":"' + "A" * 600000 + '"}').encode()
+        post = lambda: val.call("POST", "/validate_txt_to_3d_ply/", raw=junk, timeout=30,
+                                headers={"Content-Type": "application/json"})
+        # A 1 MiB upload under way holds 1 MiB of the 1.5 MiB.
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+        slow.sendall(b"POST /validate_txt_to_3d_ply/ HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 1048576\r\n\r\n"
+                     b'{"prompt":')
+        time.sleep(0.5)  # its headers are read
+        st, body = post()
+        self.assertEqual(st, 503, body)
+        self.assertIn("retry later", body["message"])
+        st, body = val.post("/validate_txt_to_3d_ply/", {"prompt": "a cube"})
+        self.assertEqual(st, 400, body)  # small bodies still fit
+        slow.close()  # its room comes back
+        wait_until(lambda: post()[0] == 400, 10, what="room for the upload")
+
+    @staticmethod
+    def _up(http):
+        try:
+            return http.get("/health/", timeout=2)[0] == 200
+        except OSError:
+            return False
 
 
 class ExternalPipeline(FoundingSystem):

@@ -47,6 +47,12 @@ class Foreground(FoundingSystem):
             self.assertEqual(Http("http://127.0.0.1:%d" % port).get(
                 "/health" if port == ports[0] else "/health/")[0], 200)
         self.assertTrue(os.path.getsize(os.path.join(self.path("logs"), "gpucoordd.log")) > 0)
+        # Loopback only, unless SERVERS_HOST says otherwise.
+        for port in ports:
+            out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True,
+                                 text=True).stdout
+            self.assertEqual([line.split()[3] for line in out.splitlines() if line.strip()],
+                             ["127.0.0.1:%d" % port])
         p.send_signal(signal.SIGINT)  # Ctrl-C
         p.wait(timeout=30)
         p.stdout.close()

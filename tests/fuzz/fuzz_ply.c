@@ -1,5 +1,6 @@
 /*
- * fuzz_ply.c - the 3DGS PLY parser gc_ply_parse() and writer gc_ply_write()
+ * fuzz_ply.c - the 3DGS PLY parser gc_ply_parse() (and gc_ply_parse_in_place())
+ * and writer gc_ply_write()
  * (src/servers/common/ply.c).
  *
  * Properties, from ply.h: the parser never reads past the input (ASan), never
@@ -55,7 +56,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(splats->count == 0 ||
                memcmp(again->v, splats->v, splats->count * sizeof(*splats->v)) == 0);
     gc_splats_free(again);
-    free(buf);
+    /* In place, the written layout is taken over as it is: the same model again. */
+    again = NULL;
+    FUZZ_CHECK(gc_ply_parse_in_place(buf, len, &again, err, sizeof(err)) == 0);
+    FUZZ_CHECK((void *)again->v == (void *)buf && again->count == splats->count);
+    FUZZ_CHECK(splats->count == 0 ||
+               memcmp(again->v, splats->v, splats->count * sizeof(*splats->v)) == 0);
+    gc_splats_free(again); /* and buf with it */
     gc_splats_free(splats);
     return 0;
 }

@@ -129,6 +129,19 @@ class BadInput(GpuEnv):
         self.assert_4xx(*self.http.get("/v1/leases/lease-1?wait_s=abc"), "bad_request")
         self.assert_unchanged()
 
+    def test_events_since_the_largest_sequence_number(self):
+        self.http.post("/v1/leases", {"holder": "a", "bytes": 1 << 30})  # an event or two
+        st, body = self.http.get("/v1/events?since=1")
+        self.assertEqual(st, 200, body)
+        last = body["last_seq"]
+        self.assertGreater(last, 0)
+        for since in (last, 2**63 - 1, 2**63, 2**64 - 1):
+            st, body = self.http.get("/v1/events?since=%d" % since)
+            self.assertEqual((st, body["events"]), (200, []), since)
+        self.assert_4xx(*self.http.get("/v1/events?since=%d" % 2**64), "bad_request")
+        self.assert_4xx(*self.http.get("/v1/events?since=99999999999999999999999"),
+                        "bad_request")
+
     def test_bad_resident_registrations(self):
         base = {"name": "r", "protocol": "seed", "url": "http://127.0.0.1:1"}
         cases = [

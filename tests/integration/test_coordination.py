@@ -58,6 +58,20 @@ class FoundingSwap(GpuEnv):
         st, status = self.http.get("/v1/status")
         self.assertEqual(status["counters"]["swaps"], 1)
         self.assertEqual(status["counters"]["oom_avoided"], 1)
+        # One table gives /v1/status's counters and /metrics: every counter is in both,
+        # with the same value (those that once were missing from the status included).
+        counters = status["counters"]
+        for name in ("cleanups", "journal_errors", "nvml_errors", "journal_compactions"):
+            self.assertIn(name, counters)
+        st, text = self.http.call("GET", "/metrics", raw=None)
+        metrics = {}
+        for line in (text if isinstance(text, str) else text.decode()).splitlines():
+            if line.startswith("gpucoord_") and line.split(" ")[0].endswith("_total"):
+                metrics[line.split(" ")[0][len("gpucoord_"):-len("_total")]] = int(
+                    float(line.split(" ")[1]))
+        for name, value in counters.items():
+            if name != "nvml_readings":  # it moves between the two reads
+                self.assertEqual(metrics.get(name), value, name)
 
 
 class FailFast(GpuEnv):
@@ -255,6 +269,42 @@ class LateDriverRelease(GpuEnv):
         t.join()
         st, big = out["big"]
         self.assertEqual((st, big["state"]), (201, "granted"), big)
+
+
+class PollingRate(GpuEnv):
+    """NVML is read at the verify rate while a lease waits for the driver to give back
+    what was evicted for it, and not while nothing waits."""
+    extra_env = {"GPUSIM_FREE_LAG_MS": "3000"}
+
+    def readings(self):
+        st, text = self.http.get("/metrics")
+        self.assertEqual(st, 200)
+        for line in text.decode().splitlines():
+            if line.startswith("gpucoord_nvml_readings_total "):
+                return int(line.split()[1])
+        self.fail("no gpucoord_nvml_readings_total in /metrics")
+
+    def test_a_lease_waiting_for_lagging_memory_is_looked_at_often(self):
+        self.start_coordinator()
+        self.start_resident("validation", "4.7Gi")
+        before = self.readings()
+        time.sleep(1.0)
+        idle = self.readings() - before
+        st, lease = self.http.post("/v1/leases", {"holder": "gen", "bytes": GEN_BYTES,
+                                                  "ttl_s": 30, "wait_s": 0})
+        self.assertEqual((st, lease["state"]), (202, "preparing"), lease)
+        wait_until(lambda: self.resident("validation")["state"] == "unloaded", 10)
+        before = self.readings()
+        time.sleep(1.0)
+        waiting = self.readings() - before
+        st, now = self.http.get("/v1/leases/" + lease["id"])
+        self.assertEqual(now["state"], "preparing", now)  # the driver still lags
+        # Idle: only the /metrics requests themselves read. Waiting: every verify_poll_s
+        # (50 ms: about 20 a second; idle_poll_s would give 2).
+        self.assertLessEqual(idle, 2)
+        self.assertGreaterEqual(waiting, 8)
+        st, now = self.http.get("/v1/leases/%s?wait_s=10" % lease["id"])
+        self.assertEqual(now["state"], "granted", now)
 
 
 class Attribution(GpuEnv):

@@ -175,6 +175,7 @@ class Faults(GpuEnv):
             "kill_grace_s": 2})
         self.assertEqual(st, 201, body)
         self.assertEqual(body["state"], "unloaded")  # not started yet
+        self.assertIsNone(body["unloaded_for_s"])  # never unloaded: not seconds since boot
         st, r = self.http.post("/v1/residents/llm/reload")
         self.assertEqual(st, 200, r)
         pid1 = r["pid"]
@@ -190,6 +191,18 @@ class Faults(GpuEnv):
         self.assertNotEqual(pid1, pid2)
         wait_until(lambda: self.proc_usage(pid2) >= 3 << 30, 5)
         os.kill(pid2, signal.SIGKILL)  # clean up the detached process
+
+    def test_process_resident_that_exits_is_unloaded_since_then(self):
+        hold = self.start_holder("1Gi", "--seconds", "30")
+        st, body = self.http.post("/v1/residents", {
+            "name": "llm", "protocol": "process", "pid": hold.pid,
+            "command": "exec %s --bytes 1Gi" % os.path.join(BUILD, "src", "tools", "gpu-hold"),
+            "bytes": "1Gi", "restore": "never"})
+        self.assertEqual((st, body["state"]), (201, "loaded"), body)
+        hold.kill()
+        wait_until(lambda: self.resident("llm")["state"] == "unloaded", 5)
+        self.assertIsNotNone(self.resident("llm")["unloaded_for_s"])
+        self.assertLess(self.resident("llm")["unloaded_for_s"], 5)
 
     def test_manual_unload_reload_and_demand(self):
         res = self.start_resident("validation", "4.7Gi", "--restore", "demand")

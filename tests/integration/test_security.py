@@ -11,7 +11,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gctest import BUILD, GiB, GpuEnv, Http, free_port  # noqa: E402
+from gctest import BUILD, GiB, GpuEnv, Http, free_port, wait_until  # noqa: E402
 from test_api_input import UnixHTTPConnection  # noqa: E402
 
 TOKEN = "s3cret-token-for-tests-0123456789"
@@ -96,10 +96,10 @@ class Security(GpuEnv):
         self.assertEqual(local, ["127.0.0.1:%d" % port])
         self.assertTrue(p.alive())
 
-    def start_with_token(self, mode=0o600):
+    def start_with_token(self, mode=0o600, token=TOKEN):
         path = self.path("token")
         with open(path, "w") as f:
-            f.write(TOKEN + "\n")
+            f.write(token + "\n")
         os.chmod(path, mode)
         return self.start_coordinator("--token-file", path, wait=False)
 
@@ -127,6 +127,36 @@ class Security(GpuEnv):
         self.assertEqual(conn.getresponse().status, 200)
         conn.close()
 
+    def test_long_tokens_are_used_whole_up_to_the_cap(self):
+        # 300 characters: once cut to 255, so that the whole token was refused.
+        token = "t" * 299 + "z"
+        self.start_with_token(token=token)
+        wait_until(lambda: self._answers(), 10, what="gpucoordd")
+        self.assertEqual(Http(self.url, token=token).get("/v1/status")[0], 200)
+        self.assertEqual(Http(self.url, token=token[:255]).get("/v1/status")[0], 401)
+        # libgpucoord (here through the CLI) sends it whole too, and refuses a longer one.
+        cli = [os.path.join(BUILD, "gpucoord"), "status"]
+        env = dict(self.env, GPUCOORD_URL=self.url, GPUCOORD_TOKEN=token)
+        out = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        env["GPUCOORD_TOKEN"] = "t" * 4097
+        out = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 2, out.stderr)
+        self.assertIn("GPUCOORD_TOKEN is longer than 4096 characters", out.stderr)
+
+    def test_token_longer_than_the_cap_is_refused_at_start(self):
+        p = self.start_with_token(token="t" * 4097)
+        p.p.wait(timeout=10)
+        self.assertEqual(p.p.returncode, 2)
+        with open(self.path("gpucoordd.log")) as f:
+            self.assertIn("is longer than 4096 characters", f.read())
+
+    def _answers(self):
+        try:
+            return Http(self.url).get("/health", timeout=1)[0] in (200, 401)
+        except OSError:
+            return False
+
     def test_token_file_readable_by_others_is_refused(self):
         p = self.start_with_token(mode=0o644)
         p.p.wait(timeout=10)
@@ -137,6 +167,24 @@ class Security(GpuEnv):
     def test_unix_socket_mode(self):
         self.start_coordinator()
         self.assertEqual(os.stat(self.socket).st_mode & 0o777, 0o660)
+
+    def test_a_live_unix_socket_is_not_taken_over(self):
+        self.start_coordinator()
+        first_socket = self.socket
+        argv = [os.path.join(BUILD, "gpucoordd"), "--listen", "127.0.0.1:%d" % free_port(),
+                "--state-dir", self.path("state2"), "--socket", first_socket]
+        second = self.start(argv, "gpucoordd-2")
+        second.p.wait(timeout=10)
+        self.assertEqual(second.p.returncode, 1)
+        with open(self.path("gpucoordd-2.log")) as f:
+            self.assertIn("is in use by a running server", f.read())
+        conn = UnixHTTPConnection(first_socket)
+        conn.request("GET", "/health")
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
+        # A stale socket (its server gone) is still replaced.
+        self.coord.kill()
+        self.start_coordinator(state_dir=self.path("state3"))
 
     def test_remote_callbacks_need_the_config(self):
         self.start_coordinator()

@@ -408,6 +408,42 @@ TEST(ply_non_finite_positions)
     gc_splats_free(s);
 }
 
+TEST(ply_parse_in_place_takes_the_buffer_over)
+{
+    struct gc_splats *s = random_splats(500, 11), *back = NULL;
+    static struct builder b;
+    uint8_t *buf;
+    size_t len;
+    char err[256] = "";
+
+    /* Written as gc_ply_write writes: the model takes the buffer, values exact. */
+    ASSERT_EQ_INT(gc_ply_write(s, &buf, &len), 0);
+    ASSERT_EQ_INT(gc_ply_parse_in_place(buf, len, &back, err, sizeof(err)), 0);
+    ASSERT((void *)back->v == (void *)buf);
+    ASSERT_EQ_U64(back->count, 500);
+    ASSERT(memcmp(back->v, s->v, 500 * sizeof(struct gc_splat)) == 0);
+    gc_splats_free(back); /* frees buf */
+    /* A non-finite value is refused, and the buffer stays the caller's. */
+    s->v[7].scale[2] = INFINITY;
+    ASSERT_EQ_INT(gc_ply_write(s, &buf, &len), 0);
+    back = NULL;
+    ASSERT_EQ_INT(gc_ply_parse_in_place(buf, len, &back, err, sizeof(err)), GC_EINVAL);
+    ASSERT_STREQ(err, "vertex 7: non-finite scale_2");
+    ASSERT(back == NULL);
+    free(buf);
+    /* Another layout is copied, as by gc_ply_parse. */
+    b.len = 0;
+    build_scrambled(&b, 3, false);
+    buf = malloc(b.len);
+    memcpy(buf, b.buf, b.len);
+    ASSERT_EQ_INT(gc_ply_parse_in_place(buf, b.len, &back, err, sizeof(err)), 0);
+    ASSERT((void *)back->v != (void *)buf);
+    check_scrambled(back, 3);
+    gc_splats_free(back);
+    free(buf);
+    gc_splats_free(s);
+}
+
 TEST(ply_header_cap)
 {
     size_t len = GC_PLY_HEADER_MAX + 100, o = 0;

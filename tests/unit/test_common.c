@@ -196,3 +196,89 @@ TEST(json_rejects)
     const char *huge = "{\"bytes\":99999999999999999999999}";
     ASSERT_EQ_INT(gc_json_parse(huge, strlen(huge), 4, &obj, &err), GC_EINVAL);
 }
+
+/* body with "data" holding n copies of fill, between before and after. */
+static char *lift_body(const char *before, char fill, size_t n, const char *after)
+{
+    size_t a = strlen(before), c = strlen(after);
+    char *s = malloc(a + n + c + 1);
+    memcpy(s, before, a);
+    memset(s + a, fill, n);
+    memcpy(s + a + n, after, c + 1);
+    return s;
+}
+
+TEST(json_parse_lifted_reads_a_long_string_in_place)
+{
+    struct gc_jerr err;
+    json_t *obj = NULL;
+    const char *str = NULL, *v = NULL;
+    size_t len = 0;
+    char *body = lift_body("{\"prompt\":\"a cube\", \"nested\":{\"data\":\"x\"}, \"data\" : \"",
+                           'Q', 100000, "\", \"n\":[1,{\"a\":\"}\"}]}");
+
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  0);
+    ASSERT_EQ_U64(len, 100000);
+    ASSERT(str == strchr(body, 'Q')); /* points into the body: no copy */
+    ASSERT_EQ_INT(gc_json_get_str(obj, "data", true, SIZE_MAX, &v, &err), 0);
+    ASSERT_STREQ(v, "");
+    ASSERT_EQ_INT(gc_json_get_str(obj, "prompt", true, 64, &v, &err), 0);
+    ASSERT_STREQ(v, "a cube");
+    json_decref(obj);
+    free(body);
+}
+
+TEST(json_parse_lifted_leaves_the_rest_to_jansson)
+{
+    struct gc_jerr err;
+    json_t *obj = NULL;
+    const char *str = NULL, *v = NULL;
+    size_t len = 0;
+    char *body;
+
+    /* Shorter than min_len: parsed whole. */
+    body = lift_body("{\"data\":\"", 'A', 1000, "\"}");
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  0);
+    ASSERT(str == NULL);
+    ASSERT_EQ_INT(gc_json_get_str(obj, "data", true, SIZE_MAX, &v, &err), 0);
+    ASSERT_EQ_U64(strlen(v), 1000);
+    json_decref(obj);
+    free(body);
+    /* An escape inside: parsed whole, the string read from the object. */
+    body = lift_body("{\"data\":\"\\/", 'A', 10000, "\"}");
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  0);
+    ASSERT(str == NULL);
+    ASSERT_EQ_INT(gc_json_get_str(obj, "data", true, SIZE_MAX, &v, &err), 0);
+    ASSERT_EQ_U64(strlen(v), 10001);
+    json_decref(obj);
+    free(body);
+    /* Not a string: jansson's answer, and the getter's complaint. */
+    body = lift_body("{\"data\":[\"", 'A', 10000, "\"]}");
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  0);
+    ASSERT(str == NULL);
+    ASSERT_EQ_INT(gc_json_get_str(obj, "data", true, SIZE_MAX, &v, &err), GC_EINVAL);
+    json_decref(obj);
+    free(body);
+    /* A duplicate is still refused, and broken JSON is still broken. */
+    body = lift_body("{\"data\":\"", 'A', 10000, "\", \"data\":\"B\"}");
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  GC_EINVAL);
+    free(body);
+    body = lift_body("{\"data\":\"", 'A', 10000, "\", \"n\": tru}");
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  GC_EINVAL);
+    free(body);
+    body = lift_body("{\"data\":\"", 'A', 10000, "\"");
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  GC_EINVAL);
+    free(body);
+    /* Too deep stays too deep. */
+    body = lift_body("{\"data\":\"", 'A', 10000, "\", \"d\":[[[[[1]]]]]}");
+    ASSERT_EQ_INT(gc_json_parse_lifted(body, strlen(body), 4, "data", 1024, &obj, &str, &len, &err),
+                  GC_ETOOBIG);
+    free(body);
+}

@@ -68,6 +68,16 @@ static struct gc_lease *add_lease(struct gc_ledger *l, const char *holder, pid_t
     return lease;
 }
 
+/* The id of the active lease of holder. */
+static const char *holder_lease_id(struct gc_ledger *l, const char *holder)
+{
+    for (unsigned i = 0; i < l->nleases; i++) {
+        if (strcmp(l->leases[i].holder, holder) == 0)
+            return l->leases[i].id;
+    }
+    return "";
+}
+
 /* A demand for resident r (as the daemon makes one: it evicts with r's priority);
  * its id goes to id (GC_LEASE_ID_MAX bytes). */
 static void add_demand(struct gc_ledger *l, const struct gc_resident *r, int64_t now, char *id)
@@ -300,6 +310,33 @@ TEST(priority_orders_the_queue)
     gc_sched_step(l, 5, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idhigh) != NULL);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idlow) == NULL);
+    free(l);
+}
+
+TEST(queue_order_matches_each_position)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    const struct gc_lease *order[GC_LEASES_MAX];
+    char holder[16];
+    snap(l, 0, 0, 0);
+    add_lease(l, "big", 0, 0, 20 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    /* Mixed priorities, and a hole in the table made by an ended lease. */
+    for (int i = 0; i < 40; i++) {
+        snprintf(holder, sizeof(holder), "h%d", i);
+        add_lease(l, holder, 0, 0, 10 * GiB, 100 + (i * 7) % 5, 2 + i);
+    }
+    gc_ledger_lease_end(l, gc_ledger_lease_find(l, holder_lease_id(l, "h3")), GC_LEASE_RELEASED, 0,
+                        NULL, 50);
+    gc_sched_step(l, 51, &a);
+    unsigned n = gc_ledger_queue_order(l, order);
+    ASSERT_EQ_INT(n, 39);
+    for (unsigned pos = 0; pos < n; pos++) {
+        ASSERT_EQ_INT(gc_ledger_queue_position(l, order[pos]), pos);
+        if (pos > 0)
+            ASSERT(order[pos - 1]->priority >= order[pos]->priority);
+    }
     free(l);
 }
 
@@ -890,6 +927,111 @@ TEST(nearest_registered_ancestor_wins)
     free(l);
 }
 
+TEST(in_use_resident_is_not_evicted_until_its_requests_drain)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char id[GC_LEASE_ID_MAX];
+
+    struct gc_resident *vllm = add_resident(l, "vllm", 100, 0, 8 * GiB, 10);
+    vllm->drain_timeout_s = 30;
+    vllm->uses = 1; /* a request runs through it */
+    snap(l, 0, 0, 1, 100u, CTX + 8 * GiB);
+    snprintf(id, sizeof(id), "%s", add_lease(l, "job", 200, 0, 18 * GiB, 100, 0)->id);
+
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, "vllm") != NULL);
+    ASSERT_EQ_INT(vllm->state, GC_RES_LOADED);
+    ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_QUEUED);
+    ASSERT_EQ_INT((int)vllm->drain_since_ms, 1);
+
+    /* Still in use a while later: still waits, and the drain is announced once. */
+    gc_sched_step(l, 1000, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, "vllm") == NULL);
+
+    /* The request ends: evicted at once. */
+    vllm->uses = 0;
+    gc_sched_step(l, 1001, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") != NULL);
+    ASSERT_EQ_INT(vllm->state, GC_RES_UNLOADING);
+    ASSERT_EQ_INT((int)vllm->drain_since_ms, 0);
+    free(l);
+}
+
+TEST(in_use_resident_is_evicted_once_its_drain_timeout_passes)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+
+    struct gc_resident *vllm = add_resident(l, "vllm", 100, 0, 8 * GiB, 10);
+    vllm->drain_timeout_s = 2;
+    vllm->uses = 3;
+    snap(l, 0, 0, 1, 100u, CTX + 8 * GiB);
+    add_lease(l, "job", 200, 0, 18 * GiB, 100, 0);
+    gc_sched_step(l, 10, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    gc_sched_step(l, 2009, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
+    gc_sched_step(l, 2010, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") != NULL);
+    free(l);
+}
+
+TEST(an_idle_resident_is_evicted_before_one_in_use)
+{
+    /* Two residents could each make room: the one without requests goes, although
+     * the one in use would be cheaper to restore. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+
+    struct gc_resident *busy = add_resident(l, "busy", 100, 0, 8 * GiB, 10);
+    busy->uses = 1;
+    busy->drain_timeout_s = 30;
+    add_resident(l, "idle", 101, 0, 9 * GiB, 10);
+    snap(l, 0, 0, 2, 100u, CTX + 8 * GiB, 101u, CTX + 9 * GiB);
+    add_lease(l, "job", 200, 0, 12 * GiB, 100, 0);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "idle") != NULL);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "busy") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, NULL) == NULL);
+    free(l);
+}
+
+TEST(lazy_resident_reloaded_on_demand_keeps_its_room_while_its_request_loads)
+{
+    /* ComfyUI reloaded on demand holds only its context until the prompt that asked
+     * for it loads the models: it counts its bytes all the same (as any loaded
+     * resident), so a lease that would fit in the room waits - and, the prompt
+     * being in flight, does not evict it either. */
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    struct gc_account acct;
+    char id[GC_LEASE_ID_MAX];
+
+    struct gc_resident *comfy = add_resident(l, "comfyui", 100, 0, 12 * GiB, 10);
+    comfy->floor_bytes = CTX;
+    comfy->drain_timeout_s = 30;
+    comfy->uses = 1;
+    snap(l, 0, 0, 1, 100u, CTX);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX + 12 * GiB);
+    snprintf(id, sizeof(id), "%s", add_lease(l, "job", 200, 0, 18 * GiB, 100, 0)->id);
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
+    ASSERT(find_action(&a, GC_ACT_REFUSED, id) == NULL); /* it could fit: not refused */
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "comfyui") == NULL);
+    ASSERT(find_action(&a, GC_ACT_DRAINING, "comfyui") != NULL);
+
+    /* The prompt loaded its models and ended: evicted for the lease now. */
+    snap(l, 0, 0, 1, 100u, CTX + 12 * GiB);
+    comfy->uses = 0;
+    gc_sched_step(l, 2, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "comfyui") != NULL);
+    free(l);
+}
+
 TEST(a_loading_resident_counts_its_bytes_before_nvml_shows_them)
 {
     /* A process resident (6Gi) just started: its reload verification gave up while
@@ -1108,5 +1250,29 @@ TEST(levels_founding_generation_costs_one_step_and_restores)
     struct gc_account acct;
     gc_ledger_account(l, 0, NULL, &acct);
     ASSERT_EQ_U64(acct.residents, CTX + VAL_BYTES);
+    free(l);
+}
+
+TEST(lease_ids_are_refused_when_exhausted_never_wrapped)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_lease *lease = NULL, adopted;
+    l->next_id = GC_LEASE_ID_LAST;
+    lease = add_lease(l, "a", 0, 0, 1 * GiB, 100, 0);
+    ASSERT_STREQ(lease->id, "lease-9223372036854775806");
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "b", 0, 0, 1 * GiB, 100, 30, 0, &lease),
+                  GC_ELIMIT);
+    ASSERT_EQ_U64(l->next_id, (uint64_t)GC_LEASE_ID_LAST + 1);
+    ASSERT_EQ_INT(l->nleases, 1);
+    /* A journaled id beyond every id (as strtoull saturates it) leaves none either. */
+    l->next_id = 5;
+    memset(&adopted, 0, sizeof(adopted));
+    snprintf(adopted.id, sizeof(adopted.id), "lease-99999999999999999999");
+    snprintf(adopted.holder, sizeof(adopted.holder), "c");
+    adopted.state = GC_LEASE_QUEUED;
+    ASSERT_EQ_INT(gc_ledger_lease_adopt(l, &adopted), 0);
+    ASSERT_EQ_U64(l->next_id, (uint64_t)GC_LEASE_ID_LAST + 1);
+    ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "d", 0, 0, 1 * GiB, 100, 30, 0, &lease),
+                  GC_ELIMIT);
     free(l);
 }

@@ -431,8 +431,25 @@ static int parse_header(const uint8_t *buf, size_t len, struct ply_header *h, ch
     return 0;
 }
 
-int gc_ply_parse(const void *buf, size_t len, struct gc_splats **ret_splats, char *errbuf,
-                 size_t errlen)
+/* True when a vertex record is a struct gc_splat as it lies in memory: every property
+ * a float of this (little-endian) host, in the struct's order, and nothing else. */
+static bool layout_is_native(const struct ply_element *vertex, const int *slot_prop)
+{
+    _Static_assert(sizeof(struct gc_splat) == GC_SPLAT_FLOATS * sizeof(float),
+                   "struct gc_splat has padding");
+    if (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__ || vertex->stride != sizeof(struct gc_splat))
+        return false;
+    for (int slot = 0; slot < GC_SPLAT_FLOATS; slot++) {
+        if (slot_prop[slot] < 0 || vertex->props[slot_prop[slot]].type != PLY_F32 ||
+            vertex->props[slot_prop[slot]].offset != slot_offset(slot))
+            return false;
+    }
+    return true;
+}
+
+/* in_place: buf is the caller's malloc'd buffer, which the splats may take over. */
+static int ply_parse(void *buf, size_t len, bool in_place, struct gc_splats **ret_splats,
+                     char *errbuf, size_t errlen)
 {
     struct ply_header h = {0};
     struct ply_element *vertex = NULL;
@@ -537,6 +554,36 @@ int gc_ply_parse(const void *buf, size_t len, struct gc_splats **ret_splats, cha
         }
     }
 
+    if (in_place && layout_is_native(vertex, slot_prop)) {
+        /* The records are the splats already: move them to the front of the buffer and
+         * let the model own it, rather than hold two copies. */
+        struct gc_splat *v = buf;
+        memmove(buf, data + offset, vertex_bytes);
+        for (size_t i = 0; i < (size_t)vertex->count; i++) {
+            for (int slot = 0; slot < GC_SPLAT_FLOATS; slot++) {
+                float f;
+                if (!slot_required(slot))
+                    continue;
+                memcpy(&f, (unsigned char *)&v[i] + slot_offset(slot), sizeof(f));
+                if (!isfinite(f)) {
+                    slot_name(slot, name);
+                    rc = ply_err(errbuf, errlen, GC_EINVAL, "vertex %zu: non-finite %s", i, name);
+                    goto out;
+                }
+            }
+        }
+        splats = calloc(1, sizeof(*splats));
+        if (splats == NULL) {
+            rc = ply_err(errbuf, errlen, GC_ENOMEM, "out of memory");
+            goto out;
+        }
+        splats->v = v;
+        splats->count = (size_t)vertex->count;
+        *ret_splats = splats;
+        rc = 0;
+        free(h.elements);
+        return rc;
+    }
     rc = gc_splats_new((size_t)vertex->count, &splats);
     if (rc != 0) {
         rc = ply_err(errbuf, errlen, rc, "out of memory");
@@ -574,4 +621,16 @@ out:
     gc_splats_free(splats);
     free(h.elements);
     return rc;
+}
+
+int gc_ply_parse(const void *buf, size_t len, struct gc_splats **ret_splats, char *errbuf,
+                 size_t errlen)
+{
+    return ply_parse((void *)buf, len, false, ret_splats, errbuf, errlen);
+}
+
+int gc_ply_parse_in_place(void *buf, size_t len, struct gc_splats **ret_splats, char *errbuf,
+                          size_t errlen)
+{
+    return ply_parse(buf, len, true, ret_splats, errbuf, errlen);
 }

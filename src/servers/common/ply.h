@@ -48,5 +48,15 @@ size_t gc_ply_size(size_t count);
  */
 int gc_ply_parse(const void *buf, size_t len, struct gc_splats **ret_splats, char *errbuf,
                  size_t errlen);
+/*
+ * gc_ply_parse_in_place: gc_ply_parse for buf, a malloc'd buffer of the caller's. When
+ * the vertex records are laid out as struct gc_splat (the 62 floats in order, as
+ * gc_ply_write and 3DGS write them), the model takes buf over instead of copying
+ * it: on success, if (*ret_splats)->v == (void *)buf, buf belongs to the model
+ * (gc_splats_free frees it) and the caller must not free it; otherwise, and on error,
+ * the caller still owns it. Its contents may have been moved either way.
+ */
+int gc_ply_parse_in_place(void *buf, size_t len, struct gc_splats **ret_splats, char *errbuf,
+                          size_t errlen);
 
 #endif

@@ -23,7 +23,7 @@ int gc_server_parse_args(int argc, char **argv, const char *prog, const char *us
     long p;
 
     memset(ret, 0, sizeof(*ret));
-    snprintf(ret->host, sizeof(ret->host), "0.0.0.0");
+    snprintf(ret->host, sizeof(ret->host), "127.0.0.1");
     ret->port = default_port;
     if (env_port != NULL && env_port[0] != '\0') {
         p = strtol(env_port, &end, 10);
@@ -36,7 +36,10 @@ int gc_server_parse_args(int argc, char **argv, const char *prog, const char *us
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: %s [--host HOST] [--port PORT]\n\n%s", prog, usage_extra);
+            printf("usage: %s [--host HOST] [--port PORT]\n\n"
+                   "  --host HOST   address to listen on (default 127.0.0.1; 0.0.0.0 for all)\n\n"
+                   "%s",
+                   prog, usage_extra);
             return 1;
         }
         if (strcmp(a, "--version") == 0) {

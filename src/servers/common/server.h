@@ -20,7 +20,9 @@ struct gc_server_args {
 
 /*
  * Parses `--host H --port P` (as the originals: serve.py --host 0.0.0.0 --port N),
- * plus --help/--version. The port defaults to $port_env, else default_port.
+ * plus --help/--version. The host defaults to 127.0.0.1: /unload_models/ and the
+ * like have no authentication, so reaching them from the network is asked for with
+ * --host. The port defaults to $port_env, else default_port.
  * Returns 0, 1 when --help/--version was answered (exit 0), or GC_EINVAL after
  * printing a one-line error (exit 2).
  */

@@ -187,6 +187,17 @@ static void handle_generate(struct generation_server *gs, const struct gc_http_r
         gc_form_free(form);
         return;
     }
+    /* The form parser takes an empty number for an absent one (as browsers send empty
+     * inputs); here that would silently turn a seed meant to be fixed into a random
+     * one. */
+    const struct gc_form_field *seed_field = gc_form_get(form, "seed");
+    if (seed_field != NULL && seed_field->value[strspn(seed_field->value, " \t\r\n")] == '\0') {
+        gc_server_error(resp, 400, "bad_request",
+                        "field 'seed' is empty: send an integer, or leave the field out for a "
+                        "random seed");
+        gc_form_free(form);
+        return;
+    }
     if (greq.prompt[strspn(greq.prompt, " \t\r\n")] == '\0') {
         gc_server_error(resp, 400, "bad_request", "field 'prompt' must not be empty");
         gc_form_free(form);

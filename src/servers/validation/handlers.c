@@ -10,13 +10,18 @@
 #include "common/err.h"
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "gpucoord.h"
 #include "servers/common/ply.h"
 #include "servers/common/png.h"
 #include "servers/validation/validation.h"
 
-/* Longest prompt accepted, in bytes (1024 characters of up to 4 UTF-8 bytes). */
+/* Longest prompt in bytes (1024 characters of up to 4 UTF-8 bytes): a first, cheap
+ * bound; the limit itself counts characters. */
 #define PROMPT_MAX_BYTES (4 * VALIDATION_PROMPT_MAX_CHARS)
+
+/* Uploads shorter than this are left to jansson: reading them in place saves little. */
+#define DATA_LIFT_MIN_BYTES 4096
 
 static double round3(double v)
 {
@@ -262,9 +267,14 @@ static void handle_cleanup(struct validation_server *vs, struct gc_http_resp *re
     gc_http_resp_json(resp, 200, o);
 }
 
+/* A demand waits at most this long at a time, so that a request whose client has
+ * left stops waiting (and gives its connection back) soon after. */
+#define DEMAND_SLICE_S 2.0
+
 /* Holds models_lock shared with the models loaded, asking the coordinator for them
  * back when they are not. On failure answers resp and returns false. */
-static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_resp *resp)
+static bool acquire_loaded_models(struct validation_server *vs, const struct gc_http_req *req,
+                                  struct gc_http_resp *resp)
 {
     int64_t deadline = gc_mono_ms() + (int64_t)(vs->demand_wait_s * 1000.0);
     int64_t backoff_ms = DEMAND_BACKOFF_MIN_MS;
@@ -288,7 +298,12 @@ static bool acquire_loaded_models(struct validation_server *vs, struct gc_http_r
                             vs->demand_wait_s);
             return false;
         }
-        int rc = validation_demand(vs, left, why, sizeof(why));
+        if (gc_http_req_client_gone(req)) {
+            gc_server_error(resp, 503, "unavailable", "the client left while the models were away");
+            return false;
+        }
+        int rc =
+            validation_demand(vs, left < DEMAND_SLICE_S ? left : DEMAND_SLICE_S, why, sizeof(why));
         if (rc == GC_ECONNECT || rc == GC_EUNAVAIL || rc == GC_ENOTFOUND) {
             gc_server_error(resp, 503, "unavailable", "the models are unloaded: %s", why);
             return false;
@@ -313,7 +328,8 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
     struct gc_splats *splats = NULL;
     struct gc_jerr jerr;
     json_t *body = NULL, *ans;
-    const char *prompt = NULL, *data = NULL;
+    const char *prompt = NULL, *data = NULL, *lifted = NULL;
+    size_t data_len = 0;
     int64_t compression = 0;
     bool preview = false;
     void *ply = NULL;
@@ -323,7 +339,9 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
     bool reduced;
     int rc;
 
-    rc = gc_json_parse(req->body, req->body_len, GC_JSON_DEPTH_MAX, &body, &jerr);
+    /* The upload is read where it lies in the request body: no copies of it. */
+    rc = gc_json_parse_lifted(req->body, req->body_len, GC_JSON_DEPTH_MAX, "data",
+                              DATA_LIFT_MIN_BYTES, &body, &lifted, &data_len, &jerr);
     if (rc == 0 && (gc_json_only_keys(body, fields, &jerr) < 0 ||
                     gc_json_get_str(body, "prompt", true, PROMPT_MAX_BYTES, &prompt, &jerr) < 0 ||
                     gc_json_get_str(body, "data", true, SIZE_MAX, &data, &jerr) < 0 ||
@@ -335,6 +353,12 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
         gc_server_error(resp, rc == GC_ETOOBIG ? 413 : 400, "bad_request", "%s", jerr.msg);
         goto out;
     }
+    /* JSON strings are valid UTF-8 (jansson checks): count their characters. */
+    if (gc_utf8_chars(prompt, strlen(prompt)) > VALIDATION_PROMPT_MAX_CHARS) {
+        gc_server_error(resp, 400, "bad_request", "field 'prompt' is longer than %d characters",
+                        VALIDATION_PROMPT_MAX_CHARS);
+        goto out;
+    }
     if (compression != 0) {
         gc_server_error(
             resp, 400, "bad_request",
@@ -342,16 +366,23 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
             (long long)compression);
         goto out;
     }
-    if (gc_b64_decode(data, strlen(data), (size_t)VALIDATION_BODY_MAX_DEFAULT, &ply, &ply_len) <
-        0) {
+    if (lifted != NULL)
+        data = lifted;
+    else
+        data_len = strlen(data);
+    if (gc_b64_decode(data, data_len, (size_t)VALIDATION_BODY_MAX_DEFAULT, &ply, &ply_len) < 0) {
         gc_server_error(resp, 400, "bad_request", "field 'data' is not valid base64");
         goto out;
     }
-    if (gc_ply_parse(ply, ply_len, &splats, err, sizeof(err)) < 0) {
+    rc = gc_ply_parse_in_place(ply, ply_len, &splats, err, sizeof(err));
+    if (rc < 0 || (void *)splats->v != ply)
+        free(ply); /* copied into the splats: not kept while scoring */
+    ply = NULL;
+    if (rc < 0) {
         gc_server_error(resp, 400, "bad_request", "field 'data' is not a usable PLY: %s", err);
         goto out;
     }
-    if (!acquire_loaded_models(vs, resp))
+    if (!acquire_loaded_models(vs, req, resp))
         goto out;
 
     /* Activations for this validation, from the cache (given back on cleanup/unload). */

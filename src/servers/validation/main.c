@@ -19,6 +19,9 @@ static const char usage_extra[] =
     "  VALIDATION_PRIORITY          its resident priority (default 10)\n"
     "  VALIDATION_DEMAND_WAIT_S     how long a request waits for unloaded models (default 300)\n"
     "  VALIDATION_DEVICE            GPU index (default 0)\n"
+    "  VALIDATION_BODY_MAX          largest request body (default 64Mi)\n"
+    "  VALIDATION_BODIES_MAX        request body bytes handled at once; past it, 503\n"
+    "                               (default 128Mi: two of the largest)\n"
     "  VALIDATION_LEVELS            0: declare no levels (only loaded/off; default 1)\n"
     "  GPUCOORD_URL                 the coordinator (default http://127.0.0.1:10010)\n"
     "  GPUCOORD_DISABLE=1           run without the coordinator (no registration)\n";
@@ -108,7 +111,7 @@ int main(int argc, char **argv)
     struct gc_http_server_config hc = {0};
     struct gc_http_server *http = NULL;
     char err[512];
-    uint64_t body_max;
+    uint64_t body_max, bodies_max;
     int rc;
 
     gc_log_init("validation-server", GC_LOG_INFO);
@@ -119,6 +122,15 @@ int main(int argc, char **argv)
     if (gc_env_size("VALIDATION_BODY_MAX", VALIDATION_BODY_MAX_DEFAULT, &body_max, err,
                     sizeof(err)) < 0) {
         fprintf(stderr, "validation-server: %s\n", err);
+        return 2;
+    }
+    if (gc_env_size("VALIDATION_BODIES_MAX", 2 * body_max, &bodies_max, err, sizeof(err)) < 0) {
+        fprintf(stderr, "validation-server: %s\n", err);
+        return 2;
+    }
+    if (bodies_max < body_max) {
+        fprintf(stderr, "validation-server: VALIDATION_BODIES_MAX must be at least "
+                        "VALIDATION_BODY_MAX (the largest body must fit)\n");
         return 2;
     }
     gc_server_block_signals();
@@ -148,6 +160,9 @@ int main(int argc, char **argv)
     hc.host = vs.args.host;
     hc.port = vs.args.port;
     hc.body_max = (size_t)body_max;
+    /* Each request costs about twice its body while it is scored (the body, its decoded
+     * PLY or the splats parsed from it): the bodies in flight bound the memory. */
+    hc.bodies_max = (size_t)bodies_max;
     hc.conn_limit = 256;
     hc.handler = validation_handle;
     hc.ctx = &vs;
