@@ -588,6 +588,42 @@ static struct gc_lease *demand_get_locked(struct gc_coord *coord, struct gc_resi
 }
 
 /*
+ * Whether a wait for resident name to come back (its demand id, "" for none) has an
+ * answer: loaded (200, the resident), deleted (404), or failed, gone or its demand
+ * failed (503, or journal_failed when the journal refused it). True with ans set;
+ * false while it should go on waiting, with *ret_r the resident.
+ */
+static bool demand_settled_locked(struct gc_coord *coord, const char *name, const char *id,
+                                  struct gc_resident **ret_r, struct gc_api_answer *ans)
+{
+    struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+    const struct gc_lease *h;
+
+    *ret_r = r;
+    if (r == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
+        return true;
+    }
+    if (r->state == GC_RES_LOADED) {
+        json_decref(ans->body);
+        ans->status = 200;
+        ans->body = gc_view_resident_locked(coord, r);
+        return true;
+    }
+    h = id[0] ? gc_ledger_lease_lookup(coord->ledger, id) : NULL;
+    /* A process resident that is gone comes back by its start command: it waits. */
+    if (r->state == GC_RES_FAILED ||
+        (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0) ||
+        (h != NULL && h->state == GC_LEASE_FAILED)) {
+        gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
+                     "resident '%s' could not be reloaded: %s", name,
+                     r->reason[0] ? r->reason : (h ? h->reason : ""));
+        return true;
+    }
+    return false;
+}
+
+/*
  * A reload asked for by hand is a demand: it waits its turn in the queue like any
  * lease, so it never takes room a granted lease holds. It waits up to the resident's
  * reload_timeout_s for the room; when the room does not come, the demand it made is
@@ -656,26 +692,8 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
      * the reload really starts, journaled first. */
     gc_coord_kick_locked(coord);
     for (;;) {
-        const struct gc_lease *h;
-        r = gc_ledger_resident_find(coord->ledger, name);
-        if (r == NULL) {
-            gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
+        if (demand_settled_locked(coord, name, id, &r, ans))
             goto out_unlock;
-        }
-        if (r->state == GC_RES_LOADED) {
-            json_decref(ans->body);
-            ans->status = 200;
-            ans->body = gc_view_resident_locked(coord, r);
-            goto out_unlock;
-        }
-        h = gc_ledger_lease_lookup(coord->ledger, id);
-        if (r->state == GC_RES_FAILED || r->state == GC_RES_GONE ||
-            (h != NULL && h->state == GC_LEASE_FAILED)) {
-            gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
-                         "resident '%s' could not be reloaded: %s", name,
-                         r->reason[0] ? r->reason : (h ? h->reason : ""));
-            goto out_unlock;
-        }
         d = gc_ledger_lease_find(coord->ledger, id);
         if (gc_mono_ms() >= deadline && r->state == GC_RES_UNLOADED && !r->busy &&
             (d == NULL || d->state == GC_LEASE_QUEUED)) {
@@ -792,27 +810,8 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         gc_coord_kick_locked(coord);
     }
     for (;;) {
-        const struct gc_lease *h;
-        r = gc_ledger_resident_find(coord->ledger, name);
-        if (r == NULL) {
-            gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted", name);
+        if (demand_settled_locked(coord, name, id, &r, ans))
             goto out_unlock;
-        }
-        if (r->state == GC_RES_LOADED) {
-            json_decref(ans->body);
-            ans->status = 200;
-            ans->body = gc_view_resident_locked(coord, r);
-            goto out_unlock;
-        }
-        h = id[0] ? gc_ledger_lease_lookup(coord->ledger, id) : NULL;
-        if (r->state == GC_RES_FAILED ||
-            (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0) ||
-            (h != NULL && h->state == GC_LEASE_FAILED)) {
-            gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
-                         "resident '%s' could not be reloaded: %s", name,
-                         r->reason[0] ? r->reason : (h ? h->reason : ""));
-            goto out_unlock;
-        }
         if (!gc_coord_wait_client_locked(coord, deadline, waiter))
             break;
     }
