@@ -9,6 +9,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from founding import FoundingSystem, wait_until  # noqa: E402
+from gctest import SANITIZED  # noqa: E402
 
 
 def percentile(values, p):
@@ -89,7 +90,9 @@ class ValidationKeepsServing(FoundingSystem):
                   {lv: levels.count(lv) for lv in set(levels)}))
         self.assertEqual(statuses, [200] * len(answers),
                          [a for a in answers if a[0] != 200][:3])
-        self.assertLess(p99, 1.0)
+        # Scoring runs on the CPU: a sanitizer build scores several times slower, and
+        # there the bound only says that none waited for a reload (the checks below).
+        self.assertLess(p99, 5.0 if SANITIZED else 1.0)
         self.assertIn("reduced", precisions)
         self.assertTrue(levels)
         self.assertNotIn("off", levels)

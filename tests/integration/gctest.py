@@ -20,6 +20,19 @@ BUILD = os.path.abspath(os.environ.get("GPUCOORD_BUILD", os.path.join(
 SIM = os.path.join(BUILD, "sim")
 # GPUCOORD_REAL_GPU=1: run on the real driver (scripts/gpu-check.sh) instead of gpusim.
 REAL_GPU = os.environ.get("GPUCOORD_REAL_GPU") == "1"
+
+
+def _build_is_sanitized():
+    """True for a build with -Db_sanitize (its code runs several times slower)."""
+    try:
+        with open(os.path.join(BUILD, "meson-info", "intro-buildoptions.json")) as f:
+            options = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return any(o["name"] == "b_sanitize" and o["value"] not in ("none", "") for o in options)
+
+
+SANITIZED = _build_is_sanitized()
 GiB = 1 << 30
 MiB = 1 << 20
 CTX = 300 * MiB
