@@ -7,7 +7,9 @@
  * restored; kill: SIGTERM, SIGKILL, wait for the driver to release the memory).
  * Reload: wait (bounded) until NVML shows room, ask, verify; retry with
  * backoff, then mark the resident failed. A resident's word is never taken
- * for memory.
+ * for memory. Where NVML's list cannot be attributed (device attribution: a
+ * container without the host's PID namespace) the GPU's total - free is verified
+ * instead (device_mark and its helpers).
  */
 #include <errno.h>
 #include <poll.h>
