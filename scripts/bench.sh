@@ -27,3 +27,5 @@ echo
 echo "### Reads past compact_bytes (journal)"
 echo
 "$here/bench/journal_reads.py" "$build"
+echo
+"$here/bench/burst.sh" "$build" 25 300 3

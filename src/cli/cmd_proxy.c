@@ -70,6 +70,11 @@ struct conn {
     int fd;
 };
 
+/* How often a relay looks whether the proxy is stopping, and how long a stopping
+ * proxy waits for its requests to end. */
+#define PROXY_STOP_POLL_MS 200
+#define PROXY_STOP_WAIT_MS 3000
+
 static volatile sig_atomic_t proxy_stop;
 
 static void on_signal(int sig)
@@ -371,8 +376,10 @@ static void relay(struct proxy *px, gpucoord_client *c, int cfd, int ufd, const 
         struct pollfd p[2] = {{.fd = ufd, .events = POLLIN},
                               {.fd = cfd, .events = client_open ? POLLIN : 0}};
         int64_t wake = next_renew < last_io + idle_ms ? next_renew : last_io + idle_ms;
-        int n = poll(p, 2, poll_left(wake));
-        if (n < 0 && errno != EINTR)
+        int left = poll_left(wake);
+        /* A stopping proxy ends its relays within PROXY_STOP_POLL_MS (uses released). */
+        int n = poll(p, 2, left < PROXY_STOP_POLL_MS ? left : PROXY_STOP_POLL_MS);
+        if (proxy_stop || (n < 0 && errno != EINTR))
             break;
         if (now_ms() >= next_renew) {
             long status = 0;
@@ -690,6 +697,16 @@ int cmd_proxy(struct cli *cli, int argc, char **argv)
         pthread_attr_destroy(&attr);
     }
     close(lfd);
-    /* Requests still running end with the process: their uses lapse by their TTL. */
+    /* Relays see the stop and end, releasing their uses; a request still waiting for
+     * its resident after PROXY_STOP_WAIT_MS ends with the process (its use lapses by
+     * its TTL). Never return under running threads: exit's destructors would unload
+     * libraries they still use. */
+    for (int64_t until = now_ms() + PROXY_STOP_WAIT_MS;
+         atomic_load(&px.active) > 0 && now_ms() < until;)
+        poll(NULL, 0, 20);
+    if (atomic_load(&px.active) > 0) {
+        fflush(NULL);
+        _exit(CLI_EXIT_OK);
+    }
     return CLI_EXIT_OK;
 }

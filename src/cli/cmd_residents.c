@@ -19,7 +19,8 @@ static void usage(FILE *f)
                "                 [--cleanup 'POST /path'] [--health 'GET /path'] [--command CMD]\n"
                "                 [--unload-timeout S] [--reload-timeout S] [--verify-timeout S]\n"
                "                 [--kill-grace S] [--json]\n"
-               "       gpucoord residents unload NAME [--json]   (also: gpucoord unload NAME)\n"
+               "       gpucoord residents unload NAME [--level LEVEL] [--json]\n"
+               "                 (also: gpucoord unload NAME)\n"
                "       gpucoord residents reload NAME [--json]   (also: gpucoord reload NAME)\n"
                "       gpucoord residents demand NAME [--wait S] [--priority P] [--json]\n"
                "       gpucoord residents delete NAME\n"
@@ -51,6 +52,7 @@ struct res_opts {
     bool have_wait;
     long priority;
     bool have_priority;
+    const char *level; /* unload: the level to go down to (NULL: the last) */
 };
 
 static int parse_simple(struct cli *cli, const char *verb, int argc, char **argv, bool demand,
@@ -60,6 +62,7 @@ static int parse_simple(struct cli *cli, const char *verb, int argc, char **argv
         {"json", no_argument, NULL, 'j'},
         {"wait", required_argument, NULL, 'w'},
         {"priority", required_argument, NULL, 'p'},
+        {"level", required_argument, NULL, 'l'},
         CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
@@ -69,9 +72,12 @@ static int parse_simple(struct cli *cli, const char *verb, int argc, char **argv
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if ((c == 'w' || c == 'p') && !demand)
+        if (((c == 'w' || c == 'p') && !demand) || (c == 'l' && strstr(verb, "unload") == NULL))
             return cli_usage_error(verb, "unknown option '%s'", argv[optind - 1]);
         switch (c) {
+        case 'l':
+            o->level = optarg;
+            break;
         case 'j':
             o->json = true;
             break;
@@ -103,8 +109,11 @@ static void print_step(const json_t *r, const char *step_key)
 {
     char name[80], state[32], took[32], used[32], gpu[16];
 
-    printf("%s: %s (%s took %s; it now uses %s on GPU %s)\n", cli_jstr(r, "name", name, 80),
-           cli_jstr(r, "state", state, sizeof(state)),
+    char level[40];
+
+    printf("%s: %s at level %s (%s took %s; it now uses %s on GPU %s)\n",
+           cli_jstr(r, "name", name, 80), cli_jstr(r, "state", state, sizeof(state)),
+           cli_jstr(r, "level", level, sizeof(level)),
            strcmp(step_key, "last_unload_s") == 0 ? "unload" : "reload",
            cli_jduration(json_object_get(r, step_key), took, sizeof(took)),
            cli_jsize(json_object_get(r, "used_bytes"), used, sizeof(used)),
@@ -189,7 +198,13 @@ static int res_step(struct cli *cli, const char *verb, const char *step, int arg
     if (rc != 0)
         return rc;
     snprintf(path, sizeof(path), "/v1/residents/%s/%s", name, step);
-    rc = cli_call(cli, "POST", path, NULL, CLI_STEP_TIMEOUT_MS, 0, NULL, &ans);
+    if (o.level != NULL) {
+        json_t *body = json_pack("{s:s}", "level", o.level);
+        rc = cli_call(cli, "POST", path, body, CLI_STEP_TIMEOUT_MS, 0, NULL, &ans);
+        json_decref(body);
+    } else {
+        rc = cli_call(cli, "POST", path, NULL, CLI_STEP_TIMEOUT_MS, 0, NULL, &ans);
+    }
     if (rc != 0)
         return rc;
     if (o.json)

@@ -179,12 +179,76 @@ uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_
     return sum;
 }
 
-/* An unload frees what the resident counts for above its floor: its bytes when they
- * are known (it counts at least that much, see resident_term_with), else its usage. */
+unsigned gc_resident_nlevels(const struct gc_resident *r)
+{
+    return r->nlevels >= 2 && r->nlevels <= GC_LEVELS_MAX ? r->nlevels : 2;
+}
+
+unsigned gc_resident_level(const struct gc_resident *r)
+{
+    unsigned last = gc_resident_nlevels(r) - 1;
+
+    switch (r->state) {
+    case GC_RES_LOADED:
+        return 0;
+    case GC_RES_UNLOADING:
+        return r->level < last ? r->level : last;
+    case GC_RES_UNLOADED:
+    case GC_RES_RELOADING:
+        /* Level 0 is never an unloaded resident's: it was unloaded all the way. */
+        return r->level > 0 && r->level < last ? r->level : last;
+    default:
+        return last;
+    }
+}
+
+uint64_t gc_resident_level_bytes(const struct gc_resident *r, unsigned level)
+{
+    if (level == 0)
+        return r->bytes;
+    if (r->nlevels < 2 || r->nlevels > GC_LEVELS_MAX || level >= r->nlevels)
+        return 0;
+    return r->levels[level].bytes;
+}
+
+const char *gc_resident_level_name(const struct gc_resident *r, unsigned level)
+{
+    if (r->nlevels < 2 || r->nlevels > GC_LEVELS_MAX)
+        return level == 0 ? "loaded" : "off";
+    return r->levels[level < r->nlevels ? level : r->nlevels - 1].name;
+}
+
+int gc_resident_level_find(const struct gc_resident *r, const char *name)
+{
+    for (unsigned i = 0; i < gc_resident_nlevels(r); i++) {
+        if (strcmp(gc_resident_level_name(r, i), name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+uint64_t gc_resident_missing_bytes(const struct gc_resident *r)
+{
+    uint64_t held = gc_resident_level_bytes(r, gc_resident_level(r));
+
+    return r->bytes > held ? r->bytes - held : 0;
+}
+
+/* Bytes r holds above its floor at its emptiest level (0 for most). */
+static uint64_t resident_last_bytes(const struct gc_resident *r)
+{
+    return gc_resident_level_bytes(r, gc_resident_nlevels(r) - 1);
+}
+
+/* An unload all the way frees what the resident counts for above its floor and its
+ * emptiest level: its bytes when they are known (it counts at least that much, see
+ * resident_term_with), else its usage. */
 static uint64_t resident_freeable_with(const struct gc_resident *r, uint64_t usage)
 {
+    uint64_t last = resident_last_bytes(r);
+
     if (r->pid <= 0 || r->bytes > 0)
-        return r->bytes;
+        return r->bytes > last ? r->bytes - last : 0;
     return usage;
 }
 
@@ -203,26 +267,38 @@ static bool resident_holds_memory(enum gc_resident_state state)
  * From the moment it starts to reload until it is verified unloaded it counts at
  * least its floor plus its bytes, whatever NVML shows: a slow loader (or one whose
  * reload verification gave up) takes its memory later, and room leased out
- * meanwhile would be allocated twice.
+ * meanwhile would be allocated twice. Unloaded to a level that keeps some bytes, it
+ * counts at least its floor plus those.
  */
 static uint64_t resident_term_with(const struct gc_resident *r, uint64_t usage)
 {
-    uint64_t claim;
+    uint64_t claim, kept = 0;
 
+    if (r->state == GC_RES_UNLOADED)
+        kept = gc_resident_level_bytes(r, gc_resident_level(r));
     if (r->pid <= 0)
-        return resident_holds_memory(r->state) ? r->bytes : 0;
-    if (!resident_holds_memory(r->state))
-        return usage;
-    /* A reload counts from what it held when it started (its floor, or more). */
-    claim = (r->state == GC_RES_RELOADING ? r->usage_before : r->floor_bytes) + r->bytes;
+        return resident_holds_memory(r->state) ? r->bytes : kept;
+    if (!resident_holds_memory(r->state)) {
+        claim = r->floor_bytes + kept;
+        return kept > 0 && claim > usage ? claim : usage;
+    }
+    /* A reload counts from what it held when it started (its floor and the level it
+     * was at, or more) plus what it brings back. */
+    if (r->state == GC_RES_RELOADING)
+        claim = r->usage_before + gc_resident_missing_bytes(r);
+    else
+        claim = r->floor_bytes + r->bytes;
     return claim > usage ? claim : usage;
 }
 
 /* What a resident counts for in device attribution: its declaration, as one without a
- * pid. Its context and any floor are in the unexplained rest of the device's use. */
+ * pid (its bytes, or what the level it was unloaded to keeps). Its context and any
+ * floor are in the unexplained rest of the device's use. */
 static uint64_t resident_term_device(const struct gc_resident *r)
 {
-    return resident_holds_memory(r->state) ? r->bytes : 0;
+    if (resident_holds_memory(r->state))
+        return r->bytes;
+    return r->state == GC_RES_UNLOADED ? gc_resident_level_bytes(r, gc_resident_level(r)) : 0;
 }
 
 uint64_t gc_ledger_resident_counted(const struct gc_ledger *ledger, const struct gc_resident *r)
@@ -327,12 +403,14 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
         term = device ? resident_term_device(r) : resident_term_with(r, usage);
         ret->residents += term;
         if (for_lease != NULL && r->priority < for_lease->evict_priority) {
+            uint64_t stays = r->floor_bytes + resident_last_bytes(r);
             if (r->state == GC_RES_RELOADING)
-                freeable = r->bytes; /* it will be evictable once loaded */
+                freeable = resident_freeable_with(r, 0); /* evictable once loaded */
             else if (resident_holds_memory(r->state))
                 freeable = resident_freeable_with(r, usage);
-            else /* unloaded, yet NVML may not show it yet: only its floor stays */
-                freeable = term > r->floor_bytes ? term - r->floor_bytes : 0;
+            else /* unloaded, yet NVML may not show it yet: only its floor and emptiest
+                    level stay */
+                freeable = term > stays ? term - stays : 0;
             ret->fixed += term > freeable ? term - freeable : 0;
         } else {
             ret->fixed += term;

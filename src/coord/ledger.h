@@ -33,6 +33,10 @@
 /* Residents one lease may evict (the exact search covers this many). */
 #define GC_EVICT_MAX 16
 
+/* Levels one resident may declare (fullest first), and a level name's length. */
+#define GC_LEVELS_MAX     8
+#define GC_LEVEL_NAME_MAX 32
+
 #define GC_LEASE_PRIORITY_DEFAULT    100
 #define GC_RESIDENT_PRIORITY_DEFAULT 10
 
@@ -114,6 +118,12 @@ struct gc_gpu {
     const char *attribution_why; /* the evidence for it (a static string) */
 };
 
+/* One level of a resident: what it holds above its floor there. */
+struct gc_level {
+    char name[GC_LEVEL_NAME_MAX + 1];
+    uint64_t bytes;
+};
+
 struct gc_resident {
     bool in_use;
     char name[GC_NAME_MAX + 1];
@@ -122,7 +132,13 @@ struct gc_resident {
     pid_t pid; /* 0: none */
     uint64_t pid_start_ticks;
     unsigned gpu;
-    uint64_t bytes; /* freed by an unload (declared or learned) */
+    uint64_t bytes; /* freed by an unload (declared or learned); its first level's bytes */
+    /* Levels, fullest first (levels[0].bytes is not read: bytes is). nlevels < 2: two,
+     * "loaded" (bytes) and "off" (0). */
+    unsigned nlevels;
+    struct gc_level levels[GC_LEVELS_MAX];
+    unsigned level;        /* where it is (see gc_resident_level); unloading: from */
+    unsigned target_level; /* unloading: where to */
     int priority;
     enum gc_restore_policy restore;
     enum gc_on_stuck on_stuck;
@@ -270,6 +286,19 @@ uint64_t gc_ledger_resident_freeable(const struct gc_ledger *ledger, const struc
 /* What r counts for in the accounting now: its usage, but at least its floor plus its
  * bytes while it is loaded, unloading or reloading. */
 uint64_t gc_ledger_resident_counted(const struct gc_ledger *ledger, const struct gc_resident *r);
+
+/* Levels (fullest first; a resident without declared levels has "loaded" and "off"). */
+unsigned gc_resident_nlevels(const struct gc_resident *r);
+/* The level r is at: 0 when loaded, the last when failed or gone; an unloaded or
+ * reloading resident whose level was never set (0) counts as at the last. */
+unsigned gc_resident_level(const struct gc_resident *r);
+/* Bytes r holds above its floor at level (level 0: r->bytes). */
+uint64_t gc_resident_level_bytes(const struct gc_resident *r, unsigned level);
+const char *gc_resident_level_name(const struct gc_resident *r, unsigned level);
+/* The index of level name, or -1. */
+int gc_resident_level_find(const struct gc_resident *r, const char *name);
+/* Bytes a reload must bring back: its first level's less what its level holds. */
+uint64_t gc_resident_missing_bytes(const struct gc_resident *r);
 
 /* Leases. */
 /* Creates a lease (state queued, new id and seq). GC_ELIMIT when the table, the

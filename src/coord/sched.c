@@ -126,6 +126,81 @@ static bool cost_less(const struct evict_cost *a, const struct evict_cost *b)
     return a->recency < b->recency;
 }
 
+/* Nodes the exact search may visit before it settles for what it found (or greedy). */
+#define SEARCH_BUDGET (1u << 18)
+
+/* The search over candidates and their levels (depth-first, pruned by bytes). */
+struct evict_search {
+    unsigned n;
+    struct gc_resident *cand[GC_EVICT_MAX];
+    unsigned nopt[GC_EVICT_MAX]; /* levels it may go down to */
+    unsigned opt_level[GC_EVICT_MAX][GC_LEVELS_MAX];
+    uint64_t opt_freed[GC_EVICT_MAX][GC_LEVELS_MAX];
+    uint64_t suffix_max[GC_EVICT_MAX + 1]; /* most the candidates from i on can free */
+    uint64_t need;
+    unsigned budget;
+    int choice[GC_EVICT_MAX]; /* option taken, -1: left alone */
+    int best_choice[GC_EVICT_MAX];
+    struct evict_cost best;
+    bool found;
+};
+
+static void search_dfs(struct evict_search *s, unsigned i, struct evict_cost cost)
+{
+    if (s->budget == 0)
+        return;
+    s->budget--;
+    if (cost.bytes >= s->need) {
+        /* More steps only take more bytes away. */
+        if (!s->found || cost_less(&cost, &s->best)) {
+            s->best = cost;
+            s->found = true;
+            memcpy(s->best_choice, s->choice, sizeof(s->choice));
+        }
+        return;
+    }
+    if (i == s->n || cost.bytes + s->suffix_max[i] < s->need)
+        return;
+    /* Still short, so any completion takes more than this: no better than the best. */
+    if (s->found && cost.bytes >= s->best.bytes)
+        return;
+    s->choice[i] = -1;
+    search_dfs(s, i + 1, cost);
+    for (unsigned k = 0; k < s->nopt[i]; k++) {
+        struct evict_cost c = cost;
+        c.bytes += s->opt_freed[i][k];
+        if (s->cand[i]->priority > c.max_priority)
+            c.max_priority = s->cand[i]->priority;
+        c.recency += s->cand[i]->last_used_ms;
+        s->choice[i] = (int)k;
+        search_dfs(s, i + 1, c);
+    }
+    s->choice[i] = -1;
+}
+
+/* The levels r may be moved down to and what each frees; returns how many. */
+static unsigned resident_options(struct gc_ledger *ledger, struct gc_resident *r, unsigned *level,
+                                 uint64_t *freed)
+{
+    unsigned cur = gc_resident_level(r), last = gc_resident_nlevels(r) - 1, n = 0;
+    uint64_t held = gc_resident_level_bytes(r, cur);
+
+    if (r->state == GC_RES_LOADED && r->bytes == 0) {
+        /* Its size is still to be learned: only all the way, freeing its usage. */
+        level[0] = last;
+        freed[0] = gc_ledger_resident_freeable(ledger, r);
+        return freed[0] > 0;
+    }
+    for (unsigned j = cur + 1; j <= last; j++) {
+        uint64_t at = gc_resident_level_bytes(r, j);
+        if (held <= at)
+            continue;
+        level[n] = j;
+        freed[n++] = held - at;
+    }
+    return n;
+}
+
 /* May r be evicted although requests run through it? Only once a lease has waited
  * its drain timeout. */
 static bool drained(const struct gc_resident *r, int64_t now_ms)
@@ -134,24 +209,23 @@ static bool drained(const struct gc_resident *r, int64_t now_ms)
                             now_ms - r->drain_since_ms >= (int64_t)(r->drain_timeout_s * 1000.0));
 }
 
-static unsigned choose_evictions(struct gc_ledger *ledger, const struct gc_lease *lease,
-                                 unsigned gpu, uint64_t need, bool with_in_use,
-                                 struct gc_resident **ret)
+/* with_in_use: residents with requests in flight are candidates too. */
+static unsigned choose_steps(struct gc_ledger *ledger, const struct gc_lease *lease, unsigned gpu,
+                             uint64_t need, bool with_in_use, struct gc_evict_step *ret)
 {
     struct gc_resident *cand[GC_RESIDENTS_MAX];
-    uint64_t freeable[GC_RESIDENTS_MAX];
-    struct evict_cost best = {UINT64_MAX, INT_MAX, INT64_MAX};
-    uint32_t best_mask = 0;
+    struct evict_search search, *s = &search;
     unsigned n = 0, nret = 0;
 
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         struct gc_resident *r = &ledger->residents[i];
-        if (!r->in_use || r->gpu != gpu || r->state != GC_RES_LOADED || r->busy ||
-            r->priority >= lease->evict_priority)
+        if (!r->in_use || r->gpu != gpu || r->busy || r->priority >= lease->evict_priority)
             continue;
         if (r->uses > 0 && !with_in_use && r->drain_since_ms == 0)
             continue;
-        if (gc_ledger_resident_freeable(ledger, r) == 0)
+        /* Loaded, or part-way down with further to go. */
+        if (r->state != GC_RES_LOADED &&
+            !(r->state == GC_RES_UNLOADED && gc_resident_level(r) + 1 < gc_resident_nlevels(r)))
             continue;
         cand[n++] = r;
     }
@@ -166,29 +240,42 @@ static unsigned choose_evictions(struct gc_ledger *ledger, const struct gc_lease
             cand[j] = x;
         }
     }
-    if (n > GC_EVICT_MAX)
-        n = GC_EVICT_MAX;
-    for (unsigned i = 0; i < n; i++)
-        freeable[i] = gc_ledger_resident_freeable(ledger, cand[i]);
-
-    for (uint32_t mask = 1; mask < (1u << n); mask++) {
-        struct evict_cost cost = {0, INT_MIN, 0};
-        for (unsigned i = 0; i < n; i++) {
-            if (!(mask & (1u << i)))
-                continue;
-            cost.bytes += freeable[i];
-            if (cand[i]->priority > cost.max_priority)
-                cost.max_priority = cand[i]->priority;
-            cost.recency += cand[i]->last_used_ms;
-        }
-        if (cost.bytes >= need && cost_less(&cost, &best)) {
-            best = cost;
-            best_mask = mask;
+    memset(s, 0, sizeof(*s));
+    for (unsigned i = 0; i < n && s->n < GC_EVICT_MAX; i++) {
+        unsigned k = s->n;
+        s->nopt[k] = resident_options(ledger, cand[i], s->opt_level[k], s->opt_freed[k]);
+        if (s->nopt[k] > 0)
+            s->cand[s->n++] = cand[i];
+    }
+    for (unsigned i = s->n; i-- > 0;) {
+        uint64_t most = 0;
+        for (unsigned k = 0; k < s->nopt[i]; k++)
+            most = s->opt_freed[i][k] > most ? s->opt_freed[i][k] : most;
+        s->suffix_max[i] = s->suffix_max[i + 1] + most;
+    }
+    if (s->suffix_max[0] < need)
+        return 0;
+    s->need = need;
+    s->budget = SEARCH_BUDGET;
+    for (unsigned i = 0; i < GC_EVICT_MAX; i++)
+        s->choice[i] = s->best_choice[i] = -1;
+    search_dfs(s, 0, (struct evict_cost){0, INT_MIN, 0});
+    if (!s->found) {
+        /* Out of budget before any answer: all the way, cheapest first, until enough. */
+        uint64_t got = 0;
+        for (unsigned i = 0; i < s->n && got < need; i++) {
+            s->best_choice[i] = (int)s->nopt[i] - 1;
+            got += s->opt_freed[i][s->nopt[i] - 1];
         }
     }
-    for (unsigned i = 0; i < n; i++) {
-        if (best_mask & (1u << i))
-            ret[nret++] = cand[i];
+    for (unsigned i = 0; i < s->n; i++) {
+        int k = s->best_choice[i];
+        if (k < 0)
+            continue;
+        ret[nret].r = s->cand[i];
+        ret[nret].level = s->opt_level[i][k];
+        ret[nret].freed = s->opt_freed[i][k];
+        nret++;
     }
     return nret;
 }
@@ -196,40 +283,51 @@ static unsigned choose_evictions(struct gc_ledger *ledger, const struct gc_lease
 unsigned gc_sched_choose_evictions(struct gc_ledger *ledger, const struct gc_lease *lease,
                                    unsigned gpu, uint64_t need, struct gc_resident **ret)
 {
-    return choose_evictions(ledger, lease, gpu, need, false, ret);
+    struct gc_evict_step steps[GC_EVICT_MAX];
+    unsigned n = choose_steps(ledger, lease, gpu, need, false, steps);
+
+    for (unsigned i = 0; i < n; i++)
+        ret[i] = steps[i].r;
+    return n;
+}
+
+unsigned gc_sched_choose_steps(struct gc_ledger *ledger, const struct gc_lease *lease, unsigned gpu,
+                               uint64_t need, struct gc_evict_step *ret)
+{
+    return choose_steps(ledger, lease, gpu, need, false, ret);
 }
 
 /*
- * The evictions for l on gpu, minding requests in flight: a set without in-use
+ * The steps for l on gpu, minding requests in flight: a combination without in-use
  * residents if one suffices; else one with them, whose requests are waited for
- * (their drain starts now) until their drain timeout. Returns the set's size
+ * (their drain starts now) until their drain timeout. Returns the combination's size
  * when it may start now, 0 otherwise (*ret_draining: it waits for requests).
  */
 static unsigned evictions_minding_uses(struct gc_ledger *ledger, const struct gc_lease *l,
                                        unsigned gpu, uint64_t need, int64_t now_ms,
-                                       struct gc_resident **set, bool *ret_draining,
+                                       struct gc_evict_step *set, bool *ret_draining,
                                        struct gc_actions *out)
 {
-    unsigned n = choose_evictions(ledger, l, gpu, need, false, set);
+    unsigned n = choose_steps(ledger, l, gpu, need, false, set);
     bool ready = true;
 
     *ret_draining = false;
     if (n > 0) {
         for (unsigned k = 0; k < n; k++)
-            ready = ready && drained(set[k], now_ms);
+            ready = ready && drained(set[k].r, now_ms);
         if (ready)
             return n;
     } else {
-        n = choose_evictions(ledger, l, gpu, need, true, set);
+        n = choose_steps(ledger, l, gpu, need, true, set);
         if (n == 0)
             return 0;
     }
     for (unsigned k = 0; k < n; k++) {
-        if (set[k]->uses > 0 && set[k]->drain_since_ms == 0) {
-            set[k]->drain_since_ms = now_ms;
-            action_add(out, GC_ACT_DRAINING, l, set[k], gpu);
+        if (set[k].r->uses > 0 && set[k].r->drain_since_ms == 0) {
+            set[k].r->drain_since_ms = now_ms;
+            action_add(out, GC_ACT_DRAINING, l, set[k].r, gpu);
         }
-        ready = ready && drained(set[k], now_ms);
+        ready = ready && drained(set[k].r, now_ms);
     }
     if (ready)
         return n;
@@ -297,8 +395,9 @@ static void demand_overdue(struct gc_ledger *ledger, int64_t now_ms, struct gc_a
             continue;
         if (gc_ledger_demand_find(ledger, r->name) != NULL)
             continue;
-        if (gc_ledger_lease_new(ledger, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, r->bytes,
-                                SCHED_OVERDUE_PRIORITY, 0, now_ms, &l) == 0) {
+        if (gc_ledger_lease_new(ledger, GC_KIND_DEMAND, r->name, 0, (int)r->gpu,
+                                gc_resident_missing_bytes(r), SCHED_OVERDUE_PRIORITY, 0, now_ms,
+                                &l) == 0) {
             l->evict_priority = r->priority; /* first in line, but no right to evict more */
             action_add(out, GC_ACT_DEMAND, l, r, r->gpu);
         }
@@ -329,19 +428,21 @@ static unsigned waiting_order(struct gc_ledger *ledger, unsigned *order)
 }
 
 static void start_evictions(struct gc_ledger *ledger, struct gc_lease *l, unsigned gpu,
-                            struct gc_resident **set, unsigned nset, struct gc_actions *out)
+                            const struct gc_evict_step *set, unsigned nset, struct gc_actions *out)
 {
     l->state = GC_LEASE_PREPARING;
     l->gpu = (int)gpu;
     l->evicting = nset;
     action_add(out, GC_ACT_PREPARING, l, NULL, gpu);
     for (unsigned k = 0; k < nset; k++) {
-        struct gc_resident *r = set[k];
+        struct gc_resident *r = set[k].r;
         if (l->nevicted < GC_EVICT_MAX)
             snprintf(l->evicted[l->nevicted++], sizeof(l->evicted[0]), "%s", r->name);
         /* What it counts for, not only what NVML shows: a resident still loading is
          * verified against the memory it was counted at. */
         r->usage_before = gc_ledger_resident_counted(ledger, r);
+        r->level = gc_resident_level(r);
+        r->target_level = set[k].level;
         r->state = GC_RES_UNLOADING;
         r->busy = true;
         action_add(out, GC_ACT_UNLOAD, l, r, gpu);
@@ -356,7 +457,7 @@ static bool place_lease(struct gc_ledger *ledger, struct gc_lease *l, bool *bloc
     int best_gpu = -1, evict_gpu = -1;
     int64_t best_headroom = INT64_MIN;
     uint64_t best_cost = UINT64_MAX;
-    struct gc_resident *set[GC_EVICT_MAX], *best_set[GC_EVICT_MAX];
+    struct gc_evict_step set[GC_EVICT_MAX], best_set[GC_EVICT_MAX];
     unsigned nbest = 0;
     bool all_never = true;
 
@@ -426,7 +527,7 @@ static bool place_lease(struct gc_ledger *ledger, struct gc_lease *l, bool *bloc
             continue;
         uint64_t cost = 0;
         for (unsigned k = 0; k < n; k++)
-            cost += gc_ledger_resident_freeable(ledger, set[k]);
+            cost += set[k].freed;
         if (cost < best_cost) {
             best_cost = cost;
             evict_gpu = (int)g;

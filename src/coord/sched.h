@@ -58,12 +58,28 @@ bool gc_sched_never_fits(const struct gc_ledger *ledger, const struct gc_lease *
 void gc_sched_room_why(const struct gc_ledger *ledger, unsigned gpu, uint64_t need, char *why,
                        size_t why_len);
 
+/* One step of an eviction: resident r to go down to level (freeing freed bytes). */
+struct gc_evict_step {
+    struct gc_resident *r;
+    unsigned level;
+    uint64_t freed;
+};
+
 /*
- * gc_sched_choose_evictions: the cheapest set of residents on gpu whose unloading
- * frees at least need bytes for lease (rule 2: fewest bytes to restore, then
- * lower priority, then least recently used). Residents in use (uses > 0) are left
- * out until a lease has waited their drain_timeout_s for them. Writes up to GC_EVICT_MAX resident
- * pointers to ret; returns how many, 0 when no set suffices.
+ * gc_sched_choose_steps: the cheapest combination of residents on gpu and levels to
+ * move them down to that frees at least need bytes for lease (rule 2: fewest bytes
+ * taken away, then lower priority, then least recently used). Residents already
+ * part-way down may go further. Residents in use (uses > 0) are left out until a
+ * lease has waited their drain_timeout_s for them. Writes up to GC_EVICT_MAX steps
+ * to ret; returns how many, 0 when no combination suffices.
+ */
+unsigned gc_sched_choose_steps(struct gc_ledger *ledger, const struct gc_lease *lease, unsigned gpu,
+                               uint64_t need, struct gc_evict_step *ret);
+
+/*
+ * gc_sched_choose_evictions: the residents of gc_sched_choose_steps' answer (without
+ * their levels). Writes up to GC_EVICT_MAX resident pointers to ret; returns how
+ * many, 0 when no set suffices.
  */
 unsigned gc_sched_choose_evictions(struct gc_ledger *ledger, const struct gc_lease *lease,
                                    unsigned gpu, uint64_t need, struct gc_resident **ret);

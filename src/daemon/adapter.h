@@ -20,6 +20,7 @@
 #define GC_SPEC_REQ_MAX     160
 #define GC_SPEC_URL_MAX     512
 #define GC_SPEC_COMMAND_MAX 1024
+#define GC_SPEC_LEVEL_MAX   33
 /* A model name as servers spell them ("library/llama3:8b", "resnet50"). */
 #define GC_SPEC_MODEL_MAX 256
 
@@ -31,6 +32,9 @@ struct gc_resident_spec {
     pid_t pid;
     uint64_t pid_start_ticks; /* tells pid from a later process with its number (0: unknown) */
     double unload_timeout_s, reload_timeout_s, verify_timeout_s, kill_grace_s;
+    /* unload: the level to go down to, and whether it is the last (all the way). */
+    char level[GC_SPEC_LEVEL_MAX];
+    bool level_last;
     /* http: "METHOD /path" for each step ("" = not supported). */
     char unload_req[GC_SPEC_REQ_MAX], reload_req[GC_SPEC_REQ_MAX];
     char cleanup_req[GC_SPEC_REQ_MAX], health_req[GC_SPEC_REQ_MAX];
@@ -42,10 +46,11 @@ struct gc_resident_spec {
 };
 
 struct gc_adapter_result {
-    long http_status;  /* 0 when no HTTP answer */
-    char detail[320];  /* why it failed, or what it said */
-    pid_t new_pid;     /* process adapter: the started process (0: unchanged) */
-    int models_loaded; /* health: 1 / 0, -1 unknown */
+    long http_status;              /* 0 when no HTTP answer */
+    char detail[320];              /* why it failed, or what it said */
+    pid_t new_pid;                 /* process adapter: the started process (0: unchanged) */
+    int models_loaded;             /* health: 1 / 0, -1 unknown */
+    char level[GC_SPEC_LEVEL_MAX]; /* health: the level it reports ("" unknown) */
 };
 
 struct gc_adapter {

@@ -13,7 +13,7 @@
 static int http_step(const struct gc_resident_spec *spec, const char *req, double timeout_s,
                      struct gc_adapter_result *res)
 {
-    char method[16], path[GC_SPEC_REQ_MAX];
+    char method[16], path[GC_SPEC_REQ_MAX + GC_SPEC_LEVEL_MAX * 4];
     json_t *body = NULL;
     int rc;
 
@@ -21,7 +21,7 @@ static int http_step(const struct gc_resident_spec *spec, const char *req, doubl
         snprintf(res->detail, sizeof(res->detail), "step not configured for this resident");
         return GC_EINVAL;
     }
-    if (sscanf(req, "%15s %159s", method, path) != 2) {
+    if (sscanf(req, "%15s %291s", method, path) != 2) {
         snprintf(res->detail, sizeof(res->detail), "bad request spec '%s'", req);
         return GC_EINVAL;
     }
@@ -32,9 +32,32 @@ static int http_step(const struct gc_resident_spec *spec, const char *req, doubl
     return res->http_status >= 200 && res->http_status < 300 ? 0 : GC_EIO;
 }
 
+/* The unload request with each "{level}" replaced by the level to go to (names are
+ * [A-Za-z0-9._-]: nothing to escape). Cut short at the request cap. */
+static void level_substitute(const char *req, const char *level, char *out, size_t out_len)
+{
+    static const char placeholder[] = "{level}";
+    size_t n = 0, plen = sizeof(placeholder) - 1, llen = strlen(level);
+
+    while (*req != '\0' && n + 1 < out_len) {
+        if (strncmp(req, placeholder, plen) == 0) {
+            size_t take = llen < out_len - 1 - n ? llen : out_len - 1 - n;
+            memcpy(out + n, level, take);
+            n += take;
+            req += plen;
+        } else {
+            out[n++] = *req++;
+        }
+    }
+    out[n] = '\0';
+}
+
 static int http_unload(const struct gc_resident_spec *spec, struct gc_adapter_result *res)
 {
-    return http_step(spec, spec->unload_req, spec->unload_timeout_s, res);
+    char req[GC_SPEC_REQ_MAX + GC_SPEC_LEVEL_MAX * 4];
+
+    level_substitute(spec->unload_req, spec->level, req, sizeof(req));
+    return http_step(spec, req, spec->unload_timeout_s, res);
 }
 
 static int http_reload(const struct gc_resident_spec *spec, struct gc_adapter_result *res)

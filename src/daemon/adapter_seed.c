@@ -41,7 +41,13 @@ static int seed_step(const struct gc_resident_spec *spec, const char *path, doub
 
 static int seed_unload(const struct gc_resident_spec *spec, struct gc_adapter_result *res)
 {
-    return seed_step(spec, "/unload_models/", spec->unload_timeout_s, "status", "success", res);
+    char path[64 + GC_SPEC_LEVEL_MAX];
+
+    /* All the way is the plain request, as servers without levels know it. */
+    if (spec->level_last || spec->level[0] == '\0')
+        return seed_step(spec, "/unload_models/", spec->unload_timeout_s, "status", "success", res);
+    snprintf(path, sizeof(path), "/unload_models/?level=%s", spec->level);
+    return seed_step(spec, path, spec->unload_timeout_s, "status", "success", res);
 }
 
 static int seed_reload(const struct gc_resident_spec *spec, struct gc_adapter_result *res)
@@ -64,6 +70,9 @@ static int seed_health(const struct gc_resident_spec *spec, struct gc_adapter_re
         return rc;
     if (body != NULL && json_is_boolean(json_object_get(body, "models_loaded")))
         res->models_loaded = json_is_true(json_object_get(body, "models_loaded"));
+    if (body != NULL && json_is_string(json_object_get(body, "level")))
+        snprintf(res->level, sizeof(res->level), "%.32s",
+                 json_string_value(json_object_get(body, "level")));
     json_decref(body);
     return res->http_status == 200 ? 0 : GC_EIO;
 }

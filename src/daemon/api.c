@@ -275,7 +275,10 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
     }
     caller_of(req, &caller);
     if (strcmp(slash, "/unload") == 0) {
-        gc_coord_resident_unload(coord, &caller, name, &ans);
+        if (parse_body(req, false, &body, resp) < 0)
+            return;
+        gc_coord_resident_unload(coord, &caller, name, body, &ans);
+        json_decref(body);
     } else if (strcmp(slash, "/reload") == 0) {
         gc_coord_resident_reload(coord, &caller, name, &ans);
     } else {

@@ -246,6 +246,48 @@ static int gpu_key(struct ini_ctx *ctx, unsigned index, const char *name, const 
     return ini_fail(ctx, "unknown key '%s' in [gpu.%u]", name, index);
 }
 
+/* "name:size, name:size, ..." -> [{"name", "bytes"}, ...] (sizes stay strings: the
+ * registration parses and checks them); NULL when a part is not NAME:SIZE. */
+static json_t *levels_from_ini(const char *value)
+{
+    json_t *levels = json_array();
+    const char *p = value;
+
+    while (*p != '\0') {
+        const char *end = strchr(p, ','), *colon;
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char part[128], *name, *size, *t;
+        if (len >= sizeof(part))
+            goto out_bad;
+        memcpy(part, p, len);
+        part[len] = '\0';
+        colon = strchr(part, ':');
+        if (colon == NULL)
+            goto out_bad;
+        name = part;
+        size = part + (colon - part) + 1;
+        part[colon - part] = '\0';
+        /* Trim the spaces around each half. */
+        while (*name == ' ' || *name == '\t')
+            name++;
+        for (t = name + strlen(name); t > name && (t[-1] == ' ' || t[-1] == '\t');)
+            *--t = '\0';
+        while (*size == ' ' || *size == '\t')
+            size++;
+        for (t = size + strlen(size); t > size && (t[-1] == ' ' || t[-1] == '\t');)
+            *--t = '\0';
+        if (*name == '\0' || *size == '\0')
+            goto out_bad;
+        json_array_append_new(levels, json_pack("{s:s, s:s}", "name", name, "bytes", size));
+        p = end ? end + 1 : p + len;
+    }
+    return levels;
+
+out_bad:
+    json_decref(levels);
+    return NULL;
+}
+
 /* [resident.NAME] keys become the fields of a registration (POST /v1/residents). */
 static int resident_key(struct ini_ctx *ctx, const char *rname, const char *name, const char *value)
 {
@@ -279,6 +321,11 @@ static int resident_key(struct ini_ctx *ctx, const char *rname, const char *name
                 return ini_fail(ctx, "'%s' must be an integer", name);
             v = json_integer(n);
         }
+    }
+    if (strcmp(name, "levels") == 0) {
+        v = levels_from_ini(value);
+        if (v == NULL)
+            return ini_fail(ctx, "'levels' must look like full:4.7Gi, reduced:2.35Gi, off:0");
     }
     if (v == NULL && strlen(name) > 2 && strcmp(name + strlen(name) - 2, "_s") == 0) {
         double d;

@@ -78,12 +78,14 @@ static json_t *lease_record(const struct gc_lease *l)
 json_t *gc_coord_resident_record(const struct gc_resident *r, const json_t *registration,
                                  const char *owner)
 {
-    return json_pack("{s:s, s:s, s:O?, s:s, s:s, s:b, s:I, s:I, s:i, s:I, s:I, s:I, s:s}", "op",
-                     "resident", "name", r->name, "spec", registration, "owner", owner, "state",
-                     gc_resident_state_name(r->state), "evicted", r->evicted, "bytes",
+    return json_pack("{s:s, s:s, s:O?, s:s, s:s, s:b, s:I, s:I, s:i, s:I, s:I, s:I, s:s, s:s, "
+                     "s:o}",
+                     "op", "resident", "name", r->name, "spec", registration, "owner", owner,
+                     "state", gc_resident_state_name(r->state), "evicted", r->evicted, "bytes",
                      (json_int_t)r->bytes, "floor", (json_int_t)r->floor_bytes, "pid", (int)r->pid,
                      "pid_start", (json_int_t)r->pid_start_ticks, "unloads", (json_int_t)r->unloads,
-                     "reloads", (json_int_t)r->reloads, "reason", r->reason);
+                     "reloads", (json_int_t)r->reloads, "reason", r->reason, "level",
+                     gc_resident_level_name(r, gc_resident_level(r)), "levels", gc_view_levels(r));
 }
 
 static json_t *resident_record(struct gc_coord *coord, const struct gc_resident *r)
@@ -390,6 +392,7 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd
                 r->unloaded_since_ms = gc_mono_ms();
             }
             r->state = GC_RES_UNLOADED;
+            r->level = gc_resident_nlevels(r) - 1; /* nothing is left */
         } else {
             r->state = GC_RES_GONE;
         }
@@ -1025,6 +1028,8 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
     pid_t pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
     uint64_t pid_start = (uint64_t)json_integer_value(json_object_get(rec, "pid_start"));
     const char *owner = json_string_value(json_object_get(rec, "owner"));
+    const char *level_name;
+    int level;
     struct gc_caller registrant;
 
     /* Its registration was checked when it was made; it keeps its owner. */
@@ -1043,6 +1048,11 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
     r->evicted = json_is_true(json_object_get(rec, "evicted"));
     r->bytes = (uint64_t)json_integer_value(json_object_get(rec, "bytes"));
     r->floor_bytes = (uint64_t)json_integer_value(json_object_get(rec, "floor"));
+    /* Its levels come with its registration; where it was among them from the record
+     * (older journals: loaded or all the way, as its state says). */
+    level_name = json_string_value(json_object_get(rec, "level"));
+    level = level_name ? gc_resident_level_find(r, level_name) : -1;
+    r->level = level > 0 ? (unsigned)level : 0;
     r->unloads = (unsigned)json_integer_value(json_object_get(rec, "unloads"));
     r->reloads = (unsigned)json_integer_value(json_object_get(rec, "reloads"));
     /* The journaled pid is the one that was running (a process resident's is learned
@@ -1060,6 +1070,7 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
             if (state == GC_RES_LOADED)
                 r->evicted = false; /* it was not evicted: it died */
             state = GC_RES_UNLOADED;
+            r->level = gc_resident_nlevels(r) - 1;
             r->pid = 0; /* its start command brings it back */
             r->pid_start_ticks = 0;
         } else {
@@ -1171,8 +1182,15 @@ static void probe_interrupted_locked(struct gc_coord *coord)
             continue;
         r->busy = false;
         if (rc == 0 && res.models_loaded == 1) {
-            r->state = GC_RES_LOADED;
-            r->evicted = false;
+            /* Loaded, or part-way down at a level it names (then still to be restored). */
+            int level = res.level[0] ? gc_resident_level_find(r, res.level) : 0;
+            if (level > 0) {
+                r->level = (unsigned)level;
+            } else {
+                r->state = GC_RES_LOADED;
+                r->level = 0;
+                r->evicted = false;
+            }
         }
         gc_events_add(&coord->events, gc_real_s(), "resident_probed", name,
                       "step cut short by a restart; it reports %s",

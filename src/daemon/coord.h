@@ -278,8 +278,9 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
                              const json_t *req, struct gc_jerr *err, struct gc_resident **ret);
 void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *caller,
                               const char *name, struct gc_api_answer *ans);
+/* req (may be NULL): {"level"}, the level to go down to (default: the last). */
 void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *caller,
-                              const char *name, struct gc_api_answer *ans);
+                              const char *name, const json_t *req, struct gc_api_answer *ans);
 void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *caller,
                               const char *name, struct gc_api_answer *ans);
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,
@@ -303,6 +304,8 @@ json_t *gc_view_gpus_locked(struct gc_coord *coord);
 /* {libdir, state} when the coordinator runs on gpusim, else JSON null. */
 json_t *gc_view_gpusim(const struct gc_coord *coord);
 json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
+/* r's levels as [{"name", "bytes"}, ...], fullest first (a new reference). */
+json_t *gc_view_levels(const struct gc_resident *r);
 json_t *gc_view_residents_locked(struct gc_coord *coord);
 json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *lease);
 json_t *gc_view_leases_locked(struct gc_coord *coord);

@@ -39,7 +39,100 @@ static const char *const resident_fields[] = {"name",
                                               "model",
                                               "drain_timeout_s",
                                               "loaded",
+                                              "levels",
+                                              "level",
                                               NULL};
+
+static const char *const level_fields[] = {"name", "bytes", NULL};
+
+/* A level name: [A-Za-z0-9._-]{1,GC_LEVEL_NAME_MAX}. */
+static bool level_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > GC_LEVEL_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Reads the registration's "levels" into r (fullest first, bytes strictly
+ * decreasing, names unique) and checks them against "bytes" (has_bytes: it was
+ * given). Without "levels" a resident has two: "loaded" (bytes) and "off" (0).
+ * GC_EINVAL with err filled when they are wrong; r is then partly written.
+ */
+static int levels_parse(const json_t *req, bool has_bytes, uint64_t *bytes, struct gc_resident *r,
+                        struct gc_jerr *err)
+{
+    const json_t *levels = json_object_get(req, "levels");
+    size_t n;
+
+    if (levels == NULL) {
+        r->nlevels = 2;
+        snprintf(r->levels[0].name, sizeof(r->levels[0].name), "loaded");
+        r->levels[0].bytes = *bytes;
+        snprintf(r->levels[1].name, sizeof(r->levels[1].name), "off");
+        r->levels[1].bytes = 0;
+        return 0;
+    }
+    n = json_is_array(levels) ? json_array_size(levels) : 0;
+    if (n < 2 || n > GC_LEVELS_MAX) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "'levels' must be an array of 2 to %d {\"name\", \"bytes\"}, fullest first",
+                 GC_LEVELS_MAX);
+        return GC_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *lv = json_array_get(levels, i);
+        const char *name = NULL;
+        uint64_t b = 0;
+        if (!json_is_object(lv)) {
+            snprintf(err->msg, sizeof(err->msg), "levels[%zu] must be {\"name\", \"bytes\"}", i);
+            return GC_EINVAL;
+        }
+        if (gc_json_only_keys(lv, level_fields, err) < 0 ||
+            gc_json_get_str(lv, "name", true, GC_LEVEL_NAME_MAX, &name, err) < 0 ||
+            gc_json_get_bytes(lv, "bytes", true, RESIDENT_BYTES_MAX, &b, err) < 0) {
+            char msg[sizeof(err->msg)];
+            memcpy(msg, err->msg, sizeof(msg));
+            snprintf(err->msg, sizeof(err->msg), "levels[%zu]: %.200s", i, msg);
+            return GC_EINVAL;
+        }
+        if (!level_name_valid(name)) {
+            snprintf(err->msg, sizeof(err->msg),
+                     "levels[%zu]: name must match [A-Za-z0-9._-]{1,%d}", i, GC_LEVEL_NAME_MAX);
+            return GC_EINVAL;
+        }
+        if (i > 0 && b >= r->levels[i - 1].bytes) {
+            snprintf(err->msg, sizeof(err->msg),
+                     "levels[%zu] ('%s'): bytes must be fewer than the level before's", i, name);
+            return GC_EINVAL;
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(r->levels[k].name, name) == 0) {
+                snprintf(err->msg, sizeof(err->msg), "levels[%zu]: name '%s' is used twice", i,
+                         name);
+                return GC_EINVAL;
+            }
+        }
+        snprintf(r->levels[i].name, sizeof(r->levels[i].name), "%s", name);
+        r->levels[i].bytes = b;
+    }
+    if (has_bytes && *bytes != r->levels[0].bytes) {
+        snprintf(err->msg, sizeof(err->msg),
+                 "'bytes' must equal the first level's bytes (or be left out)");
+        return GC_EINVAL;
+    }
+    r->nlevels = (unsigned)n;
+    *bytes = r->levels[0].bytes;
+    return 0;
+}
 
 static bool request_spec_valid(const char *req)
 {
@@ -71,6 +164,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     bool fresh;
     const struct gc_adapter *adapter;
     const char *name = NULL, *protocol = NULL, *restore = NULL, *on_stuck = NULL;
+    const char *level_name = NULL;
+    int level = -1;
     int64_t pid = 0, gpu = 0, priority = GC_RESIDENT_PRIORITY_DEFAULT;
     uint64_t bytes = 0, pid_start = 0;
     double drain_timeout_s = GC_DRAIN_TIMEOUT_DEFAULT_S;
@@ -109,7 +204,9 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         copy_str(req, "model", sizeof(spec.model), spec.model, err) < 0 ||
         gc_json_get_seconds(req, "drain_timeout_s", false, 0, TIMEOUT_MAX_S, &drain_timeout_s,
                             err) < 0 ||
-        gc_json_get_bool(req, "loaded", false, &loaded, err) < 0)
+        gc_json_get_bool(req, "loaded", false, &loaded, err) < 0 ||
+        gc_json_get_str(req, "level", false, GC_LEVEL_NAME_MAX, &level_name, err) < 0 ||
+        levels_parse(req, json_object_get(req, "bytes") != NULL, &bytes, &r, err) < 0)
         return GC_EINVAL;
 
 #define REG_FAIL(...)                                                                              \
@@ -145,8 +242,20 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     if (strcmp(protocol, "process") == 0) {
         if (spec.command[0] == '\0')
             REG_FAIL("protocol 'process' needs a start 'command'");
+        if (r.nlevels > 2)
+            REG_FAIL("protocol 'process' can only stop the process: no levels between its "
+                     "first and its last");
         if (spec.health_req[0] && !request_spec_valid(spec.health_req))
             REG_FAIL("'health' must look like \"GET /health\"");
+    }
+    if (level_name != NULL) {
+        /* Where it is now among its levels: loaded at the first, else unloaded there. */
+        level = gc_resident_level_find(&r, level_name);
+        if (level < 0)
+            REG_FAIL("'level' must name one of its levels");
+        if (level == 0 && !loaded)
+            REG_FAIL("'loaded': false and 'level' at its first level disagree");
+        loaded = level == 0;
     }
     if (gpu >= (int64_t)coord->ledger->ngpus)
         REG_FAIL("no GPU %lld: this coordinator has %u", (long long)gpu, coord->ledger->ngpus);
@@ -217,8 +326,11 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     r.drain_timeout_s = drain_timeout_s;
     /* A process resident with no pid given is not running yet; a server registering
      * before it allocates its models (loaded: false) asks for them with a demand. */
-    r.state = (strcmp(protocol, "process") == 0 && pid == 0) || !loaded ? GC_RES_UNLOADED
-                                                                        : GC_RES_LOADED;
+    r.state =
+        (strcmp(protocol, "process") == 0 && pid == 0) || !loaded ? GC_RES_UNLOADED : GC_RES_LOADED;
+    /* Unloaded: at the level it named, else all the way. */
+    if (r.state == GC_RES_UNLOADED)
+        r.level = level > 0 ? (unsigned)level : r.nlevels - 1;
     /* Never started: unloaded_for_s stays null (views.c). */
     r.unloaded_since_ms = loaded ? 0 : gc_mono_ms();
     r.last_used_ms = gc_mono_ms();
@@ -336,27 +448,39 @@ void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *ca
     pthread_mutex_unlock(&coord->lock);
 }
 
-/* May this resident start an unload (or a reload) by hand in its state? */
-static bool step_allowed(const struct gc_resident *r, bool unload)
+/* May this resident start an unload (to level) or a reload by hand in its state? */
+static bool step_allowed(const struct gc_resident *r, bool unload, unsigned level)
 {
     if (r->busy)
         return false;
     if (unload)
-        return r->state == GC_RES_LOADED;
+        return (r->state == GC_RES_LOADED || r->state == GC_RES_UNLOADED) &&
+               gc_resident_level(r) < level;
     return r->state == GC_RES_UNLOADED || r->state == GC_RES_FAILED ||
            (r->state == GC_RES_GONE && strcmp(r->protocol, "process") == 0);
 }
 
+static const char *const unload_fields[] = {"level", NULL};
+
 /* An unload asked for by hand: run in the calling thread, answered once verified (or
  * with why it could not be). */
 void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *caller,
-                              const char *name, struct gc_api_answer *ans)
+                              const char *name, const json_t *req, struct gc_api_answer *ans)
 {
     struct gc_resident *r;
+    struct gc_jerr err;
+    const char *level_name = NULL;
     enum gc_resident_state prev;
     char why[GC_REASON_MAX];
+    unsigned level;
     int rc;
 
+    if (req != NULL &&
+        (gc_json_only_keys(req, unload_fields, &err) < 0 ||
+         gc_json_get_str(req, "level", false, GC_LEVEL_NAME_MAX, &level_name, &err) < 0)) {
+        gc_api_error(ans, GC_EINVAL, "%s", err.msg);
+        return;
+    }
     pthread_mutex_lock(&coord->lock);
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL) {
@@ -365,20 +489,53 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
     }
     if (!may_change_locked(coord, caller, r, ans))
         goto out_unlock;
-    if (!step_allowed(r, true)) {
-        gc_api_error(ans, GC_ECONFLICT,
-                     "resident '%s' is %s%s; only a loaded resident can be unloaded", name,
-                     gc_resident_state_name(r->state), r->busy ? " and busy" : "");
+    level = gc_resident_nlevels(r) - 1;
+    if (level_name != NULL) {
+        int found = gc_resident_level_find(r, level_name);
+        if (found < 0) {
+            char names[GC_LEVELS_MAX * (GC_LEVEL_NAME_MAX + 2)] = "";
+            for (unsigned i = 0; i < gc_resident_nlevels(r); i++) {
+                size_t len = strlen(names);
+                snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
+                         gc_resident_level_name(r, i));
+            }
+            gc_api_error(ans, GC_EINVAL, "resident '%s' has no level '%s' (its levels: %s)", name,
+                         level_name, names);
+            goto out_unlock;
+        }
+        level = (unsigned)found;
+        if (!r->busy && gc_resident_level(r) == level &&
+            (r->state == GC_RES_LOADED || r->state == GC_RES_UNLOADED)) {
+            json_decref(ans->body); /* already there */
+            ans->status = 200;
+            ans->body = gc_view_resident_locked(coord, r);
+            goto out_unlock;
+        }
+    }
+    if (!step_allowed(r, true, level)) {
+        if (level_name != NULL && !r->busy &&
+            (r->state == GC_RES_LOADED || r->state == GC_RES_UNLOADED))
+            gc_api_error(ans, GC_ECONFLICT,
+                         "resident '%s' is at level '%s', already below '%s'; a reload brings "
+                         "it back up",
+                         name, gc_resident_level_name(r, gc_resident_level(r)),
+                         gc_resident_level_name(r, level));
+        else
+            gc_api_error(ans, GC_ECONFLICT,
+                         "resident '%s' is %s%s; only a loaded resident can be unloaded", name,
+                         gc_resident_state_name(r->state), r->busy ? " and busy" : "");
         goto out_unlock;
     }
     gc_coord_kick_locked(coord); /* a fresh reading for usage_before */
     r = gc_ledger_resident_find(coord->ledger, name);
-    if (r == NULL || !step_allowed(r, true)) {
+    if (r == NULL || !step_allowed(r, true, level)) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
         goto out_unlock;
     }
     prev = r->state;
     r->usage_before = gc_ledger_resident_counted(coord->ledger, r);
+    r->level = gc_resident_level(r);
+    r->target_level = level;
     r->state = GC_RES_UNLOADING;
     r->busy = true;
     /* Not asked for until journaled: a restart must know a step may have begun. */
@@ -389,7 +546,8 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
                      coord->config->state_dir);
         goto out_unlock;
     }
-    gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name, "by request");
+    gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name,
+                  "by request, to level '%s'", gc_resident_level_name(r, level));
     coord->jobs_running++;
     pthread_mutex_unlock(&coord->lock);
 
@@ -419,14 +577,50 @@ static struct gc_lease *demand_get_locked(struct gc_coord *coord, struct gc_resi
 
     if (d != NULL)
         return d;
-    if (gc_ledger_lease_new(coord->ledger, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, r->bytes,
-                            priority > r->priority ? priority : r->priority, 0, gc_mono_ms(),
-                            &d) < 0)
+    if (gc_ledger_lease_new(
+            coord->ledger, GC_KIND_DEMAND, r->name, 0, (int)r->gpu, gc_resident_missing_bytes(r),
+            priority > r->priority ? priority : r->priority, 0, gc_mono_ms(), &d) < 0)
         return NULL;
     d->evict_priority = r->priority; /* it evicts only what ranks below it */
     coord->counters.demands++;
     gc_events_add(&coord->events, gc_real_s(), "resident_demand", r->name, "%s", why);
     return d;
+}
+
+/*
+ * Whether a wait for resident name to come back (its demand id, "" for none) has an
+ * answer: loaded (200, the resident), deleted (404), or failed, gone or its demand
+ * failed (503, or journal_failed when the journal refused it). True with ans set;
+ * false while it should go on waiting, with *ret_r the resident.
+ */
+static bool demand_settled_locked(struct gc_coord *coord, const char *name, const char *id,
+                                  struct gc_resident **ret_r, struct gc_api_answer *ans)
+{
+    struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+    const struct gc_lease *h;
+
+    *ret_r = r;
+    if (r == NULL) {
+        gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
+        return true;
+    }
+    if (r->state == GC_RES_LOADED) {
+        json_decref(ans->body);
+        ans->status = 200;
+        ans->body = gc_view_resident_locked(coord, r);
+        return true;
+    }
+    h = id[0] ? gc_ledger_lease_lookup(coord->ledger, id) : NULL;
+    /* A process resident that is gone comes back by its start command: it waits. */
+    if (r->state == GC_RES_FAILED ||
+        (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0) ||
+        (h != NULL && h->state == GC_LEASE_FAILED)) {
+        gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
+                     "resident '%s' could not be reloaded: %s", name,
+                     r->reason[0] ? r->reason : (h ? h->reason : ""));
+        return true;
+    }
+    return false;
 }
 
 /*
@@ -455,7 +649,7 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
     }
     if (!may_change_locked(coord, caller, r, ans))
         goto out_unlock;
-    if (!step_allowed(r, false)) {
+    if (!step_allowed(r, false, 0)) {
         gc_api_error(ans, GC_ECONFLICT,
                      "resident '%s' is %s%s; only an unloaded or failed resident can be reloaded",
                      name, gc_resident_state_name(r->state), r->busy ? " and busy" : "");
@@ -498,31 +692,14 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
      * the reload really starts, journaled first. */
     gc_coord_kick_locked(coord);
     for (;;) {
-        const struct gc_lease *h;
-        r = gc_ledger_resident_find(coord->ledger, name);
-        if (r == NULL) {
-            gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
+        if (demand_settled_locked(coord, name, id, &r, ans))
             goto out_unlock;
-        }
-        if (r->state == GC_RES_LOADED) {
-            json_decref(ans->body);
-            ans->status = 200;
-            ans->body = gc_view_resident_locked(coord, r);
-            goto out_unlock;
-        }
-        h = gc_ledger_lease_lookup(coord->ledger, id);
-        if (r->state == GC_RES_FAILED || r->state == GC_RES_GONE ||
-            (h != NULL && h->state == GC_LEASE_FAILED)) {
-            gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
-                         "resident '%s' could not be reloaded: %s", name,
-                         r->reason[0] ? r->reason : (h ? h->reason : ""));
-            goto out_unlock;
-        }
         d = gc_ledger_lease_find(coord->ledger, id);
         if (gc_mono_ms() >= deadline && r->state == GC_RES_UNLOADED && !r->busy &&
             (d == NULL || d->state == GC_LEASE_QUEUED)) {
             char why[GC_REASON_MAX];
-            gc_sched_room_why(coord->ledger, r->gpu, r->bytes, why, sizeof(why));
+            gc_sched_room_why(coord->ledger, r->gpu, gc_resident_missing_bytes(r), why,
+                              sizeof(why));
             if (ours && d != NULL)
                 gc_coord_lease_end_locked(coord, d, GC_LEASE_FAILED, GC_ECONFLICT, why);
             gc_api_error(ans, GC_ECONFLICT, "resident '%s' cannot come back within %.0f s: %s",
@@ -556,7 +733,7 @@ static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const cha
     const struct gc_adapter *adapter = gc_adapter_find(r->protocol);
     struct gc_resident_spec spec = coord->ext[gc_coord_resident_index(coord, r)].spec;
     struct gc_adapter_result res = {.models_loaded = -1};
-    int rc;
+    int rc, level;
 
     if (adapter == NULL || strcmp(r->protocol, "process") == 0)
         return r; /* a running process resident is loaded by definition */
@@ -565,14 +742,21 @@ static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const cha
     rc = adapter->health(&spec, &res);
     pthread_mutex_lock(&coord->lock);
     r = gc_ledger_resident_find(coord->ledger, name);
-    if (r == NULL || rc < 0 || res.models_loaded != 0 || r->state != GC_RES_LOADED || r->busy)
+    if (r == NULL || rc < 0 || r->state != GC_RES_LOADED || r->busy)
+        return r;
+    /* Serving, but at a level below its first (moved there by hand): also to reload. */
+    level = res.level[0] ? gc_resident_level_find(r, res.level) : -1;
+    if (res.models_loaded != 0 && level <= 0)
         return r;
     r->state = GC_RES_UNLOADED;
+    r->level = level > 0 ? (unsigned)level : gc_resident_nlevels(r) - 1;
     r->evicted = false;
     r->unloaded_since_ms = gc_mono_ms();
-    snprintf(r->reason, sizeof(r->reason), "reported its models unloaded while marked loaded");
+    snprintf(r->reason, sizeof(r->reason), "reported level '%s' while marked loaded",
+             gc_resident_level_name(r, r->level));
     gc_events_add(&coord->events, gc_real_s(), "resident_probed", name,
-                  "marked loaded, but it reports its models unloaded: reloading it on demand");
+                  "marked loaded, but it reports level '%s': reloading it on demand",
+                  gc_resident_level_name(r, r->level));
     gc_coord_journal_resident_locked(coord, r);
     return r;
 }
@@ -626,27 +810,8 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         gc_coord_kick_locked(coord);
     }
     for (;;) {
-        const struct gc_lease *h;
-        r = gc_ledger_resident_find(coord->ledger, name);
-        if (r == NULL) {
-            gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted", name);
+        if (demand_settled_locked(coord, name, id, &r, ans))
             goto out_unlock;
-        }
-        if (r->state == GC_RES_LOADED) {
-            json_decref(ans->body);
-            ans->status = 200;
-            ans->body = gc_view_resident_locked(coord, r);
-            goto out_unlock;
-        }
-        h = id[0] ? gc_ledger_lease_lookup(coord->ledger, id) : NULL;
-        if (r->state == GC_RES_FAILED ||
-            (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0) ||
-            (h != NULL && h->state == GC_LEASE_FAILED)) {
-            gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
-                         "resident '%s' could not be reloaded: %s", name,
-                         r->reason[0] ? r->reason : (h ? h->reason : ""));
-            goto out_unlock;
-        }
         if (!gc_coord_wait_client_locked(coord, deadline, waiter))
             break;
     }

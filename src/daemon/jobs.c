@@ -47,6 +47,8 @@ struct job_view {
     uint64_t usage_before;
     uint64_t floor;    /* its usage when last verified unloaded (0: unknown) */
     uint64_t expected; /* bytes it should free / take */
+    uint64_t full;     /* bytes it holds at its first level */
+    unsigned from, to; /* unload: its level and the one it goes to */
 };
 
 static int view_locked(struct gc_coord *coord, const char *name, enum gc_resident_state want,
@@ -65,7 +67,23 @@ static int view_locked(struct gc_coord *coord, const char *name, enum gc_residen
     ret->gpu = r->gpu;
     ret->usage_before = r->usage_before;
     ret->floor = r->floor_bytes;
-    ret->expected = r->bytes;
+    ret->full = r->bytes;
+    ret->from = gc_resident_level(r);
+    if (want == GC_RES_UNLOADING) {
+        uint64_t at;
+        ret->to = r->target_level > ret->from && r->target_level < gc_resident_nlevels(r)
+                      ? r->target_level
+                      : gc_resident_nlevels(r) - 1;
+        at = gc_resident_level_bytes(r, ret->to);
+        /* Unknown bytes (0: to be learned) stay unknown. */
+        ret->expected = r->bytes == 0 ? 0 : gc_resident_level_bytes(r, ret->from) - at;
+        snprintf(ret->spec.level, sizeof(ret->spec.level), "%s",
+                 gc_resident_level_name(r, ret->to));
+        ret->spec.level_last = ret->to == gc_resident_nlevels(r) - 1;
+    } else {
+        ret->to = 0;
+        ret->expected = gc_resident_missing_bytes(r);
+    }
     return ret->adapter ? 0 : GC_EINVAL;
 }
 
@@ -274,6 +292,7 @@ static int unload_escalate(struct gc_coord *coord, const char *name, const char 
             r->busy = false;
             r->evicted = lease_id[0] != '\0';
             r->unloaded_since_ms = gc_mono_ms();
+            r->level = gc_resident_nlevels(r) - 1; /* killed: nothing is left */
             if (strcmp(r->protocol, "process") == 0) {
                 r->state = GC_RES_UNLOADED; /* its start command brings it back */
             } else {
@@ -367,7 +386,9 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
             pthread_mutex_lock(&coord->lock);
             r = gc_ledger_resident_find(coord->ledger, name);
             if (r != NULL) {
-                r->state = GC_RES_LOADED; /* left loaded: it never let go */
+                /* Left where it was: it never let go. */
+                r->state = v.from == 0 ? GC_RES_LOADED : GC_RES_UNLOADED;
+                r->level = v.from;
                 r->busy = false;
                 snprintf(r->reason, sizeof(r->reason), "%s", res.detail);
                 gc_coord_journal_resident_locked(coord, r);
@@ -402,22 +423,27 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
                 } else {
                     r->state = GC_RES_UNLOADED;
                 }
+                uint64_t usage = gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid);
+                uint64_t kept = gc_resident_level_bytes(r, v.to);
                 r->busy = false;
                 r->evicted = lease_id[0] != '\0';
                 r->unloaded_since_ms = gc_mono_ms();
                 r->unloads++;
                 r->last_unload_s = unload_s + verify_s;
-                r->floor_bytes = gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid);
+                r->level = v.to;
+                /* Its floor is what it uses less what the level it reached keeps. */
+                r->floor_bytes = usage > kept ? usage - kept : 0;
                 if (r->bytes == 0)
                     r->bytes = freed; /* learned */
                 gc_coord_journal_resident_locked(coord, r);
             }
             coord->counters.unloads++;
             gc_hist_add(&coord->unload_s, unload_s + verify_s);
-            ev = gc_events_add(
-                &coord->events, gc_real_s(), "resident_unloaded", name,
-                "%s freed (verified by NVML)%s%s", gc_size_format(freed, b, sizeof(b)),
-                cleaned ? " after a cleanup request" : "", lease_id[0] ? "" : " by request");
+            ev = gc_events_add(&coord->events, gc_real_s(), "resident_unloaded", name,
+                               "to level '%s': %s freed (verified by NVML)%s%s", v.spec.level,
+                               gc_size_format(freed, b, sizeof(b)),
+                               cleaned ? " after a cleanup request" : "",
+                               lease_id[0] ? "" : " by request");
             gc_event_phase(ev, "unload", unload_s);
             gc_event_phase(ev, "verify", verify_s);
             lease_eviction_done_locked(coord, lease_id, 0, NULL);
@@ -479,8 +505,13 @@ static void reload_finish_locked(struct gc_coord *coord, const char *name, int r
                                  double wait_s, double reload_s, double verify_s, bool verified)
 {
     struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
-    char died[GC_REASON_MAX];
+    char died[GC_REASON_MAX], from[GC_LEVEL_NAME_MAX + 1] = "", to[GC_LEVEL_NAME_MAX + 1] = "";
     struct gc_event *ev;
+
+    if (r != NULL) {
+        snprintf(from, sizeof(from), "%s", gc_resident_level_name(r, gc_resident_level(r)));
+        snprintf(to, sizeof(to), "%s", gc_resident_level_name(r, 0));
+    }
 
     if (rc == 0 && r != NULL && r->pid > 0 && !gc_proc_alive(r->pid)) {
         /* It answered, then died before it was marked loaded: its exit was not seen
@@ -495,6 +526,7 @@ static void reload_finish_locked(struct gc_coord *coord, const char *name, int r
             if (r->evicted)
                 coord->counters.swaps++;
             r->state = GC_RES_LOADED;
+            r->level = 0;
             r->evicted = false;
             r->reloads++;
             r->reload_failures = 0;
@@ -520,7 +552,8 @@ static void reload_finish_locked(struct gc_coord *coord, const char *name, int r
     if (rc == 0) {
         coord->counters.reloads++;
         gc_hist_add(&coord->reload_s, reload_s + verify_s);
-        ev = gc_events_add(&coord->events, gc_real_s(), "resident_reloaded", name, "%s",
+        ev = gc_events_add(&coord->events, gc_real_s(), "resident_reloaded", name,
+                           "to level '%s' from '%s': %s", to, from,
                            verified ? "verified by NVML" : "NVML did not show its memory");
         gc_event_phase(ev, "wait_room", wait_s);
         gc_event_phase(ev, "reload", reload_s);
@@ -560,12 +593,14 @@ int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_
     if (v.spec.pid > 0) {
         uint64_t held = gc_ledger_proc_usage(coord->ledger, v.gpu, v.spec.pid);
         present = held > v.floor ? held - v.floor : 0;
-        if (v.expected > 0 && present >= (uint64_t)((double)v.expected * VERIFY_SHARE))
+        if (v.full > 0 && present >= (uint64_t)((double)v.full * VERIFY_SHARE)) {
             v.usage_before = v.floor; /* verified against its floor: it is all there */
+            v.expected = v.full;
+        }
     }
     pthread_mutex_unlock(&coord->lock);
 
-    if (!wait_room(coord, &v, v.expected > present ? v.expected - present : 0,
+    if (!wait_room(coord, &v, v.full > present ? v.full - present : 0,
                    t0 + (int64_t)(v.spec.reload_timeout_s * 1000.0), why, why_len)) {
         /* Not a failure of the resident: it stays unloaded and is retried later. */
         pthread_mutex_lock(&coord->lock);
@@ -714,7 +749,10 @@ out_fail:
         struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
         if (r != NULL) {
             r->busy = false;
-            r->state = fn == unload_thread ? GC_RES_LOADED : GC_RES_UNLOADED;
+            if (fn == unload_thread && r->level == 0)
+                r->state = GC_RES_LOADED;
+            else
+                r->state = GC_RES_UNLOADED; /* where it was */
             gc_coord_journal_resident_locked(coord, r);
         }
         /* The lease waits for one eviction fewer (it is decided afresh). */

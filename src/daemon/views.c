@@ -72,6 +72,16 @@ json_t *gc_view_gpusim(const struct gc_coord *coord)
     return json_pack("{s:s, s:s}", "libdir", libdir, "state", gc_nvml_gpusim_state(coord->nvml));
 }
 
+json_t *gc_view_levels(const struct gc_resident *r)
+{
+    json_t *a = json_array();
+
+    for (unsigned i = 0; i < gc_resident_nlevels(r); i++)
+        json_array_append_new(a, json_pack("{s:s, s:I}", "name", gc_resident_level_name(r, i),
+                                           "bytes", (json_int_t)gc_resident_level_bytes(r, i)));
+    return a;
+}
+
 json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident *r)
 {
     const struct gc_resident_spec *spec = &coord->ext[gc_coord_resident_index(coord, r)].spec;
@@ -88,6 +98,11 @@ json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident
         spec->unload_timeout_s, "reload_timeout_s", spec->reload_timeout_s, "verify_timeout_s",
         spec->verify_timeout_s);
 
+    json_object_set_new(o, "level", json_string(gc_resident_level_name(r, gc_resident_level(r))));
+    json_object_set_new(o, "levels", gc_view_levels(r));
+    if (r->state == GC_RES_UNLOADING)
+        json_object_set_new(o, "target_level",
+                            json_string(gc_resident_level_name(r, r->target_level)));
     if (r->reason[0] != '\0')
         json_object_set_new(o, "reason", json_string(r->reason));
     if (spec->model[0] != '\0')

@@ -69,7 +69,10 @@ class ValidationUnloadReload(FoundingSystem):
 
 
 class SingleGeneration(FoundingSystem):
+    """Without levels (VALIDATION_LEVELS=0) the validation models leave the GPU for a
+    generation and come back after; with them, see test_levels.py."""
     step_ms = 400
+    system_env = {"VALIDATION_LEVELS": "0"}
 
     def test_validation_unloaded_during_and_reloaded_after(self):
         seen = {"unloaded": False, "gen_busy_answers": 0}

@@ -15,7 +15,8 @@ from clitest import (CLI, EXIT_COORD, EXIT_REFUSED, EXIT_USAGE, CliEnv,  # noqa:
 from gctest import CTX, GiB, VAL_BYTES  # noqa: E402
 
 # Fields that change between two reads of /v1/status.
-VOLATILE = {"uptime_s", "held_s", "expires_in_s", "waited_s", "unloaded_for_s"}
+VOLATILE = {"uptime_s", "held_s", "expires_in_s", "waited_s", "unloaded_for_s",
+            "nvml_readings"}  # counts the engine's NVML readings: moves on its own
 
 
 def strip_volatile(v):
@@ -141,6 +142,22 @@ class Leases(CliEnv):
 
 
 class Residents(CliEnv):
+    def test_unload_to_a_level(self):
+        self.start_coordinator()
+        res = self.start_resident("validation", "4608Mi", "--chunk", "256Mi", "--levels",
+                                  "full:4608Mi,reduced:2304Mi,off:0")
+        rpid = int(res.field("pid"))
+        r = self.cli_ok("unload", "validation", "--level", "reduced")
+        self.assertIn("validation: unloaded at level reduced", r.stdout)
+        self.assertEqual(self.proc_usage(rpid), CTX + 2304 * (1 << 20))
+        r = self.cli("unload", "validation", "--level", "nope")
+        self.assertEqual(r.returncode, EXIT_COORD)
+        self.assertIn("its levels: full, reduced, off", r.stderr)
+        r = self.cli("reload", "validation", "--level", "full")
+        self.assertEqual(r.returncode, 2)
+        r = self.cli_ok("reload", "validation")
+        self.assertIn("validation: loaded at level full", r.stdout)
+
     def test_register_unload_reload_demand_delete(self):
         self.start_coordinator()
         res = self.start_resident("validation", "4.7Gi", register=False)

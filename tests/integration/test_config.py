@@ -39,6 +39,22 @@ verify_timeout_s = 3.5
                                                   "wait_s": 10})
         self.assertEqual((st, lease["evicted"]), (201, ["validation"]))
 
+    def test_declared_resident_with_levels(self):
+        res = self.start_resident("validation", "4608Mi", "--chunk", "256Mi", "--levels",
+                                  "full:4608Mi,reduced:2304Mi,off:0", register=False)
+        self.start_coordinator(config="""
+[resident.validation]
+protocol = seed
+url = http://127.0.0.1:%s
+pid = %s
+levels = full:4608Mi, reduced : 2304Mi ,off:0
+""" % (res.field("port"), res.field("pid")))
+        r = self.resident("validation")
+        self.assertEqual(r["levels"], [{"name": "full", "bytes": 4608 << 20},
+                                       {"name": "reduced", "bytes": 2304 << 20},
+                                       {"name": "off", "bytes": 0}])
+        self.assertEqual((r["bytes"], r["level"]), (4608 << 20, "full"))
+
     def test_broken_config_stops_with_line_and_reason(self):
         cases = [("[coordinator]\nreserve = lots\n", ":2: 'reserve' is not a size"),
                  ("[coordinator]\nfrobnicate = 1\n", "unknown key 'frobnicate'"),
@@ -49,7 +65,9 @@ verify_timeout_s = 3.5
                  ("[resident.r]\nprotocol = seed\nurl = http://10.0.0.1:1\n", "loopback"),
                  ("[resident.r]\nname = other\n", "the name comes from the section"),
                  ("[resident.r]\nprotocol = s\xe9ed\n", "not valid UTF-8"),
-                 ("[resident.r]\npid = 99999999999999999999999\n", "'pid' must be an integer")]
+                 ("[resident.r]\npid = 99999999999999999999999\n", "'pid' must be an integer"),
+                 ("[resident.r]\nlevels = full 4Gi, off:0\n", "'levels' must look like"),
+                 ("[resident.r]\nlevels = full:4Gi, :0\n", "'levels' must look like")]
         for text, fragment in cases:
             path = self.path("bad.ini")
             with open(path, "w", encoding="latin-1") as f:

@@ -247,6 +247,29 @@ class ValidationGrowth(GrowthCase):
         self.assertEqual(self.resident("validation")["state"], "loaded")
         self.no_oom()
 
+    def test_reduced_when_the_coordinator_forgets_it_comes_back_to_full(self):
+        """At reduced precision when a coordinator with an empty state takes over: it
+        registers at that level (unloaded part-way, counted at what it holds) and asks
+        for the room, and the new coordinator brings it back to full, verified."""
+        self.start_validation()
+        wait_until(lambda: self.models_loaded(), 15, what="the first load")
+        st, r = self.http.post("/v1/residents/validation/unload", {"level": "reduced"})
+        self.assertEqual((st, r["level"]), (200, "reduced"), r)
+        port = self.coord_port
+        self.coord.signal(9)
+        self.coord.p.wait(timeout=5)
+        self.start_coordinator(port=port, state_dir=self.path("state-empty"))
+        wait_until(lambda: self.http.get("/v1/residents/validation")[0] == 200, 10,
+                   what="registered again")
+        wait_until(lambda: self.val.get("/health/")[1]["level"] == "full", 15,
+                   what="back at full precision")
+        # Verified by NVML at once: the reload was counted from the level it was at.
+        wait_until(lambda: self.resident("validation")["state"] == "loaded", 5)
+        self.assertEqual(self.resident("validation")["level"], "full")
+        ev = [e for e in self.events() if e["kind"] == "resident_reloaded"]
+        self.assertIn("from 'reduced': verified by NVML", ev[-1]["detail"])
+        self.no_oom()
+
     def test_start_without_a_coordinator_loads_standalone(self):
         self.url = "http://127.0.0.1:%d" % free_port()  # nobody there
         self.start_validation()

@@ -260,11 +260,15 @@ class ValidationWaits(GpuEnv):
         st, ply = generate(gen, 1)
         self.assertEqual(st, 200)
         vport = free_port()
-        env = dict(self.env, GPUCOORD_URL=self.url, VALIDATION_DEMAND_WAIT_S="60")
+        # Without levels: at reduced precision it would answer instead of waiting.
+        env = dict(self.env, GPUCOORD_URL=self.url, VALIDATION_DEMAND_WAIT_S="60",
+                   VALIDATION_LEVELS="0")
         vs = self.start([os.path.join(BUILD, "validation-server"), "--port", str(vport)],
                         "validation-server", env=env)
         wait_until(lambda: self.http.get("/v1/residents/validation")[0] == 200, 15,
                    what="the validation server registered")
+        wait_until(lambda: self.resident("validation")["state"] == "loaded", 15,
+                   what="its models loaded")
         # A lease that takes its memory: a validation now waits for its models.
         st, lease = self.http.post("/v1/leases", {"holder": "h", "bytes": 19 * GiB,
                                                   "ttl_s": 60, "wait_s": 20})

@@ -166,6 +166,8 @@ class PythonResident(ResidentEnv):
         demo = self.start([sys.executable, DEMO, "--coordinator", self.url, "--bytes", "4.7Gi",
                            "--name", "pyres"], "pyres", ready="ready", env=env)
         pid, app = int(demo.field("pid")), "http://127.0.0.1:%s" % demo.field("port")
+        # Registered before it loads: loaded once the coordinator has verified it.
+        wait_until(lambda: self.resident("pyres")["state"] == "loaded", 10, what="first load")
         view = self.resident("pyres")
         self.assertEqual((view["pid"], view["bytes"], view["state"]), (pid, VAL_BYTES, "loaded"))
         self.assertEqual(self.proc_usage(pid), CTX + VAL_BYTES)
@@ -181,7 +183,7 @@ class PythonResident(ResidentEnv):
         client.unload("pyres")
         self.assertEqual(self.proc_usage(pid), CTX)
         self.assertEqual(self.get(app + "/infer"), {"ok": True, "demanded": True})
-        self.assertEqual(self.resident("pyres")["state"], "loaded")
+        wait_until(lambda: self.resident("pyres")["state"] == "loaded", 10, what="demanded back")
         self.assertEqual(self.proc_usage(pid), CTX + VAL_BYTES)
         self.assertEqual(demo.stop(), 0)
         self.assertEqual(self.http.get("/v1/residents/pyres")[0], 404)  # unregistered

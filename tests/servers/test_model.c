@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "servers/common/bf16.h"
 #include "servers/common/model.h"
 
 #define MiB (1ULL << 20)
@@ -186,4 +187,75 @@ TEST(checksum_sees_order_and_content)
     memcpy(b, a + 8, 8); /* two words swapped */
     memcpy(b + 8, a, 8);
     ASSERT(gc_checksum(a, 64, 0) != gc_checksum(b, 64, 0));
+}
+
+TEST(bf16_conversion_rounds_to_nearest_even)
+{
+    ASSERT_EQ_INT(gc_bf16_from_f32(1.0f), 0x3f80);
+    ASSERT(gc_f32_from_bf16(gc_bf16_from_f32(1.0f)) == 1.0f);
+    /* 1 + 2^-8 is halfway between two bfloat16 values: ties go to even (1.0). */
+    ASSERT_EQ_INT(gc_bf16_from_f32(1.0f + 1.0f / 256), 0x3f80);
+    /* 1 + 3 * 2^-8: halfway, rounds up to the even 1 + 2^-6. */
+    ASSERT_EQ_INT(gc_bf16_from_f32(1.0f + 3.0f / 256), 0x3f82);
+    ASSERT(gc_f32_from_bf16(gc_bf16_from_f32(-2.5f)) == -2.5f);
+    float nan = gc_f32_from_bf16(gc_bf16_from_f32(__builtin_nanf("")));
+    ASSERT(nan != nan);
+}
+
+TEST(backed_reduce_halves_the_device_memory_and_reload_restores_full_precision)
+{
+    struct gc_model_store s;
+    struct gc_model *m;
+    char err[256];
+
+    sim("256Mi", true);
+    open_store(&s, 1 * MiB);
+    uint64_t free0 = free_bytes(&s);
+    ASSERT_EQ_INT(gc_model_add(&s, "clip", 8 * MiB + 12346, 7, true, &m, err, sizeof(err)), 0);
+    ASSERT_EQ_INT(gc_model_load(&s, m, err, sizeof(err)), 0);
+    ASSERT_EQ_U64(gc_model_reduced_bytes(&s, m), 4 * MiB + 6174);
+
+    ASSERT_EQ_INT(gc_model_reduce(&s, m, err, sizeof(err)), 0);
+    ASSERT(m->reduced && m->on_gpu);
+    ASSERT_EQ_U64(free0 - free_bytes(&s), 4 * MiB + 6174);
+    /* The device holds the bfloat16 form of the weights: its checksum holds, and it is
+     * not the full-precision one. */
+    ASSERT(gc_model_verify(&s, m));
+    ASSERT(m->reduced_checksum != m->checksum);
+    /* Damage one reduced byte: verification sees it. */
+    uint8_t b = 0x5a;
+    ASSERT_EQ_INT(s.cuda.cuMemcpyHtoD(m->half_chunks[3] + 100, &b, 1), CUDA_SUCCESS);
+    ASSERT(!gc_model_verify(&s, m));
+
+    /* Back to full precision from the host copy, bit for bit. */
+    ASSERT_EQ_INT(gc_model_reload(&s, m, err, sizeof(err)), 0);
+    ASSERT(!m->reduced && m->on_gpu);
+    ASSERT_EQ_INT(m->last_origin, GC_ORIGIN_BACKUP);
+    ASSERT_EQ_U64(free0 - free_bytes(&s), 8 * MiB + 12346);
+    ASSERT(gc_model_verify(&s, m));
+
+    /* Reduced, then all the way off, then back: still from the host copy. */
+    ASSERT_EQ_INT(gc_model_reduce(&s, m, err, sizeof(err)), 0);
+    ASSERT_EQ_INT(gc_model_unload(&s, m, err, sizeof(err)), 0);
+    ASSERT_EQ_U64(free_bytes(&s), free0);
+    ASSERT_EQ_INT(gc_model_reload(&s, m, err, sizeof(err)), 0);
+    ASSERT_EQ_INT(m->last_origin, GC_ORIGIN_BACKUP);
+    ASSERT(gc_model_verify(&s, m));
+    close_store(&s);
+}
+
+TEST(reduce_needs_a_host_copy)
+{
+    struct gc_model_store s;
+    struct gc_model *m;
+    char err[256];
+
+    sim("256Mi", true);
+    open_store(&s, 1 * MiB);
+    ASSERT_EQ_INT(gc_model_add(&s, "nocopy", 2 * MiB, 1, false, &m, err, sizeof(err)), 0);
+    ASSERT_EQ_INT(gc_model_load(&s, m, err, sizeof(err)), 0);
+    ASSERT_EQ_INT(gc_model_reduce(&s, m, err, sizeof(err)), GC_EINVAL);
+    ASSERT(strstr(err, "host copy") != NULL);
+    ASSERT(m->on_gpu && !m->reduced);
+    close_store(&s);
 }

@@ -340,3 +340,38 @@ TEST_TIMEOUT(score_timing_16k, 60)
     gc_splats_free(s);
     gc_scorer_free(sc);
 }
+
+TEST_TIMEOUT(score_at_reduced_precision, 60)
+{
+    struct gc_scorer *sc = scorer();
+    static const char *const prompts[] = {"a red cube", "a blue sphere", "a gold ring",
+                                          "a brown chair", "a green tree"};
+    double worst = 0;
+    bool any_differs = false;
+
+    for (size_t i = 0; i < sizeof(prompts) / sizeof(prompts[0]); i++) {
+        const char *p = prompts[i];
+        struct gc_splats *s = generate(p, 300 + i, GC_GEN_POINTS_DEFAULT);
+        struct gc_score_result full, reduced;
+        ASSERT_EQ_INT(gc_score_at(sc, p, strlen(p), s, false, false, &full), 0);
+        ASSERT_EQ_INT(gc_score_at(sc, p, strlen(p), s, false, true, &reduced), 0);
+        check_range(&reduced);
+        /* Only the shape comparison is reduced: the render measures are the same. */
+        ASSERT(reduced.iqa == full.iqa && reduced.ssim == full.ssim && reduced.lpips == full.lpips);
+        ASSERT_EQ_INT(reduced.shape_guess, full.shape_guess);
+        ASSERT(reduced.score >= GC_SCORE_GOOD);
+        worst = fmax(worst, fabs(reduced.score - full.score));
+        any_differs = any_differs || reduced.shape_match != full.shape_match;
+        gc_splats_free(s);
+    }
+    printf("  reduced precision: largest score difference %.5f\n", worst);
+    ASSERT(worst < 0.01);
+    ASSERT(any_differs); /* it really computes with rounded descriptors */
+    /* gc_score is full precision. */
+    struct gc_splats *s = generate("a red cube", 301, GC_GEN_POINTS_DEFAULT);
+    struct gc_score_result a = score(sc, "a red cube", s), b;
+    ASSERT_EQ_INT(gc_score_at(sc, "a red cube", 10, s, false, false, &b), 0);
+    ASSERT(a.score == b.score && a.shape_match == b.shape_match);
+    gc_splats_free(s);
+    gc_scorer_free(sc);
+}

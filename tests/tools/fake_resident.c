@@ -8,6 +8,11 @@
  *                 [--reload-mode ok|hang|error|crash|die] [--reload-failures N]
  *                 [--free-delay-ms MS] [--cleanup-frees]
  *                 [--unload-delay-ms MS] [--reload-delay-ms MS]
+ *                 [--levels NAME:SIZE,NAME:SIZE,...]
+ *
+ * With --levels (fullest first; the first's size is --bytes) it registers them and
+ * POST /unload_models/?level=NAME frees down to that level's size; /health/ names
+ * the level it is at.
  *
  * Reload mode die answers success, then exits without loading.
  *
@@ -31,6 +36,7 @@
 #include "gpu/gpu.h"
 
 #define CHUNKS_MAX 4096
+#define LEVELS_MAX 8
 
 enum mode { MODE_OK, MODE_HANG, MODE_ERROR, MODE_LIE, MODE_SLOW, MODE_CRASH, MODE_DIE };
 
@@ -39,7 +45,12 @@ static struct {
     CUcontext ctx;
     uint64_t bytes, chunk;
     CUdeviceptr ptrs[CHUNKS_MAX];
+    size_t sizes[CHUNKS_MAX];
     unsigned nptrs;
+    uint64_t held; /* bytes allocated now */
+    unsigned nlevels, level;
+    char level_names[LEVELS_MAX][33];
+    uint64_t level_bytes[LEVELS_MAX];
     bool loaded;
     enum mode unload_mode, reload_mode;
     unsigned reload_failures; /* fail this many reloads first */
@@ -70,29 +81,60 @@ static int parse_mode(const char *s, enum mode *ret)
     return -1;
 }
 
+/* Allocates what is missing of its full size. */
 static int load_all(void)
 {
-    uint64_t left = fr.bytes;
+    uint64_t left = fr.bytes - fr.held;
 
     fr.cuda.cuCtxSetCurrent(fr.ctx);
     while (left > 0 && fr.nptrs < CHUNKS_MAX) {
         size_t n = left < fr.chunk ? (size_t)left : (size_t)fr.chunk;
         if (fr.cuda.cuMemAlloc(&fr.ptrs[fr.nptrs], n) != CUDA_SUCCESS)
             return -1;
-        fr.nptrs++;
+        fr.sizes[fr.nptrs++] = n;
+        fr.held += n;
         left -= n;
     }
     fr.loaded = true;
+    fr.level = 0;
     return 0;
+}
+
+/* Frees chunks, last first, until it holds at most keep bytes. */
+static void free_down_to(uint64_t keep)
+{
+    fr.cuda.cuCtxSetCurrent(fr.ctx);
+    while (fr.nptrs > 0 && fr.held > keep) {
+        fr.nptrs--;
+        fr.cuda.cuMemFree(fr.ptrs[fr.nptrs]);
+        fr.held -= fr.sizes[fr.nptrs];
+    }
 }
 
 static void free_all(void)
 {
-    fr.cuda.cuCtxSetCurrent(fr.ctx);
-    for (unsigned i = 0; i < fr.nptrs; i++)
-        fr.cuda.cuMemFree(fr.ptrs[i]);
-    fr.nptrs = 0;
+    free_down_to(0);
     fr.loaded = false;
+    fr.level = fr.nlevels > 0 ? fr.nlevels - 1 : 0;
+}
+
+/* Parses NAME:SIZE,NAME:SIZE,...; -1 when malformed. */
+static int levels_parse(const char *spec)
+{
+    char buf[512], *save = NULL;
+
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        if (colon == NULL || fr.nlevels >= LEVELS_MAX)
+            return -1;
+        *colon = '\0';
+        snprintf(fr.level_names[fr.nlevels], sizeof(fr.level_names[0]), "%s", tok);
+        if (gc_size_parse(colon + 1, &fr.level_bytes[fr.nlevels]) < 0)
+            return -1;
+        fr.nlevels++;
+    }
+    return fr.nlevels >= 2 ? 0 : -1;
 }
 
 static void answer(struct gc_http_resp *resp, int status, json_t *obj)
@@ -108,7 +150,10 @@ static void handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
     gc_http_path_normalize(req->path, path, sizeof(path));
     pthread_mutex_lock(&fr.lock);
     if (strcmp(path, "/health") == 0) {
-        answer(resp, 200, json_pack("{s:s, s:b}", "status", "healthy", "models_loaded", fr.loaded));
+        json_t *h = json_pack("{s:s, s:b}", "status", "healthy", "models_loaded", fr.loaded);
+        if (fr.nlevels > 0)
+            json_object_set_new(h, "level", json_string(fr.level_names[fr.level]));
+        answer(resp, 200, h);
     } else if (strcmp(path, "/stats") == 0) {
         answer(resp, 200,
                json_pack("{s:i, s:i, s:i, s:b}", "unloads", fr.unloads, "reloads", fr.reloads,
@@ -146,9 +191,29 @@ static void handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
             free_all();
             break;
         }
-        default:
-            free_all();
-            answer(resp, 200, json_pack("{s:s, s:b}", "status", "success", "models_unloaded", 1));
+        default: {
+            const char *level = gc_http_req_arg(req, "level");
+            unsigned to = fr.nlevels;
+            for (unsigned i = 0; level != NULL && i < fr.nlevels; i++) {
+                if (strcmp(level, fr.level_names[i]) == 0)
+                    to = i;
+            }
+            if (level != NULL && to == fr.nlevels) {
+                answer(resp, 400,
+                       json_pack("{s:s, s:s, s:b}", "status", "error", "error", "unknown level",
+                                 "models_unloaded", 0));
+            } else if (level != NULL && to + 1 < fr.nlevels) {
+                free_down_to(fr.level_bytes[to]);
+                fr.level = to;
+                answer(resp, 200,
+                       json_pack("{s:s, s:b, s:s}", "status", "success", "models_unloaded", 0,
+                                 "level", fr.level_names[to]));
+            } else {
+                free_all();
+                answer(resp, 200,
+                       json_pack("{s:s, s:b}", "status", "success", "models_unloaded", 1));
+            }
+        }
         }
     } else if (strcmp(path, "/reload_models") == 0) {
         fr.reloads++;
@@ -178,7 +243,7 @@ static void handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
             answer(resp, 500,
                    json_pack("{s:s, s:s, s:b}", "status", "error", "error",
                              "simulated reload failure", "models_reloaded", 0));
-        } else if (fr.nptrs > 0 || load_all() == 0) {
+        } else if ((fr.nptrs > 0 && fr.nlevels == 0) || load_all() == 0) {
             fr.loaded = true;
             answer(resp, 200,
                    json_pack("{s:s, s:b, s:b}", "status", "success", "models_reloaded", 1,
@@ -214,6 +279,14 @@ static int register_with(const char *url, const char *name, int port, int priori
     char self[64], *text;
     int rc;
 
+    if (fr.nlevels > 0) {
+        json_t *levels = json_array();
+        for (unsigned i = 0; i < fr.nlevels; i++)
+            json_array_append_new(levels,
+                                  json_pack("{s:s, s:I}", "name", fr.level_names[i], "bytes",
+                                            (json_int_t)(i == 0 ? fr.bytes : fr.level_bytes[i])));
+        json_object_set_new(body, "levels", levels);
+    }
     snprintf(self, sizeof(self), "http://127.0.0.1:%d", port);
     json_object_set_new(body, "url", json_string(self));
     text = json_dumps(body, JSON_COMPACT);
@@ -253,6 +326,7 @@ int main(int argc, char **argv)
         {"cleanup-frees", no_argument, NULL, 'C'},
         {"unload-delay-ms", required_argument, NULL, 'x'},
         {"reload-delay-ms", required_argument, NULL, 'y'},
+        {"levels", required_argument, NULL, 'l'},
         {NULL, 0, NULL, 0},
     };
     struct gc_http_server_config hc = {.host = "127.0.0.1", .body_max = 1 << 20, .conn_limit = 64};
@@ -321,6 +395,10 @@ int main(int argc, char **argv)
             break;
         case 'y':
             fr.reload_delay_ms = atoi(optarg);
+            break;
+        case 'l':
+            if (levels_parse(optarg) < 0)
+                return 64;
             break;
         default:
             return 64;

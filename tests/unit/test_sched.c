@@ -1086,6 +1086,173 @@ TEST(room_why_names_the_leases_holding_the_room)
     free(l);
 }
 
+/* Gives r levels: n (name, bytes) pairs, fullest first; bytes becomes the first's. */
+static void set_levels(struct gc_resident *r, int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        snprintf(r->levels[i].name, sizeof(r->levels[i].name), "%s", va_arg(ap, const char *));
+        r->levels[i].bytes = va_arg(ap, uint64_t);
+    }
+    va_end(ap);
+    r->nlevels = (unsigned)n;
+    r->bytes = r->levels[0].bytes;
+}
+
+TEST(levels_a_small_shortfall_costs_one_level)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_evict_step steps[GC_EVICT_MAX];
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    set_levels(val, 3, "full", VAL_BYTES, "reduced", VAL_BYTES / 2, "off", 0ULL);
+    snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES);
+    struct gc_lease *lease = add_lease(l, "x", 0, 0, 1, 100, 0);
+
+    /* 0.3Gi short: one step down, not a whole unload. */
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 3 * GiB / 10, steps), 1);
+    ASSERT(steps[0].r == val);
+    ASSERT_STREQ(gc_resident_level_name(val, steps[0].level), "reduced");
+    ASSERT_EQ_U64(steps[0].freed, VAL_BYTES - VAL_BYTES / 2);
+    /* More than the reduced level frees: all the way. */
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 3 * GiB, steps), 1);
+    ASSERT_STREQ(gc_resident_level_name(val, steps[0].level), "off");
+    ASSERT_EQ_U64(steps[0].freed, VAL_BYTES);
+    /* More than it holds: nothing suffices. */
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 5 * GiB, steps), 0);
+    free(l);
+}
+
+TEST(levels_of_several_residents_take_the_least)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_evict_step steps[GC_EVICT_MAX];
+    struct gc_resident *a = add_resident(l, "a", 101, 0, 0, 10);
+    struct gc_resident *b = add_resident(l, "b", 102, 0, 0, 10);
+    set_levels(a, 3, "a6", 6 * GiB, "a4", 4 * GiB, "a0", 0ULL);
+    set_levels(b, 3, "b5", 5 * GiB, "b1", 1 * GiB, "b0", 0ULL);
+    snap(l, 0, 0, 2, 101u, 6 * GiB, 102u, 5 * GiB);
+    struct gc_lease *lease = add_lease(l, "x", 0, 0, 1, 100, 0);
+
+    /* 2Gi: a one step (2Gi) beats b one step (4Gi). */
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 2 * GiB, steps), 1);
+    ASSERT(steps[0].r == a);
+    ASSERT_STREQ(gc_resident_level_name(a, steps[0].level), "a4");
+    /* 3Gi: b one step (4Gi) is the least; a all the way would take 6Gi. */
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 3 * GiB, steps), 1);
+    ASSERT(steps[0].r == b);
+    ASSERT_STREQ(gc_resident_level_name(b, steps[0].level), "b1");
+    /* 5.5Gi: a one step + b one step = 6Gi ties a all the way (6Gi); b all the way is
+     * too little (5Gi); a step + b off = 7Gi. The tie goes to the lower recency sum:
+     * the single resident (a alone). */
+    a->last_used_ms = 10;
+    b->last_used_ms = 20;
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 11 * GiB / 2, steps), 1);
+    ASSERT(steps[0].r == a);
+    ASSERT_STREQ(gc_resident_level_name(a, steps[0].level), "a0");
+    /* 10Gi: both, a all the way (6) and b one step (4), not both all the way (11). */
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 10 * GiB, steps), 2);
+    ASSERT_EQ_U64(steps[0].freed + steps[1].freed, 10 * GiB);
+    free(l);
+}
+
+TEST(levels_ties_go_to_lower_priority_then_lru)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_evict_step steps[GC_EVICT_MAX];
+    struct gc_resident *a = add_resident(l, "a", 101, 0, 0, 20);
+    struct gc_resident *b = add_resident(l, "b", 102, 0, 0, 10);
+    set_levels(a, 3, "full", 4 * GiB, "half", 2 * GiB, "off", 0ULL);
+    set_levels(b, 3, "full", 4 * GiB, "half", 2 * GiB, "off", 0ULL);
+    snap(l, 0, 0, 2, 101u, 4 * GiB, 102u, 4 * GiB);
+    struct gc_lease *lease = add_lease(l, "x", 0, 0, 1, 100, 0);
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, GiB, steps), 1);
+    ASSERT(steps[0].r == b);
+    ASSERT_STREQ(gc_resident_level_name(b, steps[0].level), "half");
+    b->priority = 20;
+    a->last_used_ms = 500;
+    b->last_used_ms = 900;
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, GiB, steps), 1);
+    ASSERT(steps[0].r == a);
+    free(l);
+}
+
+TEST(levels_a_level_that_frees_too_little_is_skipped)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_evict_step steps[GC_EVICT_MAX];
+    struct gc_resident *r = add_resident(l, "r", 101, 0, 0, 10);
+    set_levels(r, 4, "full", 8 * GiB, "most", 7 * GiB, "some", 3 * GiB, "off", 0ULL);
+    snap(l, 0, 0, 1, 101u, CTX + 8 * GiB);
+    struct gc_lease *lease = add_lease(l, "x", 0, 0, 1, 100, 0);
+    /* 2Gi: "most" frees 1Gi, too little; straight to "some" (5Gi), not "off". */
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 2 * GiB, steps), 1);
+    ASSERT_STREQ(gc_resident_level_name(r, steps[0].level), "some");
+    ASSERT_EQ_U64(steps[0].freed, 5 * GiB);
+    free(l);
+}
+
+TEST(levels_a_resident_part_way_down_goes_further)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_evict_step steps[GC_EVICT_MAX];
+    struct gc_account acct;
+    struct gc_resident *r = add_resident(l, "r", 101, 0, 0, 10);
+    set_levels(r, 3, "full", 8 * GiB, "half", 4 * GiB, "off", 0ULL);
+    r->state = GC_RES_UNLOADED;
+    r->level = 1;
+    r->floor_bytes = CTX;
+    snap(l, 0, 0, 1, 101u, CTX + 4 * GiB);
+    /* At "half" it counts its floor and that level, and is missing the rest. */
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX + 4 * GiB);
+    ASSERT_EQ_U64(gc_resident_missing_bytes(r), 4 * GiB);
+    struct gc_lease *lease = add_lease(l, "x", 0, 0, 1, 100, 0);
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, GiB, steps), 1);
+    ASSERT_STREQ(gc_resident_level_name(r, steps[0].level), "off");
+    ASSERT_EQ_U64(steps[0].freed, 4 * GiB);
+    /* At the last level there is nothing further. */
+    r->level = 2;
+    ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, GiB, steps), 0);
+    free(l);
+}
+
+TEST(levels_founding_generation_costs_one_step_and_restores)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_actions a;
+    char id[GC_LEASE_ID_MAX];
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    set_levels(val, 3, "full", VAL_BYTES, "reduced", VAL_BYTES / 2, "off", 0ULL);
+    snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES);
+    struct gc_lease *gen = add_lease(l, "generation", 200, 0, GEN_BYTES, 100, 0);
+    snprintf(id, sizeof(id), "%s", gen->id);
+
+    gc_sched_step(l, 1, &a);
+    ASSERT(find_action(&a, GC_ACT_UNLOAD, "validation") != NULL);
+    ASSERT_EQ_INT(val->state, GC_RES_UNLOADING);
+    ASSERT_STREQ(gc_resident_level_name(val, val->target_level), "reduced");
+
+    /* The job verified it at "reduced": the generation fits beside it. */
+    val->level = val->target_level;
+    val->floor_bytes = CTX;
+    snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES / 2);
+    unload_done(l, val, id, 2);
+    gc_sched_step(l, 3, &a);
+    ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
+    ASSERT_EQ_INT(gc_resident_level(val), 1);
+    /* Released: restored to its first level. */
+    gc_ledger_lease_end(l, gc_ledger_lease_find(l, id), GC_LEASE_RELEASED, 0, NULL, 4);
+    gc_sched_step(l, 5, &a);
+    ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
+    ASSERT_EQ_INT(val->state, GC_RES_RELOADING);
+    /* While reloading it counts what it held plus what it brings back, not twice. */
+    struct gc_account acct;
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, CTX + VAL_BYTES);
+    free(l);
+}
+
 TEST(lease_ids_are_refused_when_exhausted_never_wrapped)
 {
     struct gc_ledger *l = new_ledger(1);
@@ -1269,4 +1436,23 @@ TEST(device_attribution_swap_cycle)
         ASSERT_EQ_INT(val->state, GC_RES_RELOADING);
         free(l);
     }
+}
+
+/* Unloaded to a level that keeps some bytes, a resident counts those in device
+ * attribution too: they are declared, not seen. */
+TEST(device_attribution_counts_the_level_a_resident_kept)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_account acct;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    set_levels(val, 3, "full", VAL_BYTES, "reduced", VAL_BYTES / 2, "off", 0ULL);
+    val->state = GC_RES_UNLOADED;
+    val->level = 1;
+    snap_ns(l, 0, NS_FOREIGN, 0, 1, 100u, CTX + VAL_BYTES / 2);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_DEVICE);
+    ASSERT_EQ_U64(gc_ledger_resident_counted(l, val), VAL_BYTES / 2);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, VAL_BYTES / 2);
+    ASSERT_EQ_U64(acct.unattributed, CTX);
+    free(l);
 }

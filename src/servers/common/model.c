@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "servers/common/bf16.h"
 #include "servers/common/rng.h"
 
 /* Each chunk starts with this many pseudo-random bytes; the rest is one byte value
@@ -207,6 +208,7 @@ void gc_model_store_close(struct gc_model_store *s)
         if (m->backup != NULL)
             s->cuda.cuMemFreeHost(m->backup);
         free(m->chunks);
+        free(m->half_chunks);
     }
     gc_model_store_cleanup(s);
     if (s->staging != NULL)
@@ -236,8 +238,12 @@ int gc_model_add(struct gc_model_store *s, const char *name, uint64_t bytes, uin
     m->seed = seed ^ gc_hash64(name, strlen(name));
     m->nchunks = (unsigned)((bytes + s->chunk_bytes - 1) / s->chunk_bytes);
     m->chunks = calloc(m->nchunks, sizeof(*m->chunks));
-    if (m->chunks == NULL)
+    m->half_chunks = calloc(m->nchunks, sizeof(*m->half_chunks));
+    if (m->chunks == NULL || m->half_chunks == NULL) {
+        free(m->chunks);
+        free(m->half_chunks);
         return GC_ENOMEM;
+    }
     m->keep_backup = keep_backup;
     if (keep_backup) {
         /* Pinned memory is slow to allocate: once, here, never on the unload path. */
@@ -245,6 +251,7 @@ int gc_model_add(struct gc_model_store *s, const char *name, uint64_t bytes, uin
         rc = s->cuda.cuMemHostAlloc((void **)&m->backup, bytes, 0);
         if (rc != CUDA_SUCCESS) {
             free(m->chunks);
+            free(m->half_chunks);
             return cuda_err(s, rc, "cannot allocate pinned host memory", errbuf, errbuf_len);
         }
     }
@@ -311,51 +318,203 @@ int gc_model_load(struct gc_model_store *s, struct gc_model *m, char *errbuf, si
 
 void gc_model_drop(struct gc_model_store *s, struct gc_model *m)
 {
-    if (!m->on_gpu && (m->nchunks == 0 || m->chunks[0] == 0))
+    if (!m->on_gpu && (m->nchunks == 0 || (m->chunks[0] == 0 && m->half_chunks[0] == 0)))
         return;
     gc_model_store_bind(s);
     for (unsigned i = 0; i < m->nchunks; i++) {
         if (m->chunks[i] != 0)
             s->cuda.cuMemFree(m->chunks[i]);
+        if (m->half_chunks[i] != 0)
+            s->cuda.cuMemFree(m->half_chunks[i]);
         m->chunks[i] = 0;
+        m->half_chunks[i] = 0;
     }
     m->on_gpu = false;
+    m->reduced = false;
 }
 
-int gc_model_unload(struct gc_model_store *s, struct gc_model *m, char *errbuf, size_t errbuf_len)
+/* Copies the weights on the device to the host copy and checksums it (the device
+ * keeps them). */
+static int model_copy_to_host(struct gc_model_store *s, struct gc_model *m, char *errbuf,
+                              size_t errbuf_len)
 {
     uint64_t off = 0, sum = 0;
     CUresult rc = CUDA_SUCCESS;
 
-    if (!m->on_gpu)
-        return 0;
     gc_model_store_bind(s);
-    if (m->keep_backup) {
-        m->backup_valid = false;
-        /* Chunked copies on the stream: queue them all, then wait once. */
-        for (unsigned i = 0; i < m->nchunks && rc == CUDA_SUCCESS; i++) {
+    m->backup_valid = false;
+    /* Chunked copies on the stream: queue them all, then wait once. */
+    for (unsigned i = 0; i < m->nchunks && rc == CUDA_SUCCESS; i++) {
+        uint64_t len = chunk_len(s, m, i);
+        rc = s->cuda.cuMemcpyDtoHAsync(m->backup + off, m->chunks[i], (size_t)len, s->stream);
+        off += len;
+    }
+    if (rc == CUDA_SUCCESS)
+        rc = s->cuda.cuStreamSynchronize(s->stream);
+    if (rc != CUDA_SUCCESS)
+        return cuda_err(s, rc, "cannot copy weights to the host", errbuf, errbuf_len);
+    if (s->retains_data) {
+        off = 0;
+        for (unsigned i = 0; i < m->nchunks; i++) {
             uint64_t len = chunk_len(s, m, i);
-            rc = s->cuda.cuMemcpyDtoHAsync(m->backup + off, m->chunks[i], (size_t)len, s->stream);
+            sum += chunk_digest(m->backup + off, len, i);
             off += len;
         }
-        if (rc == CUDA_SUCCESS)
-            rc = s->cuda.cuStreamSynchronize(s->stream);
-        if (rc != CUDA_SUCCESS)
-            return cuda_err(s, rc, "cannot copy weights to the host", errbuf, errbuf_len);
-        if (s->retains_data) {
-            off = 0;
-            for (unsigned i = 0; i < m->nchunks; i++) {
-                uint64_t len = chunk_len(s, m, i);
-                sum += chunk_digest(m->backup + off, len, i);
-                off += len;
-            }
-            m->backup_checksum = sum;
-        } else {
-            m->backup_checksum = m->checksum; /* nothing to read back on this device */
-        }
-        m->backup_valid = true;
+        m->backup_checksum = sum;
+    } else {
+        m->backup_checksum = m->checksum; /* nothing to read back on this device */
+    }
+    m->backup_valid = true;
+    return 0;
+}
+
+int gc_model_unload(struct gc_model_store *s, struct gc_model *m, char *errbuf, size_t errbuf_len)
+{
+    int err;
+
+    if (!m->on_gpu)
+        return 0;
+    if (m->reduced) {
+        gc_model_drop(s, m); /* the full-precision host copy was taken when it was reduced */
+        return 0;
+    }
+    if (m->keep_backup) {
+        err = model_copy_to_host(s, m, errbuf, errbuf_len);
+        if (err < 0)
+            return err;
     }
     gc_model_drop(s, m);
+    return 0;
+}
+
+/* ---- reduced precision: float32 weights held as bfloat16 ---- */
+
+/* Bytes of a chunk of len bytes of float32 (a last partial word zero-padded) in bfloat16. */
+static uint64_t half_len(uint64_t len)
+{
+    return (len + 3) / 4 * 2;
+}
+
+uint64_t gc_model_reduced_bytes(const struct gc_model_store *s, const struct gc_model *m)
+{
+    uint64_t sum = 0;
+
+    for (unsigned i = 0; i < m->nchunks; i++)
+        sum += half_len(chunk_len(s, m, i));
+    return sum;
+}
+
+/* Converts len bytes of float32 at in to bfloat16 at out (half_len(len) bytes). */
+static void convert_chunk(const uint8_t *in, uint64_t len, uint8_t *out)
+{
+    for (uint64_t k = 0, o = 0; k < len; k += 4, o += 2) {
+        float f = 0;
+        uint16_t h;
+        memcpy(&f, in + k, len - k < 4 ? (size_t)(len - k) : 4);
+        h = gc_bf16_from_f32(f);
+        memcpy(out + o, &h, 2);
+    }
+}
+
+int gc_model_reduce(struct gc_model_store *s, struct gc_model *m, char *errbuf, size_t errbuf_len)
+{
+    uint64_t off = 0, sum = 0;
+    CUresult rc = CUDA_SUCCESS;
+    int err;
+
+    if (m->reduced)
+        return 0;
+    if (!m->on_gpu || !m->keep_backup) {
+        snprintf(errbuf, errbuf_len, "model '%s' %s", m->name,
+                 m->on_gpu ? "keeps no host copy to reduce from" : "is not on the GPU");
+        return GC_EINVAL;
+    }
+    /* The full-precision host copy first: reduced weights are made from it, and a
+     * reload restores full precision from it. */
+    err = model_copy_to_host(s, m, errbuf, errbuf_len);
+    if (err < 0)
+        return err;
+    for (unsigned i = 0; i < m->nchunks; i++) {
+        uint64_t len = chunk_len(s, m, i), hlen = half_len(len);
+        /* On a device that keeps no bytes there is nothing to convert: the copies
+         * still go (they cost what they cost), the arithmetic is skipped. */
+        if (s->retains_data) {
+            convert_chunk(m->backup + off, len, s->staging);
+            sum += chunk_digest(s->staging, hlen, i);
+        }
+        CUdeviceptr half = 0;
+        rc = s->cuda.cuMemAlloc(&half, (size_t)hlen);
+        if (rc == CUDA_SUCCESS) {
+            m->half_chunks[i] = half;
+            rc = s->cuda.cuMemcpyHtoDAsync(half, s->staging, (size_t)hlen, s->stream);
+        }
+        if (rc == CUDA_SUCCESS)
+            rc = s->cuda.cuStreamSynchronize(s->stream); /* staging is reused next chunk */
+        if (rc != CUDA_SUCCESS) {
+            s->cuda.cuStreamSynchronize(s->stream);
+            gc_model_drop(s, m);
+            return cuda_err(s, rc, "cannot put reduced weights on the device", errbuf, errbuf_len);
+        }
+        s->cuda.cuMemFree(m->chunks[i]);
+        m->chunks[i] = 0;
+        off += len;
+    }
+    m->reduced = true;
+    m->reduced_checksum = s->retains_data ? sum : m->checksum;
+    if (!gc_model_verify(s, m)) {
+        gc_model_drop(s, m);
+        snprintf(errbuf, errbuf_len, "model '%s': reduced weights fail their checksum", m->name);
+        return GC_EIO;
+    }
+    return 0;
+}
+
+/* Reduced -> full, chunk by chunk from the verified host copy, so that the device
+ * never holds much more than the full model. */
+static int reload_from_reduced(struct gc_model_store *s, struct gc_model *m, char *errbuf,
+                               size_t errbuf_len)
+{
+    uint64_t off = 0, sum = 0;
+    CUresult rc = CUDA_SUCCESS;
+    bool from_backup = m->backup_valid && m->backup_checksum == m->checksum;
+
+    gc_model_store_bind(s);
+    for (unsigned i = 0; i < m->nchunks && rc == CUDA_SUCCESS; i++) {
+        uint64_t len = chunk_len(s, m, i);
+        CUdeviceptr full = 0;
+        rc = s->cuda.cuMemAlloc(&full, (size_t)len);
+        if (rc != CUDA_SUCCESS)
+            break;
+        m->chunks[i] = full;
+        if (from_backup) {
+            rc = s->cuda.cuMemcpyHtoDAsync(m->chunks[i], m->backup + off, (size_t)len, s->stream);
+            if (s->retains_data)
+                sum += chunk_digest(m->backup + off, len, i);
+        }
+        /* The copy reads the host copy, not the reduced chunk: it may go now. */
+        s->cuda.cuMemFree(m->half_chunks[i]);
+        m->half_chunks[i] = 0;
+        off += len;
+    }
+    if (rc == CUDA_SUCCESS)
+        rc = s->cuda.cuStreamSynchronize(s->stream);
+    if (rc != CUDA_SUCCESS) {
+        s->cuda.cuStreamSynchronize(s->stream); /* nothing in flight into what is freed */
+        gc_model_drop(s, m);
+        return cuda_err(s, rc, "cannot restore full-precision weights", errbuf, errbuf_len);
+    }
+    m->reduced = false;
+    if (s->retains_data && from_backup && sum != m->checksum)
+        from_backup = false; /* the host copy was damaged: start over from the source */
+    if (!from_backup) {
+        int err = init_chunks(s, m, errbuf, errbuf_len);
+        if (err < 0) {
+            gc_model_drop(s, m);
+            return err;
+        }
+    }
+    m->on_gpu = true;
+    m->last_origin = from_backup ? GC_ORIGIN_BACKUP : GC_ORIGIN_FALLBACK_REINIT;
     return 0;
 }
 
@@ -366,6 +525,8 @@ int gc_model_reload(struct gc_model_store *s, struct gc_model *m, char *errbuf, 
     CUresult rc = CUDA_SUCCESS;
     int err;
 
+    if (m->reduced)
+        return reload_from_reduced(s, m, errbuf, errbuf_len);
     if (m->on_gpu)
         return 0;
     gc_model_store_bind(s);
@@ -415,6 +576,15 @@ bool gc_model_verify(struct gc_model_store *s, struct gc_model *m)
     if (!s->retains_data)
         return true;
     gc_model_store_bind(s);
+    if (m->reduced) {
+        for (unsigned i = 0; i < m->nchunks; i++) {
+            uint64_t len = half_len(chunk_len(s, m, i));
+            if (s->cuda.cuMemcpyDtoH(s->staging, m->half_chunks[i], (size_t)len) != CUDA_SUCCESS)
+                return false;
+            sum += chunk_digest(s->staging, len, i);
+        }
+        return sum == m->reduced_checksum;
+    }
     for (unsigned i = 0; i < m->nchunks; i++) {
         uint64_t len = chunk_len(s, m, i);
         if (s->cuda.cuMemcpyDtoH(s->staging, m->chunks[i], (size_t)len) != CUDA_SUCCESS)

@@ -47,6 +47,11 @@ struct gc_model {
     uint64_t checksum;        /* of the weights as initialised */
     uint64_t backup_checksum; /* of the host copy as it was taken */
     enum gc_model_origin last_origin;
+    /* Reduced precision: the device holds bfloat16 weights (half chunks) made from the
+     * full-precision host copy, which stays valid. */
+    bool reduced;
+    CUdeviceptr *half_chunks;
+    uint64_t reduced_checksum; /* of the reduced weights as converted */
 };
 
 struct gc_model_store {
@@ -94,13 +99,28 @@ int gc_model_load(struct gc_model_store *store, struct gc_model *m, char *errbuf
 /* Copies the weights to the host copy (if kept) and frees the device memory. */
 int gc_model_unload(struct gc_model_store *store, struct gc_model *m, char *errbuf,
                     size_t errbuf_len);
-/* Back on the device: from the verified host copy, else re-initialised. */
+/* Back on the device at full precision: from the verified host copy, else
+ * re-initialised. A reduced model is restored chunk by chunk (its reduced chunks are
+ * freed as the full ones arrive); on error it is left unloaded. */
 int gc_model_reload(struct gc_model_store *store, struct gc_model *m, char *errbuf,
                     size_t errbuf_len);
+/*
+ * gc_model_reduce: from full precision on the device to reduced: copies the weights
+ * to the host copy (kept at full precision, checksummed), then chunk by chunk
+ * converts them from float32 to bfloat16 through the pinned staging buffer, puts
+ * the half-size chunk on the device, verifies it by checksum and frees the full
+ * one. Needs keep_backup. On error the model is left unloaded (host copy valid
+ * when it was taken) and GC_E* is returned. A reduced model is a no-op.
+ */
+int gc_model_reduce(struct gc_model_store *store, struct gc_model *m, char *errbuf,
+                    size_t errbuf_len);
+/* Bytes m holds on the device at reduced precision. */
+uint64_t gc_model_reduced_bytes(const struct gc_model_store *store, const struct gc_model *m);
+
 /* Frees the device memory without keeping a copy. */
 void gc_model_drop(struct gc_model_store *store, struct gc_model *m);
-/* Reads the weights back from the device and checks them (false if they differ,
- * or true when the device retains no data). */
+/* Reads the weights back from the device and checks them against the full or the
+ * reduced checksum (false if they differ, or true when the device retains no data). */
 bool gc_model_verify(struct gc_model_store *store, struct gc_model *m);
 
 /* Scratch (activation) memory with a reuse cache. */

@@ -39,7 +39,8 @@ static void handle_health(struct validation_server *vs, struct gc_http_resp *res
     /* Never waits on the models lock: health answers while an unload runs. */
     loaded = __atomic_load_n(&vs->loaded, __ATOMIC_ACQUIRE);
     gc_http_resp_json(resp, 200,
-                      json_pack("{s:s, s:b}", "status", "healthy", "models_loaded", loaded));
+                      json_pack("{s:s, s:b, s:s}", "status", "healthy", "models_loaded", loaded,
+                                "level", validation_level_name(validation_level_now(vs))));
 }
 
 static void handle_gpu_status(struct validation_server *vs, struct gc_http_resp *resp)
@@ -63,20 +64,64 @@ static void memory_free_used(struct validation_server *vs, uint64_t *free_b, uin
     *total_b = mem.total_bytes;
 }
 
-static void handle_unload(struct validation_server *vs, struct gc_http_resp *resp)
+/* The level ?level=NAME names: 0 and *ret set, or an error answered in resp. */
+static int unload_target(struct validation_server *vs, const struct gc_http_req *req,
+                         enum validation_level *ret, struct gc_http_resp *resp)
+{
+    const char *name = gc_http_req_arg(req, "level");
+    enum validation_level now = validation_level_now(vs);
+
+    *ret = VALIDATION_OFF; /* no parameter: all the way, as the original */
+    if (name == NULL)
+        return 0;
+    if (strcmp(name, "off") == 0)
+        return 0;
+    if (strcmp(name, "reduced") == 0 && vs->levels) {
+        *ret = VALIDATION_REDUCED;
+    } else if (strcmp(name, "full") == 0) {
+        *ret = VALIDATION_FULL;
+    } else {
+        gc_http_resp_json(resp, 400,
+                          json_pack("{s:s, s:s, s:b}", "status", "error", "error",
+                                    vs->levels ? "unknown level: the levels are full, reduced, off"
+                                               : "unknown level: levels are off here "
+                                                 "(VALIDATION_LEVELS=0): full, off",
+                                    "models_unloaded", 0));
+        return GC_EINVAL;
+    }
+    if (*ret < now) {
+        gc_http_resp_json(
+            resp, 409,
+            json_pack("{s:s, s:s, s:b}", "status", "error", "error",
+                      "already below that level: /reload_models/ brings the models back",
+                      "models_unloaded", 0));
+        return GC_ECONFLICT;
+    }
+    return 0;
+}
+
+static void handle_unload(struct validation_server *vs, const struct gc_http_req *req,
+                          struct gc_http_resp *resp)
 {
     uint64_t free_before, free_after, total;
     int64_t t0 = gc_mono_ns();
+    enum validation_level target, now;
     char err[256];
     int rc = 0;
 
+    if (unload_target(vs, req, &target, resp) < 0)
+        return;
     pthread_rwlock_wrlock(&vs->models_lock); /* waits for validations in flight */
     memory_free_used(vs, &free_before, &total);
-    if (vs->loaded)
+    now = validation_level_now(vs);
+    if (target == VALIDATION_REDUCED && now == VALIDATION_FULL)
+        rc = validation_models_reduce(vs, err, sizeof(err));
+    else if (target == VALIDATION_OFF && now != VALIDATION_OFF)
         rc = validation_models_unload(vs, err, sizeof(err));
     memory_free_used(vs, &free_after, &total);
     if (rc == 0)
         vs->unloads++;
+    now = validation_level_now(vs);
     pthread_rwlock_unlock(&vs->models_lock);
     if (rc < 0) {
         gc_warn("unload failed: %s", err);
@@ -85,16 +130,20 @@ static void handle_unload(struct validation_server *vs, struct gc_http_resp *res
             json_pack("{s:s, s:s, s:b}", "status", "error", "error", err, "models_unloaded", 0));
         return;
     }
-    gc_info("models unloaded: %.3f GiB freed in %.3f s", gc_gib(free_after - free_before),
+    gc_info("models %s: %.3f GiB freed in %.3f s",
+            now == VALIDATION_REDUCED ? "at reduced precision" : "unloaded",
+            gc_gib(free_after > free_before ? free_after - free_before : 0),
             (double)(gc_mono_ns() - t0) / 1e9);
     gc_http_resp_json(resp, 200,
-                      json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:b}", "status", "success",
-                                "memory_before_gb", gc_gib(total - free_before), "memory_after_gb",
-                                gc_gib(total - free_after), "memory_freed_gb",
+                      json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:b, s:s}", "status",
+                                "success", "memory_before_gb", gc_gib(total - free_before),
+                                "memory_after_gb", gc_gib(total - free_after), "memory_freed_gb",
                                 gc_gib(free_after > free_before ? free_after - free_before : 0),
                                 "total_memory_gb", gc_gib(total), "free_memory_gb",
                                 gc_gib(free_after), "unload_time",
-                                round3((double)(gc_mono_ns() - t0) / 1e9), "models_unloaded", 1));
+                                round3((double)(gc_mono_ns() - t0) / 1e9),
+                                /* the step asked for is done; "level" says how far */
+                                "models_unloaded", 1, "level", validation_level_name(now)));
 }
 
 /* Longest a /reload_models/ sent straight to this server waits for the coordinator
@@ -121,7 +170,7 @@ static int reload_through_coordinator(struct validation_server *vs, enum gc_mode
         double left = (double)(deadline - gc_mono_ms()) / 1000.0;
         rc = validation_demand(vs, left > 0 ? left : 0, why, sizeof(why));
         pthread_rwlock_rdlock(&vs->models_lock);
-        if (vs->loaded) {
+        if (vs->loaded && !vs->reduced) {
             *origin = vs->last_origin;
             pthread_rwlock_unlock(&vs->models_lock);
             return 0;
@@ -155,7 +204,7 @@ static void handle_reload(struct validation_server *vs, struct gc_http_resp *res
     int rc = 0;
 
     /* Asked before the lock: the coordinator's own call must not wait behind it. */
-    if (!__atomic_load_n(&vs->loaded, __ATOMIC_ACQUIRE) && !validation_link_reload_allowed(vs))
+    if (validation_level_now(vs) != VALIDATION_FULL && !validation_link_reload_allowed(vs))
         direct = true;
     if (direct) {
         if (reload_through_coordinator(vs, &origin, resp) < 0)
@@ -164,7 +213,7 @@ static void handle_reload(struct validation_server *vs, struct gc_http_resp *res
         goto out_answer;
     }
     pthread_rwlock_wrlock(&vs->models_lock);
-    was_loaded = vs->loaded;
+    was_loaded = vs->loaded && !vs->reduced; /* at its first level already */
     if (!was_loaded)
         rc = validation_models_reload(vs, &origin, err, sizeof(err));
     if (rc == 0 && !was_loaded)
@@ -287,6 +336,7 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
     size_t ply_len = 0;
     char err[256];
     CUdeviceptr scratch = 0;
+    bool reduced;
     int rc;
 
     /* The upload is read where it lies in the request body: no copies of it. */
@@ -348,7 +398,9 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
                         (unsigned long long)vs->activation_bytes);
         goto out;
     }
-    rc = gc_score(vs->scorer, prompt, strlen(prompt), splats, preview, &result);
+    /* Read under models_lock: the precision cannot change while this validation runs. */
+    reduced = vs->reduced;
+    rc = gc_score_at(vs->scorer, prompt, strlen(prompt), splats, preview, reduced, &result);
     pthread_mutex_lock(&vs->store_lock);
     if (scratch != 0)
         gc_model_scratch_put(&vs->store, scratch, vs->activation_bytes);
@@ -363,6 +415,7 @@ static void handle_validate(struct validation_server *vs, const struct gc_http_r
     ans = json_pack("{s:f, s:f, s:f, s:f, s:f, s:n}", "score", round3(result.score), "iqa",
                     round3(result.iqa), "alignment_score", round3(result.alignment_score), "ssim",
                     round3(result.ssim), "lpips", round3(result.lpips), "preview");
+    json_object_set_new(ans, "precision", json_string(reduced ? "reduced" : "full"));
     if (result.reason[0] != '\0')
         json_object_set_new(ans, "reason", json_string(result.reason));
     if (preview && result.preview != NULL) {
@@ -406,7 +459,7 @@ void validation_handle(void *ctx, const struct gc_http_req *req, struct gc_http_
     } else if (strcmp(path, "/gpu_status") == 0 && get) {
         handle_gpu_status(vs, resp);
     } else if (strcmp(path, "/unload_models") == 0 && post) {
-        handle_unload(vs, resp);
+        handle_unload(vs, req, resp);
     } else if (strcmp(path, "/reload_models") == 0 && post) {
         handle_reload(vs, resp);
     } else if (strcmp(path, "/cleanup_gpu") == 0 && post) {

@@ -22,6 +22,7 @@ static const char usage_extra[] =
     "  VALIDATION_BODY_MAX          largest request body (default 64Mi)\n"
     "  VALIDATION_BODIES_MAX        request body bytes handled at once; past it, 503\n"
     "                               (default 128Mi: two of the largest)\n"
+    "  VALIDATION_LEVELS            0: declare no levels (only loaded/off; default 1)\n"
     "  GPUCOORD_URL                 the coordinator (default http://127.0.0.1:10010)\n"
     "  GPUCOORD_DISABLE=1           run without the coordinator (no registration)\n";
 
@@ -51,7 +52,8 @@ static int setup(struct validation_server *vs, char *err, size_t errlen)
             0 ||
         gc_env_double("VALIDATION_PRIORITY", 10, -1e6, 1e6, &priority, err, errlen) < 0 ||
         gc_env_double("VALIDATION_DEVICE", 0, 0, 15, &device, err, errlen) < 0 ||
-        gc_env_bool("GPUCOORD_DISABLE", false, &disable, err, errlen) < 0)
+        gc_env_bool("GPUCOORD_DISABLE", false, &disable, err, errlen) < 0 ||
+        gc_env_bool("VALIDATION_LEVELS", true, &vs->levels, err, errlen) < 0)
         return GC_EINVAL;
     if (vs->model_bytes < VALIDATION_MODELS * 4096ULL) {
         snprintf(err, errlen, "VALIDATION_MODEL_BYTES must be at least 12Ki");
@@ -78,6 +80,7 @@ static int setup(struct validation_server *vs, char *err, size_t errlen)
                           err, errlen);
         if (rc < 0)
             return rc;
+        vs->reduced_bytes += gc_model_reduced_bytes(&vs->store, vs->models[i]);
     }
     /* The models go on the GPU later: through the coordinator, or on their own. */
     return gc_scorer_new(&vs->scorer);

@@ -1,6 +1,6 @@
 /*
  * resident_link.c - the validation server as a gpucoordd resident: it registers
- * itself (seed protocol, its pid, its model bytes) and stays registered, and it
+ * itself (seed protocol, its pid, its model bytes and levels) and stays registered, and it
  * asks for its memory back (demand) when a request arrives while it is unloaded.
  */
 #include <stdio.h>
@@ -19,18 +19,31 @@
 #define LINK_TIMEOUT_MS 5000
 
 /* Registers with the state the models are in: a server whose models are not on the
- * GPU must not be counted as holding them, nor take them without asking. */
+ * GPU (or not all: at reduced precision) must not be counted as holding them, nor take
+ * them without asking. */
 static int link_register(struct validation_server *vs, gpucoord_client *c)
 {
-    json_t *body = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f, s:b}", "name",
-                             vs->resident_name, "protocol", "seed", "url", vs->self_url, "pid",
-                             (int)getpid(), "bytes", (json_int_t)vs->model_bytes, "priority",
-                             vs->priority, "unload_timeout_s", 30.0, "reload_timeout_s", 60.0,
-                             "loaded", __atomic_load_n(&vs->loaded, __ATOMIC_ACQUIRE));
-    char *text = json_dumps(body, JSON_COMPACT), *answer = NULL;
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:i, s:I, s:i, s:f, s:f, s:b}", "name", vs->resident_name,
+                  "protocol", "seed", "url", vs->self_url, "pid", (int)getpid(), "bytes",
+                  (json_int_t)vs->model_bytes, "priority", vs->priority, "unload_timeout_s", 30.0,
+                  "reload_timeout_s", 60.0, "loaded", validation_level_now(vs) == VALIDATION_FULL);
+    char *text, *answer = NULL;
     long status = 0;
     int rc;
 
+    /* Levels: a lease a little short of room costs reduced precision, not the models;
+     * and the level it is at now (a coordinator that forgot it counts what it holds). */
+    if (vs->levels) {
+        json_object_set_new(body, "levels",
+                            json_pack("[{s:s, s:I}, {s:s, s:I}, {s:s, s:i}]", "name", "full",
+                                      "bytes", (json_int_t)vs->model_bytes, "name", "reduced",
+                                      "bytes", (json_int_t)vs->reduced_bytes, "name", "off",
+                                      "bytes", 0));
+        json_object_set_new(body, "level",
+                            json_string(validation_level_name(validation_level_now(vs))));
+    }
+    text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (text == NULL)
         return GC_ENOMEM;
@@ -83,8 +96,10 @@ static void *link_main(void *arg)
                         vs->coordinator_url, vs->resident_name);
                 vs->registered = true;
                 warned = false;
-                /* Registered unloaded (its models still wait for room): ask again. */
-                if (!__atomic_load_n(&vs->loaded, __ATOMIC_ACQUIRE)) {
+                /* Registered unloaded (its models still wait for room, or are at
+                 * reduced precision, where a coordinator that forgot it left them): ask
+                 * for the room again. */
+                if (validation_level_now(vs) != VALIDATION_FULL) {
                     char why[256];
                     validation_demand(vs, 0, why, sizeof(why));
                 }

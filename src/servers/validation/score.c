@@ -9,6 +9,7 @@
 #include "common/err.h"
 #include "metrics.h"
 #include "render.h"
+#include "servers/common/bf16.h"
 #include "servers/common/prim.h"
 #include "servers/common/rng.h"
 #include "servers/common/vocab.h"
@@ -42,7 +43,16 @@
 
 struct gc_scorer {
     struct gc_shape_desc refs[GC_SHAPE_COUNT][REF_VARIANTS];
+    /* The same, rounded to bfloat16: the weights of reduced precision. */
+    struct gc_shape_desc refs_reduced[GC_SHAPE_COUNT][REF_VARIANTS];
 };
+
+/* A descriptor rounded to bfloat16 (8 significant bits), as reduced weights hold it. */
+static void desc_reduce(const struct gc_shape_desc *in, struct gc_shape_desc *out)
+{
+    for (int k = 0; k < GC_SHAPEDESC_DIM; k++)
+        out->f[k] = gc_f32_from_bf16(gc_bf16_from_f32((float)in->f[k]));
+}
 
 static const double ref_stretch[REF_VARIANTS] = {0.9, 1.0, 1.1};
 
@@ -72,6 +82,7 @@ int gc_scorer_new(struct gc_scorer **ret_scorer)
             for (size_t i = 0; i < REF_POINTS; i++)
                 pos[i * 3 + 1] *= ref_stretch[v];
             gc_shape_describe(pos, REF_POINTS, &scorer->refs[shape][v]);
+            desc_reduce(&scorer->refs[shape][v], &scorer->refs_reduced[shape][v]);
         }
     }
     free(pos);
@@ -179,8 +190,9 @@ static double colour_similarity(const struct gc_image *img, const float target[3
  * (is it more this shape than any other?) times an absolute fit.
  */
 static int shape_similarity(const struct gc_scorer *scorer, const struct gc_splats *splats,
-                            int shape, double *ret_match, int *ret_guess)
+                            int shape, bool reduced, double *ret_match, int *ret_guess)
 {
+    const struct gc_shape_desc(*refs)[REF_VARIANTS] = reduced ? scorer->refs_reduced : scorer->refs;
     size_t visible = 0, n = 0, stride;
     struct gc_shape_desc desc;
     double *pos, dist[GC_SHAPE_COUNT], dmin = INFINITY, zsum = 0;
@@ -212,10 +224,12 @@ static int shape_similarity(const struct gc_scorer *scorer, const struct gc_spla
     free(pos);
     if (rc != 0)
         return 0; /* too few usable points: matches nothing */
+    if (reduced)
+        desc_reduce(&desc, &desc);
     for (int k = 0; k < GC_SHAPE_COUNT; k++) {
         dist[k] = INFINITY;
         for (int v = 0; v < REF_VARIANTS; v++)
-            dist[k] = fmin(dist[k], gc_shape_desc_distance(&desc, &scorer->refs[k][v]));
+            dist[k] = fmin(dist[k], gc_shape_desc_distance(&desc, &refs[k][v]));
         if (dist[k] < dmin) {
             dmin = dist[k];
             *ret_guess = k;
@@ -308,6 +322,13 @@ static int render_preview(const struct gc_splats *splats, const struct gc_frame 
 int gc_score(const struct gc_scorer *scorer, const char *prompt, size_t prompt_len,
              const struct gc_splats *splats, bool want_preview, struct gc_score_result *ret)
 {
+    return gc_score_at(scorer, prompt, prompt_len, splats, want_preview, false, ret);
+}
+
+int gc_score_at(const struct gc_scorer *scorer, const char *prompt, size_t prompt_len,
+                const struct gc_splats *splats, bool want_preview, bool reduced,
+                struct gc_score_result *ret)
+{
     struct gc_image *view_a = NULL, *view_b = NULL;
     struct gc_prompt_spec spec;
     struct gc_frame frame;
@@ -367,7 +388,7 @@ int gc_score(const struct gc_scorer *scorer, const char *prompt, size_t prompt_l
         ret->colour_match = clamp01(colour_similarity(view_a, spec.rgb) / COLOUR_FULL);
         colour_term = ret->colour_match;
     }
-    rc = shape_similarity(scorer, splats, spec.shape, &shape_match, &ret->shape_guess);
+    rc = shape_similarity(scorer, splats, spec.shape, reduced, &shape_match, &ret->shape_guess);
     if (rc != 0)
         goto out;
     if (spec.shape >= 0) {

@@ -69,6 +69,15 @@ void gc_scorer_free(struct gc_scorer *scorer);
 int gc_score(const struct gc_scorer *scorer, const char *prompt, size_t prompt_len,
              const struct gc_splats *splats, bool want_preview, struct gc_score_result *ret);
 
+/*
+ * gc_score_at: gc_score at full or reduced precision. Reduced: the reference shape
+ * descriptors (the scorer's weights) and the submission's descriptor are rounded to
+ * bfloat16 before they are compared (docs/scoring.md); everything else is the same.
+ */
+int gc_score_at(const struct gc_scorer *scorer, const char *prompt, size_t prompt_len,
+                const struct gc_splats *splats, bool want_preview, bool reduced,
+                struct gc_score_result *ret);
+
 /* Frees what a result holds (the preview); the numbers stay. */
 void gc_score_result_clear(struct gc_score_result *result);
 

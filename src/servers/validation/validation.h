@@ -20,6 +20,13 @@
 #define VALIDATION_BODY_MAX_DEFAULT (64ULL << 20)
 #define VALIDATION_PROMPT_MAX_CHARS 1024
 
+/* Its levels at the coordinator, fullest first (DESIGN.md section 10). */
+enum validation_level {
+    VALIDATION_FULL,    /* the models at full precision */
+    VALIDATION_REDUCED, /* bfloat16 weights on the GPU, full precision on the host */
+    VALIDATION_OFF,     /* nothing on the GPU */
+};
+
 struct validation_server {
     struct gc_server_args args;
     char self_url[160];
@@ -30,6 +37,8 @@ struct validation_server {
     uint64_t activation_bytes; /* scratch per validation, cached (VALIDATION_ACTIVATION_BYTES) */
     double demand_wait_s;      /* how long a request waits for its models to come back */
     int priority;
+    bool levels;            /* declare full/reduced/off (VALIDATION_LEVELS, default on) */
+    uint64_t reduced_bytes; /* what the models hold at reduced precision */
 
     struct gc_model_store store;
     struct gc_model *models[VALIDATION_MODELS];
@@ -37,7 +46,8 @@ struct validation_server {
 
     /* Validations hold it shared; unload/reload/cleanup hold it exclusively. */
     pthread_rwlock_t models_lock;
-    bool loaded;                      /* guarded by models_lock */
+    bool loaded;                      /* guarded by models_lock: full or reduced (serving) */
+    bool reduced;                     /* guarded by models_lock: at reduced precision */
     bool ever_loaded;                 /* set under models_lock (read atomically by the link) */
     enum gc_model_origin last_origin; /* guarded by models_lock: of the last reload */
     pthread_mutex_t store_lock;       /* the driver calls of the store (scratch) */
@@ -68,8 +78,14 @@ int validation_link_register_unloaded(struct validation_server *vs);
  * resident (the room is claimed), or when no coordinator answers (standalone). */
 bool validation_link_reload_allowed(struct validation_server *vs);
 
+/* The level it is at (read without the lock: for /health/ and answers). */
+enum validation_level validation_level_now(struct validation_server *vs);
+const char *validation_level_name(enum validation_level level);
+
 /* Model operations (models.c), models_lock held exclusively. */
 int validation_models_unload(struct validation_server *vs, char *err, size_t errlen);
+/* Full -> reduced precision. On error the models are unloaded (off), host copies kept. */
+int validation_models_reduce(struct validation_server *vs, char *err, size_t errlen);
 /* origin_ret: the strongest fallback that happened (GC_ORIGIN_*). */
 int validation_models_reload(struct validation_server *vs, enum gc_model_origin *origin_ret,
                              char *err, size_t errlen);
