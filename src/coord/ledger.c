@@ -32,7 +32,7 @@ int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *na
     g->reserve_bytes = reserve_bytes;
     g->free_bytes = total_bytes;
     g->attribution = GC_ATTR_PROCESS;
-    g->attribution_why = "no reading yet";
+    g->attribution_why = "no process listed yet";
     ledger->ngpus++;
     return 0;
 }
