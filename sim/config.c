@@ -120,6 +120,20 @@ int sim_config_load(struct sim_config *ret_cfg, char *errbuf, size_t errbuf_len)
         cfg.free_lag_ns = ms * 1000000LL;
     }
 
+    v = getenv("GPUSIM_PIDS");
+    if (v != NULL && v[0] != '\0') {
+        if (strcmp(v, "host") == 0)
+            cfg.pids = SIM_PIDS_HOST;
+        else if (strcmp(v, "foreign") == 0)
+            cfg.pids = SIM_PIDS_FOREIGN;
+        else if (strcmp(v, "unavailable") == 0)
+            cfg.pids = SIM_PIDS_UNAVAILABLE;
+        else if (strcmp(v, "zero") == 0)
+            cfg.pids = SIM_PIDS_ZERO;
+        else
+            return config_error(errbuf, errbuf_len, "GPUSIM_PIDS", v);
+    }
+
     v = getenv("GPUSIM_DEBUG");
     if (v != NULL)
         (void)parse_bool(v, &cfg.debug);

@@ -24,6 +24,7 @@ static struct {
     int ready;         /* read without the lock: __atomic */
     struct sim_shm shm;
     struct nvmlDevice_st devices[SIM_DEVICES_MAX];
+    enum sim_pids pids; /* GPUSIM_PIDS at init */
 } n = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 #define SIM_NVML_ERRORS(XX)                                                                        \
@@ -84,6 +85,7 @@ SIM_API nvmlReturn_t nvmlInit_v2(void)
     }
     for (unsigned d = 0; d < SIM_DEVICES_MAX; d++)
         n.devices[d].index = d;
+    n.pids = cfg.pids;
     n.refcount = 1;
     __atomic_store_n(&n.ready, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&n.lock);
@@ -277,6 +279,25 @@ SIM_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_
     return NVML_SUCCESS;
 }
 
+/* A process as this caller's NVML reports it (GPUSIM_PIDS): device-level memory
+ * stays truthful whatever the process list says. */
+static void pids_view(unsigned *pid, unsigned long long *used)
+{
+    switch (n.pids) {
+    case SIM_PIDS_HOST:
+        break;
+    case SIM_PIDS_FOREIGN:
+        *pid += SIM_FOREIGN_PID_SHIFT;
+        break;
+    case SIM_PIDS_UNAVAILABLE:
+        *used = NVML_VALUE_NOT_AVAILABLE_ULL;
+        break;
+    case SIM_PIDS_ZERO:
+        *used = 0;
+        break;
+    }
+}
+
 /*
  * The processes with a context on the device, in the v1 (16-byte) or v2/v3
  * (24-byte) layout. NVML's contract: when *infoCount is too small it is set to
@@ -300,12 +321,15 @@ static nvmlReturn_t processes_query(nvmlDevice_t device, unsigned *info_count, v
         if (s->state != SIM_SLOT_TAKEN || !s->has_ctx[dev])
             continue;
         if (found < *info_count) {
+            unsigned pid = (unsigned)s->pid;
+            unsigned long long used = s->bytes[dev];
+            pids_view(&pid, &used);
             if (v1) {
-                out1[found].pid = (unsigned)s->pid;
-                out1[found].usedGpuMemory = s->bytes[dev];
+                out1[found].pid = pid;
+                out1[found].usedGpuMemory = used;
             } else {
-                out3[found].pid = (unsigned)s->pid;
-                out3[found].usedGpuMemory = s->bytes[dev];
+                out3[found].pid = pid;
+                out3[found].usedGpuMemory = used;
                 out3[found].gpuInstanceId = 0xFFFFFFFFu; /* not a MIG instance */
                 out3[found].computeInstanceId = 0xFFFFFFFFu;
             }

@@ -60,6 +60,18 @@
 
 /* ---- configuration (environment) ---- */
 
+/* How NVML's process list reports processes to the caller (GPUSIM_PIDS), as a
+ * container without the host's PID namespace sees it. */
+enum sim_pids {
+    SIM_PIDS_HOST,        /* real pids, real usage (the host's view) */
+    SIM_PIDS_FOREIGN,     /* pids shifted past PID_MAX_LIMIT: none exists here */
+    SIM_PIDS_UNAVAILABLE, /* real pids, usage NVML_VALUE_NOT_AVAILABLE */
+    SIM_PIDS_ZERO,        /* real pids, usage 0 */
+};
+/* What SIM_PIDS_FOREIGN adds to a pid: PID_MAX_LIMIT on 64-bit Linux, so that the
+ * result is never a pid of this machine. */
+#define SIM_FOREIGN_PID_SHIFT 4194304u
+
 struct sim_config {
     char state_path[SIM_PATH_MAX];
     unsigned ndevices;
@@ -70,6 +82,7 @@ struct sim_config {
     double h2d_gbps; /* 0 = instant */
     double d2h_gbps;
     int64_t free_lag_ns;
+    enum sim_pids pids; /* how NVML's process list names processes (GPUSIM_PIDS) */
     bool debug;
 };
 

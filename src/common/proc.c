@@ -79,6 +79,13 @@ bool gc_proc_alive(pid_t pid)
     return state != 'Z' && state != 'X' && state != 'x';
 }
 
+bool gc_proc_exists(pid_t pid)
+{
+    if (pid <= 0)
+        return false;
+    return kill(pid, 0) == 0 || errno == EPERM;
+}
+
 uint64_t gc_proc_start_ticks(pid_t pid)
 {
     char state;

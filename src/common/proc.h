@@ -8,6 +8,9 @@
 
 /* True when pid exists and is not a zombie (a zombie holds no GPU memory). */
 bool gc_proc_alive(pid_t pid);
+/* True when pid names a process of this PID namespace, zombies included: a pid NVML
+ * lists that does not is a host pid seen from a container. */
+bool gc_proc_exists(pid_t pid);
 /* The process's start time in clock ticks since boot (from /proc/PID/stat), or 0. */
 uint64_t gc_proc_start_ticks(pid_t pid);
 /* The parent pid of pid (from /proc/PID/stat); -1 if pid is gone. */

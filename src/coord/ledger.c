@@ -31,6 +31,8 @@ int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *na
     g->budget_bytes = budget_bytes;
     g->reserve_bytes = reserve_bytes;
     g->free_bytes = total_bytes;
+    g->attribution = GC_ATTR_PROCESS;
+    g->attribution_why = "no process listed yet";
     ledger->ngpus++;
     return 0;
 }
@@ -51,7 +53,66 @@ bool gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t use
     if (nprocs > 0)
         memcpy(g->procs, procs, nprocs * sizeof(*procs));
     g->snapshot_ms = taken_ms;
+    g->attribution = gc_ledger_attribution_detect(ledger, gpu, g->attribution, &g->attribution_why);
     return true;
+}
+
+/* A loaded resident with a pid on gpu whose bytes the GPU's use could hold: NVML
+ * should list it (or a process of its). */
+static bool resident_should_show(const struct gc_ledger *ledger, unsigned gpu)
+{
+    const struct gc_gpu *g = &ledger->gpus[gpu];
+
+    for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
+        const struct gc_resident *r = &ledger->residents[i];
+        if (r->in_use && r->gpu == gpu && r->pid > 0 && r->state == GC_RES_LOADED && r->bytes > 0 &&
+            g->used_bytes >= r->bytes)
+            return true;
+    }
+    return false;
+}
+
+enum gc_attribution gc_ledger_attribution_detect(const struct gc_ledger *ledger, unsigned gpu,
+                                                 enum gc_attribution current, const char **ret_why)
+{
+    const struct gc_gpu *g = &ledger->gpus[gpu];
+    unsigned unknown = 0, zero = 0, absent = 0;
+
+    for (unsigned i = 0; i < g->nprocs; i++) {
+        unknown += g->procs[i].used_bytes == UINT64_MAX;
+        zero += g->procs[i].used_bytes == 0;
+        absent += g->procs[i].absent;
+    }
+    if (g->nprocs == 0) {
+        /* An empty list proves nothing, unless something of ours should be on it. */
+        if (resident_should_show(ledger, gpu)) {
+            *ret_why = "NVML lists no process, yet a loaded resident's memory is in use";
+            return GC_ATTR_DEVICE;
+        }
+        if (*ret_why == NULL)
+            *ret_why = "no process listed";
+        return current;
+    }
+    if (unknown > 0) {
+        *ret_why = "NVML gives no per-process usage";
+        return GC_ATTR_DEVICE;
+    }
+    /* A process with a context always uses some memory: 0 for all means unknown. */
+    if (zero == g->nprocs && g->used_bytes > 0) {
+        *ret_why = "NVML reports 0 bytes for every process";
+        return GC_ATTR_DEVICE;
+    }
+    if (absent == g->nprocs) {
+        *ret_why = "no pid NVML lists exists in this PID namespace";
+        return GC_ATTR_DEVICE;
+    }
+    *ret_why = "NVML lists processes of this PID namespace with their usage";
+    return GC_ATTR_PROCESS;
+}
+
+const char *gc_attribution_name(enum gc_attribution attribution)
+{
+    return attribution == GC_ATTR_DEVICE ? "device" : "process";
 }
 
 static bool pid_is_granted_holder(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
@@ -105,7 +166,7 @@ uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_
     const struct gc_gpu *g = &ledger->gpus[gpu];
     uint64_t sum = 0;
 
-    if (pid <= 0)
+    if (pid <= 0 || g->attribution == GC_ATTR_DEVICE)
         return 0;
     for (unsigned i = 0; i < g->nprocs; i++) {
         const struct gc_snapshot_proc *p = &g->procs[i];
@@ -230,8 +291,20 @@ static uint64_t resident_term_with(const struct gc_resident *r, uint64_t usage)
     return claim > usage ? claim : usage;
 }
 
+/* What a resident counts for in device attribution: its declaration, as one without a
+ * pid (its bytes, or what the level it was unloaded to keeps). Its context and any
+ * floor are in the unexplained rest of the device's use. */
+static uint64_t resident_term_device(const struct gc_resident *r)
+{
+    if (resident_holds_memory(r->state))
+        return r->bytes;
+    return r->state == GC_RES_UNLOADED ? gc_resident_level_bytes(r, gc_resident_level(r)) : 0;
+}
+
 uint64_t gc_ledger_resident_counted(const struct gc_ledger *ledger, const struct gc_resident *r)
 {
+    if (ledger->gpus[r->gpu].attribution == GC_ATTR_DEVICE)
+        return resident_term_device(r);
     return resident_term_with(r, r->pid > 0 ? gc_ledger_proc_usage(ledger, r->gpu, r->pid) : 0);
 }
 
@@ -280,6 +353,8 @@ static unsigned owners_build(const struct gc_ledger *ledger, unsigned gpu, struc
             e[m++] = e[i];
     }
     *ret_foreign = 0;
+    if (g->attribution == GC_ATTR_DEVICE)
+        return m; /* the list names no one: nothing counts for anybody */
     for (unsigned i = 0; i < g->nprocs; i++) {
         const struct gc_snapshot_proc *p = &g->procs[i];
         uint64_t used = p->used_bytes == UINT64_MAX ? 0 : p->used_bytes;
@@ -300,6 +375,7 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
     const struct gc_gpu *g = &ledger->gpus[gpu];
     /* Scratch: callers serialise calls on one ledger (see struct gc_ledger). */
     struct gc_owner_entry *owners = ((struct gc_ledger *)ledger)->scratch_owners;
+    bool device = g->attribution == GC_ATTR_DEVICE;
     uint64_t known = 0;
     unsigned nowners;
     int64_t headroom;
@@ -309,9 +385,11 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
         g->budget_bytes && g->budget_bytes < g->total_bytes ? g->budget_bytes : g->total_bytes;
     ret->reserve = g->reserve_bytes;
 
-    for (unsigned i = 0; i < g->nprocs; i++)
-        known += g->procs[i].used_bytes == UINT64_MAX ? 0 : g->procs[i].used_bytes;
-    ret->unattributed = g->used_bytes > known ? g->used_bytes - known : 0;
+    if (!device) {
+        for (unsigned i = 0; i < g->nprocs; i++)
+            known += g->procs[i].used_bytes == UINT64_MAX ? 0 : g->procs[i].used_bytes;
+        ret->unattributed = g->used_bytes > known ? g->used_bytes - known : 0;
+    }
     nowners = owners_build(ledger, gpu, owners, &ret->foreign);
 
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
@@ -322,7 +400,7 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
             continue;
         o = owner_find(owners, nowners, r->pid);
         usage = o ? o->usage : 0;
-        term = resident_term_with(r, usage);
+        term = device ? resident_term_device(r) : resident_term_with(r, usage);
         ret->residents += term;
         if (for_lease != NULL && r->priority < for_lease->evict_priority) {
             uint64_t stays = r->floor_bytes + resident_last_bytes(r);
@@ -354,6 +432,13 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
             ret->leases += l->bytes; /* no pid: its memory cannot be seen, count it all */
     }
 
+    if (device) {
+        /* What declarations do not explain of the device's use: foreign processes,
+         * contexts, memory the driver has yet to give back; none can be told apart.
+         * Never negative: a declaration not yet allocated still counts in full. */
+        uint64_t declared = ret->residents + ret->leases;
+        ret->unattributed = g->used_bytes > declared ? g->used_bytes - declared : 0;
+    }
     ret->committed = ret->unattributed + ret->foreign + ret->residents + ret->leases;
     /* Unattributed use is not fixed: it may be memory the driver has not yet given
      * back (a process just exited or freed), so a lease waits rather than fail. */

@@ -87,6 +87,18 @@ struct gc_snapshot_proc {
     uint32_t pid;
     uint64_t used_bytes;          /* UINT64_MAX: unknown */
     uint32_t chain[GC_CHAIN_MAX]; /* ancestors, nearest first; 0 ends the list */
+    bool absent;                  /* no such pid here: a host pid seen from a container */
+};
+
+/*
+ * How a GPU's memory is attributed. Inside a container without the host's PID
+ * namespace NVML lists host pids, or our pids without their usage: then nothing
+ * can be told per process, and only the device's total tells the truth.
+ */
+enum gc_attribution {
+    GC_ATTR_PROCESS, /* per process, from NVML's list (DESIGN.md section 3) */
+    GC_ATTR_DEVICE,  /* by declaration: residents their bytes, leases theirs; the
+                        rest of total - free is unexplained */
 };
 
 struct gc_gpu {
@@ -102,6 +114,8 @@ struct gc_gpu {
     unsigned nprocs;
     struct gc_snapshot_proc procs[GC_SNAPSHOT_PROCS_MAX];
     int64_t snapshot_ms; /* when the reading was taken (monotonic) */
+    enum gc_attribution attribution;
+    const char *attribution_why; /* the evidence for it (a static string) */
 };
 
 /* One level of a resident: what it holds above its floor there. */
@@ -210,7 +224,8 @@ struct gc_ledger {
 struct gc_account {
     uint64_t cap; /* min(total, budget) */
     uint64_t reserve;
-    uint64_t unattributed; /* NVML used that no listed process explains */
+    uint64_t unattributed; /* NVML used that no listed process explains (device
+                              attribution: all that declarations do not explain) */
     uint64_t foreign;      /* processes that are neither residents nor holders */
     uint64_t residents;    /* residents' usage (+ reloads in flight) */
     uint64_t leases;       /* granted leases: max(bytes, holder usage) */
@@ -228,13 +243,26 @@ void gc_ledger_init(struct gc_ledger *ledger, const struct gc_ledger_config *con
 int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *name,
                       uint64_t total_bytes, uint64_t budget_bytes, uint64_t reserve_bytes);
 /* Stores an NVML reading of gpu taken at taken_ms; procs are copied (truncated at the
- * cap). A reading older than the one stored is ignored (false): readings taken in
- * parallel may arrive out of order. */
+ * cap) and the GPU's attribution follows gc_ledger_attribution_detect. A reading older
+ * than the one stored is ignored (false): readings taken in parallel may arrive out of
+ * order. */
 bool gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t used_bytes,
                             uint64_t free_bytes, const struct gc_snapshot_proc *procs,
                             unsigned nprocs, int64_t taken_ms);
+/*
+ * The attribution the last snapshot of gpu calls for, from current (what the GPU
+ * uses now); *ret_why gets a static sentence saying why. Device when processes are
+ * listed but their usage is unknown or 0 for all, or none of their pids exists here,
+ * or when none is listed although a loaded resident with a pid should show; process
+ * when listed processes of ours come with their usage; otherwise current stays.
+ * gc_ledger_set_snapshot applies it.
+ */
+enum gc_attribution gc_ledger_attribution_detect(const struct gc_ledger *ledger, unsigned gpu,
+                                                 enum gc_attribution current, const char **ret_why);
+const char *gc_attribution_name(enum gc_attribution attribution);
 /* The GPU memory pid accounts for in the last snapshot: its own and that of listed
- * descendants whose nearest resident or holder ancestor it is (0 if none). */
+ * descendants whose nearest resident or holder ancestor it is (0 if none, and always
+ * 0 on a GPU in device attribution, where NVML's list means nothing). */
 uint64_t gc_ledger_proc_usage(const struct gc_ledger *ledger, unsigned gpu, pid_t pid);
 
 /* The resident or granted-holder pid a listed process counts for (itself or its

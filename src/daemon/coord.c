@@ -602,6 +602,8 @@ void gc_coord_read_nvml(struct gc_coord *coord, struct gc_nvml_reading *r)
         for (unsigned i = 0; i < n; i++) {
             r->procs[g][i].pid = procs[i].pid;
             r->procs[g][i].used_bytes = procs[i].used_bytes;
+            /* A host pid seen from a container: the ledger's attribution needs to know. */
+            r->procs[g][i].absent = !gc_proc_exists((pid_t)procs[i].pid);
         }
         gc_ancestry_fill(r->procs[g], n);
     }
@@ -641,8 +643,19 @@ static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_re
                         gc_nvml_last_error(coord->nvml));
             continue;
         }
-        gc_ledger_set_snapshot(coord->ledger, g, r->used_bytes[g], r->free_bytes[g], r->procs[g],
-                               r->nprocs[g], r->taken_ms);
+        enum gc_attribution was = coord->ledger->gpus[g].attribution;
+        if (gc_ledger_set_snapshot(coord->ledger, g, r->used_bytes[g], r->free_bytes[g],
+                                   r->procs[g], r->nprocs[g], r->taken_ms) &&
+            coord->ledger->gpus[g].attribution != was) {
+            const struct gc_gpu *gpu = &coord->ledger->gpus[g];
+            char subject[16];
+            snprintf(subject, sizeof(subject), "gpu%u", g);
+            gc_events_add(&coord->events, gc_real_s(), "attribution_changed", subject,
+                          "%s attribution: %s", gc_attribution_name(gpu->attribution),
+                          gpu->attribution_why);
+            gc_info("GPU %u: %s attribution: %s", g, gc_attribution_name(gpu->attribution),
+                    gpu->attribution_why);
+        }
     }
 }
 

@@ -7,7 +7,9 @@
  * restored; kill: SIGTERM, SIGKILL, wait for the driver to release the memory).
  * Reload: wait (bounded) until NVML shows room, ask, verify; retry with
  * backoff, then mark the resident failed. A resident's word is never taken
- * for memory.
+ * for memory. Where NVML's list cannot be attributed (device attribution: a
+ * container without the host's PID namespace) the GPU's total - free is verified
+ * instead (device_mark and its helpers).
  */
 #include <errno.h>
 #include <poll.h>
@@ -85,24 +87,108 @@ static int view_locked(struct gc_coord *coord, const char *name, enum gc_residen
     return ret->adapter ? 0 : GC_EINVAL;
 }
 
+/*
+ * The device-level view, for a resident without a pid or a GPU in device attribution
+ * (a container without the host's PID namespace), where NVML's list cannot say whose
+ * memory moved: the GPU's total - free, and what everything but the resident declares
+ * on it (other residents' bytes, granted leases'). Taken before a step and compared
+ * after it, the declarations' change is what the rest of the GPU did meanwhile.
+ */
+struct device_mark {
+    uint64_t used;
+    uint64_t others;
+};
+
+static void device_mark_locked(struct gc_coord *coord, unsigned gpu, const char *name,
+                               struct device_mark *ret)
+{
+    struct gc_ledger *ledger = coord->ledger;
+    const struct gc_resident *r = gc_ledger_resident_find(ledger, name);
+    struct gc_account acct;
+    uint64_t self = r != NULL ? gc_ledger_resident_counted(ledger, r) : 0;
+
+    gc_ledger_account(ledger, gpu, NULL, &acct);
+    ret->used = ledger->gpus[gpu].used_bytes;
+    ret->others = acct.residents + acct.leases > self ? acct.residents + acct.leases - self : 0;
+}
+
+/*
+ * Bytes the GPU gave back since before, less what others stopped declaring meanwhile
+ * (a lease released, another resident verified unloaded: their memory left too).
+ * Others that grew are not credited: a lease granted may not have allocated yet.
+ * Device-level, so the rule's limit: a foreign process freeing memory at the same
+ * moment looks like ours (and one allocating hides ours until it stops).
+ */
+static uint64_t device_freed_locked(struct gc_coord *coord, unsigned gpu, const char *name,
+                                    const struct device_mark *before)
+{
+    struct device_mark now;
+    uint64_t dropped, left;
+
+    device_mark_locked(coord, gpu, name, &now);
+    dropped = before->used > now.used ? before->used - now.used : 0;
+    left = before->others > now.others ? before->others - now.others : 0;
+    return dropped > left ? dropped - left : 0;
+}
+
+/* Bytes the GPU took since before, less what others started declaring meanwhile. */
+static uint64_t device_taken_locked(struct gc_coord *coord, unsigned gpu, const char *name,
+                                    const struct device_mark *before)
+{
+    struct device_mark now;
+    uint64_t risen, joined;
+
+    device_mark_locked(coord, gpu, name, &now);
+    risen = now.used > before->used ? now.used - before->used : 0;
+    joined = now.others > before->others ? now.others - before->others : 0;
+    return risen > joined ? risen - joined : 0;
+}
+
+static bool device_attributed(const struct gc_coord *coord, unsigned gpu)
+{
+    return coord->ledger->gpus[gpu].attribution == GC_ATTR_DEVICE;
+}
+
+/* Has a reload taken its bytes, by the device's total? (lock held, snapshot fresh) */
+static bool reload_taken_verified_locked(struct gc_coord *coord, const struct job_view *v,
+                                         const struct device_mark *before)
+{
+    return device_taken_locked(coord, v->gpu, v->spec.name, before) >=
+           (uint64_t)((double)v->expected * VERIFY_SHARE);
+}
+
+/*
+ * After the verify timeout, in device attribution: foreign activity can hide a
+ * reload's rise in the device's total, so a resident whose health says loaded is
+ * taken as loaded (it counts its bytes in the ledger either way). Process
+ * attribution never gets here: its usage is the truth.
+ */
+static bool device_verified_by_health(const struct job_view *v)
+{
+    struct gc_adapter_result h = {0};
+
+    return v->adapter->health(&v->spec, &h) == 0 && h.models_loaded == 1;
+}
+
 /* Has the unload freed what it should? (lock held, snapshot fresh) */
 static bool unload_verified_locked(struct gc_coord *coord, const struct job_view *v,
-                                   uint64_t gpu_used_before, uint64_t *ret_freed)
+                                   const struct device_mark *before, uint64_t *ret_freed)
 {
     struct gc_ledger *ledger = coord->ledger;
     uint64_t now_usage, freed, want;
 
-    if (v->spec.pid > 0) {
+    if (v->spec.pid > 0 && !device_attributed(coord, v->gpu)) {
         now_usage = gc_ledger_proc_usage(ledger, v->gpu, v->spec.pid);
         freed = v->usage_before > now_usage ? v->usage_before - now_usage : 0;
         want = v->expected ? (uint64_t)((double)v->expected * VERIFY_SHARE) : 1;
         if (want > v->usage_before)
             want = v->usage_before; /* cannot free more than it held */
     } else {
-        /* No pid: only the GPU's total use can tell. */
-        uint64_t used = ledger->gpus[v->gpu].used_bytes;
-        freed = gpu_used_before > used ? gpu_used_before - used : 0;
+        /* Only the GPU's total use can tell. */
+        freed = device_freed_locked(coord, v->gpu, v->spec.name, before);
         want = (uint64_t)((double)v->expected * VERIFY_SHARE);
+        if (want == 0 && v->spec.pid > 0)
+            want = 1; /* bytes unknown: something must go, "nothing seen" is not "freed" */
     }
     *ret_freed = freed;
     return freed >= want;
@@ -259,14 +345,23 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
     struct job_view v;
     struct gc_adapter_result res = {0};
     struct gc_resident *r;
-    uint64_t gpu_used_before, freed = 0;
-    int64_t t0 = gc_mono_ms(), t_unloaded, deadline;
+    struct device_mark before = {0};
+    uint64_t freed = 0;
+    int64_t t0 = gc_mono_ms(), t_unloaded, deadline, lag_ms = 0;
     bool cleaned = false;
     int rc;
 
     pthread_mutex_lock(&coord->lock);
     rc = view_locked(coord, name, GC_RES_UNLOADING, &v);
-    gpu_used_before = rc == 0 ? coord->ledger->gpus[v.gpu].used_bytes : 0;
+    if (rc == 0) {
+        /* A fresh reading: a drop the last one missed is not the unload's. */
+        gc_coord_kick_locked(coord);
+        device_mark_locked(coord, v.gpu, name, &before);
+        /* Device-level verification waits for the driver, which may be slow to give
+         * the memory back; per-process usage drops at once. */
+        if (device_attributed(coord, v.gpu))
+            lag_ms = (int64_t)(coord->config->free_lag_s * 1000.0);
+    }
     if (rc < 0) {
         snprintf(why, why_len, "resident '%s' is not being unloaded", name);
         coord->jobs_running--;
@@ -308,12 +403,12 @@ int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *leas
         }
     }
 
-    deadline = gc_mono_ms() + (int64_t)(v.spec.verify_timeout_s * 1000.0);
+    deadline = gc_mono_ms() + (int64_t)(v.spec.verify_timeout_s * 1000.0) + lag_ms;
     for (;;) {
         bool ok;
         pthread_mutex_lock(&coord->lock);
         gc_coord_kick_locked(coord);
-        ok = unload_verified_locked(coord, &v, gpu_used_before, &freed);
+        ok = unload_verified_locked(coord, &v, &before, &freed);
         if (ok) {
             double unload_s = (double)(t_unloaded - t0) / 1000.0;
             double verify_s = (double)(gc_mono_ms() - t_unloaded) / 1000.0;
@@ -476,6 +571,7 @@ int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_
 {
     struct job_view v;
     struct gc_adapter_result res;
+    struct device_mark before = {0};
     uint64_t present = 0;
     int64_t t0 = gc_mono_ms(), t1, t2;
     unsigned attempts;
@@ -522,6 +618,10 @@ int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_
         return GC_EUNAVAIL;
     }
     t1 = gc_mono_ms();
+    pthread_mutex_lock(&coord->lock);
+    gc_coord_kick_locked(coord);
+    device_mark_locked(coord, v.gpu, name, &before);
+    pthread_mutex_unlock(&coord->lock);
 
     for (unsigned attempt = 1;; attempt++) {
         memset(&res, 0, sizeof(res));
@@ -572,15 +672,22 @@ int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_
     if (v.spec.pid > 0 && v.expected > 0 && !v.adapter->reloads_lazily) {
         int64_t deadline = gc_mono_ms() + (int64_t)(v.spec.verify_timeout_s * 1000.0);
         uint64_t want = v.usage_before + (uint64_t)((double)v.expected * VERIFY_SHARE);
+        bool device = false;
         for (;;) {
             pthread_mutex_lock(&coord->lock);
             gc_coord_kick_locked(coord);
-            verified = gc_ledger_proc_usage(coord->ledger, v.gpu, v.spec.pid) >= want;
+            device = device_attributed(coord, v.gpu);
+            if (device)
+                verified = reload_taken_verified_locked(coord, &v, &before);
+            else
+                verified = gc_ledger_proc_usage(coord->ledger, v.gpu, v.spec.pid) >= want;
             pthread_mutex_unlock(&coord->lock);
             if (verified || gc_mono_ms() >= deadline)
                 break;
             gc_sleep_ms((int64_t)(coord->config->verify_poll_s * 1000.0));
         }
+        if (!verified && device && device_verified_by_health(&v))
+            verified = true;
     } else {
         verified = !v.adapter->reloads_lazily; /* lazy: the event says NVML did not show it */
     }

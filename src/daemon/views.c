@@ -50,13 +50,15 @@ json_t *gc_view_gpus_locked(struct gc_coord *coord)
                                  "owner", owner));
         }
         json_array_append_new(
-            gpus, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "index",
-                            (int)g, "uuid", gpu->uuid, "name", gpu->name, "total_bytes",
+            gpus, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s, s:s}",
+                            "index", (int)g, "uuid", gpu->uuid, "name", gpu->name, "total_bytes",
                             (json_int_t)gpu->total_bytes, "free_bytes", (json_int_t)gpu->free_bytes,
                             "used_bytes", (json_int_t)gpu->used_bytes, "budget_bytes",
                             (json_int_t)acct.cap, "reserve_bytes", (json_int_t)acct.reserve,
                             "committed_bytes", (json_int_t)acct.committed, "headroom_bytes",
-                            (json_int_t)acct.headroom, "processes", procs));
+                            (json_int_t)acct.headroom, "processes", procs, "attribution",
+                            gc_attribution_name(gpu->attribution), "attribution_reason",
+                            gpu->attribution_why ? gpu->attribution_why : ""));
     }
     return gpus;
 }

@@ -22,6 +22,11 @@ class FoundingSystem(GpuEnv):
     system_env = {}
 
     def setUp(self):
+        # GPUCOORD_TEST_PIDS=foreign|unavailable|zero: NVML's process list as a container
+        # without the host's PID namespace sees it (gpusim's GPUSIM_PIDS).
+        self.test_pids = os.environ.get("GPUCOORD_TEST_PIDS", "") if not REAL_GPU else ""
+        if self.test_pids:
+            self.extra_env = dict(self.extra_env, GPUSIM_PIDS=self.test_pids)
         super().setUp()
         self.ports = {"coord": free_port(), "val": free_port(), "gen": free_port()}
         for key, var in (("coord", "GPUCOORD_PORT"), ("val", "VALIDATION_PORT"),
@@ -55,6 +60,9 @@ class FoundingSystem(GpuEnv):
             # records it once NVML has verified the reload.
             wait_until(lambda: self.resident_state() == "loaded", 10,
                        what="the validation models' first load, verified")
+            if self.test_pids not in ("", "host"):
+                wait_until(lambda: self.gpu()["attribution"] == "device", 10,
+                           what="device attribution under GPUSIM_PIDS=" + self.test_pids)
 
     def tearDown(self):
         subprocess.run([os.path.join(REPO, "start_servers.sh"), "stop"], env=self.sys_env,

@@ -22,8 +22,9 @@ static char state_path[SIMTEST_PATH_MAX + 16];
 const char *simtest_env(const char *devices, const char *context)
 {
     static const char *const vars[] = {
-        "GPUSIM_STATE",    "GPUSIM_DEVICES",  "GPUSIM_CONTEXT_BYTES", "GPUSIM_BACKED",
-        "GPUSIM_H2D_GBPS", "GPUSIM_D2H_GBPS", "GPUSIM_FREE_LAG_MS",   "GPUSIM_DEBUG",
+        "GPUSIM_STATE",       "GPUSIM_DEVICES",  "GPUSIM_CONTEXT_BYTES",
+        "GPUSIM_BACKED",      "GPUSIM_H2D_GBPS", "GPUSIM_D2H_GBPS",
+        "GPUSIM_FREE_LAG_MS", "GPUSIM_DEBUG",    "GPUSIM_PIDS",
     };
     const char *tmp = getenv("TMPDIR");
 

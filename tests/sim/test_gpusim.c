@@ -288,6 +288,42 @@ TEST(nvml_process_lists_v1_v2_v3)
     simtest_cleanup();
 }
 
+/* GPUSIM_PIDS: the process list as a container without the host's PID namespace sees
+ * it; the device's memory stays truthful in every mode. */
+TEST(nvml_pids_modes_hide_attribution)
+{
+    static const char *const modes[] = {"host", "foreign", "unavailable", "zero"};
+    struct simtest_report r;
+    nvmlProcessInfo_t v3[4];
+    nvmlMemory_t m1;
+    nvmlDevice_t dev;
+    unsigned count;
+    pid_t a;
+
+    simtest_env("8Gi", "100Mi");
+    a = simtest_holder(0, 1 * GiB, 0, &r);
+    ASSERT_EQ_INT(r.rc, 0);
+    for (unsigned m = 0; m < 4; m++) {
+        setenv("GPUSIM_PIDS", modes[m], 1);
+        ASSERT_EQ_INT(nvmlInit_v2(), NVML_SUCCESS);
+        ASSERT_EQ_INT(nvmlDeviceGetHandleByIndex_v2(0, &dev), NVML_SUCCESS);
+        count = 4;
+        ASSERT_EQ_INT(nvmlDeviceGetComputeRunningProcesses_v3(dev, &count, v3), NVML_SUCCESS);
+        ASSERT_EQ_INT(count, 1);
+        ASSERT_EQ_U64(v3[0].pid, m == 1 ? (unsigned)a + 4194304u : (unsigned)a);
+        ASSERT_EQ_U64(v3[0].usedGpuMemory, m == 2   ? 0xFFFFFFFFFFFFFFFFull
+                                           : m == 3 ? 0
+                                                    : 100 * MiB + 1 * GiB);
+        ASSERT_EQ_INT(nvmlDeviceGetMemoryInfo(dev, &m1), NVML_SUCCESS);
+        ASSERT_EQ_U64(m1.used, 100 * MiB + 1 * GiB);
+        ASSERT_EQ_INT(nvmlShutdown(), NVML_SUCCESS);
+    }
+    setenv("GPUSIM_PIDS", "container", 1);
+    ASSERT_EQ_INT(nvmlInit_v2(), NVML_ERROR_DRIVER_NOT_LOADED);
+    simtest_holder_stop(a);
+    simtest_cleanup();
+}
+
 TEST(nvml_memory_info_names_and_versions)
 {
     nvmlMemory_v2_t m2;

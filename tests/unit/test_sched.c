@@ -30,7 +30,7 @@ static struct gc_ledger *new_ledger(unsigned ngpus)
 /* Fake NVML: the snapshot lists (pid, bytes) pairs; used = their sum + extra. */
 static void snap(struct gc_ledger *l, unsigned gpu, uint64_t extra, int n, ...)
 {
-    struct gc_snapshot_proc procs[16];
+    struct gc_snapshot_proc procs[16] = {0};
     uint64_t used = extra;
     va_list ap;
     va_start(ap, n);
@@ -1274,5 +1274,185 @@ TEST(lease_ids_are_refused_when_exhausted_never_wrapped)
     ASSERT_EQ_U64(l->next_id, (uint64_t)GC_LEASE_ID_LAST + 1);
     ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "d", 0, 0, 1 * GiB, 100, 30, 0, &lease),
                   GC_ELIMIT);
+    free(l);
+}
+
+/* How a container without the host's PID namespace sees NVML's list. */
+enum ns_view { NS_HOST, NS_FOREIGN, NS_UNAVAILABLE, NS_ZERO };
+
+/* Fake NVML as seen from a container: the truth is the (pid, bytes) pairs plus extra;
+ * device used is truthful, the list shows them as view says. */
+static void snap_ns(struct gc_ledger *l, unsigned gpu, enum ns_view view, uint64_t extra, int n,
+                    ...)
+{
+    struct gc_snapshot_proc procs[16] = {0};
+    uint64_t used = extra;
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        procs[i].pid = va_arg(ap, unsigned);
+        procs[i].used_bytes = va_arg(ap, uint64_t);
+        used += procs[i].used_bytes;
+        if (view == NS_FOREIGN) {
+            procs[i].pid += 4194304u;
+            procs[i].absent = true;
+        } else if (view == NS_UNAVAILABLE) {
+            procs[i].used_bytes = UINT64_MAX;
+        } else if (view == NS_ZERO) {
+            procs[i].used_bytes = 0;
+        }
+    }
+    va_end(ap);
+    gc_ledger_set_snapshot(l, gpu, used, CARD - used, procs, (unsigned)n, 0);
+}
+
+TEST(attribution_follows_what_nvml_can_tell)
+{
+    struct gc_ledger *l = new_ledger(1);
+    const char *why = NULL;
+
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_PROCESS);
+    snap_ns(l, 0, NS_HOST, 0, 1, 100u, CTX + VAL_BYTES);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_PROCESS);
+    snap_ns(l, 0, NS_FOREIGN, 0, 2, 100u, CTX + VAL_BYTES, 200u, CTX);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_DEVICE);
+    ASSERT(strstr(l->gpus[0].attribution_why, "PID namespace") != NULL);
+    snap_ns(l, 0, NS_HOST, 0, 1, 100u, CTX + VAL_BYTES);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_PROCESS);
+    snap_ns(l, 0, NS_UNAVAILABLE, 0, 1, 100u, CTX + VAL_BYTES);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_DEVICE);
+    ASSERT(strstr(l->gpus[0].attribution_why, "no per-process usage") != NULL);
+    snap_ns(l, 0, NS_HOST, 0, 1, 100u, CTX + VAL_BYTES);
+    snap_ns(l, 0, NS_ZERO, 0, 2, 100u, CTX + VAL_BYTES, 200u, CTX);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_DEVICE);
+    ASSERT_STREQ(gc_attribution_name(l->gpus[0].attribution), "device");
+
+    /* One unknown usage among known ones is enough: nothing adds up any more. */
+    snap_ns(l, 0, NS_HOST, 0, 1, 100u, CTX + VAL_BYTES);
+    struct gc_snapshot_proc mixed[2] = {{.pid = 100, .used_bytes = CTX},
+                                        {.pid = 200, .used_bytes = UINT64_MAX}};
+    gc_ledger_set_snapshot(l, 0, 2 * CTX, CARD - 2 * CTX, mixed, 2, 0);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_DEVICE);
+
+    /* An empty list proves nothing either way: the mode stays. */
+    ASSERT_EQ_INT(gc_ledger_attribution_detect(l, 0, GC_ATTR_PROCESS, &why), GC_ATTR_DEVICE);
+    snap_ns(l, 0, NS_HOST, 0, 0);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_DEVICE);
+    snap_ns(l, 0, NS_HOST, 0, 1, 100u, CTX);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_PROCESS);
+    snap_ns(l, 0, NS_HOST, 0, 0);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_PROCESS);
+
+    /* ... unless a loaded resident with a pid should be on it: the list hides it. */
+    add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    snap_ns(l, 0, NS_HOST, CTX + VAL_BYTES, 0);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_DEVICE);
+    ASSERT(strstr(l->gpus[0].attribution_why, "lists no process") != NULL);
+    free(l);
+}
+
+TEST(device_attribution_counts_declarations_and_the_unexplained_rest)
+{
+    static const enum ns_view views[] = {NS_FOREIGN, NS_UNAVAILABLE, NS_ZERO};
+
+    for (unsigned v = 0; v < 3; v++) {
+        struct gc_ledger *l = new_ledger(1);
+        struct gc_account acct;
+        struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+        struct gc_lease *gen = add_lease(l, "generation", 200, 0, GEN_BYTES, 100, 0);
+        gen->state = GC_LEASE_GRANTED;
+        gen->gpu = 0;
+
+        /* The holder has not allocated yet: its lease counts in full all the same. */
+        snap_ns(l, 0, views[v], 500 * MiB, 2, 100u, CTX + VAL_BYTES, 200u, CTX);
+        gc_ledger_account(l, 0, NULL, &acct);
+        ASSERT_EQ_U64(acct.residents, VAL_BYTES);
+        ASSERT_EQ_U64(acct.leases, GEN_BYTES);
+        ASSERT_EQ_U64(acct.foreign, 0);
+        ASSERT_EQ_U64(acct.unattributed, 0); /* declarations explain more than is used */
+        ASSERT_EQ_U64(acct.committed, VAL_BYTES + GEN_BYTES);
+        ASSERT_EQ_U64(gc_ledger_proc_usage(l, 0, 100), 0);
+        ASSERT_EQ_U64(gc_ledger_resident_counted(l, val), VAL_BYTES);
+
+        /* It allocates: what declarations do not explain is the rest of the device. */
+        snap_ns(l, 0, views[v], 500 * MiB, 2, 100u, CTX + VAL_BYTES, 200u, CTX + GEN_BYTES);
+        gc_ledger_account(l, 0, NULL, &acct);
+        ASSERT_EQ_U64(acct.unattributed, 2 * CTX + 500 * MiB);
+        ASSERT_EQ_U64(acct.committed, l->gpus[0].used_bytes);
+
+        /* Unloaded and verified: it counts nothing, and what the device still shows is
+         * not taken as free. */
+        val->state = GC_RES_UNLOADED;
+        gc_ledger_account(l, 0, NULL, &acct);
+        ASSERT_EQ_U64(acct.residents, 0);
+        ASSERT_EQ_U64(acct.committed, l->gpus[0].used_bytes);
+        free(l);
+    }
+}
+
+/* A lease that needs an eviction gets one in a container, where the resident's pid is
+ * not on NVML's list (host pids) or its usage is unknown: not never-fits, and not
+ * granted before the device shows the room. */
+TEST(device_attribution_swap_cycle)
+{
+    static const enum ns_view views[] = {NS_FOREIGN, NS_UNAVAILABLE, NS_ZERO};
+
+    for (unsigned v = 0; v < 3; v++) {
+        struct gc_ledger *l = new_ledger(1);
+        struct gc_actions a;
+        char id[GC_LEASE_ID_MAX];
+        struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+        snap_ns(l, 0, views[v], 0, 2, 100u, CTX + VAL_BYTES, 200u, CTX);
+        struct gc_lease *gen = add_lease(l, "generation", 200, 0, GEN_BYTES, 100, 0);
+        snprintf(id, sizeof(id), "%s", gen->id);
+
+        gc_sched_step(l, 1, &a);
+        ASSERT(find_action(&a, GC_ACT_REFUSED, id) == NULL);
+        ASSERT(find_action(&a, GC_ACT_UNLOAD, "validation") != NULL);
+        ASSERT_EQ_INT(val->state, GC_RES_UNLOADING);
+
+        /* Unloaded by its word, the device still full: no grant. */
+        val->state = GC_RES_UNLOADED;
+        gc_sched_step(l, 2, &a);
+        ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
+
+        /* The device shows the room: granted; the resident stays out while it is held. */
+        snap_ns(l, 0, views[v], 0, 2, 100u, CTX, 200u, CTX);
+        unload_done(l, val, id, 3);
+        gc_sched_step(l, 4, &a);
+        ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
+        gen = gc_ledger_lease_find(l, id);
+        snap_ns(l, 0, views[v], 0, 2, 100u, CTX, 200u, CTX + GEN_BYTES);
+        gc_sched_step(l, 5, &a);
+        ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
+
+        /* Released, but the device still shows the holder's memory: no restore yet. */
+        gc_ledger_lease_end(l, gen, GC_LEASE_RELEASED, 0, NULL, 6);
+        gc_sched_step(l, 7, &a);
+        ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
+        snap_ns(l, 0, views[v], 0, 2, 100u, CTX, 200u, CTX);
+        gc_sched_step(l, 8, &a);
+        ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
+        ASSERT_EQ_INT(val->state, GC_RES_RELOADING);
+        free(l);
+    }
+}
+
+/* Unloaded to a level that keeps some bytes, a resident counts those in device
+ * attribution too: they are declared, not seen. */
+TEST(device_attribution_counts_the_level_a_resident_kept)
+{
+    struct gc_ledger *l = new_ledger(1);
+    struct gc_account acct;
+    struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
+    set_levels(val, 3, "full", VAL_BYTES, "reduced", VAL_BYTES / 2, "off", 0ULL);
+    val->state = GC_RES_UNLOADED;
+    val->level = 1;
+    snap_ns(l, 0, NS_FOREIGN, 0, 1, 100u, CTX + VAL_BYTES / 2);
+    ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_DEVICE);
+    ASSERT_EQ_U64(gc_ledger_resident_counted(l, val), VAL_BYTES / 2);
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.residents, VAL_BYTES / 2);
+    ASSERT_EQ_U64(acct.unattributed, CTX);
     free(l);
 }
