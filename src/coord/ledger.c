@@ -360,7 +360,10 @@ int gc_ledger_lease_new_owned(struct gc_ledger *ledger, enum gc_lease_kind kind,
     l = &ledger->leases[ledger->nleases++];
     memset(l, 0, sizeof(*l));
     l->in_use = true;
-    snprintf(l->id, sizeof(l->id), "%s-%llu", kind == GC_KIND_DEMAND ? "demand" : "lease",
+    snprintf(l->id, sizeof(l->id), "%s-%llu",
+             kind == GC_KIND_DEMAND   ? "demand"
+             : kind == GC_KIND_GROWTH ? "growth"
+                                      : "lease",
              (unsigned long long)ledger->next_id++);
     l->seq = ledger->next_seq++;
     l->kind = kind;

@@ -34,6 +34,7 @@ struct gc_counters {
     uint64_t leases_granted, leases_failed, leases_refused, leases_expired, leases_released;
     uint64_t unloads, reloads, unload_failures, reload_failures, verify_timeouts;
     uint64_t cleanups, kills, oom_avoided, swaps, demands, journal_errors, nvml_errors;
+    uint64_t lease_resizes, lease_growths; /* resize requests; growths granted */
 };
 
 struct gc_histogram {
@@ -195,6 +196,12 @@ void gc_coord_lease_heartbeat(struct gc_coord *coord, const struct gc_caller *ca
                               const char *id, struct gc_api_answer *ans);
 void gc_coord_lease_release(struct gc_coord *coord, const struct gc_caller *caller, const char *id,
                             struct gc_api_answer *ans);
+/* POST /v1/leases/{id}/resize {bytes, wait_s}: shrinks at once; grows at once when it
+ * fits, else queues a growth and waits up to wait_s (200 grown; 202 still at its old
+ * size, the growth withdrawn). */
+void gc_coord_lease_resize(struct gc_coord *coord, const struct gc_caller *caller, const char *id,
+                           const json_t *req, const struct gc_waiter *waiter,
+                           struct gc_api_answer *ans);
 
 void gc_coord_resident_register(struct gc_coord *coord, const struct gc_caller *caller,
                                 const json_t *req, struct gc_api_answer *ans);

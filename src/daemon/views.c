@@ -118,10 +118,12 @@ json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
     for (unsigned i = 0; i < l->nevicted; i++)
         json_array_append_new(evicted, json_string(l->evicted[i]));
     o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:i, s:f, s:s, s:o}", "id", l->id, "kind",
-                  l->kind == GC_KIND_DEMAND ? "demand" : "holder", "holder", l->holder, "pid",
-                  l->pid > 0 ? json_integer(l->pid) : json_null(), "gpu",
-                  l->gpu >= 0 ? json_integer(l->gpu) : json_null(), "bytes", (json_int_t)l->bytes,
-                  "priority", l->priority, "ttl_s", l->ttl_s, "state",
+                  l->kind == GC_KIND_DEMAND   ? "demand"
+                  : l->kind == GC_KIND_GROWTH ? "growth"
+                                              : "holder",
+                  "holder", l->holder, "pid", l->pid > 0 ? json_integer(l->pid) : json_null(),
+                  "gpu", l->gpu >= 0 ? json_integer(l->gpu) : json_null(), "bytes",
+                  (json_int_t)l->bytes, "priority", l->priority, "ttl_s", l->ttl_s, "state",
                   gc_lease_state_name(l->state), "evicted", evicted);
     json_object_set_new(o, "gpu_requested",
                         l->gpu_req >= 0 ? json_integer(l->gpu_req) : json_string("any"));
@@ -136,6 +138,8 @@ json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
     if (active && l->ttl_s > 0 && l->kind == GC_KIND_HOLDER)
         json_object_set_new(o, "expires_in_s",
                             json_real(l->ttl_s - (double)(now - l->heartbeat_ms) / 1000.0));
+    if (l->kind == GC_KIND_GROWTH)
+        json_object_set_new(o, "grows", json_string(l->parent));
     if (l->reason[0] != '\0')
         json_object_set_new(o, "reason", json_string(l->reason));
     if (l->state == GC_LEASE_FAILED && l->error != 0)
@@ -156,7 +160,7 @@ json_t *gc_view_status_locked(struct gc_coord *coord)
 {
     const struct gc_counters *c = &coord->counters;
     struct gc_ledger *ledger = coord->ledger;
-    json_t *queue = json_array();
+    json_t *queue = json_array(), *o, *counters;
     unsigned n = 0;
     const struct gc_lease *waiting[GC_LEASES_MAX];
 
@@ -175,7 +179,7 @@ json_t *gc_view_status_locked(struct gc_coord *coord)
                                                 "state", gc_lease_state_name(waiting[i]->state)));
         }
     }
-    return json_pack(
+    o = json_pack(
         "{s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
         "s:I, s:I, s:I, s:I, s:I}, s:I}",
         "version", GPUCOORD_VERSION, "driver_version", coord->driver_version, "uptime_s",
@@ -190,6 +194,10 @@ json_t *gc_view_status_locked(struct gc_coord *coord)
         (json_int_t)c->verify_timeouts, "kills", (json_int_t)c->kills, "oom_avoided",
         (json_int_t)c->oom_avoided, "swaps", (json_int_t)c->swaps, "demands",
         (json_int_t)c->demands, "last_event_seq", (json_int_t)gc_events_last_seq(&coord->events));
+    counters = json_object_get(o, "counters");
+    json_object_set_new(counters, "lease_resizes", json_integer((json_int_t)c->lease_resizes));
+    json_object_set_new(counters, "lease_growths", json_integer((json_int_t)c->lease_growths));
+    return o;
 }
 
 /* ---- /metrics ---- */
@@ -277,6 +285,8 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
             c->oom_avoided);
     counter(&t, "swaps_total", "Residents evicted for a lease and restored afterwards.", c->swaps);
     counter(&t, "demands_total", "Requests from residents for their memory back.", c->demands);
+    counter(&t, "lease_resizes_total", "Requests to resize a lease.", c->lease_resizes);
+    counter(&t, "lease_growths_total", "Lease growths granted.", c->lease_growths);
     counter(&t, "journal_errors_total", "Failed journal writes.", c->journal_errors);
     counter(&t, "nvml_errors_total", "Failed NVML readings.", c->nvml_errors);
     histogram(&t, "grant_wait_seconds", "Time from request to grant.", &coord->grant_wait_s);
