@@ -279,6 +279,13 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
             ret->leases += l->bytes; /* no pid: its memory cannot be seen, count it all */
     }
 
+    /* A growth can never take its own lease's bytes: they are fixed for it. */
+    if (for_lease != NULL && for_lease->kind == GC_KIND_GROWTH) {
+        for (unsigned i = 0; i < ledger->nleases; i++) {
+            if (strcmp(ledger->leases[i].id, for_lease->parent) == 0)
+                ret->fixed += ledger->leases[i].bytes;
+        }
+    }
     ret->committed = ret->unattributed + ret->foreign + ret->residents + ret->leases;
     /* Unattributed use is not fixed: it may be memory the driver has not yet given
      * back (a process just exited or freed), so a lease waits rather than fail. */

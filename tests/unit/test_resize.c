@@ -243,3 +243,22 @@ TEST(resize_of_a_queued_lease_changes_its_size_and_preparing_is_a_conflict)
     ASSERT_EQ_U64(gc_ledger_lease_find(l, id)->bytes, GEN_BYTES - GiB);
     free(l);
 }
+
+TEST(growth_beyond_what_its_own_lease_leaves_is_refused)
+{
+    struct gc_ledger *l = new_ledger();
+    struct gc_lease *g;
+    struct gc_actions a;
+    char id[GC_LEASE_ID_MAX], gid[GC_LEASE_ID_MAX];
+
+    snap(l, 1, 200u, CTX);
+    granted_lease(l, 20 * GiB, id);
+    /* 20Gi more next to its own 20Gi on a 24Gi card: never, however long it waits. */
+    ASSERT_EQ_INT(gc_growth_request(l, gc_ledger_lease_find(l, id), 40 * GiB, 2, &g), 0);
+    snprintf(gid, sizeof(gid), "%s", g->id);
+    gc_sched_step(l, 3, &a);
+    ASSERT(has_action(&a, GC_ACT_REFUSED, gid));
+    ASSERT_EQ_INT(gc_ledger_lease_lookup(l, gid)->error, GC_ENEVERFITS);
+    ASSERT_EQ_U64(gc_ledger_lease_find(l, id)->bytes, 20 * GiB);
+    free(l);
+}
