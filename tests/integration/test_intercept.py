@@ -196,6 +196,34 @@ class Intercept(GpuEnv):
         self.assertEqual(out.returncode, OOM, out.stdout + out.stderr)
         self.assertIn("FAIL_CLOSED", out.stderr)
 
+    def test_gpucoord_run_auto(self):
+        self.start_coordinator()
+        self.start_resident("validation", "4.7Gi")
+        cli = os.path.join(BUILD, "gpucoord")
+        env = dict(self.env)
+        env.pop("LD_PRELOAD", None)
+        out = self.run_prog([cli, "--url", self.url, "run", "--auto", "--holder", "auto-test",
+                             "--", PROG, "segments", "19.6Gi", "2Gi"], env)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("ok 21045339750", out.stdout)
+        granted = [e for e in self.events() if e["kind"] == "lease_granted"]
+        self.assertEqual(len(granted), 1)
+        self.assertIn("auto-test", granted[0]["detail"])
+        self.assertEqual(self.resident("validation")["unloads"], 1)
+        wait_until(lambda: self.resident("validation")["state"] == "loaded", 15,
+                   what="validation restored")
+        # --need with --auto: room taken at the first context, before any allocation.
+        out = self.run_prog([cli, "--url", self.url, "run", "--auto", "--need", "2Gi", "--",
+                             PROG, "segments", "1Gi"], env)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("2.5Gi", [e["detail"] for e in self.events()
+                                if e["kind"] == "lease_granted"][-1])
+        # The lease is the command's: --gpu and --ttl make no sense.
+        out = self.run_prog([cli, "--url", self.url, "run", "--auto", "--gpu", "0", "--", "true"],
+                            env)
+        self.assertEqual(out.returncode, 2, out.stderr)
+        self.assertIn("--auto", out.stderr)
+
     def test_program_without_gpu_never_talks_to_the_coordinator(self):
         self.start_coordinator()
         listener = socket.socket()
