@@ -15,11 +15,10 @@ uint64_t gci_book_slack(uint64_t used_bytes)
     return round_up(s > GCI_SLACK_MIN_BYTES ? s : GCI_SLACK_MIN_BYTES);
 }
 
-uint64_t gci_book_reserve(struct gci_book *b, uint64_t bytes, int64_t now_ms, uint64_t *ret_exact)
+uint64_t gci_book_reserve(struct gci_book *b, uint64_t bytes, uint64_t *ret_exact)
 {
     uint64_t need, target;
 
-    (void)now_ms;
     if (__builtin_add_overflow(b->used_bytes, bytes, &need))
         return UINT64_MAX;
     b->used_bytes = need;

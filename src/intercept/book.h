@@ -36,7 +36,7 @@ uint64_t gci_book_slack(uint64_t used_bytes);
  * least that would do (to ask for when the coordinator refuses the larger one).
  * On overflow returns UINT64_MAX and counts nothing.
  */
-uint64_t gci_book_reserve(struct gci_book *b, uint64_t bytes, int64_t now_ms, uint64_t *ret_exact);
+uint64_t gci_book_reserve(struct gci_book *b, uint64_t bytes, uint64_t *ret_exact);
 
 /* Takes back bytes counted by gci_book_reserve (the allocation failed) or freed. */
 void gci_book_release(struct gci_book *b, uint64_t bytes);

@@ -95,9 +95,15 @@ static void real_load(void)
 #undef GCI_XX_LOAD
 }
 
+static int real_loaded;
+
 const struct gci_real *gci_real(void)
 {
-    pthread_once(&real_once, real_load);
+    /* Every hooked call comes through here: one load once loaded. */
+    if (__builtin_expect(!__atomic_load_n(&real_loaded, __ATOMIC_ACQUIRE), 0)) {
+        pthread_once(&real_once, real_load);
+        __atomic_store_n(&real_loaded, 1, __ATOMIC_RELEASE);
+    }
     return &real;
 }
 
@@ -150,16 +156,32 @@ GCI_EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice
 
 /* ---- allocations ---- */
 
-/* Runs one allocation of bytes on the current device under the lease: CALL is the
- * driver call, KEY the pointer it wrote. */
+/* Runs one allocation of bytes on dev under the lease: CALL is the driver call, KEY
+ * the pointer or handle it wrote. Within the lease: no round trip, one lock. */
 #define GCI_ALLOCATE(dev, bytes, kind, CALL, KEY)                                                  \
     do {                                                                                           \
-        CUresult rc_ = gci_alloc_begin((dev), (bytes));                                            \
+        CUresult rc_;                                                                              \
+        if (gci_alloc_fast_begin((dev), (bytes))) {                                                \
+            rc_ = (CALL);                                                                          \
+            gci_alloc_fast_end((dev), (bytes), rc_ == CUDA_SUCCESS, (kind),                        \
+                               rc_ == CUDA_SUCCESS ? (uint64_t)(KEY) : 0);                         \
+            if (rc_ != CUDA_ERROR_OUT_OF_MEMORY || !gci_alloc_oom_grow((dev), (bytes)))            \
+                return rc_;                                                                        \
+        } else {                                                                                   \
+            rc_ = gci_alloc_begin((dev), (bytes));                                                 \
+            if (rc_ != CUDA_SUCCESS)                                                               \
+                return rc_;                                                                        \
+            rc_ = (CALL);                                                                          \
+            gci_alloc_end((dev), (bytes), (bytes), rc_ == CUDA_SUCCESS, (kind),                    \
+                          rc_ == CUDA_SUCCESS ? (uint64_t)(KEY) : 0);                              \
+            if (rc_ != CUDA_ERROR_OUT_OF_MEMORY || !gci_alloc_oom_grow((dev), (bytes)))            \
+                return rc_;                                                                        \
+        }                                                                                          \
+        /* The driver refused what the lease allowed; the lease grew by it: once more. */          \
+        rc_ = gci_alloc_begin((dev), (bytes));                                                     \
         if (rc_ != CUDA_SUCCESS)                                                                   \
             return rc_;                                                                            \
         rc_ = (CALL);                                                                              \
-        if (rc_ == CUDA_ERROR_OUT_OF_MEMORY && gci_alloc_oom_grow((dev), (bytes)))                 \
-            rc_ = (CALL);                                                                          \
         gci_alloc_end((dev), (bytes), (bytes), rc_ == CUDA_SUCCESS, (kind),                        \
                       rc_ == CUDA_SUCCESS ? (uint64_t)(KEY) : 0);                                  \
         return rc_;                                                                                \
@@ -172,7 +194,7 @@ GCI_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 
     if (r->cuMemAlloc_v2 == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
-    dev = gci_current_device();
+    dev = gci_alloc_device();
     if (dptr == NULL || bytesize == 0 || dev < 0)
         return r->cuMemAlloc_v2(dptr, bytesize);
     GCI_ALLOCATE(dev, bytesize, GCI_PTR, r->cuMemAlloc_v2(dptr, bytesize), *dptr);
@@ -192,7 +214,7 @@ GCI_EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t 
 
     if (r->cuMemAllocPitch_v2 == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
-    dev = gci_current_device();
+    dev = gci_alloc_device();
     if (dptr == NULL || pitch == NULL || dev < 0 || width_bytes == 0 || height == 0 ||
         width_bytes > UINT64_MAX / 2 ||
         __builtin_mul_overflow((width_bytes + GCI_PITCH_ALIGN - 1) & ~(GCI_PITCH_ALIGN - 1),
@@ -216,7 +238,7 @@ GCI_EXPORT CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsign
 
     if (r->cuMemAllocManaged == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
-    dev = gci_current_device();
+    dev = gci_alloc_device();
     if (dptr == NULL || bytesize == 0 || dev < 0)
         return r->cuMemAllocManaged(dptr, bytesize, flags);
     GCI_ALLOCATE(dev, bytesize, GCI_PTR, r->cuMemAllocManaged(dptr, bytesize, flags), *dptr);
@@ -229,7 +251,7 @@ static CUresult alloc_async(cuMemAllocAsync_fn fn, CUdeviceptr *dptr, size_t byt
 
     if (fn == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
-    dev = gci_current_device();
+    dev = gci_alloc_device();
     if (dptr == NULL || bytesize == 0 || dev < 0)
         return fn(dptr, bytesize, stream);
     GCI_ALLOCATE(dev, bytesize, GCI_PTR, fn(dptr, bytesize, stream), *dptr);
@@ -252,7 +274,7 @@ static CUresult alloc_from_pool(cuMemAllocFromPoolAsync_fn fn, CUdeviceptr *dptr
 
     if (fn == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
-    dev = gci_current_device();
+    dev = gci_alloc_device();
     if (dptr == NULL || bytesize == 0 || dev < 0)
         return fn(dptr, bytesize, pool, stream);
     GCI_ALLOCATE(dev, bytesize, GCI_PTR, fn(dptr, bytesize, pool, stream), *dptr);

@@ -31,6 +31,15 @@ CUresult gci_context_begin(int dev);
  * CUDA_ERROR_OUT_OF_MEMORY when the coordinator cannot make room (nothing counted).
  */
 CUresult gci_alloc_begin(int dev, uint64_t bytes);
+/*
+ * gci_alloc_fast_begin: true when bytes fit in dev's lease as it is: they are
+ * counted and the book stays locked across the driver call (one lock for the whole
+ * allocation: the cost of an allocation within the lease is the point), until
+ * gci_alloc_fast_end records key (ok) or takes the count back. false: nothing
+ * counted, nothing locked; use gci_alloc_begin.
+ */
+bool gci_alloc_fast_begin(int dev, uint64_t bytes);
+void gci_alloc_fast_end(int dev, uint64_t bytes, bool ok, enum gci_kind kind, uint64_t key);
 /* After the driver answered out of memory anyway: grows the lease by bytes; true to
  * retry the allocation once. */
 bool gci_alloc_oom_grow(int dev, uint64_t bytes);
@@ -44,6 +53,9 @@ void gci_free_end(enum gci_kind kind, uint64_t key);
 
 /* The device ordinal of the calling thread's current context, or -1. */
 int gci_current_device(void);
+/* The device an allocation on the current context is charged to: the one leased
+ * device when there is exactly one, else gci_current_device(). */
+int gci_alloc_device(void);
 
 /* The real driver's functions (NULL where it lacks one). */
 #define GCI_REAL_FUNCS(X)                                                                          \

@@ -51,6 +51,7 @@ static struct {
     struct gci_dev dev[GCI_DEVICES_MAX];
     struct gci_ptrmap ptrs, handles;
     gpucoord_client *client; /* under coord_mu */
+    int only_dev;            /* the one device leased, -1 for none or several (atomic) */
     bool shrinker_started;
     /* Settings, read once. */
     bool configured;
@@ -58,7 +59,30 @@ static struct {
     double wait_s, shrink_window_s;
     int priority;
     char holder[65];
-} st = {.mu = PTHREAD_MUTEX_INITIALIZER, .coord_mu = PTHREAD_MUTEX_INITIALIZER};
+} st = {.mu = PTHREAD_MUTEX_INITIALIZER, .coord_mu = PTHREAD_MUTEX_INITIALIZER, .only_dev = -1};
+
+/* Under st.mu: only_dev after a lease was taken or dropped. */
+static void only_dev_update(void)
+{
+    int only = -1, n = 0;
+
+    for (int i = 0; i < GCI_DEVICES_MAX; i++) {
+        if (st.dev[i].lease_id[0] != '\0') {
+            only = i;
+            n++;
+        }
+    }
+    __atomic_store_n(&st.only_dev, n == 1 ? only : -1, __ATOMIC_RELEASE);
+}
+
+int gci_alloc_device(void)
+{
+    int only = __atomic_load_n(&st.only_dev, __ATOMIC_ACQUIRE);
+
+    /* One device leased (the common case): no need to ask the driver which one is
+     * current for every allocation. */
+    return only >= 0 ? only : gci_current_device();
+}
 
 static int64_t now_ms(void)
 {
@@ -266,6 +290,7 @@ static CUresult lease_take(int dev, uint64_t bytes)
     d->book.lease_bytes = (uint64_t)json_integer_value(json_object_get(j, "bytes"));
     d->book.window_start_ms = now_ms();
     st.mode = GCI_ACTIVE;
+    only_dev_update();
     pthread_mutex_unlock(&st.mu);
     json_decref(j);
     if (!st.shrinker_started && st.shrink_window_s > 0) {
@@ -304,6 +329,7 @@ static bool lease_resize(int dev, uint64_t bytes, double wait_s)
         pthread_mutex_lock(&st.mu);
         d->lease_id[0] = '\0';
         d->book.lease_bytes = 0;
+        only_dev_update();
         pthread_mutex_unlock(&st.mu);
         return lease_take(dev, bytes) == CUDA_SUCCESS && d->lease_id[0] != '\0';
     }
@@ -362,7 +388,7 @@ CUresult gci_context_begin(int dev)
 CUresult gci_alloc_begin(int dev, uint64_t bytes)
 {
     struct gci_dev *d;
-    uint64_t target, exact = 0;
+    uint64_t target = 0, exact = 0;
     bool ok, leased;
 
     if (dev < 0 || dev >= GCI_DEVICES_MAX ||
@@ -371,16 +397,21 @@ CUresult gci_alloc_begin(int dev, uint64_t bytes)
     d = &st.dev[dev];
     pthread_mutex_lock(&st.mu);
     leased = d->lease_id[0] != '\0';
+    if (leased && st.mode == GCI_ACTIVE)
+        target = gci_book_reserve(&d->book, bytes, &exact);
     pthread_mutex_unlock(&st.mu);
-    /* A context not made through a hook (cuCtxCreate_v3/_v4, a context made before
-     * the library was loaded): its first allocation takes the lease. */
-    if (!leased && gci_context_begin(dev) != CUDA_SUCCESS)
-        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!leased) {
+        /* A context not made through a hook (cuCtxCreate_v3/_v4, a context made
+         * before the library was loaded): its first allocation takes the lease. */
+        if (gci_context_begin(dev) != CUDA_SUCCESS)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        pthread_mutex_lock(&st.mu);
+        if (st.mode == GCI_ACTIVE && d->lease_id[0] != '\0')
+            target = gci_book_reserve(&d->book, bytes, &exact);
+        pthread_mutex_unlock(&st.mu);
+    }
     if (!coordinated())
         return CUDA_SUCCESS;
-    pthread_mutex_lock(&st.mu);
-    target = gci_book_reserve(&d->book, bytes, now_ms(), &exact);
-    pthread_mutex_unlock(&st.mu);
     if (target == 0)
         return CUDA_SUCCESS; /* within the lease: no round trip */
     if (target == UINT64_MAX)
@@ -406,6 +437,34 @@ CUresult gci_alloc_begin(int dev, uint64_t bytes)
     gci_book_release(&d->book, bytes);
     pthread_mutex_unlock(&st.mu);
     return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+bool gci_alloc_fast_begin(int dev, uint64_t bytes)
+{
+    struct gci_book *b;
+
+    if (!coordinated() || dev < 0 || dev >= GCI_DEVICES_MAX)
+        return false;
+    b = &st.dev[dev].book;
+    pthread_mutex_lock(&st.mu);
+    if (st.mode == GCI_ACTIVE && st.dev[dev].lease_id[0] != '\0' &&
+        b->used_bytes <= b->lease_bytes && bytes <= b->lease_bytes - b->used_bytes) {
+        b->used_bytes += bytes;
+        if (b->used_bytes > b->peak_bytes)
+            b->peak_bytes = b->used_bytes;
+        return true; /* st.mu stays held until gci_alloc_fast_end */
+    }
+    pthread_mutex_unlock(&st.mu);
+    return false;
+}
+
+void gci_alloc_fast_end(int dev, uint64_t bytes, bool ok, enum gci_kind kind, uint64_t key)
+{
+    if (!ok)
+        gci_book_release(&st.dev[dev].book, bytes);
+    else /* out of host memory for the table: the bytes stay counted (safe side) */
+        (void)gci_ptrmap_put(kind == GCI_PTR ? &st.ptrs : &st.handles, key, bytes, dev);
+    pthread_mutex_unlock(&st.mu);
 }
 
 bool gci_alloc_oom_grow(int dev, uint64_t bytes)
@@ -457,6 +516,9 @@ void gci_free_end(enum gci_kind kind, uint64_t key)
     uint64_t bytes;
     int dev;
 
+    if (!coordinated())
+        return; /* nothing was recorded (frees after a fall back to passing through
+                   leave stale entries, which nothing reads any more) */
     pthread_mutex_lock(&st.mu);
     if (gci_ptrmap_take(kind == GCI_PTR ? &st.ptrs : &st.handles, key, &bytes, &dev) && dev >= 0 &&
         dev < GCI_DEVICES_MAX)
@@ -524,6 +586,7 @@ static void atfork_child(void)
     if (st.mode == GCI_ACTIVE)
         st.mode = GCI_UNTOUCHED;
     memset(st.dev, 0, sizeof(st.dev));
+    st.only_dev = -1;
     gci_ptrmap_clear(&st.ptrs);
     gci_ptrmap_clear(&st.handles);
     st.client = NULL;

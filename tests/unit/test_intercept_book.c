@@ -13,10 +13,10 @@ TEST(within_the_lease_needs_no_growth)
     struct gci_book b = {.lease_bytes = 2 * GiB, .used_bytes = 512 * MiB};
     uint64_t exact = 0;
 
-    ASSERT_EQ_U64(gci_book_reserve(&b, 1 * GiB, 0, &exact), 0);
+    ASSERT_EQ_U64(gci_book_reserve(&b, 1 * GiB, &exact), 0);
     ASSERT_EQ_U64(b.used_bytes, 1536 * MiB);
-    ASSERT_EQ_U64(gci_book_reserve(&b, 512 * MiB, 0, &exact), 0); /* exactly full */
-    ASSERT_EQ_U64(gci_book_reserve(&b, 1, 0, &exact), 2 * GiB + 1 + 256 * MiB + 2 * MiB - 1);
+    ASSERT_EQ_U64(gci_book_reserve(&b, 512 * MiB, &exact), 0); /* exactly full */
+    ASSERT_EQ_U64(gci_book_reserve(&b, 1, &exact), 2 * GiB + 1 + 256 * MiB + 2 * MiB - 1);
     ASSERT_EQ_U64(exact, 2 * GiB + 2 * MiB);
 }
 
@@ -25,7 +25,7 @@ TEST(growth_asks_for_an_eighth_more_at_least_64mi)
     struct gci_book b = {.lease_bytes = 512 * MiB, .used_bytes = 512 * MiB};
     uint64_t exact = 0;
 
-    ASSERT_EQ_U64(gci_book_reserve(&b, 20 * MiB, 0, &exact), 532 * MiB + 68 * MiB);
+    ASSERT_EQ_U64(gci_book_reserve(&b, 20 * MiB, &exact), 532 * MiB + 68 * MiB);
     ASSERT_EQ_U64(exact, 532 * MiB);
     ASSERT_EQ_U64(gci_book_slack(0), 64 * MiB);
     ASSERT_EQ_U64(gci_book_slack(16 * GiB), 2 * GiB);
@@ -38,7 +38,7 @@ TEST(growth_in_small_steps_costs_few_resizes)
 
     /* 1000 allocations of 20Mi: a caching allocator's blocks. */
     for (int i = 0; i < 1000; i++) {
-        uint64_t exact, t = gci_book_reserve(&b, 20 * MiB, i, &exact);
+        uint64_t exact, t = gci_book_reserve(&b, 20 * MiB, &exact);
         if (t != 0) {
             resizes++;
             b.lease_bytes = t;
@@ -53,7 +53,7 @@ TEST(overflow_counts_nothing)
     struct gci_book b = {.lease_bytes = GiB, .used_bytes = GiB};
     uint64_t exact;
 
-    ASSERT_EQ_U64(gci_book_reserve(&b, UINT64_MAX, 0, &exact), UINT64_MAX);
+    ASSERT_EQ_U64(gci_book_reserve(&b, UINT64_MAX, &exact), UINT64_MAX);
     ASSERT_EQ_U64(b.used_bytes, GiB);
 }
 
@@ -62,7 +62,7 @@ TEST(shrink_waits_a_whole_window_and_keeps_slack)
     struct gci_book b = {.lease_bytes = 10 * GiB, .used_bytes = 512 * MiB};
     uint64_t exact;
 
-    ASSERT_EQ_U64(gci_book_reserve(&b, 8 * GiB, 0, &exact), 0);
+    ASSERT_EQ_U64(gci_book_reserve(&b, 8 * GiB, &exact), 0);
     gci_book_release(&b, 8 * GiB);
     /* The window that saw 8.5Gi in use: no shrink. */
     ASSERT_EQ_U64(gci_book_shrink_target(&b, 1000, 2000), 0);
@@ -77,7 +77,7 @@ TEST(free_and_allocate_again_never_shrinks)
     uint64_t exact;
 
     for (int64_t t = 0; t < 20000; t += 100) {
-        ASSERT_EQ_U64(gci_book_reserve(&b, 3 * GiB, t, &exact), 0);
+        ASSERT_EQ_U64(gci_book_reserve(&b, 3 * GiB, &exact), 0);
         gci_book_release(&b, 3 * GiB);
         ASSERT_EQ_U64(gci_book_shrink_target(&b, t, 2000), 0);
     }
