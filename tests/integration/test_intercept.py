@@ -15,7 +15,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gctest import BUILD, CTX, GEN_BYTES, GiB, MiB, VAL_BYTES, GpuEnv, wait_until  # noqa: E402
+from gctest import (BUILD, CTX, GEN_BYTES, REAL_GPU, GiB, VAL_BYTES, GpuEnv,  # noqa: E402
+                    wait_until)
 
 PROG = os.path.join(BUILD, "tests", "intercept", "alloc-prog")
 PYPROG = os.path.join(os.path.dirname(__file__), "..", "intercept", "ctypes_prog.py")
@@ -93,7 +94,8 @@ class Intercept(GpuEnv):
         # With it: the resident makes room, verified, and the program runs.
         p = self.hold(argv, self.preload_env())
         self.assertEqual(self.resident("validation")["state"], "unloaded")
-        self.assertEqual(self.proc_usage(rpid), CTX)
+        if not REAL_GPU:  # a real context's size is the card's
+            self.assertEqual(self.proc_usage(rpid), CTX)
         self.assertGreaterEqual(self.proc_usage(p.pid), GEN_BYTES)
         kinds = [e["kind"] for e in self.events()]
         self.assertIn("resident_unloaded", kinds)
@@ -102,7 +104,8 @@ class Intercept(GpuEnv):
         (lease,) = self.leases()
         self.assertEqual(lease["pid"], p.pid)
         self.assertEqual(lease["evicted"], ["validation"])
-        self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 1)  # the run without
+        if not REAL_GPU:
+            self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 1)  # the run without
         # However it exits, the lease ends and the resident comes back.
         if kill:
             p.send_signal(signal.SIGKILL)
@@ -111,7 +114,8 @@ class Intercept(GpuEnv):
         self.assertEqual(p.wait(10), -9 if kill else 0)
         wait_until(lambda: self.resident("validation")["state"] == "loaded", 15,
                    what="validation restored")
-        self.assertEqual(self.proc_usage(rpid), CTX + VAL_BYTES)
+        if not REAL_GPU:
+            self.assertEqual(self.proc_usage(rpid), CTX + VAL_BYTES)
         self.assertEqual(self.leases(), [])
 
     def test_caching_allocator_segments_through_dlsym(self):
@@ -181,7 +185,8 @@ class Intercept(GpuEnv):
         wait_until(lambda: self.resident("validation")["state"] == "loaded", 15,
                    what="validation restored")
         self.assertTrue(res.alive())
-        self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 0)
+        if not REAL_GPU:
+            self.assertEqual(self.sim_status()["devices"][0]["oom_count"], 0)
 
     def test_unreachable_coordinator_passes_through_with_one_warning(self):
         self.start_coordinator()
