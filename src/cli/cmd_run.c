@@ -207,7 +207,7 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct run_args *a
         }
     }
     if (!have_need && !a->autolease)
-        return cli_usage_error("run", "--need SIZE (or --auto) is required");
+        return cli_usage_error("run", "--need SIZE is required (or --auto)");
     /* The interposer leases on the GPU the command uses, for as long as it lives. */
     if (a->autolease && (have_gpu || have_ttl))
         return cli_usage_error("run", "--gpu and --ttl do not go with --auto");
