@@ -14,8 +14,8 @@
  *       pitch       cuMemAllocPitch_v2 rows of CHUNK bytes
  *       managed     cuMemAllocManaged
  *       loop        allocate SIZE and free it, --repeat times
- *       fork        allocate SIZE, fork: the child's allocation must not reach the
- *                   parent's lease; then the parent allocates CHUNK more
+ *       fork        allocate SIZE, fork: the child's allocation (4 x CHUNK) must not
+ *                   reach the parent's lease; then the parent allocates CHUNK more
  * --threads N: N threads each allocate SIZE/N in CHUNK pieces and free them.
  * --hold: after allocating print "ready" and wait for stdin to close.
  * Prints "ok <bytes>" and exits 0, or "error <step> <code>" and exits 2 when the
@@ -285,8 +285,9 @@ int main(int argc, char **argv)
         child = fork();
         if (child == 0) {
             /* The driver cannot be used across fork: this must fail, and must not
-             * touch the parent's lease. */
-            CUresult rc = cu.alloc(&p, chunk);
+             * touch the parent's lease (four times the parent's last step, so that a
+             * growth asked for by the child would show). */
+            CUresult rc = cu.alloc(&p, 4 * chunk);
             printf("child %d\n", rc);
             fflush(stdout);
             _exit(rc == CUDA_SUCCESS ? 1 : 0);
