@@ -598,10 +598,10 @@ static bool auto_var(const char *e, const struct run_binding *b)
 }
 
 /*
- * --auto: environ with the interposer first in LD_PRELOAD (the user's preloads
- * after it), GPUCOORD_URL, GPUCOORD_HOLDER and GPUCOORD_WAIT_S, GPUCOORD_NEED and
- * GPUCOORD_PRIORITY when given; on gpusim its folder and state as build_env adds.
- * No CUDA_VISIBLE_DEVICES: the command uses the GPUs it would use, each leased.
+ * --auto: environ with the interposer added to LD_PRELOAD (after the user's own), GPUCOORD_URL,
+ * GPUCOORD_HOLDER and GPUCOORD_WAIT_S, GPUCOORD_NEED and GPUCOORD_PRIORITY when given; on gpusim
+ * its folder and state as build_env adds. No CUDA_VISIBLE_DEVICES: the command uses the GPUs it
+ * would use, each leased.
  */
 static char **build_auto_env(const struct run_args *a, const char *url, const struct run_binding *b)
 {
@@ -628,8 +628,10 @@ static char **build_auto_env(const struct run_args *a, const char *url, const st
             goto out_free;
         k++;
     }
+    /* After the user's own preloads: a sanitizer runtime must stay first, and an
+     * interposer the user chose keeps its place. */
     if (preload != NULL && preload[0] != '\0' && !list_has(preload, ' ', lib, false))
-        r = asprintf(&envp[k], "LD_PRELOAD=%s %s", lib, preload);
+        r = asprintf(&envp[k], "LD_PRELOAD=%s %s", preload, lib);
     else
         r = asprintf(&envp[k], "LD_PRELOAD=%s", lib);
     if (r < 0)

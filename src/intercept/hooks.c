@@ -12,6 +12,9 @@
 #include "intercept/intercept.h"
 
 #define GCI_EXPORT __attribute__((visibility("default")))
+/* dlsym is called by sanitizer runtimes while they start, before instrumented code may
+ * run: the dlsym path stays uninstrumented (sanitizer builds only; no effect else). */
+#define GCI_EARLY __attribute__((no_sanitize("address", "undefined")))
 
 /* The entry points replaced: each hook has the driver's own name and signature. */
 #define GCI_HOOKS(X)                                                                               \
@@ -66,7 +69,7 @@ static dlsym_fn real_dlsym;
 static pthread_once_t real_once = PTHREAD_ONCE_INIT;
 static struct gci_real real;
 
-static void dlsym_load(void)
+GCI_EARLY static void dlsym_load(void)
 {
     /* dlvsym, not dlsym: dlsym is ours. glibc 2.34 moved dlsym into libc. */
     static const char *const versions[] = {"GLIBC_2.34", "GLIBC_2.2.5", "GLIBC_2.17", NULL};
@@ -75,7 +78,7 @@ static void dlsym_load(void)
         real_dlsym = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", versions[i]);
 }
 
-static void *next_dlsym(void *handle, const char *symbol)
+GCI_EARLY static void *next_dlsym(void *handle, const char *symbol)
 {
     pthread_once(&dlsym_once, dlsym_load);
     return real_dlsym != NULL ? real_dlsym(handle, symbol) : NULL;
@@ -405,7 +408,7 @@ GCI_EXPORT CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cuda
 }
 
 /* Is fn defined in the driver library (libcuda.so*)? */
-static bool in_driver(void *fn)
+GCI_EARLY static bool in_driver(void *fn)
 {
     Dl_info info;
     const char *base;
@@ -422,7 +425,7 @@ static bool in_driver(void *fn)
  * replace, and everything else (including RTLD_NEXT lookups, answered as seen
  * from this library, which comes first) as the next dlsym answers.
  */
-GCI_EXPORT void *dlsym(void *handle, const char *symbol)
+GCI_EXPORT GCI_EARLY void *dlsym(void *handle, const char *symbol)
 {
     void *fn = next_dlsym(handle, symbol);
 

@@ -105,6 +105,14 @@ static void warn_once(const char *fmt, const char *detail)
     fputc('\n', stderr);
 }
 
+/* Under coord_mu: why the coordinator could not be reached, as the client says it. */
+static const char *unreachable_message(void)
+{
+    const char *m = st.client != NULL ? gpucoord_client_message(st.client) : "";
+
+    return m[0] != '\0' ? m : "cannot reach the coordinator";
+}
+
 static double env_seconds(const char *name, double def)
 {
     const char *v = getenv(name);
@@ -250,13 +258,11 @@ static CUresult lease_take(int dev, uint64_t bytes)
     if (status < 0) {
         json_decref(j);
         if (st.fail_closed) {
-            warn_once("cannot reach the coordinator (%s): allocations fail "
-                      "(GPUCOORD_INTERCEPT_FAIL_CLOSED=1)",
-                      gpucoord_client_message(st.client));
+            warn_once("%s: allocations fail (GPUCOORD_INTERCEPT_FAIL_CLOSED=1)",
+                      unreachable_message());
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
-        warn_once("cannot reach the coordinator (%s): running uncoordinated",
-                  st.client ? gpucoord_client_message(st.client) : "no client");
+        warn_once("%s: running uncoordinated", unreachable_message());
         pthread_mutex_lock(&st.mu);
         st.mode = GCI_PASSTHROUGH;
         pthread_mutex_unlock(&st.mu);
@@ -336,13 +342,11 @@ static bool lease_resize(int dev, uint64_t bytes, double wait_s)
     if (status < 0) {
         json_decref(j);
         if (st.fail_closed) {
-            warn_once("lost the coordinator (%s): allocations beyond the lease fail "
-                      "(GPUCOORD_INTERCEPT_FAIL_CLOSED=1)",
-                      gpucoord_client_message(st.client));
+            warn_once("%s: allocations beyond the lease fail (GPUCOORD_INTERCEPT_FAIL_CLOSED=1)",
+                      unreachable_message());
             return false;
         }
-        warn_once("lost the coordinator (%s): running uncoordinated",
-                  gpucoord_client_message(st.client));
+        warn_once("%s: running uncoordinated", unreachable_message());
         pthread_mutex_lock(&st.mu);
         st.mode = GCI_PASSTHROUGH;
         pthread_mutex_unlock(&st.mu);

@@ -42,13 +42,20 @@ class Intercept(GpuEnv):
             f.close()
         super().tearDown()
 
-    def preload_env(self, **extra):
+    def base_env(self):
+        """The test's environment; in sanitizer builds with their runtime preloaded
+        (as for tests/python), so that python can load the instrumented gpusim."""
         env = dict(self.env)
-        preload = [LIB]
-        # Sanitizer builds: the runtime goes first (as for tests/python).
         if os.environ.get("GPUCOORD_PY_PRELOAD"):
-            preload.insert(0, os.environ["GPUCOORD_PY_PRELOAD"])
-        env["LD_PRELOAD"] = " ".join(preload)
+            env["LD_PRELOAD"] = os.environ["GPUCOORD_PY_PRELOAD"]
+            # Python itself is not leak-clean (as in tests/python).
+            env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+        return env
+
+    def preload_env(self, **extra):
+        env = self.base_env()
+        # After a sanitizer runtime, which must come first.
+        env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD"), LIB]))
         env["GPUCOORD_URL"] = self.url
         env.update({k: str(v) for k, v in extra.items()})
         return env
@@ -87,7 +94,7 @@ class Intercept(GpuEnv):
         res = self.start_resident("validation", "4.7Gi")
         rpid = int(res.field("pid"))
         # Without the library: the driver says out of memory.
-        out = self.run_prog(argv, self.env)
+        out = self.run_prog(argv, self.base_env())
         self.assertEqual(out.returncode, OOM, out.stdout + out.stderr)
         self.assertIn("error", out.stdout)
         self.assertEqual(self.resident("validation")["state"], "loaded")
@@ -127,6 +134,9 @@ class Intercept(GpuEnv):
     def test_runtime_style_cuGetProcAddress(self):
         self.headline([PROG, "procaddr", "19.6Gi", "512Mi"])
 
+    @unittest.skipIf(os.environ.get("GPUCOORD_PY_PRELOAD"),
+                     "sanitizer builds: python under the sanitizer runtime and the "
+                     "instrumented interposer deadlocks in glibc's locale lock at start")
     def test_python_ctypes_killed_with_sigkill(self):
         self.headline([sys.executable, PYPROG, str(GEN_BYTES)], kill=True)
 
@@ -135,7 +145,7 @@ class Intercept(GpuEnv):
         self.start_resident("validation", "4.7Gi")
         for argv in ([PROG, "async", "19.6Gi"], [PROG, "managed", "19.6Gi"],
                      [PROG, "pitch", "19.6Gi", "1Mi"]):
-            out = self.run_prog(argv, self.env)
+            out = self.run_prog(argv, self.base_env())
             self.assertEqual(out.returncode, OOM, (argv, out.stdout))
             out = self.run_prog(argv, self.preload_env())
             self.assertEqual(out.returncode, 0, (argv, out.stdout, out.stderr))
@@ -211,8 +221,7 @@ class Intercept(GpuEnv):
         self.start_coordinator()
         self.start_resident("validation", "4.7Gi")
         cli = os.path.join(BUILD, "gpucoord")
-        env = dict(self.env)
-        env.pop("LD_PRELOAD", None)
+        env = self.base_env()
         out = self.run_prog([cli, "--url", self.url, "run", "--auto", "--holder", "auto-test",
                              "--", PROG, "segments", "19.6Gi", "2Gi"], env)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
