@@ -22,6 +22,11 @@ PROG = os.path.join(BUILD, "tests", "intercept", "alloc-prog")
 PYPROG = os.path.join(os.path.dirname(__file__), "..", "intercept", "ctypes_prog.py")
 LIB = os.path.join(BUILD, "libgpucoord-intercept.so")
 OOM = 2
+# Sanitizer builds: an uninstrumented program (python, sh) with the sanitizer runtime
+# and the instrumented interposer preloaded deadlocks in glibc's locale lock.
+SKIP_UNINSTRUMENTED = unittest.skipIf(
+    os.environ.get("GPUCOORD_PY_PRELOAD"),
+    "sanitizer build: uninstrumented programs cannot run the instrumented interposer")
 
 
 class Intercept(GpuEnv):
@@ -134,9 +139,7 @@ class Intercept(GpuEnv):
     def test_runtime_style_cuGetProcAddress(self):
         self.headline([PROG, "procaddr", "19.6Gi", "512Mi"])
 
-    @unittest.skipIf(os.environ.get("GPUCOORD_PY_PRELOAD"),
-                     "sanitizer builds: python under the sanitizer runtime and the "
-                     "instrumented interposer deadlocks in glibc's locale lock at start")
+    @SKIP_UNINSTRUMENTED
     def test_python_ctypes_killed_with_sigkill(self):
         self.headline([sys.executable, PYPROG, str(GEN_BYTES)], kill=True)
 
@@ -244,6 +247,7 @@ class Intercept(GpuEnv):
         self.assertEqual(out.returncode, 2, out.stderr)
         self.assertIn("--auto", out.stderr)
 
+    @SKIP_UNINSTRUMENTED
     def test_program_without_gpu_never_talks_to_the_coordinator(self):
         self.start_coordinator()
         listener = socket.socket()
