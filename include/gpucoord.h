@@ -130,6 +130,17 @@ int gpucoord_lease_release(gpucoord_lease *lease);
  * on at the coordinator until its pid exits, its TTL passes, or someone deletes it
  * (e.g. `gpucoord lease acquire`). NULL is a no-op. */
 void gpucoord_lease_detach(gpucoord_lease *lease);
+/*
+ * gpucoord_lease_resize: asks for the lease to hold bytes (> 0) in all. Shrinking is
+ * immediate. Growing is granted at once when it fits; otherwise the coordinator
+ * makes room (evicting lower-priority residents, verifying through NVML) and the
+ * call waits up to wait_s. Returns 0 when the lease holds bytes (read it back with
+ * gpucoord_lease_bytes()); GPUCOORD_EQUEUED when the wait ran out: the lease keeps
+ * its old size and the growth is withdrawn; GPUCOORD_ENEVERFITS when it can never
+ * fit; GPUCOORD_ENOTFOUND when the lease has ended. Safe to call from any thread,
+ * but not concurrently with itself on one lease.
+ */
+int gpucoord_lease_resize(gpucoord_lease *lease, uint64_t bytes, double wait_s);
 /* Sends one heartbeat now (the background thread does this on its own). */
 int gpucoord_lease_heartbeat(gpucoord_lease *lease);
 const char *gpucoord_lease_id(const gpucoord_lease *lease);

@@ -8,9 +8,11 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
 out=${2:-$here/gpu-bundle}
 rm -rf "$out"
-mkdir -p "$out/build/src/tools" "$out/build/bench" "$out/build/tests/tools" "$out/lib"
+mkdir -p "$out/build/src/tools" "$out/build/bench" "$out/build/tests/tools" \
+    "$out/build/tests/intercept" "$out/lib"
 progs=(gpucoordd gpucoord validation-server generation-server src/tools/gpu-hold
-       bench/model-bench bench/lease-bench tests/tools/fake-resident)
+       bench/model-bench bench/lease-bench tests/tools/fake-resident
+       tests/intercept/alloc-prog bench/intercept-bench libgpucoord-intercept.so)
 for p in "${progs[@]}"; do
     cp "$build/$p" "$out/build/$p"
 done

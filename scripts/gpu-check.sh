@@ -9,6 +9,7 @@
 #   3. measures unload/reload of 4.7Gi of model weights against the card's pinned
 #      host<->device copy bandwidth in the same run (bench/model-bench),
 #   4. runs the founding system's acceptance suite on the real driver,
+#   5. runs unmodified programs under libgpucoord-intercept.so (the interposer),
 # and writes a report (gpu-check.md, gpu-check.log) to $OUT (or ./gpu-check-out).
 # It must finish in under 8 minutes; each step has its own time limit.
 #
@@ -126,6 +127,51 @@ for cls in SeedTestScript OriginalClient; do
         failures=$((failures + 1))
     fi
 done
+
+step "interposer: unmodified programs on the driver"
+say ""
+say "## Interposer (libgpucoord-intercept.so): 19.6Gi beside a 4.7Gi resident"
+say ""
+if [ -f "$build/libgpucoord-intercept.so" ] && [ -x "$build/tests/intercept/alloc-prog" ]; then
+    # Without the library each program gets CUDA_ERROR_OUT_OF_MEMORY; with it the
+    # resident is evicted, verified free, and restored when the program exits.
+    for t in test_caching_allocator_segments_through_dlsym \
+        test_expandable_segments_through_the_vmm_api test_runtime_style_cuGetProcAddress \
+        test_python_ctypes_killed_with_sigkill test_free_and_allocate_again_does_not_churn_the_lease \
+        test_gpucoord_run_auto; do
+        t0=$SECONDS
+        if timeout 120 python3 "$here/tests/integration/test_intercept.py" "Intercept.$t" \
+            >>"$log" 2>&1; then
+            say "- $t: passed ($((SECONDS - t0)) s)"
+        else
+            say "- $t: FAILED ($((SECONDS - t0)) s; see gpu-check.log)"
+            failures=$((failures + 1))
+        fi
+    done
+    if [ -x "$build/bench/intercept-bench" ]; then
+        say ""
+        say "Allocate+free pairs of 1Mi, bare driver vs under the interposer with a lease (same run):"
+        say ""
+        bench_state=$(mktemp -d)
+        bench_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        "$build/gpucoordd" --listen "127.0.0.1:$bench_port" --state-dir "$bench_state" \
+            --log-level warn 2>>"$log" &
+        bench_coord=$!
+        sleep 1
+        for round in 1 2 3; do
+            b=$(timeout 60 "$build/bench/intercept-bench" 20000 2>>"$log" | awk '{print $4}')
+            w=$(GPUCOORD_URL="http://127.0.0.1:$bench_port" \
+                LD_PRELOAD="$build/libgpucoord-intercept.so" \
+                timeout 60 "$build/bench/intercept-bench" 20000 2>>"$log" | awk '{print $4}')
+            say "- round $round: bare ${b:-?} ns/pair, under the interposer ${w:-?} ns/pair"
+        done
+        kill "$bench_coord" 2>/dev/null
+        wait "$bench_coord" 2>/dev/null
+        rm -rf "$bench_state"
+    fi
+else
+    say "- skipped: no libgpucoord-intercept.so or alloc-prog in $build (rebuild the bundle)"
+fi
 
 step "done"
 say ""

@@ -6,6 +6,7 @@
 #ifndef GPUSIM_ALLOC_H
 #define GPUSIM_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,7 +17,9 @@ struct sim_alloc {
     uint64_t base;
     uint64_t bytes;
     unsigned dev;
-    void *backing; /* host bytes behind a backed allocation, or NULL */
+    void *backing;   /* host bytes behind a backed allocation, or NULL */
+    bool mapped;     /* a cuMemMap of a cuMemCreate handle (charged on the handle) */
+    uint64_t handle; /* mapped: the handle */
 };
 
 struct sim_alloc_table {

@@ -55,9 +55,28 @@ static struct {
     struct sim_alloc_table dmem; /* device allocations */
     struct sim_alloc_table hmem; /* cuMemHostAlloc ranges */
     uint64_t next_dptr;
+    /* The virtual-memory API: physical handles and reserved address ranges. */
+    struct sim_vmm_handle *handles;
+    size_t nhandles, caphandles;
+    struct sim_vmm_range *ranges;
+    size_t nranges, capranges;
+    uint64_t next_handle;
     struct CUstream_st *streams;
     struct CUstream_st null_stream;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct sim_vmm_handle {
+    uint64_t id;
+    uint64_t bytes;
+    unsigned dev;  /* physical */
+    unsigned maps; /* cuMemMap ranges that use it */
+    bool released; /* cuMemRelease came while mapped: freed at the last unmap */
+};
+
+struct sim_vmm_range {
+    uint64_t base;
+    uint64_t bytes;
+};
 
 static __thread struct CUctx_st *tls_ctx;
 
@@ -367,6 +386,11 @@ static void context_reset_locked(unsigned dev)
             munmap(t->v[i].backing, t->v[i].bytes);
         sim_alloc_remove(t, &t->v[i]);
     }
+    /* Its virtual-memory handles go with it (the slot's bytes below include them). */
+    for (size_t i = g.nhandles; i-- > 0;) {
+        if (g.handles[i].dev == dev)
+            g.handles[i] = g.handles[--g.nhandles];
+    }
     if (sim_lock(&g.shm) == 0) {
         struct sim_slot *s = &g.shm.st->slot[g.shm.own_slot];
         sim_uncharge(&g.shm, dev, s->bytes[dev], g.cfg.free_lag_ns);
@@ -489,7 +513,7 @@ SIM_API CUresult cuMemFree_v2(CUdeviceptr dptr)
     if (rc != CUDA_SUCCESS)
         return rc;
     a = sim_alloc_find(&g.dmem, dptr);
-    if (a == NULL) {
+    if (a == NULL || a->mapped) {
         pthread_mutex_unlock(&g.lock);
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -794,6 +818,438 @@ SIM_API CUresult cuStreamDestroy_v2(CUstream stream)
     return CUDA_ERROR_INVALID_HANDLE;
 }
 
+/* ---- contexts made with cuCtxCreate ---- */
+
+/*
+ * gpusim has one context per device: cuCtxCreate retains it (charging the context
+ * memory on first use, as the real driver charges a new context) and makes it
+ * current; cuCtxDestroy releases it. Enough for programs that create and destroy
+ * one context per device, which is what allocating code does.
+ */
+SIM_API CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+    CUresult rc;
+
+    if (pctx == NULL || flags > 0x1f)
+        return check_init() != CUDA_SUCCESS ? check_init() : CUDA_ERROR_INVALID_VALUE;
+    rc = cuDevicePrimaryCtxRetain(pctx, dev);
+    if (rc == CUDA_SUCCESS)
+        tls_ctx = *pctx;
+    return rc;
+}
+
+static bool ctx_valid(CUcontext ctx)
+{
+    return ctx != NULL && (uintptr_t)ctx >= (uintptr_t)&g.ctx[0] &&
+           (uintptr_t)ctx < (uintptr_t)&g.ctx[SIM_DEVICES_MAX] &&
+           ((uintptr_t)ctx - (uintptr_t)&g.ctx[0]) % sizeof(g.ctx[0]) == 0;
+}
+
+SIM_API CUresult cuCtxDestroy_v2(CUcontext ctx)
+{
+    CUresult rc = check_init();
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (!ctx_valid(ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    pthread_mutex_lock(&g.lock);
+    if (ctx->refcount == 0) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    if (--ctx->refcount == 0)
+        context_reset_locked(ctx->dev);
+    pthread_mutex_unlock(&g.lock);
+    if (tls_ctx == ctx)
+        tls_ctx = NULL;
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuCtxGetDevice(CUdevice *device)
+{
+    struct CUctx_st *c;
+    CUresult rc;
+
+    if (device == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    rc = enter_ctx(&c);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    rc = CUDA_ERROR_INVALID_CONTEXT; /* its device is no longer visible */
+    for (unsigned i = 0; i < g.nvisible; i++) {
+        if (g.visible[i] == c->dev) {
+            *device = (CUdevice)i;
+            rc = CUDA_SUCCESS;
+        }
+    }
+    pthread_mutex_unlock(&g.lock);
+    return rc;
+}
+
+/* ---- more ways to allocate ---- */
+
+/* Pitch alignment the real driver uses for cuMemAllocPitch on current cards. */
+#define SIM_PITCH_ALIGN 512ULL
+
+SIM_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width_bytes,
+                                    size_t height, unsigned int element_bytes)
+{
+    uint64_t p, total;
+    CUresult rc;
+
+    if (dptr == NULL || pitch == NULL || width_bytes == 0 || height == 0 ||
+        (element_bytes != 4 && element_bytes != 8 && element_bytes != 16))
+        return check_init() != CUDA_SUCCESS ? check_init() : CUDA_ERROR_INVALID_VALUE;
+    if (__builtin_add_overflow((uint64_t)width_bytes, SIM_PITCH_ALIGN - 1, &p))
+        return CUDA_ERROR_INVALID_VALUE;
+    p &= ~(SIM_PITCH_ALIGN - 1);
+    if (__builtin_mul_overflow(p, (uint64_t)height, &total))
+        return CUDA_ERROR_INVALID_VALUE;
+    rc = cuMemAlloc_v2(dptr, total);
+    if (rc == CUDA_SUCCESS)
+        *pitch = p;
+    return rc;
+}
+
+/*
+ * Managed memory is charged to the device at allocation, in full: a simplification
+ * (the real driver places pages on first touch and may oversubscribe), but the one
+ * that matters to a coordinator, which must count what the program may use.
+ */
+SIM_API CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
+{
+    if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST)
+        return check_init() != CUDA_SUCCESS ? check_init() : CUDA_ERROR_INVALID_VALUE;
+    return cuMemAlloc_v2(dptr, bytesize);
+}
+
+static CUresult stream_check(CUstream stream)
+{
+    CUresult rc = check_init();
+    bool ok;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    pthread_mutex_lock(&g.lock);
+    ok = stream_find_locked(stream) != NULL;
+    pthread_mutex_unlock(&g.lock);
+    return ok ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+/* Stream-ordered allocation: gpusim has no pool that keeps freed memory, so the
+ * memory is charged at the call and given back at the free (the real default pool,
+ * with a release threshold of 0, gives it back at the next synchronisation). */
+SIM_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream stream)
+{
+    CUresult rc = stream_check(stream);
+
+    return rc != CUDA_SUCCESS ? rc : cuMemAlloc_v2(dptr, bytesize);
+}
+
+SIM_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+                                         CUstream stream)
+{
+    if (pool == NULL)
+        return check_init() != CUDA_SUCCESS ? check_init() : CUDA_ERROR_INVALID_VALUE;
+    return cuMemAllocAsync(dptr, bytesize, stream);
+}
+
+SIM_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream stream)
+{
+    CUresult rc = stream_check(stream);
+
+    return rc != CUDA_SUCCESS ? rc : cuMemFree_v2(dptr);
+}
+
+/* ---- the virtual-memory API ---- */
+
+/* Granularity of physical handles and mappings (2 MiB, as on current cards). */
+#define SIM_VMM_GRANULARITY (2ULL << 20)
+
+static CUresult prop_check(const CUmemAllocationProp *prop, unsigned *ret_phys)
+{
+    if (prop == NULL || prop->type != CU_MEM_ALLOCATION_TYPE_PINNED ||
+        prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
+        return CUDA_ERROR_INVALID_VALUE;
+    return check_device(prop->location.id, ret_phys);
+}
+
+SIM_API CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
+                                               int option)
+{
+    unsigned phys;
+    CUresult rc = check_init();
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (granularity == NULL || (option != CU_MEM_ALLOC_GRANULARITY_MINIMUM &&
+                                option != CU_MEM_ALLOC_GRANULARITY_RECOMMENDED))
+        return CUDA_ERROR_INVALID_VALUE;
+    rc = prop_check(prop, &phys);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    *granularity = SIM_VMM_GRANULARITY;
+    return CUDA_SUCCESS;
+}
+
+static struct sim_vmm_handle *handle_find_locked(CUmemGenericAllocationHandle id)
+{
+    for (size_t i = 0; i < g.nhandles; i++) {
+        if (g.handles[i].id == id)
+            return &g.handles[i];
+    }
+    return NULL;
+}
+
+static void handle_free_locked(struct sim_vmm_handle *h)
+{
+    if (sim_lock(&g.shm) == 0) {
+        sim_uncharge(&g.shm, h->dev, h->bytes, g.cfg.free_lag_ns);
+        sim_unlock(&g.shm);
+    }
+    *h = g.handles[--g.nhandles];
+}
+
+SIM_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
+                             const CUmemAllocationProp *prop, unsigned long long flags)
+{
+    struct CUctx_st *c;
+    unsigned phys = 0;
+    CUresult rc = enter_ctx(&c);
+    int err;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    pthread_mutex_unlock(&g.lock);
+    if (handle == NULL || flags != 0 || size == 0 || size % SIM_VMM_GRANULARITY != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    rc = prop_check(prop, &phys);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    pthread_mutex_lock(&g.lock);
+    if (g.nhandles == g.caphandles) {
+        size_t cap = g.caphandles ? 2 * g.caphandles : 64;
+        struct sim_vmm_handle *v = realloc(g.handles, cap * sizeof(*v));
+        if (v == NULL) {
+            pthread_mutex_unlock(&g.lock);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        g.handles = v;
+        g.caphandles = cap;
+    }
+    err = sim_lock(&g.shm);
+    if (err == 0) {
+        if (!g.shm.st->slot[g.shm.own_slot].has_ctx[phys])
+            err = GC_EINVAL; /* no context on that device: nothing to charge it to */
+        else
+            err = sim_charge(&g.shm, phys, size);
+        sim_unlock(&g.shm);
+    }
+    if (err < 0) {
+        pthread_mutex_unlock(&g.lock);
+        return err == GC_EINVAL ? CUDA_ERROR_INVALID_DEVICE : from_gc(err);
+    }
+    g.handles[g.nhandles] =
+        (struct sim_vmm_handle){.id = ++g.next_handle, .bytes = size, .dev = phys};
+    *handle = g.handles[g.nhandles++].id;
+    pthread_mutex_unlock(&g.lock);
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+    CUresult rc = check_init();
+    struct sim_vmm_handle *h;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    pthread_mutex_lock(&g.lock);
+    h = handle_find_locked(handle);
+    if (h == NULL || h->released) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    /* As the real driver: mapped memory stays until its last mapping goes. */
+    if (h->maps > 0)
+        h->released = true;
+    else
+        handle_free_locked(h);
+    pthread_mutex_unlock(&g.lock);
+    return CUDA_SUCCESS;
+}
+
+/* The reserved range that holds all of [p, p + n), or NULL. */
+static struct sim_vmm_range *range_find_locked(uint64_t p, uint64_t n)
+{
+    for (size_t i = 0; i < g.nranges; i++) {
+        struct sim_vmm_range *r = &g.ranges[i];
+        if (p >= r->base && n <= r->bytes && p - r->base <= r->bytes - n)
+            return r;
+    }
+    return NULL;
+}
+
+SIM_API CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment,
+                                     CUdeviceptr addr, unsigned long long flags)
+{
+    CUresult rc = check_init();
+    uint64_t align = alignment > SIM_VMM_GRANULARITY ? alignment : SIM_VMM_GRANULARITY;
+    uint64_t base, end;
+
+    (void)addr; /* a hint: gpusim places ranges itself */
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (ptr == NULL || flags != 0 || size == 0 || size % SIM_VMM_GRANULARITY != 0 ||
+        (alignment & (alignment - 1)) != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g.lock);
+    base = (g.next_dptr + align - 1) & ~(align - 1);
+    if (base < g.next_dptr || __builtin_add_overflow(base, (uint64_t)size, &end)) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (g.nranges == g.capranges) {
+        size_t cap = g.capranges ? 2 * g.capranges : 16;
+        struct sim_vmm_range *v = realloc(g.ranges, cap * sizeof(*v));
+        if (v == NULL) {
+            pthread_mutex_unlock(&g.lock);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        g.ranges = v;
+        g.capranges = cap;
+    }
+    g.ranges[g.nranges++] = (struct sim_vmm_range){.base = base, .bytes = size};
+    g.next_dptr = end + SIM_VMM_GRANULARITY; /* a gap before the next range */
+    pthread_mutex_unlock(&g.lock);
+    *ptr = base;
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size)
+{
+    CUresult rc = check_init();
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    pthread_mutex_lock(&g.lock);
+    for (size_t i = 0; i < g.nranges; i++) {
+        if (g.ranges[i].base != ptr || g.ranges[i].bytes != size)
+            continue;
+        /* Still mapped: unmap first. */
+        for (size_t k = 0; k < g.dmem.n; k++) {
+            if (g.dmem.v[k].mapped && g.dmem.v[k].base >= ptr && g.dmem.v[k].base < ptr + size) {
+                pthread_mutex_unlock(&g.lock);
+                return CUDA_ERROR_INVALID_VALUE;
+            }
+        }
+        g.ranges[i] = g.ranges[--g.nranges];
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_SUCCESS;
+    }
+    pthread_mutex_unlock(&g.lock);
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+SIM_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
+                          CUmemGenericAllocationHandle handle, unsigned long long flags)
+{
+    CUresult rc = check_init();
+    struct sim_vmm_handle *h;
+    struct sim_alloc a = {0};
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (flags != 0 || offset != 0 || size == 0 || size % SIM_VMM_GRANULARITY != 0 ||
+        ptr % SIM_VMM_GRANULARITY != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g.lock);
+    h = handle_find_locked(handle);
+    if (h == NULL || h->released) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (size > h->bytes || range_find_locked(ptr, size) == NULL) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (size_t k = 0; k < g.dmem.n; k++) {
+        const struct sim_alloc *m = &g.dmem.v[k];
+        if (m->base < ptr + size && ptr < m->base + m->bytes) {
+            pthread_mutex_unlock(&g.lock);
+            return CUDA_ERROR_INVALID_VALUE; /* already mapped */
+        }
+    }
+    a.base = ptr;
+    a.bytes = size;
+    a.dev = h->dev;
+    a.mapped = true;
+    a.handle = h->id;
+    if (sim_alloc_insert(&g.dmem, &a) < 0) {
+        pthread_mutex_unlock(&g.lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    h->maps++;
+    pthread_mutex_unlock(&g.lock);
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
+{
+    CUresult rc = check_init();
+    uint64_t p = ptr;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (size == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g.lock);
+    /* The range must be whole mappings, end to end: check all before changing any. */
+    while (p < ptr + size) {
+        struct sim_alloc *m = sim_alloc_find(&g.dmem, p);
+        if (m == NULL || !m->mapped || m->bytes > ptr + size - p) {
+            pthread_mutex_unlock(&g.lock);
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        p += m->bytes;
+    }
+    for (p = ptr; p < ptr + size;) {
+        struct sim_alloc *m = sim_alloc_find(&g.dmem, p);
+        struct sim_vmm_handle *h = handle_find_locked(m->handle);
+        p += m->bytes;
+        sim_alloc_remove(&g.dmem, m);
+        if (h != NULL && --h->maps == 0 && h->released)
+            handle_free_locked(h);
+    }
+    pthread_mutex_unlock(&g.lock);
+    return CUDA_SUCCESS;
+}
+
+SIM_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc,
+                                size_t count)
+{
+    CUresult rc = check_init();
+    bool known;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (desc == NULL || count == 0 || size == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < count; i++) {
+        unsigned phys;
+        if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || desc[i].flags < 0 ||
+            desc[i].flags > CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
+            return CUDA_ERROR_INVALID_VALUE;
+        rc = check_device(desc[i].location.id, &phys);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+    }
+    pthread_mutex_lock(&g.lock);
+    known = range_find_locked(ptr, size) != NULL && sim_alloc_find_span(&g.dmem, ptr, 1) != NULL;
+    pthread_mutex_unlock(&g.lock);
+    return known ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
 /* ---- plain names: aliases of the versioned implementations ---- */
 
 SIM_ALIAS(cuDeviceTotalMem, cuDeviceTotalMem_v2);
@@ -808,3 +1264,111 @@ SIM_ALIAS(cuMemcpyHtoDAsync, cuMemcpyHtoDAsync_v2);
 SIM_ALIAS(cuMemcpyDtoHAsync, cuMemcpyDtoHAsync_v2);
 SIM_ALIAS(cuMemsetD8, cuMemsetD8_v2);
 SIM_ALIAS(cuStreamDestroy, cuStreamDestroy_v2);
+SIM_ALIAS(cuCtxCreate, cuCtxCreate_v2);
+SIM_ALIAS(cuCtxDestroy, cuCtxDestroy_v2);
+SIM_ALIAS(cuMemAllocPitch, cuMemAllocPitch_v2);
+
+/* ---- cuGetProcAddress ---- */
+
+/*
+ * The names a runtime asks for are the plain ones ("cuMemAlloc"); the driver answers
+ * with the version the caller was built for: the versioned symbol when cudaVersion
+ * is at least the version that introduced it, the plain one before.
+ */
+struct sim_proc {
+    const char *name;
+    void *plain;
+    int versioned_since; /* 0: no versioned symbol */
+    void *versioned;
+};
+
+#define SIM_PROC(name)                                                                             \
+    {                                                                                              \
+#name, (void *)name, 0, NULL                                                               \
+    }
+#define SIM_PROC_V(name, since, vname)                                                             \
+    {                                                                                              \
+#name, (void *)name, since, (void *)vname                                                  \
+    }
+
+static CUresult get_proc_address_impl(const char *symbol, void **pfn, int cuda_version,
+                                      cuuint64_t flags, CUdriverProcAddressQueryResult *status);
+
+SIM_API CUresult cuGetProcAddress(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags)
+{
+    return get_proc_address_impl(symbol, pfn, cudaVersion, flags, NULL);
+}
+
+SIM_API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion,
+                                     cuuint64_t flags, CUdriverProcAddressQueryResult *symbolStatus)
+{
+    return get_proc_address_impl(symbol, pfn, cudaVersion, flags, symbolStatus);
+}
+
+static const struct sim_proc sim_procs[] = {
+    SIM_PROC(cuInit),
+    SIM_PROC(cuDriverGetVersion),
+    SIM_PROC(cuDeviceGetCount),
+    SIM_PROC(cuDeviceGet),
+    SIM_PROC(cuDeviceGetName),
+    SIM_PROC_V(cuDeviceTotalMem, 3020, cuDeviceTotalMem_v2),
+    SIM_PROC_V(cuDeviceGetUuid, 11040, cuDeviceGetUuid_v2),
+    SIM_PROC(cuDevicePrimaryCtxRetain),
+    SIM_PROC_V(cuDevicePrimaryCtxRelease, 11000, cuDevicePrimaryCtxRelease_v2),
+    SIM_PROC_V(cuCtxCreate, 3020, cuCtxCreate_v2),
+    SIM_PROC_V(cuCtxDestroy, 4000, cuCtxDestroy_v2),
+    SIM_PROC(cuCtxSetCurrent),
+    SIM_PROC(cuCtxGetCurrent),
+    SIM_PROC(cuCtxGetDevice),
+    SIM_PROC(cuCtxSynchronize),
+    SIM_PROC_V(cuMemAlloc, 3020, cuMemAlloc_v2),
+    SIM_PROC_V(cuMemAllocPitch, 3020, cuMemAllocPitch_v2),
+    SIM_PROC(cuMemAllocManaged),
+    SIM_PROC(cuMemAllocAsync),
+    SIM_PROC(cuMemAllocFromPoolAsync),
+    SIM_PROC_V(cuMemFree, 3020, cuMemFree_v2),
+    SIM_PROC(cuMemFreeAsync),
+    SIM_PROC_V(cuMemGetInfo, 3020, cuMemGetInfo_v2),
+    SIM_PROC(cuMemHostAlloc),
+    SIM_PROC(cuMemFreeHost),
+    SIM_PROC(cuMemCreate),
+    SIM_PROC(cuMemRelease),
+    SIM_PROC(cuMemAddressReserve),
+    SIM_PROC(cuMemAddressFree),
+    SIM_PROC(cuMemMap),
+    SIM_PROC(cuMemUnmap),
+    SIM_PROC(cuMemSetAccess),
+    SIM_PROC(cuMemGetAllocationGranularity),
+    SIM_PROC_V(cuMemcpyHtoD, 3020, cuMemcpyHtoD_v2),
+    SIM_PROC_V(cuMemcpyDtoH, 3020, cuMemcpyDtoH_v2),
+    SIM_PROC_V(cuMemcpyHtoDAsync, 3020, cuMemcpyHtoDAsync_v2),
+    SIM_PROC_V(cuMemcpyDtoHAsync, 3020, cuMemcpyDtoHAsync_v2),
+    SIM_PROC_V(cuMemsetD8, 3020, cuMemsetD8_v2),
+    SIM_PROC(cuStreamCreate),
+    SIM_PROC(cuStreamSynchronize),
+    SIM_PROC_V(cuStreamDestroy, 4000, cuStreamDestroy_v2),
+    SIM_PROC(cuGetErrorString),
+    SIM_PROC(cuGetErrorName),
+    SIM_PROC_V(cuGetProcAddress, 12000, cuGetProcAddress_v2),
+};
+
+static CUresult get_proc_address_impl(const char *symbol, void **pfn, int cuda_version,
+                                      cuuint64_t flags, CUdriverProcAddressQueryResult *status)
+{
+    /* Like the real driver this works before cuInit: runtimes look cuInit up with it. */
+    if (symbol == NULL || pfn == NULL || flags > CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < sizeof(sim_procs) / sizeof(sim_procs[0]); i++) {
+        const struct sim_proc *p = &sim_procs[i];
+        if (strcmp(p->name, symbol) != 0)
+            continue;
+        *pfn = p->versioned != NULL && cuda_version >= p->versioned_since ? p->versioned : p->plain;
+        if (status != NULL)
+            *status = CU_GET_PROC_ADDRESS_SUCCESS;
+        return CUDA_SUCCESS;
+    }
+    *pfn = NULL;
+    if (status != NULL)
+        *status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+    return CUDA_ERROR_NOT_FOUND;
+}

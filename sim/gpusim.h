@@ -53,6 +53,38 @@ SIM_API CUresult cuStreamDestroy_v2(CUstream stream);
 SIM_API CUresult cuStreamDestroy(CUstream stream);
 SIM_API CUresult cuGetErrorString(CUresult error, const char **pstr);
 SIM_API CUresult cuGetErrorName(CUresult error, const char **pstr);
+SIM_API CUresult cuGetProcAddress(const char *symbol, void **pfn, int cudaVersion,
+                                  cuuint64_t flags);
+SIM_API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion,
+                                     cuuint64_t flags,
+                                     CUdriverProcAddressQueryResult *symbolStatus);
+SIM_API CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev);
+SIM_API CUresult cuCtxCreate(CUcontext *pctx, unsigned int flags, CUdevice dev);
+SIM_API CUresult cuCtxDestroy_v2(CUcontext ctx);
+SIM_API CUresult cuCtxDestroy(CUcontext ctx);
+SIM_API CUresult cuCtxGetDevice(CUdevice *device);
+SIM_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width_bytes,
+                                    size_t height, unsigned int element_bytes);
+SIM_API CUresult cuMemAllocPitch(CUdeviceptr *dptr, size_t *pitch, size_t width_bytes,
+                                 size_t height, unsigned int element_bytes);
+SIM_API CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags);
+SIM_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream stream);
+SIM_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+                                         CUstream stream);
+SIM_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream stream);
+SIM_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
+                             const CUmemAllocationProp *prop, unsigned long long flags);
+SIM_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle);
+SIM_API CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment,
+                                     CUdeviceptr addr, unsigned long long flags);
+SIM_API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size);
+SIM_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
+                          CUmemGenericAllocationHandle handle, unsigned long long flags);
+SIM_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size);
+SIM_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc,
+                                size_t count);
+SIM_API CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
+                                               int option);
 
 /* ---- NVML ---- */
 

@@ -15,7 +15,7 @@ import time
 import urllib.parse
 
 from .errors import (CoordinatorUnavailable, DemandTimeout, GpucoordError,
-                     LeaseLost, LeaseTimeout, NotFound, error_from_answer)
+                     LeaseLost, LeaseTimeout, NotFound, WaitTimeout, error_from_answer)
 from .sizes import format_size, parse_size
 
 __all__ = ["Client", "Lease", "DEFAULT_URL", "VERSION"]
@@ -312,6 +312,20 @@ class Client:
         """POST /v1/leases/{id}/heartbeat; NotFound once the lease has ended."""
         return self.call("POST", "/v1/leases/%s/heartbeat" % _quote(lease_id))[1]
 
+    def resize(self, lease_id, bytes, wait_s=0.0):
+        """POST /v1/leases/{id}/resize: the lease is to hold `bytes` (an int or "8Gi") in
+        all. Shrinking is immediate; growing waits up to wait_s while the coordinator
+        makes room. Returns the lease's view (its new size in "bytes"); raises
+        WaitTimeout when the wait ran out (the lease keeps its size, the growth is
+        withdrawn), NeverFits, NotFound."""
+        timeout = self.timeout + (wait_s or 0)
+        status, ans = self.call("POST", "/v1/leases/%s/resize" % _quote(lease_id),
+                                {"bytes": parse_size(bytes), "wait_s": wait_s}, timeout=timeout)
+        if status == 202:
+            raise WaitTimeout(ans.get("message", "the growth was not granted within wait_s"),
+                              status=202)
+        return ans
+
     def release(self, lease_id):
         """DELETE /v1/leases/{id}: ends a lease (or withdraws a waiting request);
         returns {id, state, held_s}."""
@@ -529,6 +543,13 @@ class Lease:
         if self._lost_flag:
             raise LeaseLost("lease %s was lost: %s" % (self.id, self.lost_reason),
                             status=404)
+
+    def resize(self, bytes, wait_s=60.0):
+        """Grows or shrinks the lease to `bytes` in all (Client.resize); on success
+        lease.bytes is the new size."""
+        ans = self._client.resize(self.id, bytes, wait_s=wait_s)
+        self.bytes = ans.get("bytes", self.bytes)
+        return self.bytes
 
     def heartbeat(self):
         """Sends one heartbeat now (the background thread does this on its own)."""

@@ -43,7 +43,8 @@ struct run_args {
     double ttl_s;
     char holder[GC_NAME_MAX + 1];
     bool verbose;
-    char **cmd; /* NULL-terminated */
+    bool autolease; /* --auto: the interposer leases from inside the command */
+    char **cmd;     /* NULL-terminated */
 };
 
 /* Everything the child needs, prepared before fork(): after fork() in a process
@@ -65,6 +66,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: gpucoord run --need SIZE [--gpu N|any] [--priority P] [--wait SECONDS]\n"
                "                    [--holder NAME] [--ttl SECONDS] [-v] -- CMD [ARGS...]\n"
+               "       gpucoord run --auto [--need SIZE] [--priority P] [--wait SECONDS]\n"
+               "                    [--holder NAME] -- CMD [ARGS...]\n"
                "\n"
                "Takes a lease of SIZE GPU memory from the coordinator (which unloads idle\n"
                "residents to make room and checks through NVML that the memory is free), runs\n"
@@ -82,6 +85,10 @@ static void usage(FILE *f)
                "  --ttl SECONDS    heartbeat TTL (default: the coordinator's); heartbeats are\n"
                "                   sent for you while the command runs\n"
                "  -v, --verbose    say on stderr when the lease is granted and released\n"
+               "  --auto           no lease up front: CMD runs with libgpucoord-intercept.so\n"
+               "                   preloaded, which leases what it allocates as it allocates\n"
+               "                   (docs/intercept.md); --need is then room taken at its first\n"
+               "                   context, --wait how long each allocation may wait\n"
                "\n"
                "SIGINT, SIGTERM and SIGHUP are passed on to the command. If gpucoord is killed\n"
                "the command is killed too and the coordinator ends the lease.\n"
@@ -141,10 +148,11 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct run_args *a
         {"holder", required_argument, NULL, 'H'},
         {"ttl", required_argument, NULL, 't'},
         {"verbose", no_argument, NULL, 'v'},
+        {"auto", no_argument, NULL, 'a'},
         CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
-    bool have_need = false;
+    bool have_need = false, have_gpu = false, have_ttl = false;
     const char *holder = NULL;
     int c;
 
@@ -162,6 +170,7 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct run_args *a
         case 'g':
             if (cli_parse_gpu("run", "--gpu", optarg, &a->gpu) != 0)
                 return CLI_EXIT_USAGE;
+            have_gpu = true;
             break;
         case 'p':
             if (cli_parse_int("run", "--priority", optarg, -1000000, 1000000, &a->priority) != 0)
@@ -174,6 +183,10 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct run_args *a
         case 't':
             if (cli_parse_seconds("run", "--ttl", optarg, 0.1, &a->ttl_s) != 0)
                 return CLI_EXIT_USAGE;
+            have_ttl = true;
+            break;
+        case 'a':
+            a->autolease = true;
             break;
         case 'H':
             if (cli_check_name("run", "--holder", optarg) != 0)
@@ -193,8 +206,11 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct run_args *a
             return cli_bad_option("run", c, argv);
         }
     }
-    if (!have_need)
-        return cli_usage_error("run", "--need SIZE is required");
+    if (!have_need && !a->autolease)
+        return cli_usage_error("run", "--need SIZE is required (or --auto)");
+    /* The interposer leases on the GPU the command uses, for as long as it lives. */
+    if (a->autolease && (have_gpu || have_ttl))
+        return cli_usage_error("run", "--gpu and --ttl do not go with --auto");
     if (optind >= argc)
         return cli_usage_error("run", "no command given (gpucoord run --need SIZE -- CMD)");
     a->cmd = argv + optind;
@@ -506,7 +522,7 @@ static int wait_child(pid_t pid, gpucoord_lease *lease)
         if (pidfd >= 0) {
             struct pollfd p = {.fd = pidfd, .events = POLLIN};
             int n = poll(&p, 1, 1000);
-            if (!warned && gpucoord_lease_lost(lease)) {
+            if (!warned && lease != NULL && gpucoord_lease_lost(lease)) {
                 cli_error("warning: lease %s was lost (expired or ended by the coordinator) "
                           "while the command runs",
                           gpucoord_lease_id(lease));
@@ -537,6 +553,122 @@ static int wait_child(pid_t pid, gpucoord_lease *lease)
     if (WIFSIGNALED(status))
         return 128 + WTERMSIG(status);
     return CLI_EXIT_FAILURE;
+}
+
+/* Where libgpucoord-intercept.so is: $GPUCOORD_INTERCEPT_LIB, else beside this
+ * program (the build folder), else in its ../lib, else left to the loader's search. */
+static void intercept_lib_path(char *out, size_t len)
+{
+    const char *env = getenv("GPUCOORD_INTERCEPT_LIB");
+    char exe[RUN_PATH_MAX - 64]; /* room for the file name after it */
+    ssize_t n;
+    char *slash;
+
+    if (env != NULL && env[0] != '\0') {
+        snprintf(out, len, "%s", env);
+        return;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(out, len, "%s/libgpucoord-intercept.so", exe);
+            if (access(out, R_OK) == 0)
+                return;
+            snprintf(out, len, "%s/../lib/libgpucoord-intercept.so", exe);
+            if (access(out, R_OK) == 0)
+                return;
+        }
+    }
+    snprintf(out, len, "libgpucoord-intercept.so");
+}
+
+/* Variables build_auto_env sets: the user's own values are replaced. */
+static bool auto_var(const char *e, const struct run_binding *b)
+{
+    static const char *const ours[] = {"LD_PRELOAD=",    "GPUCOORD_URL=",      "GPUCOORD_HOLDER=",
+                                       "GPUCOORD_NEED=", "GPUCOORD_PRIORITY=", "GPUCOORD_WAIT_S="};
+
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+        if (strncmp(e, ours[i], strlen(ours[i])) == 0)
+            return true;
+    return b->gpusim_libdir != NULL && strncmp(e, "LD_LIBRARY_PATH=", 16) == 0;
+}
+
+/*
+ * --auto: environ with the interposer added to LD_PRELOAD (after the user's own), GPUCOORD_URL,
+ * GPUCOORD_HOLDER and GPUCOORD_WAIT_S, GPUCOORD_NEED and GPUCOORD_PRIORITY when given; on gpusim
+ * its folder and state as build_env adds. No CUDA_VISIBLE_DEVICES: the command uses the GPUs it
+ * would use, each leased.
+ */
+static char **build_auto_env(const struct run_args *a, const char *url, const struct run_binding *b)
+{
+    extern char **environ;
+    const char *preload = getenv("LD_PRELOAD");
+    const char *ldpath = getenv("LD_LIBRARY_PATH");
+    const char *state = getenv("GPUSIM_STATE");
+    char lib[RUN_PATH_MAX];
+    size_t n = 0, k = 0;
+    char **envp;
+    int r = 0;
+
+    intercept_lib_path(lib, sizeof(lib));
+    while (environ[n] != NULL)
+        n++;
+    envp = calloc(n + 10, sizeof(*envp));
+    if (envp == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (auto_var(environ[i], b))
+            continue;
+        envp[k] = strdup(environ[i]);
+        if (envp[k] == NULL)
+            goto out_free;
+        k++;
+    }
+    /* After the user's own preloads: a sanitizer runtime must stay first, and an
+     * interposer the user chose keeps its place. */
+    if (preload != NULL && preload[0] != '\0' && !list_has(preload, ' ', lib, false))
+        r = asprintf(&envp[k], "LD_PRELOAD=%s %s", preload, lib);
+    else
+        r = asprintf(&envp[k], "LD_PRELOAD=%s", lib);
+    if (r < 0)
+        goto out_free_last;
+    k++;
+    if (asprintf(&envp[k++], "GPUCOORD_URL=%s", url) < 0 ||
+        asprintf(&envp[k++], "GPUCOORD_HOLDER=%s", a->holder) < 0 ||
+        asprintf(&envp[k++], "GPUCOORD_WAIT_S=%g", a->wait_s) < 0)
+        goto out_free_prev;
+    if (a->need_bytes > 0 &&
+        asprintf(&envp[k++], "GPUCOORD_NEED=%llu", (unsigned long long)a->need_bytes) < 0)
+        goto out_free_prev;
+    if (a->priority != 0 && asprintf(&envp[k++], "GPUCOORD_PRIORITY=%ld", a->priority) < 0)
+        goto out_free_prev;
+    if (b->gpusim_libdir != NULL) {
+        if (ldpath == NULL || ldpath[0] == '\0')
+            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s", b->gpusim_libdir);
+        else if (list_has(ldpath, ':', b->gpusim_libdir, false))
+            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s", ldpath);
+        else
+            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s:%s", b->gpusim_libdir, ldpath);
+        if (r < 0)
+            goto out_free_last;
+        k++;
+        if ((state == NULL || state[0] == '\0') &&
+            asprintf(&envp[k++], "GPUSIM_STATE=%s", b->gpusim_state) < 0)
+            goto out_free_prev;
+    }
+    return envp;
+
+out_free_prev:
+    k--; /* the failed asprintf left that slot undefined */
+out_free_last:
+    envp[k] = NULL;
+out_free:
+    free_strv(envp, true);
+    return NULL;
 }
 
 static int acquire(struct cli *cli, const struct run_args *a, gpucoord_lease **ret)
@@ -598,25 +730,34 @@ int cmd_run(struct cli *cli, int argc, char **argv)
     if (rc != 0)
         return rc;
 
-    rc = acquire(cli, &a, &lease);
-    if (rc != 0)
-        return rc;
-    if (a.verbose) {
-        const char *ev = gpucoord_lease_evicted(lease);
-        cli_error("lease %s granted: %s on GPU %d after %.2fs%s%s", gpucoord_lease_id(lease),
-                  cli_size(gpucoord_lease_bytes(lease), size, sizeof(size)),
-                  gpucoord_lease_gpu(lease), gpucoord_lease_waited_s(lease),
-                  ev[0] ? ", evicted " : "", ev);
-    }
+    if (a.autolease) {
+        /* Only for gpusim's folder: a coordinator out of reach is the interposer's
+         * to report (it runs the command uncoordinated, or fails closed). */
+        if (fetch_binding(cli, 0, &binding) != 0)
+            memset(&binding, 0, sizeof(binding));
+        x.envp = build_auto_env(&a, cli_url(cli), &binding);
+    } else {
+        rc = acquire(cli, &a, &lease);
+        if (rc != 0)
+            return rc;
+        if (a.verbose) {
+            const char *ev = gpucoord_lease_evicted(lease);
+            cli_error("lease %s granted: %s on GPU %d after %.2fs%s%s", gpucoord_lease_id(lease),
+                      cli_size(gpucoord_lease_bytes(lease), size, sizeof(size)),
+                      gpucoord_lease_gpu(lease), gpucoord_lease_waited_s(lease),
+                      ev[0] ? ", evicted " : "", ev);
+        }
 
-    code = fetch_binding(cli, gpucoord_lease_gpu(lease), &binding);
-    if (code != 0) {
-        cli_error("command not run: cannot bind it to GPU %d", gpucoord_lease_gpu(lease));
-        goto out_release;
+        code = fetch_binding(cli, gpucoord_lease_gpu(lease), &binding);
+        if (code != 0) {
+            cli_error("command not run: cannot bind it to GPU %d", gpucoord_lease_gpu(lease));
+            goto out_release;
+        }
+        binding_warn(&binding, gpucoord_lease_gpu(lease));
+        x.envp =
+            build_env(gpucoord_lease_id(lease), gpucoord_lease_gpu(lease), cli_url(cli), &binding);
     }
-    binding_warn(&binding, gpucoord_lease_gpu(lease));
     x.argv = a.cmd;
-    x.envp = build_env(gpucoord_lease_id(lease), gpucoord_lease_gpu(lease), cli_url(cli), &binding);
     x.sh_argv = build_sh_argv(x.path, a.cmd);
     x.parent = getpid();
     if (x.envp == NULL || x.sh_argv == NULL) {
@@ -662,17 +803,18 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 
     code = wait_child(pid, lease);
 
-out_release : {
-    char id[64];
-    snprintf(id, sizeof(id), "%s", gpucoord_lease_id(lease));
-    rc = gpucoord_lease_release(lease);
-    if (rc < 0 && rc != GPUCOORD_ENOTFOUND)
-        cli_error("warning: could not release lease %s (%s); the coordinator ends it "
-                  "when this process exits",
-                  id, gpucoord_strerror(rc));
-    else if (a.verbose)
-        cli_error("lease %s released", id);
-}
+out_release:
+    if (lease != NULL) {
+        char id[64];
+        snprintf(id, sizeof(id), "%s", gpucoord_lease_id(lease));
+        rc = gpucoord_lease_release(lease);
+        if (rc < 0 && rc != GPUCOORD_ENOTFOUND)
+            cli_error("warning: could not release lease %s (%s); the coordinator ends it "
+                      "when this process exits",
+                      id, gpucoord_strerror(rc));
+        else if (a.verbose)
+            cli_error("lease %s released", id);
+    }
     free_strv(x.envp, true);
     free(x.sh_argv);
     binding_free(&binding);

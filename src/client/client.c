@@ -516,6 +516,48 @@ int gpucoord_lease_heartbeat(gpucoord_lease *lease)
     return rc;
 }
 
+int gpucoord_lease_resize(gpucoord_lease *lease, uint64_t bytes, double wait_s)
+{
+    struct gc_http_response resp = {0};
+    struct gc_http_client *http;
+    char path[128], body[96];
+    json_t *j;
+    int rc;
+
+    if (bytes == 0 || wait_s < 0)
+        return GPUCOORD_EINVAL;
+    snprintf(path, sizeof(path), "/v1/leases/%s/resize", lease->id);
+    snprintf(body, sizeof(body), "{\"bytes\":%llu,\"wait_s\":%.3f}", (unsigned long long)bytes,
+             wait_s);
+    rc = pool_get(lease->pool, &http);
+    if (rc < 0)
+        return rc;
+    rc =
+        gc_http_client_request(http, "POST", path, body, strlen(body), NULL,
+                               CLIENT_DEFAULT_TIMEOUT_MS + (long)(wait_s * 1000.0), &resp, NULL, 0);
+    pool_put(lease->pool, http);
+    if (rc < 0)
+        return rc;
+    j = resp.body_len ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
+    if (resp.status == 200 || resp.status == 202) {
+        json_t *b = json_object_get(j, "bytes");
+        if (json_is_integer(b))
+            lease->bytes = (uint64_t)json_integer_value(b);
+        rc = resp.status == 200 ? 0 : GPUCOORD_EQUEUED;
+    } else {
+        const char *code = json_string_value(json_object_get(j, "error"));
+        rc = code ? gc_err_from_name(code) : gc_err_from_http_status(resp.status);
+        if (resp.status == 404) {
+            pthread_mutex_lock(&lease->mu);
+            lease->lost = 1;
+            pthread_mutex_unlock(&lease->mu);
+        }
+    }
+    json_decref(j);
+    gc_http_response_free(&resp);
+    return rc;
+}
+
 int gpucoord_lease_release(gpucoord_lease *lease)
 {
     struct gc_http_response resp = {0};

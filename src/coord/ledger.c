@@ -432,6 +432,13 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
             ret->leases += l->bytes; /* no pid: its memory cannot be seen, count it all */
     }
 
+    /* A growth can never take its own lease's bytes: they are fixed for it. */
+    if (for_lease != NULL && for_lease->kind == GC_KIND_GROWTH) {
+        for (unsigned i = 0; i < ledger->nleases; i++) {
+            if (strcmp(ledger->leases[i].id, for_lease->parent) == 0)
+                ret->fixed += ledger->leases[i].bytes;
+        }
+    }
     if (device) {
         /* What declarations do not explain of the device's use: foreign processes,
          * contexts, memory the driver has yet to give back; none can be told apart.
@@ -520,7 +527,10 @@ int gc_ledger_lease_new_owned(struct gc_ledger *ledger, enum gc_lease_kind kind,
     l = &ledger->leases[ledger->nleases++];
     memset(l, 0, sizeof(*l));
     l->in_use = true;
-    snprintf(l->id, sizeof(l->id), "%s-%llu", kind == GC_KIND_DEMAND ? "demand" : "lease",
+    snprintf(l->id, sizeof(l->id), "%s-%llu",
+             kind == GC_KIND_DEMAND   ? "demand"
+             : kind == GC_KIND_GROWTH ? "growth"
+                                      : "lease",
              (unsigned long long)ledger->next_id++);
     l->seq = ledger->next_seq++;
     l->kind = kind;

@@ -72,6 +72,7 @@ enum gc_lease_state {
 enum gc_lease_kind {
     GC_KIND_HOLDER, /* an ordinary lease for a holder */
     GC_KIND_DEMAND, /* a resident asking for its memory back: granting it reloads the resident */
+    GC_KIND_GROWTH, /* more bytes for a granted lease (growth.h): granting it grows the parent */
 };
 
 /* Ancestors remembered per process (parent, grandparent, ...). */
@@ -185,7 +186,9 @@ struct gc_lease {
     char evicted[GC_EVICT_MAX][GC_NAME_MAX + 1];
     unsigned evicting; /* evictions still running for it */
     char reason[GC_REASON_MAX];
-    int error; /* GC_E* when failed */
+    int error;                    /* GC_E* when failed */
+    char parent[GC_LEASE_ID_MAX]; /* growth: the lease it grows */
+    bool merged;                  /* growth: granted, its bytes moved into the parent */
 };
 
 struct gc_ledger_config {

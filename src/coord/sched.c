@@ -7,6 +7,7 @@
 
 #include "common/err.h"
 #include "common/size.h"
+#include "coord/growth.h"
 
 /* Priority of the demand lease created for a resident unloaded past max_unloaded. */
 #define SCHED_OVERDUE_PRIORITY (INT_MAX / 2)
@@ -342,6 +343,8 @@ static void grant(struct gc_ledger *ledger, struct gc_lease *l, unsigned gpu, in
     l->gpu = (int)gpu;
     l->granted_ms = now_ms;
     action_add(out, GC_ACT_GRANTED, l, NULL, gpu);
+    if (l->kind == GC_KIND_GROWTH)
+        gc_growth_merge(ledger, l);
     if (l->kind == GC_KIND_DEMAND) {
         struct gc_resident *r = gc_ledger_resident_find(ledger, l->holder);
         if (r != NULL) {
@@ -679,7 +682,9 @@ void gc_sched_step(struct gc_ledger *ledger, int64_t now_ms, struct gc_actions *
     settle_drains(ledger);
     settle_demands(ledger, now_ms, out);
     expire_leases(ledger, now_ms, out);
+    gc_growth_settle(ledger, now_ms, out);
     demand_overdue(ledger, now_ms, out);
     schedule_queue(ledger, now_ms, out);
+    gc_growth_settle(ledger, now_ms, out);
     schedule_restores(ledger, out);
 }

@@ -25,6 +25,7 @@ enum gc_action_kind {
     GC_ACT_DEMAND_MET,    /* a demand ended: its resident is loaded (released) */
     GC_ACT_DEMAND_FAILED, /* a demand ended: its resident failed or is gone */
     GC_ACT_DRAINING,      /* lease waits for requests in flight through resident to end */
+    GC_ACT_RESIZED,       /* a growth was granted: lease (the parent) holds more bytes */
 };
 
 struct gc_action {

@@ -160,6 +160,19 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
         answer(resp, &ans);
         return;
     }
+    if (strcmp(slash, "/resize") == 0) {
+        if (!method_is(req, "POST")) {
+            method_not_allowed(resp, "POST");
+            return;
+        }
+        if (parse_body(req, true, &body, resp) < 0)
+            return;
+        caller_of(req, &caller);
+        gc_coord_lease_resize(coord, &caller, id, body, &waiter, &ans);
+        json_decref(body);
+        answer(resp, &ans);
+        return;
+    }
     gc_http_resp_error(resp, GC_ENOTFOUND, "no such path");
 }
 

@@ -493,6 +493,8 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             break;
         case GC_ACT_REFUSED:
             h = gc_ledger_lease_lookup(ledger, a->lease_id);
+            if (h != NULL && h->kind == GC_KIND_GROWTH)
+                break; /* never journaled; its resize request answers the refusal */
             coord->counters.leases_refused++;
             coord->counters.leases_failed++;
             if (h != NULL) {
@@ -572,6 +574,15 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
                           "unloaded longer than max_unloaded_s: reload goes first");
             break;
         case GC_ACT_DEMAND_MET:
+            break;
+        case GC_ACT_RESIZED:
+            /* The growth was granted: the lease holds more, as the journal must say. */
+            if (l == NULL)
+                break;
+            gc_coord_journal_locked(coord, lease_record(l), false);
+            coord->counters.lease_growths++;
+            gc_events_add(&coord->events, now, "lease_resized", l->id, "%s: grown to %s on GPU %d",
+                          l->holder, gc_size_format(l->bytes, b, sizeof(b)), l->gpu);
             break;
         case GC_ACT_DEMAND_FAILED:
             h = gc_ledger_lease_lookup(ledger, a->lease_id);

@@ -51,6 +51,8 @@
     X(oom_avoided, "Leases granted after making room (an OOM avoided).")                           \
     X(swaps, "Residents evicted for a lease and restored afterwards.")                             \
     X(demands, "Requests from residents for their memory back.")                                   \
+    X(lease_resizes, "Requests to resize a lease.")                                                \
+    X(lease_growths, "Lease growths granted.")                                                     \
     X(journal_errors, "Failed journal writes.")                                                    \
     X(journal_compactions, "Journal rewrites (compactions).")                                      \
     X(nvml_errors, "Failed NVML readings.")                                                        \
@@ -269,6 +271,12 @@ void gc_coord_lease_heartbeat(struct gc_coord *coord, const struct gc_caller *ca
                               const char *id, struct gc_api_answer *ans);
 void gc_coord_lease_release(struct gc_coord *coord, const struct gc_caller *caller, const char *id,
                             struct gc_api_answer *ans);
+/* POST /v1/leases/{id}/resize {bytes, wait_s}: shrinks at once; grows at once when it
+ * fits, else queues a growth and waits up to wait_s (200 grown; 202 still at its old
+ * size, the growth withdrawn). */
+void gc_coord_lease_resize(struct gc_coord *coord, const struct gc_caller *caller, const char *id,
+                           const json_t *req, const struct gc_waiter *waiter,
+                           struct gc_api_answer *ans);
 
 void gc_coord_resident_register(struct gc_coord *coord, const struct gc_caller *caller,
                                 const json_t *req, struct gc_api_answer *ans);

@@ -9,6 +9,7 @@
 #include "common/names.h"
 #include "common/proc.h"
 #include "common/size.h"
+#include "coord/growth.h"
 #include "daemon/coord.h"
 
 /* Largest lease accepted (a sanity cap, far above any GPU). */
@@ -304,4 +305,140 @@ void gc_coord_lease_release(struct gc_coord *coord, const struct gc_caller *call
             json_object_set_new(ans->body, "reason", json_string(h->reason));
     }
     pthread_mutex_unlock(&coord->lock);
+}
+
+static const char *const resize_fields[] = {"bytes", "wait_s", NULL};
+
+/* Answers a resize: 200 with the lease when it holds target bytes, else 202 with the
+ * lease at its old size (the growth was withdrawn), or the growth's refusal. */
+static void resize_answer_locked(struct gc_coord *coord, const char *id, const char *growth_id,
+                                 uint64_t target, struct gc_api_answer *ans)
+{
+    const struct gc_lease *l = gc_ledger_lease_find(coord->ledger, id);
+    const struct gc_lease *g =
+        growth_id[0] ? gc_ledger_lease_lookup(coord->ledger, growth_id) : NULL;
+    char b[GC_SIZE_BUF];
+
+    if (l == NULL || l->state != GC_LEASE_GRANTED) {
+        const struct gc_lease *h = gc_ledger_lease_lookup(coord->ledger, id);
+        gc_api_error(ans, GC_ENOTFOUND, "lease '%s' has ended (%s%s%s)", id,
+                     h ? gc_lease_state_name(h->state) : "gone", h && h->reason[0] ? ": " : "",
+                     h ? h->reason : "");
+        return;
+    }
+    if (g != NULL && g->state == GC_LEASE_FAILED && l->bytes < target) {
+        gc_api_error(ans, g->error ? g->error : GC_ECOULDNOTFREE, "%s", g->reason);
+        json_object_set_new(ans->body, "id", json_string(l->id));
+        json_object_set_new(ans->body, "bytes", json_integer((json_int_t)l->bytes));
+        return;
+    }
+    json_decref(ans->body);
+    ans->body = gc_view_lease_locked(coord, l);
+    if (l->bytes == target || l->state != GC_LEASE_GRANTED) {
+        ans->status = 200;
+        return;
+    }
+    ans->status = 202;
+    json_object_set_new(ans->body, "requested_bytes", json_integer((json_int_t)target));
+    json_object_set_new(
+        ans->body, "message",
+        json_sprintf("%s not available within the wait; the lease keeps its size and the growth "
+                     "was withdrawn",
+                     gc_size_format(target - l->bytes, b, sizeof(b))));
+}
+
+void gc_coord_lease_resize(struct gc_coord *coord, const struct gc_caller *caller, const char *id,
+                           const json_t *req, const struct gc_waiter *waiter,
+                           struct gc_api_answer *ans)
+{
+    const struct gc_config *cfg = coord->config;
+    struct gc_jerr err;
+    uint64_t bytes = 0, old_bytes;
+    double wait_s = 0;
+    struct gc_lease *l, *g = NULL;
+    struct gc_nvml_reading *reading;
+    char growth_id[GC_LEASE_ID_MAX] = "", b[GC_SIZE_BUF], o[GC_SIZE_BUF];
+    int rc;
+
+    if (gc_json_only_keys(req, resize_fields, &err) < 0 ||
+        gc_json_get_bytes(req, "bytes", true, LEASE_BYTES_MAX, &bytes, &err) < 0 ||
+        gc_json_get_seconds(req, "wait_s", false, 0, cfg->max_wait_s, &wait_s, &err) < 0) {
+        gc_api_error(ans, GC_EINVAL, "%s", err.msg);
+        return;
+    }
+    if (bytes == 0) {
+        gc_api_error(ans, GC_EINVAL,
+                     "field 'bytes' must be greater than 0 (release the lease to hold nothing)");
+        return;
+    }
+
+    reading = gc_coord_reading_get(coord);
+    if (reading == NULL) {
+        gc_api_error(ans, GC_ENOMEM, "out of memory");
+        return;
+    }
+    gc_coord_read_nvml(coord, reading);
+    pthread_mutex_lock(&coord->lock);
+    l = gc_ledger_lease_find(coord->ledger, id);
+    if (l == NULL || l->kind != GC_KIND_HOLDER) {
+        gc_api_error(ans, GC_ENOTFOUND, "no active lease '%s'", id);
+        goto out_unlock;
+    }
+    if (!gc_caller_owns(caller, l->owner)) {
+        gc_api_error(ans, GC_EFORBIDDEN, "lease '%s' belongs to another caller", id);
+        goto out_unlock;
+    }
+    old_bytes = l->bytes;
+    rc = gc_growth_request(coord->ledger, l, bytes, gc_mono_ms(), &g);
+    if (rc == GC_ECONFLICT) {
+        gc_api_error(ans, GC_ECONFLICT,
+                     "lease '%s' is being prepared (residents are unloading for it): resize it "
+                     "once it is granted",
+                     id);
+        goto out_unlock;
+    }
+    if (rc < 0) {
+        gc_api_error(ans, GC_ELIMIT, "too many leases waiting (at most %u queued, %d in all)",
+                     cfg->queue_max, GC_LEASES_MAX);
+        goto out_unlock;
+    }
+    coord->counters.lease_resizes++;
+    l = gc_ledger_lease_find(coord->ledger, id);
+    if (g == NULL) {
+        /* Shrunk (or a queued lease resized): in force now, journaled like a grant. */
+        if (l->bytes != old_bytes) {
+            gc_coord_journal_lease_locked(coord, l);
+            gc_events_add(&coord->events, gc_real_s(), "lease_resized", l->id, "%s: %s to %s",
+                          l->holder, l->bytes < old_bytes ? "shrunk" : "queued size changed",
+                          gc_size_format(l->bytes, b, sizeof(b)));
+        }
+        if (gc_coord_something_waits_locked(coord))
+            gc_coord_kick_with_locked(coord, reading);
+        if (l->state == GC_LEASE_QUEUED) {
+            lease_answer_locked(coord, id, ans);
+            goto out_unlock;
+        }
+        resize_answer_locked(coord, id, "", l->bytes, ans);
+        goto out_unlock;
+    }
+    snprintf(growth_id, sizeof(growth_id), "%s", g->id);
+    gc_events_add(&coord->events, gc_real_s(), "lease_growth", l->id, "%s: %s asked for, %s held",
+                  l->holder, gc_size_format(bytes, b, sizeof(b)),
+                  gc_size_format(old_bytes, o, sizeof(o)));
+    gc_coord_kick_with_locked(coord, reading);
+    if (wait_s > 0)
+        wait_lease_locked(coord, growth_id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter,
+                          false);
+    /* Still waiting: withdrawn, so that memory nobody waits for any more is not taken
+     * (and residents not evicted) behind the caller's back. */
+    g = gc_ledger_lease_find(coord->ledger, growth_id);
+    if (g != NULL && (g->state == GC_LEASE_QUEUED || g->state == GC_LEASE_PREPARING)) {
+        gc_growth_withdraw(coord->ledger, g, "the resize request's wait ran out", gc_mono_ms());
+        pthread_cond_broadcast(&coord->changed);
+        gc_coord_kick_locked(coord);
+    }
+    resize_answer_locked(coord, id, growth_id, bytes, ans);
+out_unlock:
+    pthread_mutex_unlock(&coord->lock);
+    gc_coord_reading_put(coord, reading);
 }

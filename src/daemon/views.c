@@ -143,10 +143,12 @@ static json_t *lease_view(struct gc_coord *coord, const struct gc_lease *l, int 
     for (unsigned i = 0; i < l->nevicted; i++)
         json_array_append_new(evicted, json_string(l->evicted[i]));
     o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:i, s:f, s:s, s:o}", "id", l->id, "kind",
-                  l->kind == GC_KIND_DEMAND ? "demand" : "holder", "holder", l->holder, "pid",
-                  l->pid > 0 ? json_integer(l->pid) : json_null(), "gpu",
-                  l->gpu >= 0 ? json_integer(l->gpu) : json_null(), "bytes", (json_int_t)l->bytes,
-                  "priority", l->priority, "ttl_s", l->ttl_s, "state",
+                  l->kind == GC_KIND_DEMAND   ? "demand"
+                  : l->kind == GC_KIND_GROWTH ? "growth"
+                                              : "holder",
+                  "holder", l->holder, "pid", l->pid > 0 ? json_integer(l->pid) : json_null(),
+                  "gpu", l->gpu >= 0 ? json_integer(l->gpu) : json_null(), "bytes",
+                  (json_int_t)l->bytes, "priority", l->priority, "ttl_s", l->ttl_s, "state",
                   gc_lease_state_name(l->state), "evicted", evicted);
     json_object_set_new(o, "gpu_requested",
                         l->gpu_req >= 0 ? json_integer(l->gpu_req) : json_string("any"));
@@ -163,6 +165,8 @@ static json_t *lease_view(struct gc_coord *coord, const struct gc_lease *l, int 
     if (active && l->ttl_s > 0 && l->kind == GC_KIND_HOLDER)
         json_object_set_new(o, "expires_in_s",
                             json_real(l->ttl_s - (double)(now - l->heartbeat_ms) / 1000.0));
+    if (l->kind == GC_KIND_GROWTH)
+        json_object_set_new(o, "grows", json_string(l->parent));
     if (l->reason[0] != '\0')
         json_object_set_new(o, "reason", json_string(l->reason));
     if (l->state == GC_LEASE_FAILED && l->error != 0)

@@ -40,6 +40,51 @@ typedef struct {
 #define CU_MEMHOSTALLOC_WRITECOMBINED 0x04
 #define CU_STREAM_NON_BLOCKING        0x01
 
+/* Virtual memory management (cuMemCreate ...) and stream-ordered allocation. */
+typedef unsigned long long CUmemGenericAllocationHandle;
+typedef struct CUmemPoolHandle_st *CUmemoryPool;
+typedef unsigned long long cuuint64_t;
+
+#define CU_MEM_ALLOCATION_TYPE_PINNED        1
+#define CU_MEM_LOCATION_TYPE_DEVICE          1
+#define CU_MEM_ACCESS_FLAGS_PROT_READWRITE   3
+#define CU_MEM_ALLOC_GRANULARITY_MINIMUM     0
+#define CU_MEM_ALLOC_GRANULARITY_RECOMMENDED 1
+#define CU_MEM_ATTACH_GLOBAL                 0x1
+#define CU_MEM_ATTACH_HOST                   0x2
+
+typedef struct {
+    int type; /* CU_MEM_LOCATION_TYPE_* */
+    int id;   /* device ordinal for DEVICE */
+} CUmemLocation;
+
+typedef struct {
+    int type;                 /* CU_MEM_ALLOCATION_TYPE_* */
+    int requestedHandleTypes; /* CUmemAllocationHandleType bit set */
+    CUmemLocation location;
+    void *win32HandleMetaData;
+    struct {
+        unsigned char compressionType;
+        unsigned char gpuDirectRDMACapable;
+        unsigned short usage;
+        unsigned char reserved[4];
+    } allocFlags;
+} CUmemAllocationProp;
+
+typedef struct {
+    CUmemLocation location;
+    int flags; /* CU_MEM_ACCESS_FLAGS_* */
+} CUmemAccessDesc;
+
+/* cuGetProcAddress: flags and the _v2 query result. */
+#define CU_GET_PROC_ADDRESS_DEFAULT                   0
+#define CU_GET_PROC_ADDRESS_LEGACY_STREAM             1
+#define CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM 2
+#define CU_GET_PROC_ADDRESS_SUCCESS                   0
+#define CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND          1
+#define CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT    2
+typedef int CUdriverProcAddressQueryResult;
+
 typedef CUresult (*cuInit_fn)(unsigned int flags);
 typedef CUresult (*cuDriverGetVersion_fn)(int *version);
 typedef CUresult (*cuDeviceGetCount_fn)(int *count);
@@ -67,6 +112,34 @@ typedef CUresult (*cuStreamSynchronize_fn)(CUstream stream);
 typedef CUresult (*cuStreamDestroy_fn)(CUstream stream);
 typedef CUresult (*cuGetErrorString_fn)(CUresult error, const char **pstr);
 typedef CUresult (*cuGetErrorName_fn)(CUresult error, const char **pstr);
+typedef CUresult (*cuGetProcAddress_fn)(const char *symbol, void **pfn, int cudaVersion,
+                                        cuuint64_t flags);
+typedef CUresult (*cuGetProcAddress_v2_fn)(const char *symbol, void **pfn, int cudaVersion,
+                                           cuuint64_t flags,
+                                           CUdriverProcAddressQueryResult *symbolStatus);
+typedef CUresult (*cuCtxCreate_fn)(CUcontext *pctx, unsigned int flags, CUdevice dev);
+typedef CUresult (*cuCtxDestroy_fn)(CUcontext ctx);
+typedef CUresult (*cuCtxGetDevice_fn)(CUdevice *device);
+typedef CUresult (*cuMemAllocPitch_fn)(CUdeviceptr *dptr, size_t *pitch, size_t width_bytes,
+                                       size_t height, unsigned int element_bytes);
+typedef CUresult (*cuMemAllocManaged_fn)(CUdeviceptr *dptr, size_t bytesize, unsigned int flags);
+typedef CUresult (*cuMemAllocAsync_fn)(CUdeviceptr *dptr, size_t bytesize, CUstream stream);
+typedef CUresult (*cuMemAllocFromPoolAsync_fn)(CUdeviceptr *dptr, size_t bytesize,
+                                               CUmemoryPool pool, CUstream stream);
+typedef CUresult (*cuMemFreeAsync_fn)(CUdeviceptr dptr, CUstream stream);
+typedef CUresult (*cuMemCreate_fn)(CUmemGenericAllocationHandle *handle, size_t size,
+                                   const CUmemAllocationProp *prop, unsigned long long flags);
+typedef CUresult (*cuMemRelease_fn)(CUmemGenericAllocationHandle handle);
+typedef CUresult (*cuMemAddressReserve_fn)(CUdeviceptr *ptr, size_t size, size_t alignment,
+                                           CUdeviceptr addr, unsigned long long flags);
+typedef CUresult (*cuMemAddressFree_fn)(CUdeviceptr ptr, size_t size);
+typedef CUresult (*cuMemMap_fn)(CUdeviceptr ptr, size_t size, size_t offset,
+                                CUmemGenericAllocationHandle handle, unsigned long long flags);
+typedef CUresult (*cuMemUnmap_fn)(CUdeviceptr ptr, size_t size);
+typedef CUresult (*cuMemSetAccess_fn)(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc,
+                                      size_t count);
+typedef CUresult (*cuMemGetAllocationGranularity_fn)(size_t *granularity,
+                                                     const CUmemAllocationProp *prop, int option);
 
 /* ---- NVML ---- */
 

@@ -127,6 +127,26 @@ class LeaseContext(GpuEnv):
         self.assertIsInstance(cm.exception, GpucoordError)
 
 
+class Resize(GpuEnv):
+    def test_lease_grows_by_eviction_shrinks_and_times_out(self):
+        self.start_coordinator()
+        self.start_resident("validation", "4.7Gi")
+        client = Client(self.url)
+        with client.lease("1Gi", holder="prog", wait_s=5) as lease:
+            self.assertEqual(lease.resize("19.6Gi", wait_s=20), GEN_BYTES)
+            self.assertEqual(lease.bytes, GEN_BYTES)
+            self.assertEqual(client.resident("validation")["state"], "unloaded")
+            self.assertEqual(lease.resize("2Gi"), 2 * GiB)
+            with client.lease("19Gi", holder="other", priority=500, wait_s=5):
+                with self.assertRaises(gpucoord.WaitTimeout):
+                    lease.resize("6Gi", wait_s=0.3)
+                self.assertEqual(lease.bytes, 2 * GiB)
+                with self.assertRaises(NeverFits):
+                    lease.resize("40Gi", wait_s=1)
+            with self.assertRaises(BadRequest):
+                client.resize(lease.id, 0)
+
+
 class LeaseWaiting(ShortSlices, GpuEnv):
     def test_queued_lease_times_out_and_is_withdrawn(self):
         self.start_coordinator()

@@ -60,6 +60,7 @@ def load():
                                                   ctypes.POINTER(P)]),
         "gpucoord_lease_release": (ctypes.c_int, [P]),
         "gpucoord_lease_heartbeat": (ctypes.c_int, [P]),
+        "gpucoord_lease_resize": (ctypes.c_int, [P, ctypes.c_uint64, ctypes.c_double]),
         "gpucoord_lease_id": (ctypes.c_char_p, [P]),
         "gpucoord_lease_bytes": (ctypes.c_uint64, [P]),
         "gpucoord_lease_gpu": (ctypes.c_int, [P]),
@@ -188,6 +189,37 @@ class Leases(GpuEnv):
         st, view = self.http.get("/v1/leases/" + lid)
         self.assertEqual(view["state"], "released")
         self.assertEqual(self.http.get("/v1/leases")[1]["leases"], [])
+
+    def test_resize_grows_through_eviction_shrinks_and_times_out(self):
+        self.start_resident("validation", "4.7Gi")
+        req = self.request("prog", 1 * GiB, wait_s=5.0, ttl_s=30.0)
+        lease = ctypes.c_void_p()
+        rc = self.lib.gpucoord_lease_acquire(self.client, ctypes.byref(req), ctypes.byref(lease))
+        self.assertEqual(rc, 0, self.message())
+        lid = self.lib.gpucoord_lease_id(lease).decode()
+        # Growing past what is free evicts the resident, verified, then answers.
+        self.assertEqual(self.lib.gpucoord_lease_resize(lease, GEN_BYTES, 20.0), 0)
+        self.assertEqual(self.lib.gpucoord_lease_bytes(lease), GEN_BYTES)
+        self.assertEqual(self.resident("validation")["state"], "unloaded")
+        self.assertEqual(self.http.get("/v1/leases/" + lid)[1]["bytes"], GEN_BYTES)
+        # Shrinking is immediate.
+        self.assertEqual(self.lib.gpucoord_lease_resize(lease, 2 * GiB, 0.0), 0)
+        self.assertEqual(self.lib.gpucoord_lease_bytes(lease), 2 * GiB)
+        # Another lease takes the rest; growing again cannot be had within the wait:
+        # EQUEUED, and the lease keeps its size.
+        other = self.request("other", 19 * GiB, wait_s=5.0, ttl_s=30.0, priority=500)
+        olease = ctypes.c_void_p()
+        self.assertEqual(self.lib.gpucoord_lease_acquire(self.client, ctypes.byref(other),
+                                                         ctypes.byref(olease)), 0, self.message())
+        rc = self.lib.gpucoord_lease_resize(lease, 6 * GiB, 0.3)
+        self.assertEqual(self.lib.gpucoord_err_name(rc), b"queued")
+        self.assertEqual(self.lib.gpucoord_lease_bytes(lease), 2 * GiB)
+        rc = self.lib.gpucoord_lease_resize(lease, 40 * GiB, 1.0)
+        self.assertEqual(self.lib.gpucoord_err_name(rc), b"never_fits")
+        self.assertEqual(self.lib.gpucoord_err_name(self.lib.gpucoord_lease_resize(lease, 0, 0)),
+                         b"bad_request")
+        self.assertEqual(self.lib.gpucoord_lease_release(olease), 0)
+        self.assertEqual(self.lib.gpucoord_lease_release(lease), 0)
 
     def test_never_fits_message(self):
         req = self.request("big", 30 * GiB, wait_s=5.0)

@@ -1,0 +1,52 @@
+/*
+ * book.h - the interposer's book of one device's lease: what the coordinator
+ * granted and what the process holds, and when to grow or shrink the lease.
+ *
+ * Pure logic: no I/O, no clock (times passed in), no locks (the caller locks).
+ * Growth asks for slack above the need (an eighth of it, at least 64 MiB) so
+ * that a program growing in many small steps costs a logarithmic number of
+ * round trips, not one per allocation. Shrinking waits for a whole window in
+ * which the process used much less than its lease (hysteresis): a loop that
+ * frees and allocates again never shrinks and regrows the lease.
+ */
+#ifndef GCI_BOOK_H
+#define GCI_BOOK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define GCI_SLACK_MIN_BYTES (64ULL << 20)
+/* Lease sizes are rounded up to this (the driver's allocation granularity). */
+#define GCI_ROUND_BYTES (2ULL << 20)
+
+struct gci_book {
+    uint64_t lease_bytes; /* granted by the coordinator; 0: no lease */
+    uint64_t used_bytes;  /* the context estimate plus live and reserved allocations */
+    uint64_t peak_bytes;  /* highest used_bytes since window_start_ms */
+    uint64_t floor_bytes; /* never shrink below (the context and GPUCOORD_NEED) */
+    int64_t window_start_ms;
+};
+
+/* Slack kept above used bytes: max(used / 8, 64 MiB), rounded up to 2 MiB. */
+uint64_t gci_book_slack(uint64_t used_bytes);
+
+/*
+ * gci_book_reserve: counts bytes about to be allocated. Returns 0 when they fit in
+ * the lease; otherwise the lease size to ask for (with slack), and *ret_exact the
+ * least that would do (to ask for when the coordinator refuses the larger one).
+ * On overflow returns UINT64_MAX and counts nothing.
+ */
+uint64_t gci_book_reserve(struct gci_book *b, uint64_t bytes, uint64_t *ret_exact);
+
+/* Takes back bytes counted by gci_book_reserve (the allocation failed) or freed. */
+void gci_book_release(struct gci_book *b, uint64_t bytes);
+
+/*
+ * gci_book_shrink_target: once window_ms has passed since the window began, the
+ * lease size to shrink to when the lease exceeded the window's peak by more than
+ * twice the slack (peak plus slack, at least the floor), or 0; then a new window
+ * begins.
+ */
+uint64_t gci_book_shrink_target(struct gci_book *b, int64_t now_ms, int64_t window_ms);
+
+#endif

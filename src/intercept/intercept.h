@@ -1,0 +1,91 @@
+/*
+ * intercept.h - libgpucoord-intercept.so internals (docs/intercept.md).
+ *
+ * hooks.c exports the driver entry points that create contexts, allocate and
+ * free, finds the real ones (libcuda.so.1 opened by name, dlsym taken from the
+ * next library), and answers cuGetProcAddress and dlsym with the hooks.
+ * lease.c keeps the book of each device's lease and talks to the coordinator.
+ */
+#ifndef GCI_INTERCEPT_H
+#define GCI_INTERCEPT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gpu/gpu_abi.h"
+
+/* Which table a live allocation is in: device pointers, or cuMemCreate handles. */
+enum gci_kind { GCI_PTR, GCI_HANDLE };
+
+/*
+ * gci_context_begin: before the first context on device dev (an ordinal) is
+ * made: takes the lease for the context (and GPUCOORD_NEED) unless the process
+ * has one there. CUDA_SUCCESS, or CUDA_ERROR_OUT_OF_MEMORY when the coordinator
+ * refuses (or, with GPUCOORD_INTERCEPT_FAIL_CLOSED=1, cannot be reached).
+ */
+CUresult gci_context_begin(int dev);
+
+/*
+ * gci_alloc_begin: before the driver allocates bytes on dev: counts them and,
+ * when they do not fit in the lease, grows it first. CUDA_SUCCESS, or
+ * CUDA_ERROR_OUT_OF_MEMORY when the coordinator cannot make room (nothing counted).
+ */
+CUresult gci_alloc_begin(int dev, uint64_t bytes);
+/*
+ * gci_alloc_fast_begin: true when bytes fit in dev's lease as it is: they are
+ * counted and the book stays locked across the driver call (one lock for the whole
+ * allocation: the cost of an allocation within the lease is the point), until
+ * gci_alloc_fast_end records key (ok) or takes the count back. false: nothing
+ * counted, nothing locked; use gci_alloc_begin.
+ */
+bool gci_alloc_fast_begin(int dev, uint64_t bytes);
+void gci_alloc_fast_end(int dev, uint64_t bytes, bool ok, enum gci_kind kind, uint64_t key);
+/* After the driver answered out of memory anyway: grows the lease by bytes; true to
+ * retry the allocation once. */
+bool gci_alloc_oom_grow(int dev, uint64_t bytes);
+/* After the allocation: on success records key (bytes counted, actual the bytes the
+ * driver really took); on failure takes the count back. */
+void gci_alloc_end(int dev, uint64_t bytes, uint64_t actual, bool ok, enum gci_kind kind,
+                   uint64_t key);
+/* After a successful free of key: its bytes are given back to the book (the lease
+ * shrinks later, see book.h). */
+void gci_free_end(enum gci_kind kind, uint64_t key);
+
+/* The device ordinal of the calling thread's current context, or -1. */
+int gci_current_device(void);
+/* The device an allocation on the current context is charged to: the one leased
+ * device when there is exactly one, else gci_current_device(). */
+int gci_alloc_device(void);
+
+/* The real driver's functions (NULL where it lacks one). */
+#define GCI_REAL_FUNCS(X)                                                                          \
+    X(cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRetain_fn)                                       \
+    X(cuCtxCreate_v2, cuCtxCreate_fn)                                                              \
+    X(cuCtxGetCurrent, cuCtxGetCurrent_fn)                                                         \
+    X(cuCtxGetDevice, cuCtxGetDevice_fn)                                                           \
+    X(cuDeviceGetUuid_v2, cuDeviceGetUuid_fn)                                                      \
+    X(cuMemAlloc_v2, cuMemAlloc_fn)                                                                \
+    X(cuMemAllocPitch_v2, cuMemAllocPitch_fn)                                                      \
+    X(cuMemAllocManaged, cuMemAllocManaged_fn)                                                     \
+    X(cuMemAllocAsync, cuMemAllocAsync_fn)                                                         \
+    X(cuMemAllocAsync_ptsz, cuMemAllocAsync_fn)                                                    \
+    X(cuMemAllocFromPoolAsync, cuMemAllocFromPoolAsync_fn)                                         \
+    X(cuMemAllocFromPoolAsync_ptsz, cuMemAllocFromPoolAsync_fn)                                    \
+    X(cuMemFree_v2, cuMemFree_fn)                                                                  \
+    X(cuMemFreeAsync, cuMemFreeAsync_fn)                                                           \
+    X(cuMemFreeAsync_ptsz, cuMemFreeAsync_fn)                                                      \
+    X(cuMemCreate, cuMemCreate_fn)                                                                 \
+    X(cuMemRelease, cuMemRelease_fn)                                                               \
+    X(cuGetProcAddress, cuGetProcAddress_fn)                                                       \
+    X(cuGetProcAddress_v2, cuGetProcAddress_v2_fn)
+
+struct gci_real {
+#define GCI_XX_FIELD(name, type) type name;
+    GCI_REAL_FUNCS(GCI_XX_FIELD)
+#undef GCI_XX_FIELD
+};
+
+/* The real functions, loaded at the first call (never NULL itself). */
+const struct gci_real *gci_real(void);
+
+#endif
