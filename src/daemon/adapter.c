@@ -81,6 +81,26 @@ int gc_adapter_http(const struct gc_resident_spec *spec, const char *method, con
     return gc_adapter_http_json(spec, method, path, NULL, timeout_s, res, ret_body);
 }
 
+int gc_adapter_get_list(const struct gc_resident_spec *spec, const char *path, const char *member,
+                        double timeout_s, struct gc_adapter_result *res, json_t **ret_body,
+                        json_t **ret_list)
+{
+    json_t *body = NULL, *list;
+    int rc = gc_adapter_http(spec, "GET", path, timeout_s, res, &body);
+
+    res->models_loaded = -1;
+    if (rc < 0)
+        return rc;
+    if (res->http_status != 200) {
+        json_decref(body);
+        return GC_EIO;
+    }
+    list = json_object_get(body, member);
+    *ret_list = json_is_array(list) ? list : NULL;
+    *ret_body = body;
+    return 0;
+}
+
 int gc_adapter_http_json(const struct gc_resident_spec *spec, const char *method, const char *path,
                          const json_t *body, double timeout_s, struct gc_adapter_result *res,
                          json_t **ret_body)

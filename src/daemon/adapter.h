@@ -79,6 +79,13 @@ const char *gc_adapter_names(void);
  * 0 when an answer came (any status); the body lands in *ret_body (caller frees). */
 int gc_adapter_http(const struct gc_resident_spec *spec, const char *method, const char *path,
                     double timeout_s, struct gc_adapter_result *res, json_t **ret_body);
+/* The model-listing health checks: GET path within timeout_s, and its JSON answer's
+ * array member. 0 with *ret_body (the caller frees it) and *ret_list (borrowed from
+ * it; NULL when the answer has no such array); GC_EIO for a status other than 200;
+ * res->models_loaded is -1 (unknown) until the caller decides. */
+int gc_adapter_get_list(const struct gc_resident_spec *spec, const char *path, const char *member,
+                        double timeout_s, struct gc_adapter_result *res, json_t **ret_body,
+                        json_t **ret_list);
 
 /* The same with a JSON body (not stolen; NULL: none) sent as application/json. */
 int gc_adapter_http_json(const struct gc_resident_spec *spec, const char *method, const char *path,

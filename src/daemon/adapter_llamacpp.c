@@ -50,18 +50,14 @@ static int llamacpp_cleanup(const struct gc_resident_spec *spec, struct gc_adapt
 
 static int llamacpp_health(const struct gc_resident_spec *spec, struct gc_adapter_result *res)
 {
-    json_t *body = NULL, *m;
+    json_t *body, *list, *m;
     size_t i;
-    int rc = gc_adapter_http(spec, "GET", "/models", LLAMACPP_HEALTH_TIMEOUT_S, res, &body);
+    int rc =
+        gc_adapter_get_list(spec, "/models", "data", LLAMACPP_HEALTH_TIMEOUT_S, res, &body, &list);
 
-    res->models_loaded = -1;
     if (rc < 0)
         return rc;
-    if (res->http_status != 200) {
-        json_decref(body);
-        return GC_EIO;
-    }
-    json_array_foreach(json_object_get(body, "data"), i, m)
+    json_array_foreach(list, i, m)
     {
         const char *id = json_string_value(json_object_get(m, "id"));
         const char *st = json_string_value(json_object_get(json_object_get(m, "status"), "value"));

@@ -54,20 +54,16 @@ static int llamaswap_cleanup(const struct gc_resident_spec *spec, struct gc_adap
 
 static int llamaswap_health(const struct gc_resident_spec *spec, struct gc_adapter_result *res)
 {
-    json_t *body = NULL, *m;
+    json_t *body, *list, *m;
     size_t i;
-    int rc = gc_adapter_http(spec, "GET", "/running", LLAMASWAP_HEALTH_TIMEOUT_S, res, &body);
+    int rc = gc_adapter_get_list(spec, "/running", "running", LLAMASWAP_HEALTH_TIMEOUT_S, res,
+                                 &body, &list);
 
-    res->models_loaded = -1;
     if (rc < 0)
         return rc;
-    if (res->http_status != 200) {
-        json_decref(body);
-        return GC_EIO;
-    }
-    if (json_is_array(json_object_get(body, "running"))) {
+    if (list != NULL) {
         res->models_loaded = 0;
-        json_array_foreach(json_object_get(body, "running"), i, m)
+        json_array_foreach(list, i, m)
         {
             const char *name = json_string_value(json_object_get(m, "model"));
             if (spec->model[0] == '\0' || (name != NULL && strcmp(name, spec->model) == 0))
