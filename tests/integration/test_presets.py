@@ -105,6 +105,30 @@ class Presets(PresetEnv):
         from gctest import Http
         return Http("http://127.0.0.1:%d" % emu.port)
 
+    def test_a_model_unloaded_behind_its_back_is_found_by_the_health_check(self):
+        """A demand asks a resident marked loaded what it holds (each preset's health
+        check reads the server's model list): one unloaded behind the coordinator's
+        back is reloaded, not taken for loaded."""
+        behind = {"ollama": ("/api/generate", {"model": "llama3", "keep_alive": 0}),
+                  "llamacpp": ("/models/unload", {"model": "qwen3-8b"}),
+                  "llama-swap": ("/api/models/unload/qwen", {})}
+        for protocol, (path, body) in behind.items():
+            with self.subTest(protocol=protocol):
+                emu = self.emulator(protocol)
+                name = self.register(protocol, emu)["name"]
+                wait_until(lambda: self.usage(name) >= MODEL_BYTES, 10, what="model memory")
+                st, answer = self.emu_http(emu).post(path, body)
+                self.assertEqual(st, 200, answer)
+                wait_until(lambda: self.usage(name) < MODEL_BYTES // 2, 10, what="freed")
+                self.assertEqual(self.resident(name)["state"], "loaded")  # not told
+                st, answer = self.http.post("/v1/residents/%s/demand" % name, {"wait_s": 15})
+                self.assertEqual(st, 200, answer)
+                self.assertIn("resident_probed", self.event_kinds(name))
+                wait_until(lambda: self.usage(name) >= MODEL_BYTES, 10, what="reloaded")
+                self.http.delete("/v1/residents/" + name)
+                emu.stop()  # its memory back for the next one (a 24Gi card)
+        self.no_oom()
+
     def test_vllm(self):
         emu, _ = self.evict_and_restore("vllm")
         self.assertEqual(self.emu_http(emu).get("/is_sleeping")[1], {"is_sleeping": False})
