@@ -45,6 +45,8 @@ grep -q 'systemd-sysusers' "$work/control/postinst" # the service user is create
 grep -q 'gpucoordd.service' "$work/control/postinst"
 libdir=$(dirname "$(find "$root/usr/lib" -name 'libgpucoord.so.0' | head -1)")
 "$root/usr/bin/gpucoordd" --help >/dev/null
+[ -f "$libdir/gpucoord/libgpucoord-intercept.so" ] ||
+    { echo "deb-check: the interposer is not in the package" >&2; exit 1; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 LD_LIBRARY_PATH="$top/build/sim" GPUSIM_STATE="$work/gpusim" \
     "$root/usr/bin/gpucoordd" --config "$root/etc/gpucoord/gpucoord.conf" \

@@ -556,7 +556,8 @@ static int wait_child(pid_t pid, gpucoord_lease *lease)
 }
 
 /* Where libgpucoord-intercept.so is: $GPUCOORD_INTERCEPT_LIB, else beside this
- * program (the build folder), else in its ../lib, else left to the loader's search. */
+ * program (the build folder), else in its ../lib, else where `make install` put it,
+ * else left to the loader's search. */
 static void intercept_lib_path(char *out, size_t len)
 {
     const char *env = getenv("GPUCOORD_INTERCEPT_LIB");
@@ -582,6 +583,9 @@ static void intercept_lib_path(char *out, size_t len)
                 return;
         }
     }
+    snprintf(out, len, "%s", GPUCOORD_INTERCEPT_INSTALLED);
+    if (access(out, R_OK) == 0)
+        return;
     snprintf(out, len, "libgpucoord-intercept.so");
 }
 

@@ -88,6 +88,10 @@ class Install(GpuEnv):
         # The library under its versioned soname, with the link for -lgpucoord.
         self.assertTrue(os.path.exists(os.path.join(self.libdir, "libgpucoord.so.0")))
         self.assertTrue(os.path.islink(os.path.join(self.libdir, "libgpucoord.so")))
+        # The interposer is preloaded, never linked: a private folder, where run --auto
+        # looks for it.
+        self.assertTrue(os.path.exists(os.path.join(self.libdir, "gpucoord",
+                                                    "libgpucoord-intercept.so")))
         # The Python client.
         init = find(self.stage, "__init__.py")
         self.assertIsNotNone(init)
