@@ -384,6 +384,66 @@ static bool replaced_var(const char *e, const struct run_binding *b)
     return b->gpusim_libdir != NULL && strncmp(e, "LD_LIBRARY_PATH=", 16) == 0;
 }
 
+/* A copy of this process's environment without the variables drop() names, with room
+ * for extra more (NULL-terminated); *ret_n is the count copied. NULL: no memory. */
+static char **env_copy(bool (*drop)(const char *, const struct run_binding *),
+                       const struct run_binding *b, size_t extra, size_t *ret_n)
+{
+    extern char **environ;
+    size_t n = 0, k = 0;
+    char **envp;
+
+    while (environ[n] != NULL)
+        n++;
+    envp = calloc(n + extra + 1, sizeof(*envp));
+    if (envp == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (drop(environ[i], b))
+            continue;
+        envp[k] = strdup(environ[i]);
+        if (envp[k] == NULL) {
+            free_strv(envp, true);
+            return NULL;
+        }
+        k++;
+    }
+    *ret_n = k;
+    return envp;
+}
+
+/* On gpusim: its library folder first in LD_LIBRARY_PATH unless listed already, and
+ * GPUSIM_STATE unless the user set one, appended at envp[*k] (room for two). 0, or
+ * -1 with envp still NULL-terminated. */
+static int env_add_gpusim(char **envp, size_t *k, const struct run_binding *b)
+{
+    const char *ldpath = getenv("LD_LIBRARY_PATH");
+    const char *state = getenv("GPUSIM_STATE");
+    int r;
+
+    if (b->gpusim_libdir == NULL)
+        return 0;
+    if (ldpath == NULL || ldpath[0] == '\0')
+        r = asprintf(&envp[*k], "LD_LIBRARY_PATH=%s", b->gpusim_libdir);
+    else if (list_has(ldpath, ':', b->gpusim_libdir, false))
+        r = asprintf(&envp[*k], "LD_LIBRARY_PATH=%s", ldpath);
+    else
+        r = asprintf(&envp[*k], "LD_LIBRARY_PATH=%s:%s", b->gpusim_libdir, ldpath);
+    if (r < 0) {
+        envp[*k] = NULL; /* asprintf leaves it undefined on failure */
+        return -1;
+    }
+    (*k)++;
+    if (state == NULL || state[0] == '\0') {
+        if (asprintf(&envp[*k], "GPUSIM_STATE=%s", b->gpusim_state) < 0) {
+            envp[*k] = NULL;
+            return -1;
+        }
+        (*k)++;
+    }
+    return 0;
+}
+
 /*
  * environ without our variables, plus GPUCOORD_LEASE_ID, GPUCOORD_GPU, GPUCOORD_GPU_UUID,
  * GPUCOORD_URL and CUDA_VISIBLE_DEVICES (the granted GPU's UUID: it names the same
@@ -394,25 +454,11 @@ static bool replaced_var(const char *e, const struct run_binding *b)
  */
 static char **build_env(const char *lease_id, int gpu, const char *url, const struct run_binding *b)
 {
-    extern char **environ;
-    const char *ldpath = getenv("LD_LIBRARY_PATH");
-    const char *state = getenv("GPUSIM_STATE");
-    size_t n = 0, k = 0;
-    char **envp;
+    size_t k = 0;
+    char **envp = env_copy(replaced_var, b, 7, &k);
 
-    while (environ[n] != NULL)
-        n++;
-    envp = calloc(n + 8, sizeof(*envp));
     if (envp == NULL)
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (replaced_var(environ[i], b))
-            continue;
-        envp[k] = strdup(environ[i]);
-        if (envp[k] == NULL)
-            goto out_free;
-        k++;
-    }
     if (asprintf(&envp[k], "GPUCOORD_LEASE_ID=%s", lease_id) < 0)
         goto out_free_last;
     k++;
@@ -428,23 +474,8 @@ static char **build_env(const char *lease_id, int gpu, const char *url, const st
     if (asprintf(&envp[k], "CUDA_VISIBLE_DEVICES=%s", b->uuid) < 0)
         goto out_free_last;
     k++;
-    if (b->gpusim_libdir != NULL) {
-        int r;
-        if (ldpath == NULL || ldpath[0] == '\0')
-            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s", b->gpusim_libdir);
-        else if (list_has(ldpath, ':', b->gpusim_libdir, false))
-            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s", ldpath);
-        else
-            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s:%s", b->gpusim_libdir, ldpath);
-        if (r < 0)
-            goto out_free_last;
-        k++;
-        if (state == NULL || state[0] == '\0') {
-            if (asprintf(&envp[k], "GPUSIM_STATE=%s", b->gpusim_state) < 0)
-                goto out_free_last;
-            k++;
-        }
-    }
+    if (env_add_gpusim(envp, &k, b) < 0)
+        goto out_free;
     return envp;
 
 out_free_last:
@@ -609,29 +640,16 @@ static bool auto_var(const char *e, const struct run_binding *b)
  */
 static char **build_auto_env(const struct run_args *a, const char *url, const struct run_binding *b)
 {
-    extern char **environ;
     const char *preload = getenv("LD_PRELOAD");
-    const char *ldpath = getenv("LD_LIBRARY_PATH");
-    const char *state = getenv("GPUSIM_STATE");
     char lib[RUN_PATH_MAX];
-    size_t n = 0, k = 0;
+    size_t k = 0;
     char **envp;
     int r = 0;
 
     intercept_lib_path(lib, sizeof(lib));
-    while (environ[n] != NULL)
-        n++;
-    envp = calloc(n + 10, sizeof(*envp));
+    envp = env_copy(auto_var, b, 9, &k);
     if (envp == NULL)
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (auto_var(environ[i], b))
-            continue;
-        envp[k] = strdup(environ[i]);
-        if (envp[k] == NULL)
-            goto out_free;
-        k++;
-    }
     /* After the user's own preloads: a sanitizer runtime must stay first, and an
      * interposer the user chose keeps its place. */
     if (preload != NULL && preload[0] != '\0' && !list_has(preload, ' ', lib, false))
@@ -650,20 +668,8 @@ static char **build_auto_env(const struct run_args *a, const char *url, const st
         goto out_free_prev;
     if (a->priority != 0 && asprintf(&envp[k++], "GPUCOORD_PRIORITY=%ld", a->priority) < 0)
         goto out_free_prev;
-    if (b->gpusim_libdir != NULL) {
-        if (ldpath == NULL || ldpath[0] == '\0')
-            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s", b->gpusim_libdir);
-        else if (list_has(ldpath, ':', b->gpusim_libdir, false))
-            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s", ldpath);
-        else
-            r = asprintf(&envp[k], "LD_LIBRARY_PATH=%s:%s", b->gpusim_libdir, ldpath);
-        if (r < 0)
-            goto out_free_last;
-        k++;
-        if ((state == NULL || state[0] == '\0') &&
-            asprintf(&envp[k++], "GPUSIM_STATE=%s", b->gpusim_state) < 0)
-            goto out_free_prev;
-    }
+    if (env_add_gpusim(envp, &k, b) < 0)
+        goto out_free;
     return envp;
 
 out_free_prev:
