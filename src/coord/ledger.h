@@ -157,6 +157,9 @@ struct gc_resident {
     double last_unload_s, last_reload_s;
     unsigned unloads, reloads;
     char reason[GC_REASON_MAX]; /* why failed/gone, or the last problem */
+    /* Its protocol can start it again after its process exits (process): an exit
+     * leaves it unloaded instead of gone. */
+    bool restartable;
     /* Requests in flight through it (gpucoord proxy): an in-use resident is not
      * evicted until they end, or until a lease has waited drain_timeout_s. */
     unsigned uses;

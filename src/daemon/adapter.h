@@ -63,6 +63,13 @@ struct gc_adapter {
     /* Reload asks nothing: the server loads its models by itself on its next
      * request, so NVML cannot show them back until a request comes (ComfyUI). */
     bool reloads_lazily;
+    /* The resident is the process the adapter starts and stops (process): its exit
+     * leaves it unloaded, for its command to start it again, instead of gone; a
+     * running one is loaded by definition. */
+    bool restartable;
+    /* It runs a command as the coordinator's user (only trusted callers may
+     * register it), and can only stop its process: no levels between. */
+    bool runs_command;
     /* Each returns 0 or a negative GC_E* (GC_ETIMEDOUT past the deadline), filling res. */
     int (*unload)(const struct gc_resident_spec *spec, struct gc_adapter_result *res);
     int (*reload)(const struct gc_resident_spec *spec, struct gc_adapter_result *res);

@@ -193,6 +193,8 @@ static int process_cleanup(const struct gc_resident_spec *spec, struct gc_adapte
 const struct gc_adapter gc_adapter_process = {
     .protocol = "process",
     .needs_url = false,
+    .restartable = true,
+    .runs_command = true,
     .unload = process_unload,
     .reload = process_reload,
     .cleanup = process_cleanup,

@@ -403,8 +403,8 @@ void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
             method_not_allowed(resp, "GET");
             return;
         }
+        gc_coord_refresh(coord);
         pthread_mutex_lock(&coord->lock);
-        gc_coord_kick_locked(coord);
         gc_http_resp_json(resp, 200,
                           json_pack("{s:o, s:o}", "gpus", gc_view_gpus_locked(coord), "gpusim",
                                     gc_view_gpusim(coord)));
@@ -414,8 +414,8 @@ void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
             method_not_allowed(resp, "GET");
             return;
         }
+        gc_coord_refresh(coord);
         pthread_mutex_lock(&coord->lock);
-        gc_coord_kick_locked(coord);
         gc_http_resp_json(resp, 200, gc_view_status_locked(coord));
         pthread_mutex_unlock(&coord->lock);
     } else if (strcmp(path, "/v1/events") == 0) {

@@ -18,6 +18,7 @@
 #include "common/proc.h"
 #include "common/size.h"
 #include "common/utf8.h"
+#include "coord/transition.h"
 #include "daemon/ancestry.h"
 #include "daemon/notify.h"
 
@@ -383,25 +384,16 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         struct gc_resident *r = &ledger->residents[i];
         if (!r->in_use || r->pid != pid || r->busy)
-            continue; /* a running job sees the exit itself */
+            continue; /* a running step judges the exit itself (below) */
         if (r->state == GC_RES_GONE)
             continue; /* known already (a kill by escalation): keep its reason */
-        if (strcmp(r->protocol, "process") == 0) {
-            if (r->state == GC_RES_LOADED) {
-                r->evicted = false;
-                r->unloaded_since_ms = gc_mono_ms();
-            }
-            r->state = GC_RES_UNLOADED;
-            r->level = gc_resident_nlevels(r) - 1; /* nothing is left */
-        } else {
-            r->state = GC_RES_GONE;
-        }
-        snprintf(r->reason, sizeof(r->reason), "process %d exited", (int)pid);
+        gc_resident_exited(r, pid, gc_mono_ms());
         gc_events_add(&coord->events, now, "resident_exited", r->name,
                       "process %d exited; resident is now %s", (int)pid,
                       gc_resident_state_name(r->state));
         gc_coord_journal_resident_locked(coord, r);
     }
+    gc_steps_pid_exited(coord, pid);
     w = watch_find(coord, pid);
     if (w != NULL && (from_pidfd || !gc_proc_alive(pid)))
         watch_remove(coord, w);
@@ -543,8 +535,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             gc_events_add(&coord->events, now, "resident_unloading", r->name,
                           "for %s (%s needed on GPU %u)", a->lease_id,
                           l ? gc_size_format(l->bytes, b, sizeof(b)) : "?", a->gpu);
-            coord->jobs_running++;
-            gc_job_unload_spawn(coord, r->name, a->lease_id);
+            gc_step_unload_start(coord, r, a->lease_id);
             break;
         case GC_ACT_RELOAD:
             if (r == NULL)
@@ -560,8 +551,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             }
             gc_events_add(&coord->events, now, "resident_reloading", r->name, "%s",
                           a->lease_id[0] ? "on demand" : "restoring what was evicted");
-            coord->jobs_running++;
-            gc_job_reload_spawn(coord, r->name);
+            gc_step_reload_start(coord, r);
             break;
         case GC_ACT_DRAINING:
             gc_events_add(&coord->events, now, "resident_draining", a->resident,
@@ -670,12 +660,6 @@ static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_re
     }
 }
 
-static void refresh_locked(struct gc_coord *coord)
-{
-    gc_coord_read_nvml(coord, coord->reading);
-    apply_reading_locked(coord, coord->reading);
-}
-
 static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
 {
     struct gc_ledger *ledger = coord->ledger;
@@ -724,39 +708,116 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
         if (coord->uses[i].in_use && coord->uses[i].expires_ms + 1 < next)
             next = coord->uses[i].expires_ms + 1;
     }
+    {
+        int64_t t = gc_steps_next_deadline(coord, now);
+        if (t < next)
+            next = t;
+    }
     return next;
 }
 
-static __thread bool in_engine_thread;
-static int64_t engine_deadline_ms;
+/* Steps looked at, the scheduler run, its decisions carried out, until nothing more
+ * follows (steps that end free memory or let a lease go on; a bound keeps it finite). */
+#define SETTLE_ROUNDS_MAX 8
 
 static void settle_locked(struct gc_coord *coord)
 {
     struct gc_actions *acts = &coord->actions;
     int64_t now;
+    unsigned rounds = 0;
+    uint64_t steps_before, ended;
 
     do {
         now = gc_mono_ms();
+        steps_before = coord->next_step;
+        gc_steps_poll(coord, now);
         gc_coord_uses_settle_locked(coord, now);
         gc_sched_step(coord->ledger, now, acts);
         apply_actions_locked(coord, acts);
-    } while (acts->truncated);
+        ended = coord->steps_ended;
+        /* A step started by these decisions looks at the reading now; one that ends
+         * there may let the scheduler go on. */
+        if (coord->next_step != steps_before)
+            gc_steps_poll(coord, now);
+    } while ((acts->truncated || coord->steps_ended != ended) && ++rounds < SETTLE_ROUNDS_MAX);
     compact_maybe_locked(coord, now);
+    __atomic_store_n(&coord->waits_hint, gc_coord_something_waits_locked(coord), __ATOMIC_RELAXED);
     pthread_cond_broadcast(&coord->changed);
-    if (!in_engine_thread && next_deadline_locked(coord, now) < engine_deadline_ms)
+    if (!pthread_equal(pthread_self(), coord->engine_thread) && coord->engine_deadline_ms != 0 &&
+        next_deadline_locked(coord, now) < coord->engine_deadline_ms)
         gc_coord_wake(coord);
 }
 
 void gc_coord_kick_locked(struct gc_coord *coord)
 {
-    refresh_locked(coord);
     settle_locked(coord);
+    /* The engine loop reads NVML (without the lock) and settles again. */
+    if (!pthread_equal(pthread_self(), coord->engine_thread))
+        gc_coord_wake(coord);
 }
 
 void gc_coord_kick_with_locked(struct gc_coord *coord, const struct gc_nvml_reading *r)
 {
     apply_reading_locked(coord, r);
     settle_locked(coord);
+}
+
+void gc_coord_refresh(struct gc_coord *coord)
+{
+    struct gc_nvml_reading *reading = gc_coord_reading_get(coord);
+
+    if (reading != NULL)
+        gc_coord_read_nvml(coord, reading);
+    pthread_mutex_lock(&coord->lock);
+    if (reading != NULL)
+        gc_coord_kick_with_locked(coord, reading);
+    else
+        gc_coord_kick_locked(coord);
+    pthread_mutex_unlock(&coord->lock);
+    gc_coord_reading_put(coord, reading);
+}
+
+void gc_coord_lock_fresh(struct gc_coord *coord)
+{
+    struct gc_nvml_reading *reading = gc_coord_reading_get(coord);
+
+    if (reading != NULL)
+        gc_coord_read_nvml(coord, reading);
+    pthread_mutex_lock(&coord->lock);
+    if (reading != NULL)
+        apply_reading_locked(coord, reading);
+    gc_coord_reading_put(coord, reading);
+}
+
+bool gc_coord_waits_hint(struct gc_coord *coord)
+{
+    return __atomic_load_n(&coord->waits_hint, __ATOMIC_RELAXED);
+}
+
+void gc_coord_job_done(struct gc_coord *coord, struct gc_job *job)
+{
+    pthread_mutex_lock(&coord->lock);
+    job->next = NULL;
+    *coord->answers_tail = job;
+    coord->answers_tail = &job->next;
+    coord->jobs_running--;
+    pthread_cond_broadcast(&coord->changed);
+    gc_coord_wake(coord);
+    pthread_mutex_unlock(&coord->lock);
+}
+
+/* The jobs' answers move their steps on (engine loop, lock held). */
+static void answers_take_locked(struct gc_coord *coord)
+{
+    struct gc_job *job = coord->answers, *next;
+
+    coord->answers = NULL;
+    coord->answers_tail = &coord->answers;
+    for (; job != NULL; job = next) {
+        next = job->next;
+        gc_steps_job_answered(coord, job, gc_mono_ms());
+        free(job);
+    }
 }
 
 void gc_coord_wake(struct gc_coord *coord)
@@ -837,6 +898,7 @@ int gc_coord_create(const struct gc_config *config, struct gc_nvml *nvml, struct
     coord->nvml = nvml;
     coord->store = store;
     coord->started_ms = gc_mono_ms();
+    coord->answers_tail = &coord->answers;
     snprintf(coord->driver_version, sizeof(coord->driver_version), "%s",
              gc_nvml_driver_version(nvml));
     gc_ledger_init(coord->ledger, &lcfg);
@@ -877,8 +939,9 @@ int gc_coord_create(const struct gc_config *config, struct gc_nvml *nvml, struct
                           gconf->budget_bytes,
                           gconf->has_reserve ? gconf->reserve_bytes : config->reserve_bytes);
     }
+    gc_coord_read_nvml(coord, coord->reading);
     pthread_mutex_lock(&coord->lock);
-    refresh_locked(coord);
+    apply_reading_locked(coord, coord->reading);
     pthread_mutex_unlock(&coord->lock);
     *ret_coord = coord;
     return 0;
@@ -905,6 +968,11 @@ void gc_coord_destroy(struct gc_coord *coord)
         return;
     }
     pthread_mutex_unlock(&coord->lock);
+    while (coord->answers != NULL) {
+        struct gc_job *next = coord->answers->next;
+        free(coord->answers);
+        coord->answers = next;
+    }
     for (unsigned i = 0; i < coord->nwatches; i++) {
         if (coord->watches[i].fd >= 0)
             close(coord->watches[i].fd);
@@ -928,16 +996,20 @@ void gc_coord_destroy(struct gc_coord *coord)
 void gc_coord_run(struct gc_coord *coord, volatile int *stop)
 {
     struct epoll_event evs[64];
+    struct gc_nvml_reading *reading = gc_coord_reading_get(coord);
 
-    in_engine_thread = true;
+    pthread_mutex_lock(&coord->lock);
+    coord->engine_thread = pthread_self();
+    coord->engine_running = true;
+    pthread_mutex_unlock(&coord->lock);
     while (!*stop) {
         int64_t now = gc_mono_ms(), timeout;
         int n;
 
         pthread_mutex_lock(&coord->lock);
-        engine_deadline_ms = next_deadline_locked(coord, now);
+        coord->engine_deadline_ms = next_deadline_locked(coord, now);
+        timeout = coord->engine_deadline_ms - now;
         pthread_mutex_unlock(&coord->lock);
-        timeout = engine_deadline_ms - now;
         if (timeout < 0)
             timeout = 0;
         /* The watchdog pings from here, so a stuck engine stops them. */
@@ -947,8 +1019,13 @@ void gc_coord_run(struct gc_coord *coord, volatile int *stop)
             gc_error("epoll_wait: %s", strerror(errno));
             gc_sleep_ms(100);
         }
+        /* NVML (and /proc, for the processes it lists) is read without the lock. */
+        if (reading != NULL)
+            gc_coord_read_nvml(coord, reading);
         pthread_mutex_lock(&coord->lock);
-        engine_deadline_ms = 0; /* awake: nobody needs to wake us */
+        if (reading != NULL)
+            coord->engine_read_ms = reading->taken_ms;
+        coord->engine_deadline_ms = 0; /* awake: nobody needs to wake us */
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u64 == 0) {
                 uint64_t v;
@@ -963,10 +1040,16 @@ void gc_coord_run(struct gc_coord *coord, volatile int *stop)
             if (coord->watches[i].fd < 0 && !gc_proc_alive(coord->watches[i].pid))
                 pid_exited_locked(coord, coord->watches[i].pid, false);
         }
-        gc_coord_kick_locked(coord);
+        if (reading != NULL)
+            apply_reading_locked(coord, reading);
+        answers_take_locked(coord);
+        settle_locked(coord);
         pthread_mutex_unlock(&coord->lock);
     }
-    in_engine_thread = false;
+    pthread_mutex_lock(&coord->lock);
+    coord->engine_running = false;
+    pthread_mutex_unlock(&coord->lock);
+    gc_coord_reading_put(coord, reading);
 }
 
 /* ---- crash recovery ---- */
@@ -1077,7 +1160,7 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
         r->pid_start_ticks = pid_start;
     if (r->pid > 0 && !holder_alive(r->pid, r->pid_start_ticks)) {
         pid_t dead = r->pid;
-        if (strcmp(r->protocol, "process") == 0) {
+        if (r->restartable) {
             if (state == GC_RES_LOADED)
                 r->evicted = false; /* it was not evicted: it died */
             state = GC_RES_UNLOADED;
@@ -1191,18 +1274,8 @@ static void probe_interrupted_locked(struct gc_coord *coord)
         r = gc_ledger_resident_find(ledger, name);
         if (r == NULL)
             continue;
-        r->busy = false;
-        if (rc == 0 && res.models_loaded == 1) {
-            /* Loaded, or part-way down at a level it names (then still to be restored). */
-            int level = res.level[0] ? gc_resident_level_find(r, res.level) : 0;
-            if (level > 0) {
-                r->level = (unsigned)level;
-            } else {
-                r->state = GC_RES_LOADED;
-                r->level = 0;
-                r->evicted = false;
-            }
-        }
+        gc_resident_probed(r, rc == 0 ? res.models_loaded : -1,
+                           res.level[0] ? gc_resident_level_find(r, res.level) : -1);
         gc_events_add(&coord->events, gc_real_s(), "resident_probed", name,
                       "step cut short by a restart; it reports %s",
                       rc < 0                   ? "nothing (unreachable)"

@@ -19,10 +19,12 @@
 #include "common/jsonx.h"
 #include "coord/ledger.h"
 #include "coord/sched.h"
+#include "coord/verify.h"
 #include "daemon/adapter.h"
 #include "daemon/caller.h"
 #include "daemon/config.h"
 #include "daemon/events.h"
+#include "daemon/jobs.h"
 #include "daemon/store.h"
 #include "gpu/gpu.h"
 
@@ -70,9 +72,48 @@ struct gc_histogram {
     uint64_t count;
 };
 
+/* Where a resident's unload or reload stands (steps.c). */
+enum gc_step_phase {
+    GC_STEP_IDLE,
+    GC_STEP_UNLOAD_ASK,     /* a job asks it to unload */
+    GC_STEP_UNLOAD_VERIFY,  /* NVML must show the bytes freed by deadline_ms */
+    GC_STEP_CLEANUP,        /* a job asks it to clean up */
+    GC_STEP_KILL,           /* a job signals its process */
+    GC_STEP_KILL_WAIT,      /* the driver must release its memory by deadline_ms */
+    GC_STEP_RELOAD_ROOM,    /* NVML must show room for it by deadline_ms */
+    GC_STEP_RELOAD_ASK,     /* a job asks it to reload */
+    GC_STEP_RELOAD_BACKOFF, /* the next attempt at deadline_ms */
+    GC_STEP_RELOAD_VERIFY,  /* NVML must show its bytes by deadline_ms */
+    GC_STEP_RELOAD_HEALTH,  /* a job asks what it holds (device attribution) */
+};
+
+struct gc_step {
+    enum gc_step_phase phase;
+    uint64_t id; /* this step's number; its jobs carry it */
+    bool unloading;
+    char lease_id[GC_LEASE_ID_MAX]; /* unload: the lease it serves ("" by request) */
+    struct gc_resident_spec spec;   /* what its jobs need */
+    unsigned from, to;              /* levels */
+    struct gc_verify v;
+    uint64_t full, need, freed;
+    int64_t lag_ms;
+    int64_t t0, t1, t2; /* began; asked (unload) / found room (reload); answered */
+    int64_t deadline_ms;
+    int64_t since_ms; /* only a reading taken after this judges the phase done */
+    unsigned attempt;
+    bool cleaned;
+    bool pid_exited; /* its process's exit was seen while the step ran */
+    char why[GC_REASON_MAX];
+    /* The last step that ended, for a request waiting on it. */
+    uint64_t outcome_id;
+    int outcome_rc;
+    char outcome_why[GC_REASON_MAX];
+};
+
 /* Daemon-side data of one resident slot (same index as ledger->residents). */
 struct gc_resident_ext {
     struct gc_resident_spec spec;
+    struct gc_step step;
     json_t *registration;     /* the validated registration, for the journal */
     char owner[GC_OWNER_MAX]; /* the caller that registered it (gc_caller key) */
 };
@@ -124,6 +165,14 @@ struct gc_coord {
     struct gc_watch watches[GC_WATCH_MAX];
     unsigned nwatches;
     unsigned jobs_running;
+    struct gc_job *answers, **answers_tail; /* jobs' answers, for the engine loop */
+    uint64_t next_step;
+    uint64_t steps_ended;
+    int64_t engine_read_ms; /* when the engine loop last read NVML */
+    bool waits_hint; /* something waited at the last settle (read without the lock) */
+    pthread_t engine_thread;
+    bool engine_running;
+    int64_t engine_deadline_ms; /* when the sleeping engine loop wakes (0: awake) */
     bool stopping;   /* shutting down: waits end, loops exit */
     bool recovering; /* replaying the journal: registrations skip the live-pid check */
     bool starting;   /* in gc_coord_recover: its final compaction records every change */
@@ -170,13 +219,22 @@ void gc_coord_destroy(struct gc_coord *coord);
 int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len);
 /* The engine loop; returns when *stop becomes nonzero. */
 void gc_coord_run(struct gc_coord *coord, volatile int *stop);
+/* Reads NVML (without the lock) and settles with it: for views that show it. */
+void gc_coord_refresh(struct gc_coord *coord);
+/* Takes the lock with a fresh NVML reading in the ledger (read before the lock): for
+ * an operation whose decisions must see the memory as it is now. */
+void gc_coord_lock_fresh(struct gc_coord *coord);
+/* Whether anything waited at the last settle (no lock; may be stale): whether an
+ * operation that frees room should take a fresh reading for it. */
+bool gc_coord_waits_hint(struct gc_coord *coord);
 /* Wakes the engine loop (from any thread, any context). */
 void gc_coord_wake(struct gc_coord *coord);
 
 /* ---- Used by the API, the jobs and the views, with coord->lock held ---- */
 
-/* Reads NVML into the ledger, runs the scheduler until it settles, acts on what it
- * decided (journal, events, jobs) and wakes waiters. */
+/* Runs the steps and the scheduler until they settle, acts on what they decided
+ * (journal, events, jobs), wakes waiters, and asks the engine loop for a fresh NVML
+ * reading (read without the lock) to settle again with. */
 void gc_coord_kick_locked(struct gc_coord *coord);
 /* Reads every GPU through NVML into r (no lock needed: NVML is thread-safe). */
 void gc_coord_read_nvml(struct gc_coord *coord, struct gc_nvml_reading *r);
@@ -224,17 +282,24 @@ void gc_hist_add(struct gc_histogram *h, double seconds);
 /* Slot index of a resident (for coord->ext). */
 unsigned gc_coord_resident_index(const struct gc_coord *coord, const struct gc_resident *r);
 
-/* ---- Jobs (jobs.c) ---- */
+/* ---- Steps (steps.c); lock held ---- */
 
-/* Starts an unload of resident name for lease_id ("" for none) in a new thread.
- * The resident must already be marked unloading. */
-void gc_job_unload_spawn(struct gc_coord *coord, const char *name, const char *lease_id);
-/* Starts a reload of resident name in a new thread (already marked reloading). */
-void gc_job_reload_spawn(struct gc_coord *coord, const char *name);
-/* The same, in the calling thread (lock NOT held); 0 or GC_E* with why filled. */
-int gc_job_unload_run(struct gc_coord *coord, const char *name, const char *lease_id, char *why,
-                      size_t why_len);
-int gc_job_reload_run(struct gc_coord *coord, const char *name, char *why, size_t why_len);
+/* Starts unloading r (already marked unloading) for lease_id ("" by request). */
+void gc_step_unload_start(struct gc_coord *coord, struct gc_resident *r, const char *lease_id);
+/* Starts reloading r (already marked reloading). */
+void gc_step_reload_start(struct gc_coord *coord, struct gc_resident *r);
+/* Every running step's look at the last reading. */
+void gc_steps_poll(struct gc_coord *coord, int64_t now);
+/* A job's answer moves its step on. */
+void gc_steps_job_answered(struct gc_coord *coord, const struct gc_job *job, int64_t now);
+/* pid exited: steps of residents it was see it. */
+void gc_steps_pid_exited(struct gc_coord *coord, pid_t pid);
+/* When a step must look again (INT64_MAX: none waits on time). */
+int64_t gc_steps_next_deadline(struct gc_coord *coord, int64_t now);
+/* True when a step waits for NVML to show something. */
+bool gc_steps_verifying(struct gc_coord *coord);
+/* A job's answer (from its thread, lock NOT held): queued for the engine loop. */
+void gc_coord_job_done(struct gc_coord *coord, struct gc_job *job);
 
 /* ---- Operations for the API (coord_leases.c, coord_residents.c); lock NOT held ---- */
 

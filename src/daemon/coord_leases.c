@@ -277,7 +277,11 @@ void gc_coord_lease_release(struct gc_coord *coord, const struct gc_caller *call
     const struct gc_lease *h;
     double held_s;
 
-    pthread_mutex_lock(&coord->lock);
+    /* The room it frees is judged on a reading taken after its holder let go. */
+    if (gc_coord_waits_hint(coord))
+        gc_coord_lock_fresh(coord);
+    else
+        pthread_mutex_lock(&coord->lock);
     l = gc_ledger_lease_find(coord->ledger, id);
     if (l != NULL && l->kind == GC_KIND_HOLDER && !gc_caller_owns(caller, l->owner)) {
         gc_api_error(ans, GC_EFORBIDDEN, "lease '%s' belongs to another caller", id);

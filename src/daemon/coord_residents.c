@@ -10,11 +10,15 @@
 #include "common/proc.h"
 #include "common/size.h"
 #include "common/url.h"
+#include "coord/transition.h"
 #include "daemon/coord.h"
 
 #define RESIDENT_BYTES_MAX (1ULL << 50)
 #define PRIORITY_LIMIT     1000000
 #define TIMEOUT_MAX_S      3600.0
+/* An unload by request waits for its step this much past the sum of its timeouts
+ * (a kill's wait for the driver is 30 s). */
+#define STEP_SLACK_S 35.0
 /* How long an eviction waits for requests in flight through a resident. */
 #define GC_DRAIN_TIMEOUT_DEFAULT_S 30.0
 
@@ -239,7 +243,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
             (spec.health_req[0] && !request_spec_valid(spec.health_req)))
             REG_FAIL("'cleanup' and 'health' must look like \"GET /health\"");
     }
-    if (strcmp(protocol, "process") == 0) {
+    if (adapter->runs_command) {
         if (spec.command[0] == '\0')
             REG_FAIL("protocol 'process' needs a start 'command'");
         if (r.nlevels > 2)
@@ -271,7 +275,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         REG_FAIL("on_stuck=kill needs the resident's pid");
 #undef REG_FAIL
     /* A process resident's command runs as the coordinator's user. */
-    if (strcmp(protocol, "process") == 0 && !caller->trusted) {
+    if (adapter->runs_command && !caller->trusted) {
         snprintf(err->msg, sizeof(err->msg),
                  "protocol 'process' runs a command as the coordinator's user: declare it in the "
                  "config, or register it as root or that user (Unix socket or loopback), or with "
@@ -324,10 +328,11 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     r.reload_timeout_s = spec.reload_timeout_s;
     r.verify_timeout_s = spec.verify_timeout_s;
     r.drain_timeout_s = drain_timeout_s;
+    r.restartable = adapter->restartable;
     /* A process resident with no pid given is not running yet; a server registering
      * before it allocates its models (loaded: false) asks for them with a demand. */
     r.state =
-        (strcmp(protocol, "process") == 0 && pid == 0) || !loaded ? GC_RES_UNLOADED : GC_RES_LOADED;
+        (adapter->restartable && pid == 0) || !loaded ? GC_RES_UNLOADED : GC_RES_LOADED;
     /* Unloaded: at the level it named, else all the way. */
     if (r.state == GC_RES_UNLOADED)
         r.level = level > 0 ? (unsigned)level : r.nlevels - 1;
@@ -347,7 +352,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     *slot = r;
     snprintf(spec.name, sizeof(spec.name), "%s", name);
     snprintf(spec.protocol, sizeof(spec.protocol), "%s", protocol);
-    if (strcmp(protocol, "process") == 0) {
+    if (adapter->runs_command) {
         size_t dlen = strlen(cfg->state_dir), nlen = strlen(name);
         /* state_dir is at most 511 bytes and name 64: the path always fits. */
         memcpy(spec.log_path, cfg->state_dir, dlen);
@@ -360,6 +365,8 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
         json_decref(ext->registration);
         ext->registration = json_deep_copy(req);
         ext->spec = spec;
+        if (fresh)
+            memset(&ext->step, 0, sizeof(ext->step));
         snprintf(ext->owner, sizeof(ext->owner), "%s", caller->key);
     }
     gc_coord_watch_locked(coord, slot->pid);
@@ -379,7 +386,7 @@ void gc_coord_resident_register(struct gc_coord *coord, const struct gc_caller *
     struct gc_resident *r;
     int rc;
 
-    pthread_mutex_lock(&coord->lock);
+    gc_coord_lock_fresh(coord);
     rc = gc_coord_register_locked(coord, caller, req, &err, &r);
     if (rc < 0) {
         gc_api_error(ans, rc, "%s", err.msg);
@@ -417,7 +424,7 @@ void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *ca
     struct gc_resident *r;
     pid_t pid;
 
-    pthread_mutex_lock(&coord->lock);
+    gc_coord_lock_fresh(coord);
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
@@ -457,7 +464,7 @@ static bool step_allowed(const struct gc_resident *r, bool unload, unsigned leve
         return (r->state == GC_RES_LOADED || r->state == GC_RES_UNLOADED) &&
                gc_resident_level(r) < level;
     return r->state == GC_RES_UNLOADED || r->state == GC_RES_FAILED ||
-           (r->state == GC_RES_GONE && strcmp(r->protocol, "process") == 0);
+           (r->state == GC_RES_GONE && r->restartable);
 }
 
 static const char *const unload_fields[] = {"level", NULL};
@@ -471,9 +478,11 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
     struct gc_jerr err;
     const char *level_name = NULL;
     enum gc_resident_state prev;
-    char why[GC_REASON_MAX];
+    const struct gc_step *step;
+    struct gc_nvml_reading *reading;
+    uint64_t step_id;
+    int64_t deadline;
     unsigned level;
-    int rc;
 
     if (req != NULL &&
         (gc_json_only_keys(req, unload_fields, &err) < 0 ||
@@ -481,6 +490,13 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
         gc_api_error(ans, GC_EINVAL, "%s", err.msg);
         return;
     }
+    /* A fresh reading for what it uses before (read before the lock). */
+    reading = gc_coord_reading_get(coord);
+    if (reading == NULL) {
+        gc_api_error(ans, GC_ENOMEM, "out of memory");
+        return;
+    }
+    gc_coord_read_nvml(coord, reading);
     pthread_mutex_lock(&coord->lock);
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL) {
@@ -526,39 +542,44 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
                          gc_resident_state_name(r->state), r->busy ? " and busy" : "");
         goto out_unlock;
     }
-    gc_coord_kick_locked(coord); /* a fresh reading for usage_before */
+    gc_coord_kick_with_locked(coord, reading);
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL || !step_allowed(r, true, level)) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
         goto out_unlock;
     }
-    prev = r->state;
-    r->usage_before = gc_ledger_resident_counted(coord->ledger, r);
-    r->level = gc_resident_level(r);
-    r->target_level = level;
-    r->state = GC_RES_UNLOADING;
-    r->busy = true;
+    prev = gc_resident_unload_begin(r, level, gc_ledger_resident_counted(coord->ledger, r));
     /* Not asked for until journaled: a restart must know a step may have begun. */
     if (gc_coord_journal_resident_locked(coord, r) < 0) {
-        r->state = prev;
-        r->busy = false;
+        gc_resident_step_undo(r, prev);
         gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': unload refused",
                      coord->config->state_dir);
         goto out_unlock;
     }
     gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name,
                   "by request, to level '%s'", gc_resident_level_name(r, level));
-    coord->jobs_running++;
-    pthread_mutex_unlock(&coord->lock);
-
-    rc = gc_job_unload_run(coord, name, "", why, sizeof(why));
-
-    pthread_mutex_lock(&coord->lock);
+    gc_step_unload_start(coord, r, "");
+    step = &coord->ext[gc_coord_resident_index(coord, r)].step;
+    step_id = step->id;
+    /* The step is bounded by its own timeouts: asking, verifying, a cleanup request,
+     * then a kill and the driver's release, or a reload where it stands. */
+    deadline = gc_mono_ms() + (int64_t)((r->unload_timeout_s * 2 + r->verify_timeout_s * 2 +
+                                         coord->config->free_lag_s + coord->ext[gc_coord_resident_index(coord, r)].spec.kill_grace_s +
+                                         STEP_SLACK_S) *
+                                        1000.0);
+    while (step->outcome_id != step_id && gc_coord_wait_locked(coord, deadline)) {
+        r = gc_ledger_resident_find(coord->ledger, name);
+        if (r == NULL)
+            break;
+    }
     r = gc_ledger_resident_find(coord->ledger, name);
-    if (rc < 0) {
-        gc_api_error(ans, rc, "%s", why);
-    } else if (r == NULL) {
+    if (r == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted meanwhile", name);
+    } else if (step->outcome_id != step_id) {
+        gc_api_error(ans, GC_EUNAVAIL, "resident '%s' is %s: the unload did not finish in time",
+                     name, gc_resident_state_name(r->state));
+    } else if (step->outcome_rc < 0) {
+        gc_api_error(ans, step->outcome_rc, "%s", step->outcome_why);
     } else {
         json_decref(ans->body);
         ans->status = 200;
@@ -566,6 +587,7 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
     }
 out_unlock:
     pthread_mutex_unlock(&coord->lock);
+    gc_coord_reading_put(coord, reading);
 }
 
 /* The active demand for resident r, made now (counted, announced) when it has none;
@@ -613,7 +635,7 @@ static bool demand_settled_locked(struct gc_coord *coord, const char *name, cons
     h = id[0] ? gc_ledger_lease_lookup(coord->ledger, id) : NULL;
     /* A process resident that is gone comes back by its start command: it waits. */
     if (r->state == GC_RES_FAILED ||
-        (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0) ||
+        (r->state == GC_RES_GONE && !r->restartable) ||
         (h != NULL && h->state == GC_LEASE_FAILED)) {
         gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
                      "resident '%s' could not be reloaded: %s", name,
@@ -641,7 +663,7 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
     bool ours;
     char id[GC_LEASE_ID_MAX];
 
-    pthread_mutex_lock(&coord->lock);
+    gc_coord_lock_fresh(coord);
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
@@ -658,10 +680,7 @@ void gc_coord_resident_reload(struct gc_coord *coord, const struct gc_caller *ca
     if (r->state != GC_RES_UNLOADED) {
         /* Failed (or a process resident that is gone): a fresh start, from unloaded. */
         struct gc_resident before = *r;
-        r->state = GC_RES_UNLOADED;
-        r->reload_failures = 0;
-        r->reason[0] = '\0';
-        r->unloaded_since_ms = gc_mono_ms();
+        gc_resident_restart(r, gc_mono_ms());
         if (gc_coord_journal_resident_locked(coord, r) < 0) {
             *r = before;
             gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': reload refused",
@@ -735,7 +754,7 @@ static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const cha
     struct gc_adapter_result res = {.models_loaded = -1};
     int rc, level;
 
-    if (adapter == NULL || strcmp(r->protocol, "process") == 0)
+    if (adapter == NULL || adapter->restartable)
         return r; /* a running process resident is loaded by definition */
     spec.pid = r->pid;
     pthread_mutex_unlock(&coord->lock);
@@ -748,12 +767,7 @@ static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const cha
     level = res.level[0] ? gc_resident_level_find(r, res.level) : -1;
     if (res.models_loaded != 0 && level <= 0)
         return r;
-    r->state = GC_RES_UNLOADED;
-    r->level = level > 0 ? (unsigned)level : gc_resident_nlevels(r) - 1;
-    r->evicted = false;
-    r->unloaded_since_ms = gc_mono_ms();
-    snprintf(r->reason, sizeof(r->reason), "reported level '%s' while marked loaded",
-             gc_resident_level_name(r, r->level));
+    gc_resident_reported(r, level, gc_mono_ms());
     gc_events_add(&coord->events, gc_real_s(), "resident_probed", name,
                   "marked loaded, but it reports level '%s': reloading it on demand",
                   gc_resident_level_name(r, r->level));
@@ -781,7 +795,7 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         return;
     }
     deadline = gc_mono_ms() + (int64_t)(wait_s * 1000.0);
-    pthread_mutex_lock(&coord->lock);
+    gc_coord_lock_fresh(coord);
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
@@ -795,7 +809,7 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         goto out_unlock;
     }
     if (r->state == GC_RES_FAILED ||
-        (r->state == GC_RES_GONE && strcmp(r->protocol, "process") != 0)) {
+        (r->state == GC_RES_GONE && !r->restartable)) {
         gc_api_error(ans, GC_EUNAVAIL, "resident '%s' is %s%s%s", name,
                      gc_resident_state_name(r->state), r->reason[0] ? ": " : "", r->reason);
         goto out_unlock;

@@ -116,7 +116,10 @@ static void use_touch(struct gc_coord *coord, const struct gc_caller *caller, co
 {
     struct gc_use *u;
 
-    pthread_mutex_lock(&coord->lock);
+    if (end && gc_coord_waits_hint(coord))
+        gc_coord_lock_fresh(coord); /* an eviction may wait for it */
+    else
+        pthread_mutex_lock(&coord->lock);
     u = use_find_locked(coord, name, id);
     if (u == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "no use '%s' of resident '%s' (ended or expired)", id,
