@@ -23,6 +23,24 @@ void gc_resident_exited(struct gc_resident *r, pid_t pid, int64_t now_ms)
     snprintf(r->reason, sizeof(r->reason), "process %d exited", (int)pid);
 }
 
+enum gc_resident_state gc_resident_died_while_down(struct gc_resident *r,
+                                                   enum gc_resident_state was)
+{
+    enum gc_resident_state state = GC_RES_GONE;
+
+    snprintf(r->reason, sizeof(r->reason), "process %d exited while the coordinator was down",
+             (int)r->pid);
+    if (r->restartable) {
+        if (was == GC_RES_LOADED)
+            r->evicted = false; /* it was not evicted: it died */
+        state = GC_RES_UNLOADED;
+        r->level = last_level(r);
+        r->pid = 0; /* its start command brings it back */
+        r->pid_start_ticks = 0;
+    }
+    return state;
+}
+
 enum gc_resident_state gc_resident_unload_begin(struct gc_resident *r, unsigned level,
                                                 uint64_t usage_before)
 {

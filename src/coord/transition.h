@@ -19,6 +19,12 @@
  * brings it back) is unloaded all the way, any other is gone. */
 void gc_resident_exited(struct gc_resident *r, pid_t pid, int64_t now_ms);
 
+/* At recovery, its journaled process is gone (it was in state was): a restartable
+ * resident is unloaded all the way, without a pid (its command starts a new one),
+ * and not to be restored if it died loaded; any other is gone. Returns its state. */
+enum gc_resident_state gc_resident_died_while_down(struct gc_resident *r,
+                                                   enum gc_resident_state was);
+
 /* An unload asked for by hand begins: to level, from where it is; usage_before is
  * what it counts for now. Returns its state before, for gc_resident_step_undo. */
 enum gc_resident_state gc_resident_unload_begin(struct gc_resident *r, unsigned level,

@@ -18,6 +18,7 @@
 #include "common/proc.h"
 #include "common/size.h"
 #include "common/utf8.h"
+#include "coord/record.h"
 #include "coord/transition.h"
 #include "daemon/ancestry.h"
 #include "daemon/notify.h"
@@ -62,38 +63,11 @@ unsigned gc_coord_resident_index(const struct gc_coord *coord, const struct gc_r
 
 /* ---- journal records ---- */
 
-static json_t *lease_record(const struct gc_lease *l)
-{
-    json_t *evicted = json_array();
-
-    for (unsigned i = 0; i < l->nevicted; i++)
-        json_array_append_new(evicted, json_string(l->evicted[i]));
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:i, s:i, s:I, s:i, s:f, s:s, s:I, s:o}", "op",
-                     "lease", "id", l->id, "holder", l->holder, "owner", l->owner, "pid",
-                     (int)l->pid, "pid_start", (json_int_t)l->pid_start_ticks, "gpu_req",
-                     l->gpu_req, "gpu", l->gpu, "bytes", (json_int_t)l->bytes, "priority",
-                     l->priority, "ttl_s", l->ttl_s, "state", gc_lease_state_name(l->state), "seq",
-                     (json_int_t)l->seq, "evicted", evicted);
-}
-
-json_t *gc_coord_resident_record(const struct gc_resident *r, const json_t *registration,
-                                 const char *owner)
-{
-    return json_pack("{s:s, s:s, s:O?, s:s, s:s, s:b, s:I, s:I, s:i, s:I, s:I, s:I, s:s, s:s, "
-                     "s:o}",
-                     "op", "resident", "name", r->name, "spec", registration, "owner", owner,
-                     "state", gc_resident_state_name(r->state), "evicted", r->evicted, "bytes",
-                     (json_int_t)r->bytes, "floor", (json_int_t)r->floor_bytes, "pid", (int)r->pid,
-                     "pid_start", (json_int_t)r->pid_start_ticks, "unloads", (json_int_t)r->unloads,
-                     "reloads", (json_int_t)r->reloads, "reason", r->reason, "level",
-                     gc_resident_level_name(r, gc_resident_level(r)), "levels", gc_view_levels(r));
-}
-
 static json_t *resident_record(struct gc_coord *coord, const struct gc_resident *r)
 {
     const struct gc_resident_ext *ext = &coord->ext[gc_coord_resident_index(coord, r)];
 
-    return gc_coord_resident_record(r, ext->registration, ext->owner);
+    return gc_record_resident(r, ext->registration, ext->owner);
 }
 
 int gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important)
@@ -119,16 +93,14 @@ static json_t *state_records_locked(struct gc_coord *coord)
     uint64_t next_id =
         ledger->next_id > coord->ids_reserved ? ledger->next_id : coord->ids_reserved;
 
-    json_array_append_new(records,
-                          json_pack("{s:s, s:I, s:I}", "op", "ids", "next_id", (json_int_t)next_id,
-                                    "next_seq", (json_int_t)ledger->next_seq));
+    json_array_append_new(records, gc_record_ids(next_id, ledger->next_seq));
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         if (ledger->residents[i].in_use)
             json_array_append_new(records, resident_record(coord, &ledger->residents[i]));
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
         if (ledger->leases[i].kind == GC_KIND_HOLDER)
-            json_array_append_new(records, lease_record(&ledger->leases[i]));
+            json_array_append_new(records, gc_record_lease(&ledger->leases[i]));
     }
     return records;
 }
@@ -235,7 +207,7 @@ static void compact_maybe_locked(struct gc_coord *coord, int64_t now)
 
 int gc_coord_journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
 {
-    return gc_coord_journal_locked(coord, lease_record(l), false);
+    return gc_coord_journal_locked(coord, gc_record_lease(l), false);
 }
 
 int gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r)
@@ -257,11 +229,7 @@ int gc_coord_ids_reserve_locked(struct gc_coord *coord)
         return 0;
     mark = GC_LEASE_ID_LAST + 1 - next > IDS_RESERVE_BLOCK ? next + IDS_RESERVE_BLOCK
                                                            : GC_LEASE_ID_LAST + 1;
-    rc = gc_coord_journal_locked(coord,
-                                 json_pack("{s:s, s:I, s:I}", "op", "ids", "next_id",
-                                           (json_int_t)mark, "next_seq",
-                                           (json_int_t)coord->ledger->next_seq),
-                                 false);
+    rc = gc_coord_journal_locked(coord, gc_record_ids(mark, coord->ledger->next_seq), false);
     if (rc == 0)
         coord->ids_reserved = mark;
     return rc;
@@ -411,10 +379,7 @@ void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
 
     h = gc_ledger_lease_end(coord->ledger, lease, state, error, reason, now);
     if (holder) {
-        gc_coord_journal_locked(coord,
-                                json_pack("{s:s, s:s, s:s}", "op", "lend", "id", h->id, "state",
-                                          gc_lease_state_name(state)),
-                                false);
+        gc_coord_journal_locked(coord, gc_record_lease_end(h->id, state), false);
         if (state == GC_LEASE_RELEASED)
             coord->counters.leases_released++;
         else if (state == GC_LEASE_EXPIRED)
@@ -468,7 +433,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
                 break;
             if (l->kind == GC_KIND_HOLDER) {
                 double waited = (double)(l->granted_ms - l->created_ms) / 1000.0;
-                if (gc_coord_journal_locked(coord, lease_record(l), false) < 0) {
+                if (gc_coord_journal_locked(coord, gc_record_lease(l), false) < 0) {
                     refuse_unjournaled_locked(coord, l, "grant");
                     break;
                 }
@@ -490,10 +455,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             coord->counters.leases_refused++;
             coord->counters.leases_failed++;
             if (h != NULL) {
-                gc_coord_journal_locked(
-                    coord,
-                    json_pack("{s:s, s:s, s:s}", "op", "lend", "id", h->id, "state", "failed"),
-                    false);
+                gc_coord_journal_locked(coord, gc_record_lease_end(h->id, GC_LEASE_FAILED), false);
                 gc_events_add(&coord->events, now, "lease_refused", h->id, "%s: %s", h->holder,
                               h->reason);
                 if (h->pid > 0)
@@ -504,10 +466,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             h = gc_ledger_lease_lookup(ledger, a->lease_id);
             coord->counters.leases_expired++;
             if (h != NULL) {
-                gc_coord_journal_locked(
-                    coord,
-                    json_pack("{s:s, s:s, s:s}", "op", "lend", "id", h->id, "state", "expired"),
-                    false);
+                gc_coord_journal_locked(coord, gc_record_lease_end(h->id, GC_LEASE_EXPIRED), false);
                 gc_events_add(&coord->events, now, "lease_expired", h->id, "%s: %s", h->holder,
                               h->reason);
                 if (h->pid > 0)
@@ -517,7 +476,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
         case GC_ACT_PREPARING:
             /* Its evictions (the next actions) see it gone and are not started. */
             if (l != NULL && l->kind == GC_KIND_HOLDER &&
-                gc_coord_journal_locked(coord, lease_record(l), false) < 0)
+                gc_coord_journal_locked(coord, gc_record_lease(l), false) < 0)
                 refuse_unjournaled_locked(coord, l, "evictions");
             break;
         case GC_ACT_UNLOAD:
@@ -569,7 +528,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             /* The growth was granted: the lease holds more, as the journal must say. */
             if (l == NULL)
                 break;
-            gc_coord_journal_locked(coord, lease_record(l), false);
+            gc_coord_journal_locked(coord, gc_record_lease(l), false);
             coord->counters.lease_growths++;
             gc_events_add(&coord->events, now, "lease_resized", l->id, "%s: grown to %s on GPU %d",
                           l->holder, gc_size_format(l->bytes, b, sizeof(b)), l->gpu);
@@ -1054,56 +1013,6 @@ void gc_coord_run(struct gc_coord *coord, volatile int *stop)
 
 /* ---- crash recovery ---- */
 
-struct recover_state {
-    json_t *residents; /* name -> last record */
-    json_t *leases;    /* id -> last record */
-    json_int_t next_id, next_seq;
-};
-
-static int recover_record(void *ctx, json_t *rec)
-{
-    struct recover_state *st = ctx;
-    const char *op = json_string_value(json_object_get(rec, "op"));
-    const char *key;
-
-    if (op == NULL)
-        return 0;
-    if (strcmp(op, "resident") == 0 || strcmp(op, "rdel") == 0) {
-        key = json_string_value(json_object_get(rec, "name"));
-        if (key == NULL)
-            return 0;
-        if (strcmp(op, "resident") == 0)
-            json_object_set(st->residents, key, rec);
-        else
-            json_object_del(st->residents, key);
-    } else if (strcmp(op, "lease") == 0 || strcmp(op, "lend") == 0) {
-        key = json_string_value(json_object_get(rec, "id"));
-        if (key == NULL)
-            return 0;
-        /* Ids are never reused, ended leases included (an id past the last one, which
-         * strtoll saturates, leaves none). */
-        const char *dash = strrchr(key, '-');
-        json_int_t n = dash ? (json_int_t)strtoll(dash + 1, NULL, 10) : 0;
-        if (n > GC_LEASE_ID_LAST)
-            n = GC_LEASE_ID_LAST;
-        if (n >= st->next_id)
-            st->next_id = n + 1;
-        if (strcmp(op, "lease") == 0)
-            json_object_set(st->leases, key, rec);
-        else
-            json_object_del(st->leases, key);
-    } else if (strcmp(op, "ids") == 0) {
-        /* A high-water mark: records lost after it (a full disk) cannot lower it. */
-        json_int_t next_id = json_integer_value(json_object_get(rec, "next_id"));
-        json_int_t next_seq = json_integer_value(json_object_get(rec, "next_seq"));
-        if (next_id > st->next_id)
-            st->next_id = next_id;
-        if (next_seq > st->next_seq)
-            st->next_seq = next_seq;
-    }
-    return 0;
-}
-
 static bool holder_alive(pid_t pid, uint64_t start_ticks)
 {
     if (!gc_proc_alive(pid))
@@ -1113,65 +1022,48 @@ static bool holder_alive(pid_t pid, uint64_t start_ticks)
 
 static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, unsigned *ret_n)
 {
-    const char *name = json_string_value(json_object_get(rec, "name"));
-    const json_t *spec = json_object_get(rec, "spec");
-    struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
+    struct gc_resident_record rr;
+    struct gc_resident *r;
     struct gc_jerr err;
-    enum gc_resident_state state = GC_RES_LOADED;
-    const char *state_name = json_string_value(json_object_get(rec, "state"));
-    pid_t pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
-    uint64_t pid_start = (uint64_t)json_integer_value(json_object_get(rec, "pid_start"));
-    const char *owner = json_string_value(json_object_get(rec, "owner"));
-    const char *level_name;
+    enum gc_resident_state state;
     int level;
     struct gc_caller registrant;
 
+    if (gc_record_resident_parse(rec, &rr) < 0)
+        return;
+    r = gc_ledger_resident_find(coord->ledger, rr.name);
     /* Its registration was checked when it was made; it keeps its owner. */
-    gc_caller_trusted(owner ? owner : "", &registrant);
+    gc_caller_trusted(rr.owner, &registrant);
     /* A resident also declared in the config keeps the config's spec. */
     if (r == NULL) {
-        if (!json_is_object(spec) ||
-            gc_coord_register_locked(coord, &registrant, spec, &err, &r) < 0) {
-            gc_warn("journal: dropping resident '%s': %s", name ? name : "?",
-                    json_is_object(spec) ? err.msg : "no registration");
+        if (rr.spec == NULL || gc_coord_register_locked(coord, &registrant, rr.spec, &err, &r) < 0) {
+            gc_warn("journal: dropping resident '%s': %s", rr.name,
+                    rr.spec != NULL ? err.msg : "no registration");
             return;
         }
     }
-    if (state_name != NULL)
-        gc_resident_state_parse(state_name, &state);
-    r->evicted = json_is_true(json_object_get(rec, "evicted"));
-    r->bytes = (uint64_t)json_integer_value(json_object_get(rec, "bytes"));
-    r->floor_bytes = (uint64_t)json_integer_value(json_object_get(rec, "floor"));
+    state = rr.state;
+    r->evicted = rr.evicted;
+    r->bytes = rr.bytes;
+    r->floor_bytes = rr.floor_bytes;
     /* Its levels come with its registration; where it was among them from the record
      * (older journals: loaded or all the way, as its state says). */
-    level_name = json_string_value(json_object_get(rec, "level"));
-    level = level_name ? gc_resident_level_find(r, level_name) : -1;
+    level = rr.level ? gc_resident_level_find(r, rr.level) : -1;
     r->level = level > 0 ? (unsigned)level : 0;
-    r->unloads = (unsigned)json_integer_value(json_object_get(rec, "unloads"));
-    r->reloads = (unsigned)json_integer_value(json_object_get(rec, "reloads"));
+    r->unloads = rr.unloads;
+    r->reloads = rr.reloads;
     /* The journaled pid is the one that was running (a process resident's is learned
      * when it starts); its journaled start time tells it from a later process. */
-    if (pid > 0 && pid != r->pid) {
+    if (rr.pid > 0 && rr.pid != r->pid) {
         pid_t old = r->pid;
-        r->pid = pid;
+        r->pid = rr.pid;
         gc_coord_watch_release_locked(coord, old);
     }
-    if (pid > 0)
-        r->pid_start_ticks = pid_start;
+    if (rr.pid > 0)
+        r->pid_start_ticks = rr.pid_start_ticks;
     if (r->pid > 0 && !holder_alive(r->pid, r->pid_start_ticks)) {
         pid_t dead = r->pid;
-        if (r->restartable) {
-            if (state == GC_RES_LOADED)
-                r->evicted = false; /* it was not evicted: it died */
-            state = GC_RES_UNLOADED;
-            r->level = gc_resident_nlevels(r) - 1;
-            r->pid = 0; /* its start command brings it back */
-            r->pid_start_ticks = 0;
-        } else {
-            state = GC_RES_GONE;
-        }
-        snprintf(r->reason, sizeof(r->reason), "process %d exited while the coordinator was down",
-                 (int)dead);
+        state = gc_resident_died_while_down(r, state);
         gc_coord_watch_release_locked(coord, dead);
     } else if (r->pid > 0) {
         gc_coord_watch_locked(coord, r->pid);
@@ -1193,47 +1085,17 @@ static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsi
                                  unsigned *expired)
 {
     struct gc_lease l;
-    const char *id = json_string_value(json_object_get(rec, "id"));
-    const char *holder = json_string_value(json_object_get(rec, "holder"));
-    const char *state = json_string_value(json_object_get(rec, "state"));
-    const char *owner = json_string_value(json_object_get(rec, "owner"));
-    json_t *evicted = json_object_get(rec, "evicted");
-    size_t i;
-    json_t *v;
 
-    if (id == NULL || holder == NULL || state == NULL)
+    if (gc_record_lease_parse(rec, &l) < 0) {
+        gc_warn("journal: dropping a lease record it cannot read (%s)",
+                json_string_value(json_object_get(rec, "id")) ?: "no id");
         return;
-    memset(&l, 0, sizeof(l));
-    snprintf(l.id, sizeof(l.id), "%s", id);
-    snprintf(l.holder, sizeof(l.holder), "%s", holder);
-    snprintf(l.owner, sizeof(l.owner), "%s", owner ? owner : ""); /* "" in older journals */
-    l.kind = GC_KIND_HOLDER;
-    l.pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
-    l.pid_start_ticks = (uint64_t)json_integer_value(json_object_get(rec, "pid_start"));
-    l.gpu_req = (int)json_integer_value(json_object_get(rec, "gpu_req"));
-    l.gpu = (int)json_integer_value(json_object_get(rec, "gpu"));
-    l.bytes = (uint64_t)json_integer_value(json_object_get(rec, "bytes"));
-    l.priority = (int)json_integer_value(json_object_get(rec, "priority"));
-    l.evict_priority = l.priority;
-    l.ttl_s = json_number_value(json_object_get(rec, "ttl_s"));
-    l.seq = (uint64_t)json_integer_value(json_object_get(rec, "seq"));
-    gc_lease_state_parse(state, &l.state);
-    if (l.state == GC_LEASE_PREPARING) {
-        l.state = GC_LEASE_QUEUED; /* evictions are decided afresh */
-        l.gpu = -1;
-    }
-    json_array_foreach(evicted, i, v)
-    {
-        if (l.nevicted < GC_EVICT_MAX && json_is_string(v))
-            snprintf(l.evicted[l.nevicted++], sizeof(l.evicted[0]), "%s", json_string_value(v));
     }
     if (l.gpu_req >= (int)coord->ledger->ngpus || l.gpu >= (int)coord->ledger->ngpus ||
         (l.pid > 0 && !holder_alive(l.pid, l.pid_start_ticks))) {
         gc_events_add(&coord->events, gc_real_s(), "lease_expired", l.id,
                       "%s: holder gone while the coordinator was down", l.holder);
-        gc_coord_journal_locked(
-            coord, json_pack("{s:s, s:s, s:s}", "op", "lend", "id", l.id, "state", "expired"),
-            false);
+        gc_coord_journal_locked(coord, gc_record_lease_end(l.id, GC_LEASE_EXPIRED), false);
         coord->counters.leases_expired++;
         (*expired)++;
         return;
@@ -1288,18 +1150,18 @@ static void probe_interrupted_locked(struct gc_coord *coord)
 
 int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
 {
-    struct recover_state st = {json_object(), json_object(), 0, 0};
+    struct gc_replay st;
     unsigned skipped = 0, nres = 0, adopted = 0, expired = 0;
     const char *key;
     json_t *rec;
     size_t i;
     int rc;
 
-    rc = gc_store_replay(coord->store, recover_record, &st, &skipped);
+    gc_replay_init(&st);
+    rc = gc_store_replay(coord->store, gc_replay_record, &st, &skipped);
     if (rc < 0) {
         snprintf(errbuf, errbuf_len, "cannot read the journal in '%s'", coord->config->state_dir);
-        json_decref(st.residents);
-        json_decref(st.leases);
+        gc_replay_free(&st);
         return rc;
     }
     pthread_mutex_lock(&coord->lock);
@@ -1315,15 +1177,14 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
             pthread_mutex_unlock(&coord->lock);
             snprintf(errbuf, errbuf_len, "config: resident '%s': %s",
                      json_string_value(json_object_get(rec, "name")), err.msg);
-            json_decref(st.residents);
-            json_decref(st.leases);
+            gc_replay_free(&st);
             return GC_EINVAL;
         }
     }
-    if (st.next_id > 0 && (uint64_t)st.next_id > coord->ledger->next_id)
-        coord->ledger->next_id = (uint64_t)st.next_id;
-    if (st.next_seq > 0 && (uint64_t)st.next_seq > coord->ledger->next_seq)
-        coord->ledger->next_seq = (uint64_t)st.next_seq;
+    if (st.next_id > coord->ledger->next_id)
+        coord->ledger->next_id = st.next_id;
+    if (st.next_seq > coord->ledger->next_seq)
+        coord->ledger->next_seq = st.next_seq;
     coord->recovering = true;
     json_object_foreach(st.residents, key, rec) recover_resident_locked(coord, rec, &nres);
     coord->recovering = false;
@@ -1342,7 +1203,6 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
     coord->starting = false;
     gc_coord_kick_locked(coord);
     pthread_mutex_unlock(&coord->lock);
-    json_decref(st.residents);
-    json_decref(st.leases);
+    gc_replay_free(&st);
     return 0;
 }

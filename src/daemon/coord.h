@@ -257,9 +257,6 @@ void gc_coord_lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
 int gc_coord_journal_locked(struct gc_coord *coord, json_t *rec, bool important);
 /* Writes a holder lease's state to the journal (0 or GC_EJOURNAL, as above). */
 int gc_coord_journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l);
-/* A resident's journal record, with registration as its spec (NULL if no memory). */
-json_t *gc_coord_resident_record(const struct gc_resident *r, const json_t *registration,
-                                 const char *owner);
 /* Writes a resident's state to the journal (0 or GC_EJOURNAL, as above). */
 int gc_coord_journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
 /* Makes sure the journal's high-water mark covers the next lease id before it is
@@ -377,8 +374,6 @@ json_t *gc_view_gpus_locked(struct gc_coord *coord);
 /* {libdir, state} when the coordinator runs on gpusim, else JSON null. */
 json_t *gc_view_gpusim(const struct gc_coord *coord);
 json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
-/* r's levels as [{"name", "bytes"}, ...], fullest first (a new reference). */
-json_t *gc_view_levels(const struct gc_resident *r);
 json_t *gc_view_residents_locked(struct gc_coord *coord);
 json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *lease);
 json_t *gc_view_leases_locked(struct gc_coord *coord);

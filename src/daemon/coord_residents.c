@@ -10,6 +10,7 @@
 #include "common/proc.h"
 #include "common/size.h"
 #include "common/url.h"
+#include "coord/record.h"
 #include "coord/transition.h"
 #include "daemon/coord.h"
 
@@ -341,7 +342,7 @@ int gc_coord_register_locked(struct gc_coord *coord, const struct gc_caller *cal
     r.last_used_ms = gc_mono_ms();
     /* Journaled before the ledger changes: a registration a restart would not know of is
      * refused. At start, the recovery's compaction records it instead. */
-    if (gc_coord_journal_locked(coord, gc_coord_resident_record(&r, req, caller->key), true) < 0 &&
+    if (gc_coord_journal_locked(coord, gc_record_resident(&r, req, caller->key), true) < 0 &&
         !coord->starting) {
         snprintf(err->msg, sizeof(err->msg),
                  "cannot write the journal in '%.180s': registration refused", cfg->state_dir);
@@ -433,7 +434,7 @@ void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *ca
     } else if (r->busy) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s; try again when it is done", name,
                      gc_resident_state_name(r->state));
-    } else if (gc_coord_journal_locked(coord, json_pack("{s:s, s:s}", "op", "rdel", "name", name),
+    } else if (gc_coord_journal_locked(coord, gc_record_resident_delete(name),
                                        true) < 0) {
         /* A deletion a restart would not know of is refused: the resident stays. */
         gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': deletion refused",

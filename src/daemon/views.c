@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "common/size.h"
+#include "coord/record.h"
 #include "daemon/coord.h"
 
 /* The resident or holder a listed process counts for (itself or an ancestor). */
@@ -72,16 +73,6 @@ json_t *gc_view_gpusim(const struct gc_coord *coord)
     return json_pack("{s:s, s:s}", "libdir", libdir, "state", gc_nvml_gpusim_state(coord->nvml));
 }
 
-json_t *gc_view_levels(const struct gc_resident *r)
-{
-    json_t *a = json_array();
-
-    for (unsigned i = 0; i < gc_resident_nlevels(r); i++)
-        json_array_append_new(a, json_pack("{s:s, s:I}", "name", gc_resident_level_name(r, i),
-                                           "bytes", (json_int_t)gc_resident_level_bytes(r, i)));
-    return a;
-}
-
 json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident *r)
 {
     const struct gc_resident_spec *spec = &coord->ext[gc_coord_resident_index(coord, r)].spec;
@@ -99,7 +90,7 @@ json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident
         spec->verify_timeout_s);
 
     json_object_set_new(o, "level", json_string(gc_resident_level_name(r, gc_resident_level(r))));
-    json_object_set_new(o, "levels", gc_view_levels(r));
+    json_object_set_new(o, "levels", gc_record_levels(r));
     if (r->state == GC_RES_UNLOADING)
         json_object_set_new(o, "target_level",
                             json_string(gc_resident_level_name(r, r->target_level)));
