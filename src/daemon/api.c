@@ -12,7 +12,7 @@
 #include "common/err.h"
 #include "common/jsonx.h"
 #include "common/names.h"
-#include "daemon/coord.h"
+#include "daemon/engine.h"
 #include "daemon/dashboard.h"
 
 /* Longest path accepted (names and ids are short). */
@@ -104,10 +104,7 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
 
     if (*rest == '\0') {
         if (method_is(req, "GET")) {
-            pthread_mutex_lock(&coord->lock);
-            gc_http_resp_json(resp, 200,
-                              json_pack("{s:o}", "leases", gc_view_leases_locked(coord)));
-            pthread_mutex_unlock(&coord->lock);
+            gc_http_resp_json(resp, 200, gc_coord_view_leases(coord));
         } else if (method_is(req, "POST")) {
             if (parse_body(req, true, &body, resp) < 0)
                 return;
@@ -129,10 +126,10 @@ static void route_leases(struct gc_coord *coord, const struct gc_http_req *req, 
     snprintf(id, sizeof(id), "%.*s", slash ? (int)(slash - rest) : (int)strlen(rest), rest);
     if (slash == NULL) {
         if (method_is(req, "GET")) {
-            wait_s = query_seconds(req, "wait_s", coord->config->max_wait_s);
+            wait_s = query_seconds(req, "wait_s", gc_coord_config(coord)->max_wait_s);
             if (wait_s < 0) {
                 gc_http_resp_error(resp, GC_EINVAL, "wait_s must be seconds between 0 and %g",
-                                   coord->config->max_wait_s);
+                                   gc_coord_config(coord)->max_wait_s);
                 return;
             }
             /* Only a wait keeps a lease alive, and only its owner's: identify the
@@ -225,10 +222,7 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
 
     if (*rest == '\0') {
         if (method_is(req, "GET")) {
-            pthread_mutex_lock(&coord->lock);
-            gc_http_resp_json(resp, 200,
-                              json_pack("{s:o}", "residents", gc_view_residents_locked(coord)));
-            pthread_mutex_unlock(&coord->lock);
+            gc_http_resp_json(resp, 200, gc_coord_view_residents(coord));
         } else if (method_is(req, "POST")) {
             if (parse_body(req, true, &body, resp) < 0)
                 return;
@@ -256,13 +250,8 @@ static void route_residents(struct gc_coord *coord, const struct gc_http_req *re
     }
     if (slash == NULL) {
         if (method_is(req, "GET")) {
-            pthread_mutex_lock(&coord->lock);
-            struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
-            if (r != NULL)
-                gc_http_resp_json(resp, 200, gc_view_resident_locked(coord, r));
-            else
-                gc_http_resp_error(resp, GC_ENOTFOUND, "no resident '%s'", name);
-            pthread_mutex_unlock(&coord->lock);
+            gc_coord_view_resident(coord, name, &ans);
+            answer(resp, &ans);
             return;
         }
         if (method_is(req, "DELETE")) {
@@ -326,22 +315,15 @@ static void route_events(struct gc_coord *coord, const struct gc_http_req *req,
         return;
     }
     deadline = gc_mono_ms() + (int64_t)(wait_s * 1000.0);
-    pthread_mutex_lock(&coord->lock);
-    /* Long poll: wait for something newer than since. */
-    while (gc_events_last_seq(&coord->events) <= since &&
-           gc_coord_wait_client_locked(coord, deadline, &waiter))
-        ;
+    /* Long poll: waits for something newer than since. */
     gc_http_resp_json(resp, 200,
-                      json_pack("{s:o, s:I}", "events",
-                                gc_events_since(&coord->events, since, API_EVENTS_MAX), "last_seq",
-                                (json_int_t)gc_events_last_seq(&coord->events)));
-    pthread_mutex_unlock(&coord->lock);
+                      gc_coord_view_events(coord, since, API_EVENTS_MAX, deadline, &waiter));
 }
 
 /* Appends the connection slots' metrics to text (freed); NULL when out of memory. */
-static char *add_connection_metrics(struct gc_coord *coord, char *text)
+static char *add_connection_metrics(struct gc_api *api, char *text)
 {
-    struct gc_http_server *http = __atomic_load_n(&coord->http, __ATOMIC_ACQUIRE);
+    struct gc_http_server *http = __atomic_load_n(&api->http, __ATOMIC_ACQUIRE);
     struct gc_http_server_stats st;
     char *all = NULL;
 
@@ -387,7 +369,8 @@ bool gc_api_is_short(const struct gc_http_req *req)
 
 void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp *resp)
 {
-    struct gc_coord *coord = ctx;
+    struct gc_api *api = ctx;
+    struct gc_coord *coord = api->coord;
     char path[API_PATH_MAX];
 
     if (!gc_http_path_normalize(req->path, path, sizeof(path))) {
@@ -403,21 +386,13 @@ void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
             method_not_allowed(resp, "GET");
             return;
         }
-        gc_coord_refresh(coord);
-        pthread_mutex_lock(&coord->lock);
-        gc_http_resp_json(resp, 200,
-                          json_pack("{s:o, s:o}", "gpus", gc_view_gpus_locked(coord), "gpusim",
-                                    gc_view_gpusim(coord)));
-        pthread_mutex_unlock(&coord->lock);
+        gc_http_resp_json(resp, 200, gc_coord_view_gpus(coord));
     } else if (strcmp(path, "/v1/status") == 0) {
         if (!method_is(req, "GET")) {
             method_not_allowed(resp, "GET");
             return;
         }
-        gc_coord_refresh(coord);
-        pthread_mutex_lock(&coord->lock);
-        gc_http_resp_json(resp, 200, gc_view_status_locked(coord));
-        pthread_mutex_unlock(&coord->lock);
+        gc_http_resp_json(resp, 200, gc_coord_view_status(coord));
     } else if (strcmp(path, "/v1/events") == 0) {
         if (!method_is(req, "GET")) {
             method_not_allowed(resp, "GET");
@@ -430,10 +405,7 @@ void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp
             method_not_allowed(resp, "GET");
             return;
         }
-        pthread_mutex_lock(&coord->lock);
-        text = gc_view_metrics_locked(coord);
-        pthread_mutex_unlock(&coord->lock);
-        text = add_connection_metrics(coord, text);
+        text = add_connection_metrics(api, gc_coord_view_metrics(coord));
         if (text == NULL)
             gc_http_resp_error(resp, GC_ENOMEM, "out of memory");
         else

@@ -4,7 +4,16 @@
 
 #include "common/http_server.h"
 
-/* Handles one request; ctx is the struct gc_coord. */
+struct gc_coord;
+
+/* What the handler serves: the engine, and the HTTP server (for its connection
+ * metrics; set once it serves, atomically). */
+struct gc_api {
+    struct gc_coord *coord;
+    struct gc_http_server *http;
+};
+
+/* Handles one request; ctx is the struct gc_api. */
 void gc_api_handle(void *ctx, const struct gc_http_req *req, struct gc_http_resp *resp);
 
 /* True for the requests served on reserved connection slots: those the default

@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "daemon/api.h"
 #include "daemon/config.h"
-#include "daemon/coord.h"
+#include "daemon/engine.h"
 #include "daemon/notify.h"
 #include "daemon/store.h"
 #include "gpu/gpu.h"
@@ -126,6 +126,7 @@ int main(int argc, char **argv)
     struct gc_nvml *nvml = NULL;
     struct gc_store *store = NULL;
     struct gc_coord *coord = NULL;
+    static struct gc_api api;
     char err[512] = "", host[256];
     const char *config_path = NULL;
     sigset_t sigs;
@@ -258,16 +259,14 @@ int main(int argc, char **argv)
     hcfg.short_request = gc_api_is_short;
     hcfg.bearer_token = cfg.token[0] ? cfg.token : NULL;
     hcfg.handler = gc_api_handle;
-    hcfg.ctx = coord;
+    api.coord = coord;
+    hcfg.ctx = &api;
     if (gc_http_server_start(&hcfg, &http, err, sizeof(err)) < 0) {
         gc_error("%s", err);
         goto out;
     }
-    __atomic_store_n(&coord->http, http, __ATOMIC_RELEASE);
-    for (unsigned g = 0; g < coord->ledger->ngpus; g++)
-        gc_info("GPU %u: %s, %llu MiB (NVML %s)", g, coord->ledger->gpus[g].name,
-                (unsigned long long)(coord->ledger->gpus[g].total_bytes >> 20),
-                coord->driver_version);
+    __atomic_store_n(&api.http, http, __ATOMIC_RELEASE);
+    gc_coord_log_gpus(coord);
     if (hcfg.host != NULL)
         gc_info("listening on http://%s:%d%s", cfg.listen[0] == '[' ? cfg.listen : host,
                 gc_http_server_port(http), cfg.token[0] ? " (bearer token required)" : "");

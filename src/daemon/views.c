@@ -1,5 +1,5 @@
-/* views.c - the API's JSON views of GPUs, residents, leases and status, and the
- * Prometheus text of /metrics. Called with coord->lock held. */
+/* views.c - the API's JSON views and the Prometheus text, from what the engine shows
+ * them (views.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,13 +7,16 @@
 #include "common/clock.h"
 #include "common/size.h"
 #include "coord/record.h"
-#include "daemon/coord.h"
+#include "daemon/views.h"
+
+#include "gpu/gpu.h"
+#include "gpucoord.h"
 
 /* The resident or holder a listed process counts for (itself or an ancestor). */
-static const char *owner_of(struct gc_coord *coord, unsigned gpu,
+static const char *owner_of(const struct gc_view_src *src, unsigned gpu,
                             const struct gc_snapshot_proc *proc)
 {
-    struct gc_ledger *ledger = coord->ledger;
+    const struct gc_ledger *ledger = src->ledger;
     pid_t pid = gc_ledger_proc_owner(ledger, gpu, proc);
 
     if (pid <= 0)
@@ -31,9 +34,9 @@ static const char *owner_of(struct gc_coord *coord, unsigned gpu,
     return NULL;
 }
 
-json_t *gc_view_gpus_locked(struct gc_coord *coord)
+json_t *gc_view_gpus(const struct gc_view_src *src)
 {
-    struct gc_ledger *ledger = coord->ledger;
+    const struct gc_ledger *ledger = src->ledger;
     json_t *gpus = json_array();
 
     for (unsigned g = 0; g < ledger->ngpus; g++) {
@@ -42,7 +45,7 @@ json_t *gc_view_gpus_locked(struct gc_coord *coord)
         json_t *procs = json_array();
         gc_ledger_account(ledger, g, NULL, &acct);
         for (unsigned i = 0; i < gpu->nprocs; i++) {
-            const char *owner = owner_of(coord, g, &gpu->procs[i]);
+            const char *owner = owner_of(src, g, &gpu->procs[i]);
             json_array_append_new(
                 procs, json_pack("{s:i, s:o, s:s?}", "pid", (int)gpu->procs[i].pid, "used_bytes",
                                  gpu->procs[i].used_bytes == UINT64_MAX
@@ -64,18 +67,18 @@ json_t *gc_view_gpus_locked(struct gc_coord *coord)
     return gpus;
 }
 
-json_t *gc_view_gpusim(const struct gc_coord *coord)
+json_t *gc_view_gpusim(const struct gc_view_src *src)
 {
-    const char *libdir = gc_nvml_gpusim_libdir(coord->nvml);
+    const char *libdir = gc_nvml_gpusim_libdir(src->nvml);
 
     if (libdir == NULL)
         return json_null();
-    return json_pack("{s:s, s:s}", "libdir", libdir, "state", gc_nvml_gpusim_state(coord->nvml));
+    return json_pack("{s:s, s:s}", "libdir", libdir, "state", gc_nvml_gpusim_state(src->nvml));
 }
 
-json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident *r)
+json_t *gc_view_resident(const struct gc_view_src *src, const struct gc_resident *r)
 {
-    const struct gc_resident_spec *spec = &coord->ext[gc_coord_resident_index(coord, r)].spec;
+    const struct gc_resident_spec *spec = src->spec(src->ctx, (unsigned)(r - src->ledger->residents));
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:o, s:i, s:s, s:I, s:i, s:s, s:s, s:f, s:f, s:i, s:i, s:b, s:I, s:f, "
         "s:f, s:f}",
@@ -85,7 +88,7 @@ json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident
         "restore", gc_restore_name(r->restore), "on_stuck", gc_on_stuck_name(r->on_stuck),
         "last_unload_s", r->last_unload_s, "last_reload_s", r->last_reload_s, "unloads",
         (int)r->unloads, "reloads", (int)r->reloads, "evicted", r->evicted, "used_bytes",
-        (json_int_t)gc_ledger_proc_usage(coord->ledger, r->gpu, r->pid), "unload_timeout_s",
+        (json_int_t)gc_ledger_proc_usage(src->ledger, r->gpu, r->pid), "unload_timeout_s",
         spec->unload_timeout_s, "reload_timeout_s", spec->reload_timeout_s, "verify_timeout_s",
         spec->verify_timeout_s);
 
@@ -109,20 +112,20 @@ json_t *gc_view_resident_locked(struct gc_coord *coord, const struct gc_resident
     return o;
 }
 
-json_t *gc_view_residents_locked(struct gc_coord *coord)
+json_t *gc_view_residents(const struct gc_view_src *src)
 {
     json_t *arr = json_array();
 
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
-        if (coord->ledger->residents[i].in_use)
+        if (src->ledger->residents[i].in_use)
             json_array_append_new(arr,
-                                  gc_view_resident_locked(coord, &coord->ledger->residents[i]));
+                                  gc_view_resident(src, &src->ledger->residents[i]));
     }
     return arr;
 }
 
 /* position: its place in the queue when it waits (-1: look it up). */
-static json_t *lease_view(struct gc_coord *coord, const struct gc_lease *l, int position)
+static json_t *lease_view(const struct gc_view_src *src, const struct gc_lease *l, int position)
 {
     int64_t now = gc_mono_ms();
     json_t *evicted = json_array();
@@ -152,7 +155,7 @@ static json_t *lease_view(struct gc_coord *coord, const struct gc_lease *l, int 
         json_object_set_new(o, "position",
                             json_integer(position >= 0
                                              ? position
-                                             : (int)gc_ledger_queue_position(coord->ledger, l)));
+                                             : (int)gc_ledger_queue_position(src->ledger, l)));
     if (active && l->ttl_s > 0 && l->kind == GC_KIND_HOLDER)
         json_object_set_new(o, "expires_in_s",
                             json_real(l->ttl_s - (double)(now - l->heartbeat_ms) / 1000.0));
@@ -165,14 +168,14 @@ static json_t *lease_view(struct gc_coord *coord, const struct gc_lease *l, int 
     return o;
 }
 
-json_t *gc_view_lease_locked(struct gc_coord *coord, const struct gc_lease *l)
+json_t *gc_view_lease(const struct gc_view_src *src, const struct gc_lease *l)
 {
-    return lease_view(coord, l, -1);
+    return lease_view(src, l, -1);
 }
 
-json_t *gc_view_leases_locked(struct gc_coord *coord)
+json_t *gc_view_leases(const struct gc_view_src *src)
 {
-    struct gc_ledger *ledger = coord->ledger;
+    const struct gc_ledger *ledger = src->ledger;
     json_t *arr = json_array();
     const struct gc_lease *order[GC_LEASES_MAX];
     int position[GC_LEASES_MAX];
@@ -182,14 +185,14 @@ json_t *gc_view_leases_locked(struct gc_coord *coord)
     for (unsigned pos = 0; pos < n; pos++)
         position[order[pos] - ledger->leases] = (int)pos;
     for (unsigned i = 0; i < ledger->nleases; i++)
-        json_array_append_new(arr, lease_view(coord, &ledger->leases[i], position[i]));
+        json_array_append_new(arr, lease_view(src, &ledger->leases[i], position[i]));
     return arr;
 }
 
-json_t *gc_view_status_locked(struct gc_coord *coord)
+json_t *gc_view_status(const struct gc_view_src *src)
 {
-    const struct gc_counters *c = &coord->counters;
-    struct gc_ledger *ledger = coord->ledger;
+    const struct gc_counters *c = &src->stats->counters;
+    const struct gc_ledger *ledger = src->ledger;
     json_t *queue = json_array(), *counters;
     const struct gc_lease *waiting[GC_LEASES_MAX];
     unsigned n = gc_ledger_queue_order(ledger, waiting);
@@ -206,11 +209,11 @@ json_t *gc_view_status_locked(struct gc_coord *coord)
     GC_COUNTERS_MAP(GC_COUNTER_JSON)
 #undef GC_COUNTER_JSON
     return json_pack("{s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:o, s:I}", "version", GPUCOORD_VERSION,
-                     "driver_version", coord->driver_version, "uptime_s",
-                     (double)(gc_mono_ms() - coord->started_ms) / 1000.0, "gpus",
-                     gc_view_gpus_locked(coord), "residents", gc_view_residents_locked(coord),
-                     "leases", gc_view_leases_locked(coord), "queue", queue, "counters", counters,
-                     "last_event_seq", (json_int_t)gc_events_last_seq(&coord->events));
+                     "driver_version", src->driver_version, "uptime_s",
+                     (double)(gc_mono_ms() - src->started_ms) / 1000.0, "gpus",
+                     gc_view_gpus(src), "residents", gc_view_residents(src),
+                     "leases", gc_view_leases(src), "queue", queue, "counters", counters,
+                     "last_event_seq", (json_int_t)gc_events_last_seq(src->events));
 }
 
 /* ---- /metrics ---- */
@@ -272,19 +275,19 @@ static void histogram(struct text *t, const char *name, const char *help,
              name, (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->count);
 }
 
-char *gc_view_metrics_locked(struct gc_coord *coord)
+char *gc_view_metrics(const struct gc_view_src *src)
 {
-    const struct gc_counters *c = &coord->counters;
-    struct gc_ledger *ledger = coord->ledger;
+    const struct gc_counters *c = &src->stats->counters;
+    const struct gc_ledger *ledger = src->ledger;
     struct text t = {0};
     unsigned queued = 0, granted = 0;
 
 #define GC_COUNTER_METRIC(name, help) counter(&t, #name "_total", help, c->name);
     GC_COUNTERS_MAP(GC_COUNTER_METRIC)
 #undef GC_COUNTER_METRIC
-    histogram(&t, "grant_wait_seconds", "Time from request to grant.", &coord->grant_wait_s);
-    histogram(&t, "unload_seconds", "Unload including NVML verification.", &coord->unload_s);
-    histogram(&t, "reload_seconds", "Reload including verification.", &coord->reload_s);
+    histogram(&t, "grant_wait_seconds", "Time from request to grant.", &src->stats->grant_wait_s);
+    histogram(&t, "unload_seconds", "Unload including NVML verification.", &src->stats->unload_s);
+    histogram(&t, "reload_seconds", "Reload including verification.", &src->stats->reload_s);
 
     text_add(&t,
              "# HELP gpucoord_gpu_bytes GPU memory by kind.\n# TYPE gpucoord_gpu_bytes gauge\n");
@@ -315,7 +318,7 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
     text_add(&t,
              "# HELP gpucoord_watched_processes Holder and resident processes watched for exit.\n"
              "# TYPE gpucoord_watched_processes gauge\ngpucoord_watched_processes %u\n",
-             coord->nwatches);
+             src->watched);
     text_add(&t, "# HELP gpucoord_resident_loaded 1 when the resident is loaded.\n"
                  "# TYPE gpucoord_resident_loaded gauge\n");
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
