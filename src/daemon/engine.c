@@ -38,20 +38,18 @@
 #include "coord/sched.h"
 #include "coord/transition.h"
 #include "daemon/adapter.h"
-#include "daemon/ancestry.h"
 #include "daemon/events.h"
 #include "daemon/jobs.h"
 #include "daemon/notify.h"
+#include "daemon/readings.h"
 #include "daemon/registration.h"
+#include "daemon/requests.h"
 #include "daemon/stats.h"
 #include "daemon/steps.h"
 #include "daemon/uses.h"
 #include "daemon/views.h"
 #include "daemon/watches.h"
 
-/* Largest lease accepted (a sanity cap, far above any GPU). */
-#define LEASE_BYTES_MAX (1ULL << 50)
-#define PRIORITY_LIMIT  1000000
 /* A waiting request re-checks its client at least this often. */
 #define WAIT_SLICE_MS 1000
 /* An unload by request waits for its step this much past the sum of its timeouts
@@ -63,16 +61,6 @@ struct gc_resident_ext {
     struct gc_resident_spec spec;
     json_t *registration;     /* the validated registration, for the journal */
     char owner[GC_OWNER_MAX]; /* the caller that registered it (gc_caller key) */
-};
-
-/* One NVML reading of every GPU, taken without the lock. */
-struct gc_nvml_reading {
-    int64_t taken_ms; /* monotonic, when the reading began */
-    unsigned ngpus;
-    bool ok[GC_GPUS_MAX];
-    uint64_t used_bytes[GC_GPUS_MAX], free_bytes[GC_GPUS_MAX];
-    unsigned nprocs[GC_GPUS_MAX];
-    struct gc_snapshot_proc procs[GC_GPUS_MAX][GC_SNAPSHOT_PROCS_MAX];
 };
 
 struct gc_coord {
@@ -111,10 +99,7 @@ struct gc_coord {
     char driver_version[96];
     struct gc_actions actions;       /* scratch for settling (under the lock) */
     struct gc_nvml_reading *reading; /* scratch for start-up */
-    /* Readings are large: kept for reuse, under their own small lock. */
-    pthread_mutex_t readings_lock;
-    struct gc_nvml_reading *spare_readings[8];
-    unsigned nspare_readings;
+    struct gc_readings readings; /* buffers for readings, kept for reuse */
 };
 
 static json_t *view_lease_locked(struct gc_coord *coord, const struct gc_lease *l);
@@ -133,12 +118,12 @@ static void compact_maybe_locked(struct gc_coord *coord, int64_t now);
 static int journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l);
 static int journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
 static int ids_reserve_locked(struct gc_coord *coord);
-static const struct gc_watch *watch_locked(struct gc_coord *coord, pid_t pid);
-static const struct gc_watch *watch_alive_locked(struct gc_coord *coord, pid_t pid);
+static const struct gc_watch *watch_locked(struct gc_coord *coord, pid_t pid,
+                                          uint64_t start_ticks);
 static bool something_waits_locked(struct gc_coord *coord);
 static bool pid_in_use_locked(struct gc_coord *coord, pid_t pid);
 static void watch_release_locked(struct gc_coord *coord, pid_t pid);
-static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd);
+static void pid_exited_locked(struct gc_coord *coord, pid_t pid);
 static void lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
                                enum gc_lease_state state, int error, const char *reason);
 static void refuse_unjournaled_locked(struct gc_coord *coord, struct gc_lease *l, const char *step);
@@ -383,21 +368,10 @@ static int ids_reserve_locked(struct gc_coord *coord)
 
 /* ---- process watchers ---- */
 
-static const struct gc_watch *watch_locked(struct gc_coord *coord, pid_t pid)
+static const struct gc_watch *watch_locked(struct gc_coord *coord, pid_t pid,
+                                          uint64_t start_ticks)
 {
-    return gc_watches_add(&coord->watches, pid);
-}
-
-static const struct gc_watch *watch_alive_locked(struct gc_coord *coord, pid_t pid)
-{
-    struct gc_watch *w = gc_watches_find(&coord->watches, pid);
-
-    /* A watched pid's exit is delivered by its pidfd: no need to read /proc again. */
-    if (w != NULL && w->fd >= 0)
-        return w;
-    if (!gc_proc_alive(pid))
-        return NULL;
-    return watch_locked(coord, pid);
+    return gc_watches_add(&coord->watches, pid, start_ticks);
 }
 
 static bool something_waits_locked(struct gc_coord *coord)
@@ -440,10 +414,9 @@ static void watch_release_locked(struct gc_coord *coord, pid_t pid)
         gc_watches_remove(&coord->watches, w);
 }
 
-/* A watched process exited: its leases end, a resident it was is gone. from_pidfd: its
- * pidfd said so (the watch goes even if the pid is already reused: the pidfd stays
- * readable, and the engine would spin on it). */
-static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd)
+/* A watched process exited (its pidfd, or the engine loop's polling, said so): its
+ * leases end, a resident it was is unloaded or gone, a step of it sees the exit. */
+static void pid_exited_locked(struct gc_coord *coord, pid_t pid)
 {
     struct gc_ledger *ledger = coord->ledger;
     struct gc_watch *w = gc_watches_find(&coord->watches, pid);
@@ -469,8 +442,10 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd
         journal_resident_locked(coord, r);
     }
     gc_steps_pid_exited(coord->steps, &coord->step_env, pid);
+    /* The watch goes even if the pid is already reused: a pidfd stays readable, and
+     * the engine would spin on it. */
     w = gc_watches_find(&coord->watches, pid);
-    if (w != NULL && (from_pidfd || !gc_proc_alive(pid)))
+    if (w != NULL)
         gc_watches_remove(&coord->watches, w);
 }
 
@@ -651,51 +626,17 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
 
 static void read_nvml(struct gc_coord *coord, struct gc_nvml_reading *r)
 {
-    struct gc_gpu_proc procs[GC_SNAPSHOT_PROCS_MAX];
-
-    r->taken_ms = gc_mono_ms();
-    r->ngpus = coord->ledger->ngpus;
-    for (unsigned g = 0; g < r->ngpus; g++) {
-        struct gc_gpu_info info;
-        unsigned n = 0;
-        r->ok[g] = gc_nvml_device_memory(coord->nvml, g, &info) == 0 &&
-                   gc_nvml_processes(coord->nvml, g, procs, GC_SNAPSHOT_PROCS_MAX, &n) == 0;
-        if (!r->ok[g])
-            continue;
-        /* Memory not free is in use, whether a process or the driver holds it. */
-        r->used_bytes[g] = info.total_bytes - info.free_bytes;
-        r->free_bytes[g] = info.free_bytes;
-        r->nprocs[g] = n;
-        for (unsigned i = 0; i < n; i++) {
-            r->procs[g][i].pid = procs[i].pid;
-            r->procs[g][i].used_bytes = procs[i].used_bytes;
-            /* A host pid seen from a container: the ledger's attribution needs to know. */
-            r->procs[g][i].absent = !gc_proc_exists((pid_t)procs[i].pid);
-        }
-        gc_ancestry_fill(r->procs[g], n);
-    }
+    gc_reading_take(coord->nvml, coord->ledger->ngpus, r);
 }
 
 static struct gc_nvml_reading *reading_get(struct gc_coord *coord)
 {
-    struct gc_nvml_reading *r = NULL;
-
-    pthread_mutex_lock(&coord->readings_lock);
-    if (coord->nspare_readings > 0)
-        r = coord->spare_readings[--coord->nspare_readings];
-    pthread_mutex_unlock(&coord->readings_lock);
-    return r != NULL ? r : malloc(sizeof(*r));
+    return gc_readings_get(&coord->readings);
 }
 
 static void reading_put(struct gc_coord *coord, struct gc_nvml_reading *r)
 {
-    pthread_mutex_lock(&coord->readings_lock);
-    if (r != NULL && coord->nspare_readings < sizeof(coord->spare_readings) / sizeof(r)) {
-        coord->spare_readings[coord->nspare_readings++] = r;
-        r = NULL;
-    }
-    pthread_mutex_unlock(&coord->readings_lock);
-    free(r);
+    gc_readings_put(&coord->readings, r);
 }
 
 /* Applies a reading unless a later one is already in (a request thread reads before it
@@ -949,9 +890,9 @@ static void step_lease_evicted(void *engine, const char *lease_id, int error, co
         lease_end_locked(coord, l, GC_LEASE_FAILED, error, why);
 }
 
-static void step_watch(void *engine, pid_t pid)
+static void step_watch(void *engine, pid_t pid, uint64_t start_ticks)
 {
-    watch_locked(engine, pid);
+    watch_locked(engine, pid, start_ticks);
 }
 
 static void step_unwatch(void *engine, pid_t pid)
@@ -1025,7 +966,7 @@ int gc_coord_create(const struct gc_config *config, struct gc_nvml *nvml, struct
     gc_ledger_init(coord->ledger, &lcfg);
     gc_events_init(&coord->events);
     pthread_mutex_init(&coord->lock, NULL);
-    pthread_mutex_init(&coord->readings_lock, NULL);
+    gc_readings_init(&coord->readings);
     pthread_condattr_init(&cattr);
     pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
     pthread_cond_init(&coord->changed, &cattr);
@@ -1105,9 +1046,7 @@ void gc_coord_destroy(struct gc_coord *coord)
         close(coord->wake_fd);
     pthread_cond_destroy(&coord->changed);
     pthread_mutex_destroy(&coord->lock);
-    for (unsigned i = 0; i < coord->nspare_readings; i++)
-        free(coord->spare_readings[i]);
-    pthread_mutex_destroy(&coord->readings_lock);
+    gc_readings_free(&coord->readings);
     free(coord->ledger);
     free(coord->reading);
     free(coord->ext);
@@ -1125,11 +1064,21 @@ void gc_coord_run(struct gc_coord *coord, volatile int *stop)
     pthread_mutex_unlock(&coord->lock);
     while (!*stop) {
         int64_t now = gc_mono_ms(), timeout;
+        pid_t *polled = NULL; /* watched without a pidfd: looked at in /proc */
+        unsigned npolled = 0;
         int n;
 
         pthread_mutex_lock(&coord->lock);
         coord->engine_deadline_ms = next_deadline_locked(coord, now);
         timeout = coord->engine_deadline_ms - now;
+        for (unsigned i = 0; i < coord->watches.n; i++) {
+            if (coord->watches.v[i].fd >= 0)
+                continue;
+            if (polled == NULL)
+                polled = calloc(coord->watches.n, sizeof(*polled));
+            if (polled != NULL)
+                polled[npolled++] = coord->watches.v[i].pid;
+        }
         pthread_mutex_unlock(&coord->lock);
         if (timeout < 0)
             timeout = 0;
@@ -1143,6 +1092,10 @@ void gc_coord_run(struct gc_coord *coord, volatile int *stop)
         /* NVML (and /proc, for the processes it lists) is read without the lock. */
         if (reading != NULL)
             read_nvml(coord, reading);
+        for (unsigned i = 0; i < npolled; i++) {
+            if (gc_proc_alive(polled[i]))
+                polled[i] = 0;
+        }
         pthread_mutex_lock(&coord->lock);
         if (reading != NULL)
             coord->engine_read_ms = reading->taken_ms;
@@ -1154,13 +1107,14 @@ void gc_coord_run(struct gc_coord *coord, volatile int *stop)
                     /* already drained */
                 }
             } else {
-                pid_exited_locked(coord, (pid_t)evs[i].data.u64, true);
+                pid_exited_locked(coord, (pid_t)evs[i].data.u64);
             }
         }
-        for (unsigned i = coord->watches.n; i-- > 0;) {
-            if (coord->watches.v[i].fd < 0 && !gc_proc_alive(coord->watches.v[i].pid))
-                pid_exited_locked(coord, coord->watches.v[i].pid, false);
+        for (unsigned i = 0; i < npolled; i++) {
+            if (polled[i] > 0)
+                pid_exited_locked(coord, polled[i]);
         }
+        free(polled);
         if (reading != NULL)
             apply_reading_locked(coord, reading);
         answers_take_locked(coord);
@@ -1225,7 +1179,7 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
         state = gc_resident_died_while_down(r, state);
         watch_release_locked(coord, dead);
     } else if (r->pid > 0) {
-        watch_locked(coord, r->pid);
+        watch_locked(coord, r->pid, r->pid_start_ticks);
     }
     /* A step cut short: the resident is asked (below) what it holds now; until then
      * it is unloaded and to be restored (reload is idempotent). */
@@ -1263,7 +1217,7 @@ static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsi
     if (l.state == GC_LEASE_GRANTED)
         l.granted_ms = l.created_ms;
     if (gc_ledger_lease_adopt(coord->ledger, &l) == 0) {
-        watch_locked(coord, l.pid);
+        watch_locked(coord, l.pid, l.pid_start_ticks);
         (*adopted)++;
     }
 }
@@ -1368,8 +1322,6 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
 
 /* ==== leases (API operations) ==== */
 
-static const char *const lease_fields[] = {"holder",   "bytes", "gpu",    "pid",
-                                           "priority", "ttl_s", "wait_s", NULL};
 
 /* Answers for a lease that is no longer waiting, or 202 while it still is. */
 static void lease_answer_locked(struct gc_coord *coord, const char *id, struct gc_api_answer *ans)
@@ -1430,77 +1382,22 @@ static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t de
 }
 
 void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *caller,
-                            const json_t *req, const struct gc_waiter *waiter,
+                            const json_t *body, const struct gc_waiter *waiter,
                             struct gc_api_answer *ans)
 {
     const struct gc_config *cfg = coord->config;
-    struct gc_jerr err;
-    const char *holder = NULL;
-    uint64_t bytes = 0;
-    int64_t pid = 0, priority = GC_LEASE_PRIORITY_DEFAULT, gpu_req = -1;
-    double ttl_s = cfg->default_ttl_s, wait_s = 0;
-    uint64_t start_ticks = 0;
+    struct gc_lease_req req;
     struct gc_lease *l;
-    json_t *gpu;
     char id[GC_LEASE_ID_MAX];
     struct gc_nvml_reading *reading;
     char why[GC_REASON_MAX];
     int rc;
 
-    if (gc_json_only_keys(req, lease_fields, &err) < 0 ||
-        gc_json_get_str(req, "holder", true, GC_NAME_MAX, &holder, &err) < 0 ||
-        gc_json_get_bytes(req, "bytes", true, LEASE_BYTES_MAX, &bytes, &err) < 0 ||
-        gc_json_get_int(req, "pid", false, 1, INT_MAX, &pid, &err) < 0 ||
-        gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT, &priority, &err) <
-            0 ||
-        gc_json_get_seconds(req, "ttl_s", false, 0, cfg->max_ttl_s, &ttl_s, &err) < 0 ||
-        gc_json_get_seconds(req, "wait_s", false, 0, cfg->max_wait_s, &wait_s, &err) < 0) {
-        gc_api_error(ans, GC_EINVAL, "%s", err.msg);
+    rc = gc_lease_req_parse(body, cfg, caller, &req, why, sizeof(why));
+    if (rc < 0) {
+        gc_api_error(ans, rc, "%s", why);
         return;
     }
-    if (!gc_name_valid(holder)) {
-        gc_api_error(ans, GC_EINVAL, "holder must match [A-Za-z0-9._-]{1,%d}", GC_NAME_MAX);
-        return;
-    }
-    if (bytes == 0) {
-        gc_api_error(ans, GC_EINVAL, "field 'bytes' must be greater than 0");
-        return;
-    }
-    gpu = json_object_get(req, "gpu");
-    if (gpu != NULL && !json_is_null(gpu)) {
-        if (json_is_string(gpu) && strcmp(json_string_value(gpu), "any") == 0) {
-            gpu_req = -1;
-        } else if (json_is_integer(gpu) && json_integer_value(gpu) >= 0 &&
-                   json_integer_value(gpu) < GC_GPUS_MAX) {
-            gpu_req = json_integer_value(gpu);
-        } else {
-            gc_api_error(ans, GC_EINVAL, "field 'gpu' must be a GPU index or \"any\"");
-            return;
-        }
-    }
-    if (ttl_s == 0 && pid == 0) {
-        gc_api_error(ans, GC_EINVAL, "a lease without a pid needs a ttl_s above 0");
-        return;
-    }
-    /* Without a pid nothing but its TTL ends a lease whose holder vanished. */
-    if (pid == 0 && json_object_get(req, "ttl_s") == NULL && ttl_s > cfg->max_ttl_pidless_s)
-        ttl_s = cfg->max_ttl_pidless_s;
-    if (pid == 0 && ttl_s > cfg->max_ttl_pidless_s) {
-        gc_api_error(ans, GC_EINVAL,
-                     "a lease without a pid may have a ttl_s of at most %g s "
-                     "(max_ttl_pidless_s): send heartbeats to keep it longer, or give its pid",
-                     cfg->max_ttl_pidless_s);
-        return;
-    }
-    /* The pid ties the lease's life to a process: only its owner may name it. */
-    if (pid > 0) {
-        rc = gc_caller_check_pid(caller, (pid_t)pid, &start_ticks, why, sizeof(why));
-        if (rc < 0) {
-            gc_api_error(ans, rc, "%s", why);
-            return;
-        }
-    }
-
     /* Read NVML before taking the lock: the lock is held as briefly as possible. */
     reading = reading_get(coord);
     if (reading == NULL) {
@@ -1509,22 +1406,22 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
     }
     read_nvml(coord, reading);
     pthread_mutex_lock(&coord->lock);
-    if (pid > 0) {
-        const struct gc_watch *w = watch_alive_locked(coord, (pid_t)pid);
+    if (req.pid > 0) {
+        const struct gc_watch *w = watch_locked(coord, req.pid, req.start_ticks);
         /* A different start time: the checked process exited and its pid was reused. */
-        if (w == NULL || w->start_ticks != start_ticks) {
-            gc_api_error(ans, GC_EINVAL, "process %lld does not exist", (long long)pid);
+        if (w == NULL || w->start_ticks != req.start_ticks) {
+            gc_api_error(ans, GC_EINVAL, "process %d does not exist", (int)req.pid);
             if (w != NULL)
-                watch_release_locked(coord, (pid_t)pid);
+                watch_release_locked(coord, req.pid);
             pthread_mutex_unlock(&coord->lock);
             reading_put(coord, reading);
             return;
         }
     }
-    if (gpu_req >= (int64_t)coord->ledger->ngpus) {
-        gc_api_error(ans, GC_EINVAL, "no GPU %lld: this coordinator has %u", (long long)gpu_req,
+    if (req.gpu_req >= (int)coord->ledger->ngpus) {
+        gc_api_error(ans, GC_EINVAL, "no GPU %d: this coordinator has %u", req.gpu_req,
                      coord->ledger->ngpus);
-        watch_release_locked(coord, (pid_t)pid); /* nothing refers to it */
+        watch_release_locked(coord, req.pid); /* nothing refers to it */
         pthread_mutex_unlock(&coord->lock);
         reading_put(coord, reading);
         return;
@@ -1538,25 +1435,26 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
         else
             gc_api_error(ans, rc, "cannot write the journal in '%s': lease refused",
                          cfg->state_dir);
-        watch_release_locked(coord, (pid_t)pid);
+        watch_release_locked(coord, req.pid);
         pthread_mutex_unlock(&coord->lock);
         reading_put(coord, reading);
         return;
     }
-    rc = gc_ledger_lease_new_owned(coord->ledger, GC_KIND_HOLDER, caller->key, holder, (pid_t)pid,
-                                   (int)gpu_req, bytes, (int)priority, ttl_s, gc_mono_ms(), &l);
+    rc = gc_ledger_lease_new_owned(coord->ledger, GC_KIND_HOLDER, caller->key, req.holder, req.pid,
+                                   req.gpu_req, req.bytes, req.priority, req.ttl_s, gc_mono_ms(),
+                                   &l);
     if (rc < 0) {
         gc_api_error(ans, GC_ELIMIT,
                      "too many leases (at most %u queued, %u per holder, %u per caller - you are "
                      "%s - and %d in all)",
                      cfg->queue_max, cfg->leases_per_holder_max, cfg->leases_per_caller_max,
                      caller->key, GC_LEASES_MAX);
-        watch_release_locked(coord, (pid_t)pid);
+        watch_release_locked(coord, req.pid);
         pthread_mutex_unlock(&coord->lock);
         reading_put(coord, reading);
         return;
     }
-    l->pid_start_ticks = start_ticks;
+    l->pid_start_ticks = req.start_ticks;
     snprintf(id, sizeof(id), "%s", l->id);
     kick_with_locked(coord, reading);
     reading_put(coord, reading);
@@ -1566,8 +1464,9 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
     if (l != NULL && l->state == GC_LEASE_QUEUED && journal_lease_locked(coord, l) < 0)
         lease_end_locked(coord, l, GC_LEASE_FAILED, GC_EJOURNAL,
                                   "cannot write the journal: lease refused");
-    if (wait_s > 0)
-        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter, true);
+    if (req.wait_s > 0)
+        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(req.wait_s * 1000.0), waiter,
+                          true);
     lease_answer_locked(coord, id, ans);
     pthread_mutex_unlock(&coord->lock);
 }
@@ -1715,7 +1614,7 @@ void gc_coord_lease_resize(struct gc_coord *coord, const struct gc_caller *calle
     int rc;
 
     if (gc_json_only_keys(req, resize_fields, &err) < 0 ||
-        gc_json_get_bytes(req, "bytes", true, LEASE_BYTES_MAX, &bytes, &err) < 0 ||
+        gc_json_get_bytes(req, "bytes", true, GC_LEASE_BYTES_MAX, &bytes, &err) < 0 ||
         gc_json_get_seconds(req, "wait_s", false, 0, cfg->max_wait_s, &wait_s, &err) < 0) {
         gc_api_error(ans, GC_EINVAL, "%s", err.msg);
         return;
@@ -1864,7 +1763,7 @@ static int register_locked(struct gc_coord *coord, const struct gc_caller *calle
                    sizeof(coord->steps->slot[0]));
         snprintf(ext->owner, sizeof(ext->owner), "%s", caller->key);
     }
-    watch_locked(coord, slot->pid);
+    watch_locked(coord, slot->pid, slot->pid_start_ticks);
     if (old_pid > 0 && old_pid != slot->pid)
         watch_release_locked(coord, old_pid); /* a restarted server's old process */
     gc_events_add(&coord->events, gc_real_s(), "resident_registered", name,
@@ -2285,7 +2184,7 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
     if (req != NULL && (gc_json_only_keys(req, fields, &err) < 0 ||
                         gc_json_get_seconds(req, "wait_s", false, 0, coord->config->max_wait_s,
                                             &wait_s, &err) < 0 ||
-                        gc_json_get_int(req, "priority", false, -PRIORITY_LIMIT, PRIORITY_LIMIT,
+                        gc_json_get_int(req, "priority", false, -GC_PRIORITY_LIMIT, GC_PRIORITY_LIMIT,
                                         &priority, &err) < 0)) {
         gc_api_error(ans, GC_EINVAL, "%s", err.msg);
         return;

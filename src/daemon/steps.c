@@ -24,7 +24,6 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "common/proc.h"
 #include "common/size.h"
 #include "coord/transition.h"
 #include "daemon/steps.h"
@@ -324,7 +323,7 @@ static void reload_answered(struct gc_steps *st, const struct gc_step_env *env, 
     s->t2 = now;
     if (job->res.new_pid > 0 && job->res.new_pid != r->pid) {
         gc_resident_pid_changed(r, job->res.new_pid, job->new_start_ticks);
-        env->watch(env->engine, job->res.new_pid);
+        env->watch(env->engine, job->res.new_pid, job->new_start_ticks);
         /* Journaled now: a crash during verification must not orphan the process. */
         env->journal(env->engine, r);
         s->v.pid = job->res.new_pid;
@@ -368,8 +367,8 @@ static void step_poll(struct gc_steps *st, const struct gc_step_env *env, struct
         }
         break;
     case GC_STEP_KILL_WAIT:
-        if (fresh && (s->pid_exited || !gc_proc_alive(r->pid)) &&
-            gc_ledger_proc_usage(ledger, r->gpu, r->pid) == 0)
+        /* Its exit is seen by the kill job, its pidfd or the engine loop's polling. */
+        if (fresh && s->pid_exited && gc_ledger_proc_usage(ledger, r->gpu, r->pid) == 0)
             kill_done(st, env, r, s, true, now);
         else if (now >= s->deadline_ms)
             kill_done(st, env, r, s, false, now);

@@ -82,7 +82,7 @@ struct gc_step_env {
     void (*journal)(void *engine, const struct gc_resident *r);
     /* One eviction fewer for lease_id ("" none) to wait for; error (not 0) fails it. */
     void (*lease_evicted)(void *engine, const char *lease_id, int error, const char *why);
-    void (*watch)(void *engine, pid_t pid);
+    void (*watch)(void *engine, pid_t pid, uint64_t start_ticks);
     void (*unwatch)(void *engine, pid_t pid);
     /* Starts job in a thread of its own, its answer for gc_steps_job_answered; false
      * when none could be started (job still the caller's). */

@@ -6,7 +6,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "common/proc.h"
+#include "common/proc.h" /* gc_pidfd_open */
 
 void gc_watches_init(struct gc_watches *w, int epoll_fd)
 {
@@ -34,7 +34,7 @@ struct gc_watch *gc_watches_find(struct gc_watches *w, pid_t pid)
     return NULL;
 }
 
-struct gc_watch *gc_watches_add(struct gc_watches *w, pid_t pid)
+struct gc_watch *gc_watches_add(struct gc_watches *w, pid_t pid, uint64_t start_ticks)
 {
     struct gc_watch *watch;
     struct epoll_event ev = {.events = EPOLLIN};
@@ -56,7 +56,7 @@ struct gc_watch *gc_watches_add(struct gc_watches *w, pid_t pid)
     }
     watch = &w->v[w->n++];
     watch->pid = pid;
-    watch->start_ticks = gc_proc_start_ticks(pid);
+    watch->start_ticks = start_ticks;
     watch->fd = gc_pidfd_open(pid);
     if (watch->fd >= 0) {
         ev.data.u64 = (uint64_t)pid;

@@ -31,9 +31,11 @@ void gc_watches_init(struct gc_watches *w, int epoll_fd);
 /* Closes every pidfd and frees the table. */
 void gc_watches_free(struct gc_watches *w);
 struct gc_watch *gc_watches_find(struct gc_watches *w, pid_t pid);
-/* Watches pid (the existing watch when watched already); NULL when pid <= 0, at
- * GC_WATCH_MAX or out of memory. Reads the process's start time from /proc. */
-struct gc_watch *gc_watches_add(struct gc_watches *w, pid_t pid);
+/* Watches pid, the process that started at start_ticks (its watch when watched
+ * already: compare its start_ticks); NULL when pid <= 0, at GC_WATCH_MAX or out of
+ * memory. A process that has exited by now is seen exiting at once (its pidfd), or
+ * by the engine loop's polling where pidfds are missing. */
+struct gc_watch *gc_watches_add(struct gc_watches *w, pid_t pid, uint64_t start_ticks);
 void gc_watches_remove(struct gc_watches *w, struct gc_watch *watch);
 
 #endif
