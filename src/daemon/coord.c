@@ -126,8 +126,8 @@ static json_t *state_records_locked(struct gc_coord *coord)
             json_array_append_new(records, resident_record(coord, &ledger->residents[i]));
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (ledger->leases[i].kind == GC_KIND_HOLDER)
-            json_array_append_new(records, lease_record(&ledger->leases[i]));
+        if (ledger->leases[i]->kind == GC_KIND_HOLDER)
+            json_array_append_new(records, lease_record(ledger->leases[i]));
     }
     return records;
 }
@@ -320,8 +320,8 @@ bool gc_coord_something_waits_locked(struct gc_coord *coord)
     struct gc_ledger *ledger = coord->ledger;
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (ledger->leases[i].state == GC_LEASE_QUEUED ||
-            ledger->leases[i].state == GC_LEASE_PREPARING)
+        if (ledger->leases[i]->state == GC_LEASE_QUEUED ||
+            ledger->leases[i]->state == GC_LEASE_PREPARING)
             return true;
     }
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
@@ -337,7 +337,7 @@ static bool pid_in_use_locked(struct gc_coord *coord, pid_t pid)
     struct gc_ledger *ledger = coord->ledger;
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (ledger->leases[i].pid == pid)
+        if (ledger->leases[i]->pid == pid)
             return true;
     }
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
@@ -376,8 +376,8 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid, bool from_pidfd
 
     snprintf(reason, sizeof(reason), "holder process %d exited", (int)pid);
     for (unsigned i = ledger->nleases; i-- > 0;) {
-        if (ledger->leases[i].pid == pid)
-            gc_coord_lease_end_locked(coord, &ledger->leases[i], GC_LEASE_EXPIRED, GC_EUNAVAIL,
+        if (ledger->leases[i]->pid == pid)
+            gc_coord_lease_end_locked(coord, ledger->leases[i], GC_LEASE_EXPIRED, GC_EUNAVAIL,
                                       reason);
     }
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
@@ -684,7 +684,7 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
     int64_t verify = now + (int64_t)(coord->config->verify_poll_s * 1000.0);
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
+        const struct gc_lease *l = ledger->leases[i];
         if (l->ttl_s > 0 && l->kind == GC_KIND_HOLDER) {
             int64_t t = l->heartbeat_ms + (int64_t)(l->ttl_s * 1000.0) + 1;
             if (t < next)
@@ -920,6 +920,7 @@ void gc_coord_destroy(struct gc_coord *coord)
     for (unsigned i = 0; i < coord->nspare_readings; i++)
         free(coord->spare_readings[i]);
     pthread_mutex_destroy(&coord->readings_lock);
+    gc_ledger_free(coord->ledger);
     free(coord->ledger);
     free(coord->reading);
     free(coord);

@@ -23,7 +23,7 @@ static const char *owner_of(struct gc_coord *coord, unsigned gpu,
             return r->name;
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
+        const struct gc_lease *l = ledger->leases[i];
         if (l->kind == GC_KIND_HOLDER && l->pid == pid)
             return l->holder;
     }
@@ -189,9 +189,9 @@ json_t *gc_view_leases_locked(struct gc_coord *coord)
 
     /* Every position at once: one lookup per lease would be quadratic. */
     for (unsigned pos = 0; pos < n; pos++)
-        position[order[pos] - ledger->leases] = (int)pos;
+        position[order[pos]->slot] = (int)pos;
     for (unsigned i = 0; i < ledger->nleases; i++)
-        json_array_append_new(arr, lease_view(coord, &ledger->leases[i], position[i]));
+        json_array_append_new(arr, lease_view(coord, ledger->leases[i], position[i]));
     return arr;
 }
 
@@ -312,7 +312,7 @@ char *gc_view_metrics_locked(struct gc_coord *coord)
                  g, (unsigned long long)a.reserve);
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (ledger->leases[i].state == GC_LEASE_GRANTED)
+        if (ledger->leases[i]->state == GC_LEASE_GRANTED)
             granted++;
         else
             queued++;

@@ -257,10 +257,10 @@ static void check_idle(void)
     pthread_mutex_lock(&api_coord->lock);
     FUZZ_CHECK(api_coord->jobs_running == 0);
     for (unsigned i = 0; i < api_coord->ledger->nleases; i++)
-        FUZZ_CHECK(!api_coord->ledger->leases[i].in_use ||
-                   (api_coord->ledger->leases[i].state != GC_LEASE_QUEUED &&
-                    api_coord->ledger->leases[i].state != GC_LEASE_PREPARING &&
-                    api_coord->ledger->leases[i].state != GC_LEASE_GRANTED));
+        FUZZ_CHECK(!api_coord->ledger->leases[i]->in_use ||
+                   (api_coord->ledger->leases[i]->state != GC_LEASE_QUEUED &&
+                    api_coord->ledger->leases[i]->state != GC_LEASE_PREPARING &&
+                    api_coord->ledger->leases[i]->state != GC_LEASE_GRANTED));
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++)
         FUZZ_CHECK(!api_coord->ledger->residents[i].in_use);
     pthread_mutex_unlock(&api_coord->lock);
