@@ -920,6 +920,7 @@ void gc_coord_destroy(struct gc_coord *coord)
     for (unsigned i = 0; i < coord->nspare_readings; i++)
         free(coord->spare_readings[i]);
     pthread_mutex_destroy(&coord->readings_lock);
+    gc_events_free(&coord->events);
     gc_ledger_free(coord->ledger);
     free(coord->ledger);
     free(coord->reading);
