@@ -69,6 +69,7 @@ int main(int argc, char **argv)
         }
         gc_ledger_set_snapshot(l, 0, (uint64_t)np << 20, 0, procs, np, 0);
         printf("| %u | %u | 8 | %.2f |\n", nl, np, time_account(l, nl >= 1024 ? reps / 10 : reps));
+        gc_ledger_free(l);
     }
     free(procs);
     free(l);

@@ -9,7 +9,7 @@
 struct gc_lease *gc_growth_find(struct gc_ledger *ledger, const char *parent_id)
 {
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        struct gc_lease *l = &ledger->leases[i];
+        struct gc_lease *l = ledger->leases[i];
         if (l->kind == GC_KIND_GROWTH && strcmp(l->parent, parent_id) == 0 &&
             (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING))
             return l;
@@ -83,7 +83,7 @@ void gc_growth_merge(struct gc_ledger *ledger, struct gc_lease *growth)
 void gc_growth_settle(struct gc_ledger *ledger, int64_t now_ms, struct gc_actions *out)
 {
     for (unsigned i = ledger->nleases; i-- > 0;) {
-        struct gc_lease *g = &ledger->leases[i];
+        struct gc_lease *g = ledger->leases[i];
         const struct gc_lease *parent;
         char reason[GC_REASON_MAX];
         if (g->kind != GC_KIND_GROWTH)

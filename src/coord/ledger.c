@@ -1,11 +1,30 @@
 /* ledger.c - GPUs, residents, leases and the accounting over them (pure). */
 #include "coord/ledger.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
+
+/* Allocations left before they fail (tests), or -1. */
+static int alloc_fail_after = -1;
+
+void gc_ledger_fail_allocs_after(int after)
+{
+    alloc_fail_after = after;
+}
+
+/* realloc, unless a test has made allocations fail. */
+static void *ledger_realloc(void *ptr, size_t bytes)
+{
+    if (alloc_fail_after == 0)
+        return NULL;
+    if (alloc_fail_after > 0)
+        alloc_fail_after--;
+    return realloc(ptr, bytes);
+}
 
 void gc_ledger_init(struct gc_ledger *ledger, const struct gc_ledger_config *config)
 {
@@ -13,6 +32,94 @@ void gc_ledger_init(struct gc_ledger *ledger, const struct gc_ledger_config *con
     ledger->config = *config;
     ledger->next_seq = 1;
     ledger->next_id = 1;
+}
+
+void gc_ledger_free(struct gc_ledger *ledger)
+{
+    struct gc_ledger_config config;
+
+    if (ledger == NULL)
+        return;
+    for (unsigned i = 0; i < ledger->nleases; i++)
+        free(ledger->leases[i]);
+    for (unsigned i = 0; i < GC_LEASE_HISTORY; i++)
+        free(ledger->history[i]);
+    for (unsigned i = 0; i < GC_GPUS_MAX; i++)
+        free(ledger->gpus[i].procs);
+    free(ledger->leases);
+    free(ledger->scratch_order);
+    free(ledger->scratch_refused);
+    free(ledger->scratch_owners);
+    config = ledger->config;
+    gc_ledger_init(ledger, &config);
+}
+
+/*
+ * Makes room for want active leases in the table and the scratch space (and for the
+ * residents' share of the scratch space, which the first call allocates), doubling
+ * it. GC_ELIMIT past GC_LEASES_MAX, GC_ENOMEM when an allocation fails: the room is
+ * then what it was (arrays already grown stay so, unused), nothing else changes.
+ */
+static int ledger_reserve(struct gc_ledger *ledger, unsigned want)
+{
+    unsigned cap = ledger->leases_cap;
+    void *p;
+
+    if (want > GC_LEASES_MAX)
+        return GC_ELIMIT;
+    if (want <= cap && ledger->scratch_owners != NULL)
+        return 0;
+    cap = cap < 8 ? 8 : cap;
+    while (cap < want)
+        cap *= 2;
+    if (cap > GC_LEASES_MAX)
+        cap = GC_LEASES_MAX;
+    /* Each array is replaced as soon as it has grown (realloc freed the old one);
+     * leases_cap says how much all of them hold. */
+    p = ledger_realloc(ledger->leases, cap * sizeof(*ledger->leases));
+    if (p == NULL)
+        return GC_ENOMEM;
+    ledger->leases = p;
+    p = ledger_realloc(ledger->scratch_order, cap * sizeof(*ledger->scratch_order));
+    if (p == NULL)
+        return GC_ENOMEM;
+    ledger->scratch_order = p;
+    p = ledger_realloc(ledger->scratch_refused, cap * sizeof(*ledger->scratch_refused));
+    if (p == NULL)
+        return GC_ENOMEM;
+    ledger->scratch_refused = p;
+    p = ledger_realloc(ledger->scratch_owners,
+                       (GC_RESIDENTS_MAX + cap) * sizeof(*ledger->scratch_owners));
+    if (p == NULL)
+        return GC_ENOMEM;
+    ledger->scratch_owners = p;
+    ledger->leases_cap = cap;
+    return 0;
+}
+
+/* Room for one more active lease and the struct for it (zeroed), or an error as
+ * ledger_reserve's, with nothing changed. The caller fills it and calls lease_insert. */
+static int lease_alloc(struct gc_ledger *ledger, struct gc_lease **ret)
+{
+    struct gc_lease *l;
+    int rc = ledger_reserve(ledger, ledger->nleases + 1);
+
+    if (rc < 0)
+        return rc;
+    l = ledger_realloc(NULL, sizeof(*l));
+    if (l == NULL)
+        return GC_ENOMEM;
+    memset(l, 0, sizeof(*l));
+    *ret = l;
+    return 0;
+}
+
+/* Appends l to the active leases (room reserved by lease_alloc). */
+static void lease_insert(struct gc_ledger *ledger, struct gc_lease *l)
+{
+    l->in_use = true;
+    l->slot = ledger->nleases;
+    ledger->leases[ledger->nleases++] = l;
 }
 
 int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *name,
@@ -23,6 +130,7 @@ int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *na
     if (ledger->ngpus >= GC_GPUS_MAX)
         return GC_ELIMIT;
     g = &ledger->gpus[ledger->ngpus];
+    free(g->procs);
     memset(g, 0, sizeof(*g));
     g->index = ledger->ngpus;
     snprintf(g->uuid, sizeof(g->uuid), "%s", uuid);
@@ -47,6 +155,18 @@ bool gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t use
         return false;
     if (nprocs > GC_SNAPSHOT_PROCS_MAX)
         nprocs = GC_SNAPSHOT_PROCS_MAX;
+    if (nprocs > g->procs_cap) {
+        /* Grow to the longest list read so far, with some slack for a list that
+         * changes by a process or two; when that fails, keep what fits. */
+        unsigned cap = nprocs < GC_SNAPSHOT_PROCS_MAX - 8 ? nprocs + 8 : GC_SNAPSHOT_PROCS_MAX;
+        struct gc_snapshot_proc *p = ledger_realloc(g->procs, cap * sizeof(*p));
+        if (p != NULL) {
+            g->procs = p;
+            g->procs_cap = cap;
+        } else {
+            nprocs = g->procs_cap;
+        }
+    }
     g->used_bytes = used_bytes;
     g->free_bytes = free_bytes;
     g->nprocs = nprocs;
@@ -118,7 +238,7 @@ const char *gc_attribution_name(enum gc_attribution attribution)
 static bool pid_is_granted_holder(const struct gc_ledger *ledger, unsigned gpu, pid_t pid)
 {
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
+        const struct gc_lease *l = ledger->leases[i];
         if (l->state == GC_LEASE_GRANTED && l->kind == GC_KIND_HOLDER && l->gpu == (int)gpu &&
             l->pid == pid)
             return true;
@@ -318,7 +438,7 @@ static struct gc_owner_entry *owner_find(struct gc_owner_entry *e, unsigned n, p
 {
     struct gc_owner_entry key = {.pid = pid};
 
-    return pid > 0 ? bsearch(&key, e, n, sizeof(*e), owner_cmp) : NULL;
+    return pid > 0 && n > 0 ? bsearch(&key, e, n, sizeof(*e), owner_cmp) : NULL;
 }
 
 /*
@@ -340,12 +460,13 @@ static unsigned owners_build(const struct gc_ledger *ledger, unsigned gpu, struc
             e[n++] = (struct gc_owner_entry){.pid = r->pid};
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
+        const struct gc_lease *l = ledger->leases[i];
         if (l->state == GC_LEASE_GRANTED && l->kind == GC_KIND_HOLDER && l->gpu == (int)gpu &&
             l->pid > 0)
             e[n++] = (struct gc_owner_entry){.pid = l->pid, .leased = l->bytes};
     }
-    qsort(e, n, sizeof(*e), owner_cmp);
+    if (n > 1) /* e is NULL while the ledger has held no resident or lease */
+        qsort(e, n, sizeof(*e), owner_cmp);
     for (unsigned i = 0; i < n; i++) { /* merge duplicates */
         if (m > 0 && e[m - 1].pid == e[i].pid)
             e[m - 1].leased += e[i].leased;
@@ -423,7 +544,7 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
             ret->leases += owners[i].leased > owners[i].usage ? owners[i].leased : owners[i].usage;
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
+        const struct gc_lease *l = ledger->leases[i];
         if (l->gpu != (int)gpu)
             continue;
         if (l->state == GC_LEASE_PREPARING)
@@ -435,8 +556,8 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
     /* A growth can never take its own lease's bytes: they are fixed for it. */
     if (for_lease != NULL && for_lease->kind == GC_KIND_GROWTH) {
         for (unsigned i = 0; i < ledger->nleases; i++) {
-            if (strcmp(ledger->leases[i].id, for_lease->parent) == 0)
-                ret->fixed += ledger->leases[i].bytes;
+            if (strcmp(ledger->leases[i]->id, for_lease->parent) == 0)
+                ret->fixed += ledger->leases[i]->bytes;
         }
     }
     if (device) {
@@ -466,6 +587,9 @@ struct gc_resident *gc_ledger_resident_find(struct gc_ledger *ledger, const char
 
 struct gc_resident *gc_ledger_resident_alloc(struct gc_ledger *ledger)
 {
+    /* The accounting's scratch space has room for every resident once allocated. */
+    if (ledger_reserve(ledger, ledger->nleases) < 0)
+        return NULL;
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         if (!ledger->residents[i].in_use) {
             memset(&ledger->residents[i], 0, sizeof(ledger->residents[i]));
@@ -503,10 +627,12 @@ int gc_ledger_lease_new_owned(struct gc_ledger *ledger, enum gc_lease_kind kind,
     struct gc_lease *l;
     unsigned queued = 0, same_holder = 0, same_owner = 0;
 
+    int rc;
+
     if (ledger->nleases >= GC_LEASES_MAX || ledger->next_id > GC_LEASE_ID_LAST)
         return GC_ELIMIT;
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *o = &ledger->leases[i];
+        const struct gc_lease *o = ledger->leases[i];
         if (o->state == GC_LEASE_QUEUED || o->state == GC_LEASE_PREPARING)
             queued++;
         if (o->kind != kind || strcmp(o->owner, owner) != 0)
@@ -524,9 +650,9 @@ int gc_ledger_lease_new_owned(struct gc_ledger *ledger, enum gc_lease_kind kind,
         same_owner >= ledger->config.leases_per_owner_max)
         return GC_ELIMIT;
 
-    l = &ledger->leases[ledger->nleases++];
-    memset(l, 0, sizeof(*l));
-    l->in_use = true;
+    rc = lease_alloc(ledger, &l);
+    if (rc < 0)
+        return rc;
     snprintf(l->id, sizeof(l->id), "%s-%llu",
              kind == GC_KIND_DEMAND   ? "demand"
              : kind == GC_KIND_GROWTH ? "growth"
@@ -546,6 +672,7 @@ int gc_ledger_lease_new_owned(struct gc_ledger *ledger, enum gc_lease_kind kind,
     l->state = GC_LEASE_QUEUED;
     l->created_ms = now_ms;
     l->heartbeat_ms = now_ms;
+    lease_insert(ledger, l);
     *ret_lease = l;
     return 0;
 }
@@ -554,14 +681,18 @@ int gc_ledger_lease_adopt(struct gc_ledger *ledger, const struct gc_lease *lease
 {
     const char *dash = strrchr(lease->id, '-');
     unsigned long long n = dash ? strtoull(dash + 1, NULL, 10) : 0;
+    struct gc_lease *l;
+    int rc;
 
     if (ledger->nleases >= GC_LEASES_MAX)
         return GC_ELIMIT;
     if (gc_ledger_lease_find(ledger, lease->id) != NULL)
         return GC_ECONFLICT;
-    ledger->leases[ledger->nleases] = *lease;
-    ledger->leases[ledger->nleases].in_use = true;
-    ledger->nleases++;
+    rc = lease_alloc(ledger, &l);
+    if (rc < 0)
+        return rc;
+    *l = *lease;
+    lease_insert(ledger, l);
     if (lease->seq >= ledger->next_seq)
         ledger->next_seq = lease->seq + 1;
     if (n > GC_LEASE_ID_LAST)
@@ -574,8 +705,8 @@ int gc_ledger_lease_adopt(struct gc_ledger *ledger, const struct gc_lease *lease
 struct gc_lease *gc_ledger_lease_find(struct gc_ledger *ledger, const char *id)
 {
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (strcmp(ledger->leases[i].id, id) == 0)
-            return &ledger->leases[i];
+        if (strcmp(ledger->leases[i]->id, id) == 0)
+            return ledger->leases[i];
     }
     return NULL;
 }
@@ -583,12 +714,12 @@ struct gc_lease *gc_ledger_lease_find(struct gc_ledger *ledger, const char *id)
 const struct gc_lease *gc_ledger_lease_lookup(const struct gc_ledger *ledger, const char *id)
 {
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (strcmp(ledger->leases[i].id, id) == 0)
-            return &ledger->leases[i];
+        if (strcmp(ledger->leases[i]->id, id) == 0)
+            return ledger->leases[i];
     }
     for (unsigned i = 0; i < GC_LEASE_HISTORY; i++) {
-        if (ledger->history[i].in_use && strcmp(ledger->history[i].id, id) == 0)
-            return &ledger->history[i];
+        if (ledger->history[i] != NULL && strcmp(ledger->history[i]->id, id) == 0)
+            return ledger->history[i];
     }
     return NULL;
 }
@@ -597,22 +728,28 @@ const struct gc_lease *gc_ledger_lease_end(struct gc_ledger *ledger, struct gc_l
                                            enum gc_lease_state state, int error, const char *reason,
                                            int64_t now_ms)
 {
-    struct gc_lease *h = &ledger->history[ledger->history_next];
-    unsigned index = (unsigned)(lease - ledger->leases);
+    struct gc_lease **h = &ledger->history[ledger->history_next];
+    unsigned index = lease->slot;
 
-    ledger->history_next = (ledger->history_next + 1) % GC_LEASE_HISTORY;
-    *h = *lease;
-    h->state = state;
-    h->error = error;
-    h->ended_ms = now_ms;
-    if (reason != NULL)
-        snprintf(h->reason, sizeof(h->reason), "%s", reason);
+    assert(index < ledger->nleases && ledger->leases[index] == lease);
     /* Keep active leases packed: the last one fills the hole. */
     ledger->nleases--;
-    if (index != ledger->nleases)
+    if (index != ledger->nleases) {
         ledger->leases[index] = ledger->leases[ledger->nleases];
-    memset(&ledger->leases[ledger->nleases], 0, sizeof(ledger->leases[0]));
-    return h;
+        ledger->leases[index]->slot = index;
+    }
+    ledger->leases[ledger->nleases] = NULL;
+    /* The lease itself moves to the history, in place of the oldest it remembers. */
+    ledger->history_next = (ledger->history_next + 1) % GC_LEASE_HISTORY;
+    free(*h);
+    *h = lease;
+    lease->slot = 0;
+    lease->state = state;
+    lease->error = error;
+    lease->ended_ms = now_ms;
+    if (reason != NULL)
+        snprintf(lease->reason, sizeof(lease->reason), "%s", reason);
+    return lease;
 }
 
 static bool lease_before(const struct gc_lease *a, const struct gc_lease *b)
@@ -627,7 +764,7 @@ unsigned gc_ledger_queue_position(const struct gc_ledger *ledger, const struct g
     unsigned ahead = 0;
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *o = &ledger->leases[i];
+        const struct gc_lease *o = ledger->leases[i];
         if (o != lease && (o->state == GC_LEASE_QUEUED || o->state == GC_LEASE_PREPARING) &&
             lease_before(o, lease))
             ahead++;
@@ -648,7 +785,7 @@ unsigned gc_ledger_queue_order(const struct gc_ledger *ledger, const struct gc_l
     unsigned n = 0;
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
+        const struct gc_lease *l = ledger->leases[i];
         if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
             ret[n++] = l;
     }
@@ -659,7 +796,7 @@ unsigned gc_ledger_queue_order(const struct gc_ledger *ledger, const struct gc_l
 struct gc_lease *gc_ledger_demand_find(struct gc_ledger *ledger, const char *name)
 {
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        struct gc_lease *l = &ledger->leases[i];
+        struct gc_lease *l = ledger->leases[i];
         if (l->kind == GC_KIND_DEMAND && lease_active(l->state) && strcmp(l->holder, name) == 0)
             return l;
     }

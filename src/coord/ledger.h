@@ -17,7 +17,7 @@
 
 #define GC_GPUS_MAX      16
 #define GC_RESIDENTS_MAX 64
-/* Leases not yet ended (queued, preparing, granted). */
+/* Leases not yet ended (queued, preparing, granted). The table grows with use up to this. */
 #define GC_LEASES_MAX 4096
 /* Ended leases remembered for GET /v1/leases/{id}. */
 #define GC_LEASE_HISTORY      256
@@ -113,7 +113,10 @@ struct gc_gpu {
     uint64_t used_bytes;
     uint64_t free_bytes;
     unsigned nprocs;
-    struct gc_snapshot_proc procs[GC_SNAPSHOT_PROCS_MAX];
+    /* The reading's processes: allocated to the largest list read so far (at most
+     * GC_SNAPSHOT_PROCS_MAX), owned by the ledger. */
+    struct gc_snapshot_proc *procs;
+    unsigned procs_cap;
     int64_t snapshot_ms; /* when the reading was taken (monotonic) */
     enum gc_attribution attribution;
     const char *attribution_why; /* the evidence for it (a static string) */
@@ -169,6 +172,7 @@ struct gc_resident {
 
 struct gc_lease {
     bool in_use;
+    unsigned slot; /* the ledger's bookkeeping: its index in ledger->leases while active */
     char id[GC_LEASE_ID_MAX];
     uint64_t seq; /* arrival order */
     enum gc_lease_kind kind;
@@ -204,26 +208,45 @@ struct gc_ledger_config {
     unsigned leases_per_owner_max;  /* per owner, whatever the holder names */
 };
 
+/* A registered pid in gc_ledger_account's scratch space. */
+struct gc_owner_entry {
+    pid_t pid;
+    uint64_t usage;  /* NVML usage of the processes that count for it */
+    uint64_t leased; /* its granted leases' bytes */
+};
+
+/*
+ * The ledger allocates in proportion to what it holds: leases one by one, the table
+ * of them and the scratch space below doubling as leases arrive (up to
+ * GC_LEASES_MAX), ended leases as they are remembered, a GPU's process list as
+ * long as its longest reading. An idle ledger holds almost nothing besides this
+ * struct. gc_ledger_free gives it all back.
+ */
 struct gc_ledger {
     struct gc_ledger_config config;
     unsigned ngpus;
     struct gc_gpu gpus[GC_GPUS_MAX];
     struct gc_resident residents[GC_RESIDENTS_MAX];
-    struct gc_lease leases[GC_LEASES_MAX];
-    unsigned nleases; /* slots in use */
-    struct gc_lease history[GC_LEASE_HISTORY];
+    /* Active leases, packed: leases[0 .. nleases - 1], each allocated on its own, so
+     * that a struct gc_lease * stays valid while other leases come and go; ending a
+     * lease moves the last pointer into its place (and its slot). */
+    struct gc_lease **leases;
+    unsigned nleases;    /* leases active */
+    unsigned leases_cap; /* room in leases and in the scratch space */
+    /* Ended leases, oldest overwritten first once all GC_LEASE_HISTORY are in use
+     * (NULL: not yet used). An ended lease moves here as it is (same pointer). */
+    struct gc_lease *history[GC_LEASE_HISTORY];
     unsigned history_next;
     uint64_t next_seq;
     uint64_t next_id;
     /* Scratch space for gc_sched_step and gc_ledger_account (keeps them reentrant
-     * across ledgers; callers serialise calls on one ledger). */
-    unsigned scratch_order[GC_LEASES_MAX];
-    bool scratch_refused[GC_LEASES_MAX];
-    struct gc_owner_entry {
-        pid_t pid;
-        uint64_t usage;  /* NVML usage of the processes that count for it */
-        uint64_t leased; /* its granted leases' bytes */
-    } scratch_owners[GC_RESIDENTS_MAX + GC_LEASES_MAX];
+     * across ledgers; callers serialise calls on one ledger). Reserved as leases and
+     * residents are added, so that neither ever allocates or fails: order and
+     * refused hold leases_cap, owners GC_RESIDENTS_MAX + leases_cap (NULL until the
+     * first resident or lease). */
+    unsigned *scratch_order;
+    bool *scratch_refused;
+    struct gc_owner_entry *scratch_owners;
 };
 
 /* The accounting of one GPU (DESIGN.md section 3), in bytes. */
@@ -242,16 +265,27 @@ struct gc_account {
                               residents the lease may not evict (for never-fits) */
 };
 
-/* Initialises an empty ledger. */
+/* Initialises an empty ledger; it allocates nothing yet. The caller owns the struct
+ * and frees what it comes to hold with gc_ledger_free. */
 void gc_ledger_init(struct gc_ledger *ledger, const struct gc_ledger_config *config);
+/* Frees what ledger holds (leases, history, scratch space, process lists), not the
+ * struct itself, and leaves it empty as after gc_ledger_init (with the same config
+ * and no GPU). NULL is a no-op. Pointers to its leases are invalid afterwards. */
+void gc_ledger_free(struct gc_ledger *ledger);
+
+/* For tests of out-of-memory paths: the ledger's next after allocations succeed and
+ * those after fail, in every ledger of the process, until called with -1 (never fail,
+ * the default). Not thread-safe. */
+void gc_ledger_fail_allocs_after(int after);
 
 /* Adds a GPU (index = ledger->ngpus); GC_ELIMIT past GC_GPUS_MAX. */
 int gc_ledger_add_gpu(struct gc_ledger *ledger, const char *uuid, const char *name,
                       uint64_t total_bytes, uint64_t budget_bytes, uint64_t reserve_bytes);
-/* Stores an NVML reading of gpu taken at taken_ms; procs are copied (truncated at the
- * cap) and the GPU's attribution follows gc_ledger_attribution_detect. A reading older
- * than the one stored is ignored (false): readings taken in parallel may arrive out of
- * order. */
+/* Stores an NVML reading of gpu taken at taken_ms; procs are copied (truncated at
+ * GC_SNAPSHOT_PROCS_MAX, or at the room already allocated when more cannot be: the
+ * rest then counts as unattributed) and the GPU's attribution follows
+ * gc_ledger_attribution_detect. A reading older than the one stored is ignored
+ * (false): readings taken in parallel may arrive out of order. */
 bool gc_ledger_set_snapshot(struct gc_ledger *ledger, unsigned gpu, uint64_t used_bytes,
                             uint64_t free_bytes, const struct gc_snapshot_proc *procs,
                             unsigned nprocs, int64_t taken_ms);
@@ -283,7 +317,8 @@ void gc_ledger_account(const struct gc_ledger *ledger, unsigned gpu,
 
 /* Residents. */
 struct gc_resident *gc_ledger_resident_find(struct gc_ledger *ledger, const char *name);
-/* A free slot (zeroed, in_use set) or NULL when full. */
+/* A free slot (zeroed, in_use set) or NULL when full or out of memory (for the
+ * scratch space it reserves). */
 struct gc_resident *gc_ledger_resident_alloc(struct gc_ledger *ledger);
 void gc_ledger_resident_remove(struct gc_ledger *ledger, struct gc_resident *resident);
 /* Bytes an unload of r would free now in the accounting (its declared/learned bytes;
@@ -307,9 +342,11 @@ int gc_resident_level_find(const struct gc_resident *r, const char *name);
 uint64_t gc_resident_missing_bytes(const struct gc_resident *r);
 
 /* Leases. */
-/* Creates a lease (state queued, new id and seq). GC_ELIMIT when the table, the
- * queue or the holder's lease count is full, or ids are exhausted (past
- * GC_LEASE_ID_LAST); on error nothing changes. */
+/* Creates a lease (state queued, new id and seq); *ret_lease stays valid until the
+ * lease ends (and while it is remembered in the history after). GC_ELIMIT when the
+ * table (GC_LEASES_MAX), the queue or the holder's lease count is full, or ids are
+ * exhausted (past GC_LEASE_ID_LAST); GC_ENOMEM when memory for it cannot be
+ * allocated; on error nothing changes. */
 int gc_ledger_lease_new(struct gc_ledger *ledger, enum gc_lease_kind kind, const char *holder,
                         pid_t pid, int gpu_req, uint64_t bytes, int priority, double ttl_s,
                         int64_t now_ms, struct gc_lease **ret_lease);
@@ -320,15 +357,19 @@ int gc_ledger_lease_new_owned(struct gc_ledger *ledger, enum gc_lease_kind kind,
                               const char *holder, pid_t pid, int gpu_req, uint64_t bytes,
                               int priority, double ttl_s, int64_t now_ms,
                               struct gc_lease **ret_lease);
-/* Re-creates a lease exactly as given (crash recovery): same id, seq and state.
- * GC_ELIMIT when the table is full, GC_ECONFLICT when the id exists. */
+/* Re-creates a lease exactly as given (crash recovery): same id, seq and state (a
+ * copy: lease stays the caller's). GC_ELIMIT when the table is full, GC_ECONFLICT
+ * when the id exists, GC_ENOMEM when memory cannot be allocated; on error nothing
+ * changes. */
 int gc_ledger_lease_adopt(struct gc_ledger *ledger, const struct gc_lease *lease);
 /* An active lease by id, or NULL. */
 struct gc_lease *gc_ledger_lease_find(struct gc_ledger *ledger, const char *id);
 /* An active or remembered ended lease by id, or NULL. */
 const struct gc_lease *gc_ledger_lease_lookup(const struct gc_ledger *ledger, const char *id);
-/* Ends a lease (released / expired / failed), moving it to the history. Returns
- * the history copy. */
+/* Ends a lease (released / expired / failed), moving it to the history, where the
+ * oldest remembered lease is forgotten (freed) when all GC_LEASE_HISTORY are in use.
+ * Returns the ended lease: lease itself, valid as long as it is remembered. The last
+ * active lease takes its index in ledger->leases. Never fails, never allocates. */
 const struct gc_lease *gc_ledger_lease_end(struct gc_ledger *ledger, struct gc_lease *lease,
                                            enum gc_lease_state state, int error, const char *reason,
                                            int64_t now_ms);

@@ -80,7 +80,7 @@ void gc_sched_room_why(const struct gc_ledger *ledger, unsigned gpu, uint64_t ne
 
     gc_ledger_account(ledger, gpu, NULL, &acct);
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
+        const struct gc_lease *l = ledger->leases[i];
         if (l->state != GC_LEASE_GRANTED || l->kind != GC_KIND_HOLDER || l->gpu != (int)gpu)
             continue;
         held += l->bytes;
@@ -370,7 +370,7 @@ static bool demand_ready(struct gc_ledger *ledger, const struct gc_lease *l)
 static void expire_leases(struct gc_ledger *ledger, int64_t now_ms, struct gc_actions *out)
 {
     for (unsigned i = ledger->nleases; i-- > 0;) {
-        struct gc_lease *l = &ledger->leases[i];
+        struct gc_lease *l = ledger->leases[i];
         char reason[GC_REASON_MAX];
         if (l->ttl_s <= 0 || l->kind != GC_KIND_HOLDER)
             continue;
@@ -413,13 +413,13 @@ static unsigned waiting_order(struct gc_ledger *ledger, unsigned *order)
     unsigned n = 0;
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (lease_waiting(&ledger->leases[i]))
+        if (lease_waiting(ledger->leases[i]))
             order[n++] = i;
     }
     for (unsigned i = 1; i < n; i++) {
         for (unsigned j = i; j > 0; j--) {
-            const struct gc_lease *a = &ledger->leases[order[j - 1]];
-            const struct gc_lease *b = &ledger->leases[order[j]];
+            const struct gc_lease *a = ledger->leases[order[j - 1]];
+            const struct gc_lease *b = ledger->leases[order[j]];
             if (a->priority > b->priority || (a->priority == b->priority && a->seq < b->seq))
                 break;
             unsigned t = order[j - 1];
@@ -576,6 +576,8 @@ static void schedule_queue(struct gc_ledger *ledger, int64_t now_ms, struct gc_a
     bool blocked[GC_GPUS_MAX] = {false}, no_backfill[GC_GPUS_MAX] = {false};
     unsigned n = waiting_order(ledger, order);
 
+    if (n == 0)
+        return; /* and the scratch space may not be allocated yet */
     memset(refused, 0, ledger->nleases * sizeof(refused[0]));
     for (unsigned k = 0; k < n; k++) {
         if (out->n + GC_EVICT_MAX + 4 >= GC_ACTIONS_MAX) {
@@ -583,12 +585,12 @@ static void schedule_queue(struct gc_ledger *ledger, int64_t now_ms, struct gc_a
             break;
         }
         refused[order[k]] =
-            place_lease(ledger, &ledger->leases[order[k]], blocked, no_backfill, now_ms, out);
+            place_lease(ledger, ledger->leases[order[k]], blocked, no_backfill, now_ms, out);
     }
     /* End refused leases from the highest index down: ending moves the last slot. */
     for (unsigned i = ledger->nleases; i-- > 0;) {
         if (refused[i])
-            refuse(ledger, &ledger->leases[i], now_ms, out);
+            refuse(ledger, ledger->leases[i], now_ms, out);
     }
 }
 
@@ -616,7 +618,7 @@ static void schedule_restores(struct gc_ledger *ledger, struct gc_actions *out)
         bool needed = false;
         /* Predictive: while leases wait on this GPU they need the memory; keep it free. */
         for (unsigned i = 0; i < ledger->nleases && !needed; i++) {
-            const struct gc_lease *l = &ledger->leases[i];
+            const struct gc_lease *l = ledger->leases[i];
             needed = lease_waiting(l) && lease_on_gpu(l, r->gpu);
         }
         if (needed)
@@ -640,7 +642,7 @@ static void schedule_restores(struct gc_ledger *ledger, struct gc_actions *out)
 static void settle_demands(struct gc_ledger *ledger, int64_t now_ms, struct gc_actions *out)
 {
     for (unsigned i = ledger->nleases; i-- > 0;) {
-        struct gc_lease *l = &ledger->leases[i];
+        struct gc_lease *l = ledger->leases[i];
         struct gc_resident *r;
         if (l->kind != GC_KIND_DEMAND)
             continue;

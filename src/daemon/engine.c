@@ -230,8 +230,8 @@ static json_t *state_records_locked(struct gc_coord *coord)
             json_array_append_new(records, resident_record(coord, &ledger->residents[i]));
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (ledger->leases[i].kind == GC_KIND_HOLDER)
-            json_array_append_new(records, gc_record_lease(&ledger->leases[i]));
+        if (ledger->leases[i]->kind == GC_KIND_HOLDER)
+            json_array_append_new(records, gc_record_lease(ledger->leases[i]));
     }
     return records;
 }
@@ -379,8 +379,8 @@ static bool something_waits_locked(struct gc_coord *coord)
     struct gc_ledger *ledger = coord->ledger;
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (ledger->leases[i].state == GC_LEASE_QUEUED ||
-            ledger->leases[i].state == GC_LEASE_PREPARING)
+        if (ledger->leases[i]->state == GC_LEASE_QUEUED ||
+            ledger->leases[i]->state == GC_LEASE_PREPARING)
             return true;
     }
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
@@ -396,7 +396,7 @@ static bool pid_in_use_locked(struct gc_coord *coord, pid_t pid)
     struct gc_ledger *ledger = coord->ledger;
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (ledger->leases[i].pid == pid)
+        if (ledger->leases[i]->pid == pid)
             return true;
     }
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
@@ -425,8 +425,8 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid)
 
     snprintf(reason, sizeof(reason), "holder process %d exited", (int)pid);
     for (unsigned i = ledger->nleases; i-- > 0;) {
-        if (ledger->leases[i].pid == pid)
-            lease_end_locked(coord, &ledger->leases[i], GC_LEASE_EXPIRED, GC_EUNAVAIL,
+        if (ledger->leases[i]->pid == pid)
+            lease_end_locked(coord, ledger->leases[i], GC_LEASE_EXPIRED, GC_EUNAVAIL,
                                       reason);
     }
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
@@ -675,7 +675,7 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
     int64_t verify = now + (int64_t)(coord->config->verify_poll_s * 1000.0);
 
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
+        const struct gc_lease *l = ledger->leases[i];
         if (l->ttl_s > 0 && l->kind == GC_KIND_HOLDER) {
             int64_t t = l->heartbeat_ms + (int64_t)(l->ttl_s * 1000.0) + 1;
             if (t < next)
@@ -1047,6 +1047,8 @@ void gc_coord_destroy(struct gc_coord *coord)
     pthread_cond_destroy(&coord->changed);
     pthread_mutex_destroy(&coord->lock);
     gc_readings_free(&coord->readings);
+    gc_events_free(&coord->events);
+    gc_ledger_free(coord->ledger);
     free(coord->ledger);
     free(coord->reading);
     free(coord->ext);
@@ -1443,12 +1445,15 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
     rc = gc_ledger_lease_new_owned(coord->ledger, GC_KIND_HOLDER, caller->key, req.holder, req.pid,
                                    req.gpu_req, req.bytes, req.priority, req.ttl_s, gc_mono_ms(),
                                    &l);
-    if (rc < 0) {
+    if (rc == GC_ENOMEM)
+        gc_api_error(ans, rc, "out of memory: lease refused");
+    else if (rc < 0)
         gc_api_error(ans, GC_ELIMIT,
                      "too many leases (at most %u queued, %u per holder, %u per caller - you are "
                      "%s - and %d in all)",
                      cfg->queue_max, cfg->leases_per_holder_max, cfg->leases_per_caller_max,
                      caller->key, GC_LEASES_MAX);
+    if (rc < 0) {
         watch_release_locked(coord, req.pid);
         pthread_mutex_unlock(&coord->lock);
         reading_put(coord, reading);
@@ -1650,6 +1655,10 @@ void gc_coord_lease_resize(struct gc_coord *coord, const struct gc_caller *calle
                      id);
         goto out_unlock;
     }
+    if (rc == GC_ENOMEM) {
+        gc_api_error(ans, rc, "out of memory: resize refused");
+        goto out_unlock;
+    }
     if (rc < 0) {
         gc_api_error(ans, GC_ELIMIT, "too many leases waiting (at most %u queued, %d in all)",
                      cfg->queue_max, GC_LEASES_MAX);
@@ -1733,7 +1742,8 @@ static int register_locked(struct gc_coord *coord, const struct gc_caller *calle
     if (fresh) {
         slot = gc_ledger_resident_alloc(coord->ledger);
         if (slot == NULL) {
-            snprintf(err->msg, sizeof(err->msg), "at most %d residents", GC_RESIDENTS_MAX);
+            snprintf(err->msg, sizeof(err->msg),
+                     "at most %d residents (or out of memory)", GC_RESIDENTS_MAX);
             return GC_ELIMIT;
         }
     } else {

@@ -3,7 +3,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+_Static_assert(GC_EVENTS_MAX % GC_EVENTS_CHUNK == 0, "chunks tile the ring");
 
 void gc_events_init(struct gc_events *events)
 {
@@ -11,12 +14,37 @@ void gc_events_init(struct gc_events *events)
     events->next_seq = 1;
 }
 
+void gc_events_free(struct gc_events *events)
+{
+    if (events == NULL)
+        return;
+    for (unsigned i = 0; i < GC_EVENTS_MAX / GC_EVENTS_CHUNK; i++)
+        free(events->chunks[i]);
+    gc_events_init(events);
+}
+
+/* The slot of event seq (its chunk allocated). */
+static struct gc_event *event_slot(const struct gc_events *events, uint64_t seq)
+{
+    unsigned index = (unsigned)(seq % GC_EVENTS_MAX);
+
+    return &events->chunks[index / GC_EVENTS_CHUNK][index % GC_EVENTS_CHUNK];
+}
+
 struct gc_event *gc_events_add(struct gc_events *events, double now, const char *kind,
                                const char *subject, const char *fmt, ...)
 {
-    struct gc_event *ev = &events->ring[events->next_seq % GC_EVENTS_MAX];
+    struct gc_event **chunk = &events->chunks[(events->next_seq % GC_EVENTS_MAX) / GC_EVENTS_CHUNK];
+    struct gc_event *ev;
     va_list ap;
 
+    if (*chunk == NULL)
+        *chunk = calloc(GC_EVENTS_CHUNK, sizeof(**chunk));
+    if (*chunk == NULL) {
+        memset(&events->dropped, 0, sizeof(events->dropped));
+        return &events->dropped;
+    }
+    ev = event_slot(events, events->next_seq);
     memset(ev, 0, sizeof(*ev));
     ev->seq = events->next_seq++;
     ev->time = now;
@@ -55,7 +83,7 @@ json_t *gc_events_since(const struct gc_events *events, uint64_t since, unsigned
     if (last >= first && last - first + 1 > max)
         first = last - max + 1;
     for (uint64_t seq = first; seq <= last; seq++) {
-        const struct gc_event *ev = &events->ring[seq % GC_EVENTS_MAX];
+        const struct gc_event *ev = event_slot(events, seq);
         json_t *durations = json_object();
         for (unsigned i = 0; i < ev->nphases; i++)
             json_object_set_new(durations, ev->phase_names[i], json_real(ev->phase_s[i]));

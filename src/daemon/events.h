@@ -1,7 +1,8 @@
 /*
- * events.h - the coordinator's recent history: a fixed ring of events with
- * increasing sequence numbers (GET /v1/events?since=SEQ). Not thread-safe: the
- * daemon holds its lock around every call.
+ * events.h - the coordinator's recent history: a ring of the last GC_EVENTS_MAX
+ * events with increasing sequence numbers (GET /v1/events?since=SEQ). The ring
+ * grows in chunks of GC_EVENTS_CHUNK as events arrive: an idle daemon holds none.
+ * Not thread-safe: the daemon holds its lock around every call.
  */
 #ifndef GC_EVENTS_H
 #define GC_EVENTS_H
@@ -10,6 +11,7 @@
 #include <stdint.h>
 
 #define GC_EVENTS_MAX       2048
+#define GC_EVENTS_CHUNK     64 /* events allocated at once; divides GC_EVENTS_MAX */
 #define GC_EVENT_PHASES_MAX 4
 
 struct gc_event {
@@ -24,12 +26,21 @@ struct gc_event {
 };
 
 struct gc_events {
-    struct gc_event ring[GC_EVENTS_MAX];
-    uint64_t next_seq; /* seq of the next event; the first is 1 */
+    /* Event seq is in chunks[(seq % GC_EVENTS_MAX) / GC_EVENTS_CHUNK], NULL until the
+     * first event that falls there. */
+    struct gc_event *chunks[GC_EVENTS_MAX / GC_EVENTS_CHUNK];
+    uint64_t next_seq;       /* seq of the next event; the first is 1 */
+    struct gc_event dropped; /* what gc_events_add returns when it cannot allocate */
 };
 
+/* Initialises an empty ring; it allocates nothing yet. */
 void gc_events_init(struct gc_events *events);
-/* Appends an event and returns it, so phases can be added with gc_event_phase(). */
+/* Frees the ring's chunks (not events itself) and leaves it empty, as after
+ * gc_events_init. NULL is a no-op. */
+void gc_events_free(struct gc_events *events);
+/* Appends an event and returns it, so phases can be added with gc_event_phase(). When
+ * its chunk cannot be allocated the event is dropped: no seq is taken, and the
+ * pointer returned is to a scratch event that nothing reads. */
 struct gc_event *gc_events_add(struct gc_events *events, double now, const char *kind,
                                const char *subject, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

@@ -27,7 +27,7 @@ static const char *owner_of(const struct gc_view_src *src, unsigned gpu,
             return r->name;
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        const struct gc_lease *l = &ledger->leases[i];
+        const struct gc_lease *l = ledger->leases[i];
         if (l->kind == GC_KIND_HOLDER && l->pid == pid)
             return l->holder;
     }
@@ -183,9 +183,9 @@ json_t *gc_view_leases(const struct gc_view_src *src)
 
     /* Every position at once: one lookup per lease would be quadratic. */
     for (unsigned pos = 0; pos < n; pos++)
-        position[order[pos] - ledger->leases] = (int)pos;
+        position[order[pos]->slot] = (int)pos;
     for (unsigned i = 0; i < ledger->nleases; i++)
-        json_array_append_new(arr, lease_view(src, &ledger->leases[i], position[i]));
+        json_array_append_new(arr, lease_view(src, ledger->leases[i], position[i]));
     return arr;
 }
 
@@ -306,7 +306,7 @@ char *gc_view_metrics(const struct gc_view_src *src)
                  g, (unsigned long long)a.reserve);
     }
     for (unsigned i = 0; i < ledger->nleases; i++) {
-        if (ledger->leases[i].state == GC_LEASE_GRANTED)
+        if (ledger->leases[i]->state == GC_LEASE_GRANTED)
             granted++;
         else
             queued++;

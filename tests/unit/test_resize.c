@@ -25,6 +25,12 @@ static struct gc_ledger *new_ledger(void)
     return l;
 }
 
+static void free_ledger(struct gc_ledger *l)
+{
+    gc_ledger_free(l);
+    free(l);
+}
+
 /* Fake NVML: (pid, bytes) pairs. */
 static void snap(struct gc_ledger *l, int n, ...)
 {
@@ -103,7 +109,7 @@ TEST(growth_that_fits_is_granted_in_one_step)
     struct gc_account acct;
     gc_ledger_account(l, 0, NULL, &acct);
     ASSERT_EQ_U64(acct.leases, 2 * GiB);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(growth_evicts_and_waits_for_verification)
@@ -146,7 +152,7 @@ TEST(growth_evicts_and_waits_for_verification)
     snap(l, 1, 100u, CTX);
     gc_sched_step(l, 8, &a);
     ASSERT(has_action(&a, GC_ACT_RELOAD, "validation"));
-    free(l);
+    free_ledger(l);
 }
 
 TEST(shrink_is_immediate_and_withdraws_a_pending_growth)
@@ -175,7 +181,7 @@ TEST(shrink_is_immediate_and_withdraws_a_pending_growth)
     ASSERT_EQ_U64(gc_ledger_lease_find(l, id)->bytes, 1 * GiB);
     ASSERT(gc_growth_find(l, id) == NULL);
     ASSERT_EQ_INT(gc_ledger_lease_lookup(l, gid)->state, GC_LEASE_RELEASED);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(growth_of_another_size_replaces_the_pending_one)
@@ -196,7 +202,7 @@ TEST(growth_of_another_size_replaces_the_pending_one)
     ASSERT(strcmp(g->id, gid) != 0);
     ASSERT_EQ_U64(g->bytes, 4 * GiB);
     ASSERT(gc_ledger_lease_find(l, gid) == NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(growth_ends_with_its_parent)
@@ -217,7 +223,7 @@ TEST(growth_ends_with_its_parent)
     gc_sched_step(l, 5, &a);
     ASSERT(gc_ledger_lease_find(l, gid) == NULL);
     ASSERT(strstr(gc_ledger_lease_lookup(l, gid)->reason, "ended") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(resize_of_a_queued_lease_changes_its_size_and_preparing_is_a_conflict)
@@ -241,7 +247,7 @@ TEST(resize_of_a_queued_lease_changes_its_size_and_preparing_is_a_conflict)
     ASSERT_EQ_INT(gc_growth_request(l, gc_ledger_lease_find(l, id), GEN_BYTES, 3, &g),
                   GC_ECONFLICT);
     ASSERT_EQ_U64(gc_ledger_lease_find(l, id)->bytes, GEN_BYTES - GiB);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(growth_beyond_what_its_own_lease_leaves_is_refused)
@@ -260,5 +266,5 @@ TEST(growth_beyond_what_its_own_lease_leaves_is_refused)
     ASSERT(has_action(&a, GC_ACT_REFUSED, gid));
     ASSERT_EQ_INT(gc_ledger_lease_lookup(l, gid)->error, GC_ENEVERFITS);
     ASSERT_EQ_U64(gc_ledger_lease_find(l, id)->bytes, 20 * GiB);
-    free(l);
+    free_ledger(l);
 }

@@ -27,6 +27,12 @@ static struct gc_ledger *new_ledger(unsigned ngpus)
     return l;
 }
 
+static void free_ledger(struct gc_ledger *l)
+{
+    gc_ledger_free(l);
+    free(l);
+}
+
 /* Fake NVML: the snapshot lists (pid, bytes) pairs; used = their sum + extra. */
 static void snap(struct gc_ledger *l, unsigned gpu, uint64_t extra, int n, ...)
 {
@@ -72,8 +78,8 @@ static struct gc_lease *add_lease(struct gc_ledger *l, const char *holder, pid_t
 static const char *holder_lease_id(struct gc_ledger *l, const char *holder)
 {
     for (unsigned i = 0; i < l->nleases; i++) {
-        if (strcmp(l->leases[i].holder, holder) == 0)
-            return l->leases[i].id;
+        if (strcmp(l->leases[i]->holder, holder) == 0)
+            return l->leases[i]->id;
     }
     return "";
 }
@@ -159,7 +165,7 @@ TEST(founding_swap_cycle)
     gc_sched_step(l, 7, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
     ASSERT_EQ_INT(val->state, GC_RES_RELOADING);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(restore_of_a_resident_still_holding_its_memory_needs_no_room)
@@ -184,7 +190,7 @@ TEST(restore_of_a_resident_still_holding_its_memory_needs_no_room)
     snap(l, 0, 0, 2, 100u, CTX + 6 * GiB, 300u, 10 * GiB);
     gc_sched_step(l, 3, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(released_holder_still_holding_blocks_restore)
@@ -205,7 +211,7 @@ TEST(released_holder_still_holding_blocks_restore)
     snap(l, 0, 0, 1, 100u, CTX);
     gc_sched_step(l, 3, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(never_fits_is_refused_with_arithmetic)
@@ -228,7 +234,7 @@ TEST(never_fits_is_refused_with_arithmetic)
     ASSERT(strstr(h->reason, "reserve 512Mi") != NULL);
     /* Nothing was evicted for it. */
     ASSERT(find_action(&a, GC_ACT_UNLOAD, NULL) == NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(never_fits_counts_residents_it_may_not_evict)
@@ -248,7 +254,7 @@ TEST(never_fits_counts_residents_it_may_not_evict)
     snprintf(id, sizeof(id), "%s", x->id);
     gc_sched_step(l, 2, &a);
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "important") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(fifo_with_backfill)
@@ -277,7 +283,7 @@ TEST(fifo_with_backfill)
     gc_sched_step(l, 7, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idb) != NULL);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idd) == NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(starving_head_stops_backfill)
@@ -293,7 +299,7 @@ TEST(starving_head_stops_backfill)
     snprintf(idc, sizeof(idc), "%s", add_lease(l, "c", 0, 0, 1 * GiB, 100, 3000)->id);
     gc_sched_step(l, 3000, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idc) == NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(priority_orders_the_queue)
@@ -310,7 +316,7 @@ TEST(priority_orders_the_queue)
     gc_sched_step(l, 5, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idhigh) != NULL);
     ASSERT(find_action(&a, GC_ACT_GRANTED, idlow) == NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(queue_order_matches_each_position)
@@ -337,7 +343,7 @@ TEST(queue_order_matches_each_position)
         if (pos > 0)
             ASSERT(order[pos - 1]->priority >= order[pos]->priority);
     }
-    free(l);
+    free_ledger(l);
 }
 
 TEST(evicts_the_least)
@@ -365,7 +371,7 @@ TEST(evicts_the_least)
     ASSERT_EQ_U64(set[0]->bytes + set[1]->bytes, 7 * GiB);
     /* 11Gi: only reachable with "high", which outranks the lease: no set. */
     ASSERT_EQ_INT(gc_sched_choose_evictions(l, lease, 0, 11 * GiB, set), 0);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(eviction_ties_go_to_lower_priority_then_lru)
@@ -383,7 +389,7 @@ TEST(eviction_ties_go_to_lower_priority_then_lru)
     b->last_used_ms = 900;
     ASSERT_EQ_INT(gc_sched_choose_evictions(l, lease, 0, 3 * GiB, set), 1);
     ASSERT_STREQ(set[0]->name, "a");
-    free(l);
+    free_ledger(l);
 }
 
 TEST(never_unloads_more_than_needed)
@@ -401,7 +407,7 @@ TEST(never_unloads_more_than_needed)
     for (unsigned i = 0; i < a.n; i++)
         unloads += a.items[i].kind == GC_ACT_UNLOAD;
     ASSERT_EQ_INT(unloads, 1);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(ttl_expiry)
@@ -421,7 +427,7 @@ TEST(ttl_expiry)
     gc_sched_step(l, 3600, &a);
     ASSERT(find_action(&a, GC_ACT_EXPIRED, id) != NULL);
     ASSERT_EQ_INT(gc_ledger_lease_lookup(l, id)->state, GC_LEASE_EXPIRED);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(predictive_keeps_resident_unloaded_for_queued_leases)
@@ -443,7 +449,7 @@ TEST(predictive_keeps_resident_unloaded_for_queued_leases)
     ASSERT(find_action(&a, GC_ACT_GRANTED, NULL) != NULL);
     ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
     ASSERT_EQ_INT(val->state, GC_RES_UNLOADED);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(predictive_holds_while_a_lease_waits)
@@ -461,7 +467,7 @@ TEST(predictive_holds_while_a_lease_waits)
     (void)g2;
     gc_sched_step(l, 3, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(demand_whose_reload_gave_up_is_queued_again)
@@ -493,7 +499,7 @@ TEST(demand_whose_reload_gave_up_is_queued_again)
     snap(l, 0, 0, 1, 100u, CTX); /* the room is back: tried again */
     gc_sched_step(l, 5, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(preparing_demand_waits_while_its_resident_is_reloaded_by_hand)
@@ -523,7 +529,7 @@ TEST(preparing_demand_waits_while_its_resident_is_reloaded_by_hand)
     val->busy = false;
     gc_sched_step(l, 4, &a);
     ASSERT(find_action(&a, GC_ACT_DEMAND_MET, id) != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(demand_reloads_when_room_then_is_met)
@@ -556,7 +562,7 @@ TEST(demand_reloads_when_room_then_is_met)
     ASSERT(gc_ledger_lease_find(l, id) == NULL);
     /* And now the generation lease evicts it again. */
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "validation") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(overdue_demand_evicts_nothing_its_resident_outranks_not)
@@ -581,7 +587,7 @@ TEST(overdue_demand_evicts_nothing_its_resident_outranks_not)
     ASSERT_EQ_INT(rb->state, GC_RES_LOADED);
     /* A lower-ranked resident it may evict, when that frees enough. */
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "C") == NULL); /* 1Gi: not enough */
-    free(l);
+    free_ledger(l);
 }
 
 TEST(overdue_resident_gets_a_demand)
@@ -606,7 +612,7 @@ TEST(overdue_resident_gets_a_demand)
     snap(l, 0, 0, 1, 100u, CTX);
     gc_sched_step(l, 10003, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(demand_fails_when_resident_fails)
@@ -621,7 +627,7 @@ TEST(demand_fails_when_resident_fails)
     gc_sched_step(l, 1, &a);
     ASSERT(find_action(&a, GC_ACT_DEMAND_FAILED, id) != NULL);
     ASSERT(strstr(gc_ledger_lease_lookup(l, id)->reason, "reload failed 3 times") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(any_gpu_prefers_no_eviction_then_most_room)
@@ -647,7 +653,7 @@ TEST(any_gpu_prefers_no_eviction_then_most_room)
     ASSERT_EQ_INT(z->state, GC_LEASE_PREPARING);
     ASSERT_EQ_INT(z->gpu, 0);
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "r0") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(accounting_holder_counts_max_of_lease_and_usage)
@@ -678,7 +684,7 @@ TEST(accounting_holder_counts_max_of_lease_and_usage)
     ASSERT_EQ_U64(acct.unattributed, 1 * GiB);
     ASSERT_EQ_U64(acct.committed, 8 * GiB);
     ASSERT_EQ_INT(acct.headroom, (int64_t)CARD - (int64_t)(512 * MiB) - (int64_t)(8 * GiB));
-    free(l);
+    free_ledger(l);
 }
 
 TEST(budget_limits_capacity)
@@ -696,7 +702,7 @@ TEST(budget_limits_capacity)
     snprintf(id, sizeof(id), "%s", x->id);
     gc_sched_step(l, 2, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(limits_on_queue_and_holder)
@@ -715,7 +721,7 @@ TEST(limits_on_queue_and_holder)
     ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "a", 0, 0, GiB, 100, 30, 0, &x), 0);
     ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "a", 0, 0, GiB, 100, 30, 0, &x),
                   GC_ELIMIT);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(lease_end_keeps_table_packed_and_history)
@@ -732,7 +738,7 @@ TEST(lease_end_keeps_table_packed_and_history)
     ASSERT(h != NULL);
     ASSERT_EQ_INT(h->state, GC_LEASE_RELEASED);
     ASSERT_STREQ(h->reason, "bye");
-    free(l);
+    free_ledger(l);
 }
 
 TEST(pidless_resident_counts_declared_bytes)
@@ -746,7 +752,7 @@ TEST(pidless_resident_counts_declared_bytes)
     r->state = GC_RES_UNLOADED;
     gc_ledger_account(l, 0, NULL, &acct);
     ASSERT_EQ_U64(acct.residents, 0);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(unattributed_memory_makes_a_lease_wait_not_fail)
@@ -770,7 +776,7 @@ TEST(unattributed_memory_makes_a_lease_wait_not_fail)
     snprintf(id, sizeof(id), "%s", x->id);
     gc_sched_step(l, 4, &a);
     ASSERT(find_action(&a, GC_ACT_REFUSED, id) != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(unloaded_resident_not_yet_freed_does_not_make_a_lease_fail)
@@ -792,7 +798,7 @@ TEST(unloaded_resident_not_yet_freed_does_not_make_a_lease_fail)
     val->floor_bytes = CTX + VAL_BYTES;
     gc_sched_step(l, 2, &a);
     ASSERT(find_action(&a, GC_ACT_REFUSED, id) != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(preparing_lease_keeps_its_claim_while_the_driver_lags)
@@ -824,7 +830,7 @@ TEST(preparing_lease_keeps_its_claim_while_the_driver_lags)
     gc_sched_step(l, 1000, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
     ASSERT(find_action(&a, GC_ACT_GRANTED, small_id) == NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(preparing_lease_claim_lapses_when_the_driver_never_gives_back)
@@ -857,7 +863,7 @@ TEST(preparing_lease_claim_lapses_when_the_driver_never_gives_back)
     gen->lag_since_ms = 0;
     gc_sched_step(l, 6000, &a);
     ASSERT_EQ_INT(gc_ledger_lease_find(l, id)->state, GC_LEASE_QUEUED);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(an_older_reading_never_replaces_a_newer_one)
@@ -873,7 +879,7 @@ TEST(an_older_reading_never_replaces_a_newer_one)
     ASSERT_EQ_INT(l->gpus[0].nprocs, 1);
     ASSERT(gc_ledger_set_snapshot(l, 0, 0, CARD, NULL, 0, 100)); /* same time: taken */
     ASSERT_EQ_U64(l->gpus[0].used_bytes, 0);
-    free(l);
+    free_ledger(l);
 }
 
 /* A listed process with an ancestor chain: pid, usage, then up to 2 ancestors. */
@@ -904,7 +910,7 @@ TEST(descendants_count_for_their_holder)
     snap_chain(l, 0, 301, 3 * GiB + CTX, 0, 0);
     gc_ledger_account(l, 0, NULL, &acct);
     ASSERT_EQ_U64(acct.committed, 6 * GiB + CTX);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(nearest_registered_ancestor_wins)
@@ -924,7 +930,7 @@ TEST(nearest_registered_ancestor_wins)
     ASSERT_EQ_U64(acct.residents, 4 * GiB);
     ASSERT_EQ_U64(acct.leases, 1 * GiB);
     ASSERT_EQ_U64(acct.foreign, 0);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(in_use_resident_is_not_evicted_until_its_requests_drain)
@@ -957,7 +963,7 @@ TEST(in_use_resident_is_not_evicted_until_its_requests_drain)
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") != NULL);
     ASSERT_EQ_INT(vllm->state, GC_RES_UNLOADING);
     ASSERT_EQ_INT((int)vllm->drain_since_ms, 0);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(in_use_resident_is_evicted_once_its_drain_timeout_passes)
@@ -976,7 +982,7 @@ TEST(in_use_resident_is_evicted_once_its_drain_timeout_passes)
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") == NULL);
     gc_sched_step(l, 2010, &a);
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "vllm") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(an_idle_resident_is_evicted_before_one_in_use)
@@ -996,7 +1002,7 @@ TEST(an_idle_resident_is_evicted_before_one_in_use)
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "idle") != NULL);
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "busy") == NULL);
     ASSERT(find_action(&a, GC_ACT_DRAINING, NULL) == NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(lazy_resident_reloaded_on_demand_keeps_its_room_while_its_request_loads)
@@ -1029,7 +1035,7 @@ TEST(lazy_resident_reloaded_on_demand_keeps_its_room_while_its_request_loads)
     comfy->uses = 0;
     gc_sched_step(l, 2, &a);
     ASSERT(find_action(&a, GC_ACT_UNLOAD, "comfyui") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(a_loading_resident_counts_its_bytes_before_nvml_shows_them)
@@ -1062,7 +1068,7 @@ TEST(a_loading_resident_counts_its_bytes_before_nvml_shows_them)
     r->state = GC_RES_UNLOADED;
     gc_ledger_account(l, 0, NULL, &acct);
     ASSERT_EQ_U64(acct.residents, CTX);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(room_why_names_the_leases_holding_the_room)
@@ -1083,7 +1089,7 @@ TEST(room_why_names_the_leases_holding_the_room)
     /* A buffer too short is cut, still terminated. */
     gc_sched_room_why(l, 0, VAL_BYTES, why, 24);
     ASSERT_EQ_INT((int)strlen(why), 23);
-    free(l);
+    free_ledger(l);
 }
 
 /* Gives r levels: n (name, bytes) pairs, fullest first; bytes becomes the first's. */
@@ -1120,7 +1126,7 @@ TEST(levels_a_small_shortfall_costs_one_level)
     ASSERT_EQ_U64(steps[0].freed, VAL_BYTES);
     /* More than it holds: nothing suffices. */
     ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 5 * GiB, steps), 0);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(levels_of_several_residents_take_the_least)
@@ -1153,7 +1159,7 @@ TEST(levels_of_several_residents_take_the_least)
     /* 10Gi: both, a all the way (6) and b one step (4), not both all the way (11). */
     ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 10 * GiB, steps), 2);
     ASSERT_EQ_U64(steps[0].freed + steps[1].freed, 10 * GiB);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(levels_ties_go_to_lower_priority_then_lru)
@@ -1174,7 +1180,7 @@ TEST(levels_ties_go_to_lower_priority_then_lru)
     b->last_used_ms = 900;
     ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, GiB, steps), 1);
     ASSERT(steps[0].r == a);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(levels_a_level_that_frees_too_little_is_skipped)
@@ -1189,7 +1195,7 @@ TEST(levels_a_level_that_frees_too_little_is_skipped)
     ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, 2 * GiB, steps), 1);
     ASSERT_STREQ(gc_resident_level_name(r, steps[0].level), "some");
     ASSERT_EQ_U64(steps[0].freed, 5 * GiB);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(levels_a_resident_part_way_down_goes_further)
@@ -1214,7 +1220,7 @@ TEST(levels_a_resident_part_way_down_goes_further)
     /* At the last level there is nothing further. */
     r->level = 2;
     ASSERT_EQ_INT(gc_sched_choose_steps(l, lease, 0, GiB, steps), 0);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(levels_founding_generation_costs_one_step_and_restores)
@@ -1250,7 +1256,7 @@ TEST(levels_founding_generation_costs_one_step_and_restores)
     struct gc_account acct;
     gc_ledger_account(l, 0, NULL, &acct);
     ASSERT_EQ_U64(acct.residents, CTX + VAL_BYTES);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(lease_ids_are_refused_when_exhausted_never_wrapped)
@@ -1274,7 +1280,7 @@ TEST(lease_ids_are_refused_when_exhausted_never_wrapped)
     ASSERT_EQ_U64(l->next_id, (uint64_t)GC_LEASE_ID_LAST + 1);
     ASSERT_EQ_INT(gc_ledger_lease_new(l, GC_KIND_HOLDER, "d", 0, 0, 1 * GiB, 100, 30, 0, &lease),
                   GC_ELIMIT);
-    free(l);
+    free_ledger(l);
 }
 
 /* How a container without the host's PID namespace sees NVML's list. */
@@ -1348,7 +1354,7 @@ TEST(attribution_follows_what_nvml_can_tell)
     snap_ns(l, 0, NS_HOST, CTX + VAL_BYTES, 0);
     ASSERT_EQ_INT(l->gpus[0].attribution, GC_ATTR_DEVICE);
     ASSERT(strstr(l->gpus[0].attribution_why, "lists no process") != NULL);
-    free(l);
+    free_ledger(l);
 }
 
 TEST(device_attribution_counts_declarations_and_the_unexplained_rest)
@@ -1386,7 +1392,7 @@ TEST(device_attribution_counts_declarations_and_the_unexplained_rest)
         gc_ledger_account(l, 0, NULL, &acct);
         ASSERT_EQ_U64(acct.residents, 0);
         ASSERT_EQ_U64(acct.committed, l->gpus[0].used_bytes);
-        free(l);
+        free_ledger(l);
     }
 }
 
@@ -1434,7 +1440,7 @@ TEST(device_attribution_swap_cycle)
         gc_sched_step(l, 8, &a);
         ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
         ASSERT_EQ_INT(val->state, GC_RES_RELOADING);
-        free(l);
+        free_ledger(l);
     }
 }
 
@@ -1454,5 +1460,5 @@ TEST(device_attribution_counts_the_level_a_resident_kept)
     gc_ledger_account(l, 0, NULL, &acct);
     ASSERT_EQ_U64(acct.residents, VAL_BYTES / 2);
     ASSERT_EQ_U64(acct.unattributed, CTX);
-    free(l);
+    free_ledger(l);
 }

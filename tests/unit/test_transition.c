@@ -66,6 +66,7 @@ TEST(exit_of_a_server_leaves_it_gone)
     gc_resident_exited(r, 100, 5);
     ASSERT_EQ_INT(r->state, GC_RES_GONE);
     ASSERT_STREQ(r->reason, "process 100 exited");
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -88,6 +89,7 @@ TEST(exit_of_a_restartable_resident_leaves_it_unloaded_all_the_way_not_evicted)
     gc_resident_exited(r, 101, 9);
     ASSERT(r->evicted);
     ASSERT_EQ_INT(r->unloaded_since_ms, 3);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -105,6 +107,7 @@ TEST(death_while_down_forgets_a_restartable_residents_pid)
     ASSERT_STREQ(r->reason, "process 100 exited while the coordinator was down");
     ASSERT_EQ_INT(gc_resident_died_while_down(s, GC_RES_LOADED), GC_RES_GONE);
     ASSERT_EQ_INT(s->pid, 200); /* kept: it names the process that died */
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -124,6 +127,7 @@ TEST(unload_begins_busy_and_can_be_undone)
     gc_resident_step_undo(r, was);
     ASSERT_EQ_INT(r->state, GC_RES_LOADED);
     ASSERT(!r->busy);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -145,6 +149,7 @@ TEST(unloaded_to_a_level_learns_its_floor)
     ASSERT_NEAR(r->last_unload_s, 1.5, 1e-9);
     ASSERT_EQ_INT(r->unloaded_since_ms, 40);
     ASSERT_EQ_U64(r->bytes, 4 * GiB); /* known: not relearned */
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -164,6 +169,7 @@ TEST(unloaded_learns_unknown_bytes_and_a_dead_server_is_gone)
     gc_resident_unload_begin(p, 1, CTX + 3 * GiB);
     gc_resident_unloaded(p, 1, 0, 3 * GiB, true, false, 1, 2);
     ASSERT_EQ_INT(p->state, GC_RES_UNLOADED);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -185,6 +191,7 @@ TEST(unload_refused_leaves_it_where_it_was)
     gc_resident_unload_failed(r, 1, "timed out");
     ASSERT_EQ_INT(r->state, GC_RES_UNLOADED);
     ASSERT_EQ_INT(gc_resident_level(r), 1);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -205,6 +212,7 @@ TEST(killed_is_gone_unless_restartable)
     gc_resident_killed(p, true, 50);
     ASSERT_EQ_INT(p->state, GC_RES_UNLOADED);
     ASSERT(p->evicted);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -219,6 +227,7 @@ TEST(stuck_unload_is_reloaded_where_it_stands)
     ASSERT(r->busy); /* its reload follows */
     ASSERT(r->evicted);
     ASSERT_STREQ(r->reason, "only 1Gi freed");
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -233,6 +242,7 @@ TEST(reload_without_room_is_deferred)
     ASSERT_EQ_INT(r->state, GC_RES_UNLOADED);
     ASSERT(!r->busy);
     ASSERT_STREQ(r->reason, "no room");
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -264,6 +274,7 @@ TEST(reload_done_loaded_counts_a_swap)
     r->state = GC_RES_RELOADING;
     gc_resident_reload_done(r, true, true, NULL, 1, 80, &swap, &dead);
     ASSERT(!swap);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -285,6 +296,7 @@ TEST(reload_answered_by_a_process_that_died_is_a_failure)
                   GC_RES_FAILED);
     ASSERT_EQ_INT(dead, 101);
     ASSERT_EQ_INT(p->pid, 0);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -309,6 +321,7 @@ TEST(reload_refused_by_a_live_server_is_failed_with_why)
     ASSERT_EQ_INT(r->reload_failures, 0);
     ASSERT_STREQ(r->reason, "");
     ASSERT_EQ_INT(r->unloaded_since_ms, 90);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -322,6 +335,7 @@ TEST(new_process_from_a_reload_is_its_pid_now)
     ASSERT_EQ_INT(r->pid, 555);
     ASSERT_EQ_U64(r->pid_start_ticks, 42);
     ASSERT_EQ_U64(r->usage_before, 0);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -349,6 +363,7 @@ TEST(probe_after_a_restart_settles_a_step_cut_short)
     gc_resident_probed(r, -1, -1); /* unreachable: stays unloaded, to be restored */
     ASSERT_EQ_INT(r->state, GC_RES_UNLOADED);
     ASSERT(!r->busy);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -366,6 +381,7 @@ TEST(reported_below_its_level_while_marked_loaded)
     r->state = GC_RES_LOADED;
     gc_resident_reported(r, -1, 34); /* its models unloaded */
     ASSERT_EQ_INT(gc_resident_level(r), 2);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -397,6 +413,7 @@ TEST(unload_is_verified_per_process_at_nine_tenths)
     ASSERT_EQ_U64(freed, 3 * GiB);
     snap(l, 100, CTX + 200 * MiB, 0, 3); /* > 90 % */
     ASSERT(gc_verify_unloaded(l, "val", &v, &freed));
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -412,6 +429,7 @@ TEST(unload_of_unknown_bytes_needs_something_to_go)
     snap(l, 100, CTX, 0, 2);
     ASSERT(gc_verify_unloaded(l, "val", &v, &freed));
     ASSERT_EQ_U64(freed, GiB);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -437,6 +455,7 @@ TEST(device_level_unload_discounts_what_others_stopped_declaring)
     snap(l, 0, 0, 2 * CTX, 3);
     ASSERT(gc_verify_unloaded(l, "val", &v, &freed));
     ASSERT_EQ_U64(freed, 4 * GiB);
+    gc_ledger_free(l);
     free(l);
 }
 
@@ -460,5 +479,6 @@ TEST(reload_is_verified_per_process_and_by_device)
     l->gpus[0].attribution = GC_ATTR_DEVICE;
     ASSERT_EQ_U64(gc_verify_device_taken(l, "val", &v), 4 * GiB);
     ASSERT(gc_verify_reloaded(l, "val", &v));
+    gc_ledger_free(l);
     free(l);
 }
