@@ -9,6 +9,7 @@
 #include "common/err.h"
 #include "coord/ledger.h"
 #include "coord/sched.h"
+#include "coord/transition.h"
 
 #define MiB       (1ULL << 20)
 #define GiB       (1ULL << 30)
@@ -109,17 +110,19 @@ static const struct gc_action *find_action(const struct gc_actions *a, enum gc_a
     return NULL;
 }
 
-/* What the daemon does when an unload job verified the memory is gone. */
+/* What the engine does when an unload step verified the memory is gone, at the level
+ * the scheduler aimed for: the transitions of coord/transition.c. */
 static void unload_done(struct gc_ledger *l, struct gc_resident *r, const char *lease_id,
                         int64_t now)
 {
-    r->state = GC_RES_UNLOADED;
-    r->busy = false;
-    r->evicted = true;
-    r->unloaded_since_ms = now;
     struct gc_lease *lease = gc_ledger_lease_find(l, lease_id);
+
+    unsigned to = r->target_level > 0 ? r->target_level : gc_resident_nlevels(r) - 1;
+
+    gc_resident_unloaded(r, to, gc_ledger_proc_usage(l, r->gpu, r->pid), r->bytes, true, true, 1,
+                         now);
     ASSERT(lease != NULL);
-    lease->evicting--;
+    gc_lease_eviction_done(lease);
 }
 
 TEST(founding_swap_cycle)
@@ -182,8 +185,7 @@ TEST(restore_of_a_resident_still_holding_its_memory_needs_no_room)
     gc_sched_step(l, 1, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
     /* Half of it freed: the other half needs room, and there is none. */
-    val->state = GC_RES_UNLOADED;
-    val->busy = false;
+    gc_resident_reload_deferred(val, "no room");
     snap(l, 0, 0, 2, 100u, CTX + 6 * GiB, 300u, 17 * GiB);
     gc_sched_step(l, 2, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, NULL) == NULL);
@@ -484,8 +486,7 @@ TEST(demand_whose_reload_gave_up_is_queued_again)
     add_demand(l, val, 1, id);
     gc_sched_step(l, 2, &a);
     ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") != NULL);
-    val->state = GC_RES_UNLOADED; /* the job gave up */
-    val->busy = false;
+    gc_resident_reload_deferred(val, "no room"); /* the step gave up */
     struct gc_lease *other = add_lease(l, "other", 999, 0, 20 * GiB, 100, 2);
     other->state = GC_LEASE_GRANTED; /* someone took the room */
     other->gpu = 0;
@@ -518,15 +519,15 @@ TEST(preparing_demand_waits_while_its_resident_is_reloaded_by_hand)
     /* Meanwhile someone reloads it by hand (the room is there by the time it runs). */
     val->state = GC_RES_RELOADING;
     val->busy = true;
-    low->state = GC_RES_UNLOADED;
-    low->busy = false;
-    gc_ledger_lease_find(l, id)->evicting = 0;
+    gc_resident_unloaded(low, 1, CTX, 20 * GiB, true, true, 1, 2);
+    gc_lease_eviction_done(gc_ledger_lease_find(l, id));
     snap(l, 0, 0, 2, 100u, CTX, 300u, CTX);
     gc_sched_step(l, 3, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, id) == NULL);
     ASSERT(find_action(&a, GC_ACT_RELOAD, "validation") == NULL);
-    val->state = GC_RES_LOADED;
-    val->busy = false;
+    bool swap;
+    pid_t dead;
+    gc_resident_reload_done(val, true, true, NULL, 1, 4, &swap, &dead);
     gc_sched_step(l, 4, &a);
     ASSERT(find_action(&a, GC_ACT_DEMAND_MET, id) != NULL);
     free_ledger(l);
@@ -554,8 +555,9 @@ TEST(demand_reloads_when_room_then_is_met)
     gc_sched_step(l, 5, &a);
     ASSERT_EQ_INT(gen->state, GC_LEASE_QUEUED);
 
-    val->state = GC_RES_LOADED;
-    val->busy = false;
+    bool swap;
+    pid_t dead;
+    gc_resident_reload_done(val, true, true, NULL, 1, 6, &swap, &dead);
     snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES);
     gc_sched_step(l, 6, &a);
     ASSERT(find_action(&a, GC_ACT_DEMAND_MET, id) != NULL);
@@ -620,8 +622,11 @@ TEST(demand_fails_when_resident_fails)
     struct gc_ledger *l = new_ledger(1);
     struct gc_actions a;
     struct gc_resident *val = add_resident(l, "validation", 100, 0, VAL_BYTES, 10);
-    val->state = GC_RES_FAILED;
-    snprintf(val->reason, sizeof(val->reason), "reload failed 3 times");
+    bool swap;
+    pid_t dead;
+    val->state = GC_RES_RELOADING;
+    gc_resident_reload_done(val, false, true, "reload failed 3 times", 0, 0, &swap, &dead);
+    ASSERT_EQ_INT(val->state, GC_RES_FAILED);
     char id[GC_LEASE_ID_MAX];
     add_demand(l, val, 0, id);
     gc_sched_step(l, 1, &a);
@@ -1239,11 +1244,10 @@ TEST(levels_founding_generation_costs_one_step_and_restores)
     ASSERT_EQ_INT(val->state, GC_RES_UNLOADING);
     ASSERT_STREQ(gc_resident_level_name(val, val->target_level), "reduced");
 
-    /* The job verified it at "reduced": the generation fits beside it. */
-    val->level = val->target_level;
-    val->floor_bytes = CTX;
+    /* The step verified it at "reduced": the generation fits beside it. */
     snap(l, 0, 0, 1, 100u, CTX + VAL_BYTES / 2);
     unload_done(l, val, id, 2);
+    ASSERT_EQ_U64(val->floor_bytes, CTX);
     gc_sched_step(l, 3, &a);
     ASSERT(find_action(&a, GC_ACT_GRANTED, id) != NULL);
     ASSERT_EQ_INT(gc_resident_level(val), 1);
