@@ -64,8 +64,8 @@ int gc_record_lease_parse(const json_t *rec, struct gc_lease *ret);
 /* A "resident" record decoded; strings point into the record. */
 struct gc_resident_record {
     const char *name;
-    const json_t *spec;  /* the registration (NULL: none) */
-    const char *owner;   /* "" when absent */
+    const json_t *spec;           /* the registration (NULL: none) */
+    const char *owner;            /* "" when absent */
     enum gc_resident_state state; /* loaded when absent or unknown */
     bool evicted;
     uint64_t bytes, floor_bytes;

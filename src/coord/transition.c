@@ -138,8 +138,7 @@ enum gc_resident_state gc_resident_reload_done(struct gc_resident *r, bool ok, b
     r->busy = false;
     if (ok && r->pid > 0 && !alive) {
         /* It answered, then died before it was marked loaded. */
-        snprintf(r->reason, sizeof(r->reason), "process %d exited during its reload",
-                 (int)r->pid);
+        snprintf(r->reason, sizeof(r->reason), "process %d exited during its reload", (int)r->pid);
         ok = false;
         why = NULL;
     }

@@ -12,8 +12,7 @@ void gc_verify_mark(const struct gc_ledger *ledger, unsigned gpu, const char *na
 
     gc_ledger_account(ledger, gpu, NULL, &acct);
     v->mark_used = ledger->gpus[gpu].used_bytes;
-    v->mark_others =
-        acct.residents + acct.leases > self ? acct.residents + acct.leases - self : 0;
+    v->mark_others = acct.residents + acct.leases > self ? acct.residents + acct.leases - self : 0;
 }
 
 bool gc_verify_by_device(const struct gc_ledger *ledger, unsigned gpu)
@@ -45,8 +44,8 @@ uint64_t gc_verify_device_taken(const struct gc_ledger *ledger, const char *name
     return risen > joined ? risen - joined : 0;
 }
 
-bool gc_verify_unloaded(const struct gc_ledger *ledger, const char *name,
-                        const struct gc_verify *v, uint64_t *ret_freed)
+bool gc_verify_unloaded(const struct gc_ledger *ledger, const char *name, const struct gc_verify *v,
+                        uint64_t *ret_freed)
 {
     uint64_t now_usage, freed, want;
 
@@ -67,8 +66,7 @@ bool gc_verify_unloaded(const struct gc_ledger *ledger, const char *name,
     return freed >= want;
 }
 
-bool gc_verify_reloaded(const struct gc_ledger *ledger, const char *name,
-                        const struct gc_verify *v)
+bool gc_verify_reloaded(const struct gc_ledger *ledger, const char *name, const struct gc_verify *v)
 {
     uint64_t want = (uint64_t)((double)v->expected * GC_VERIFY_SHARE);
 

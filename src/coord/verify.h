@@ -51,8 +51,8 @@ uint64_t gc_verify_device_taken(const struct gc_ledger *ledger, const char *name
                                 const struct gc_verify *v);
 
 /* Has the unload freed what it should? *ret_freed gets what NVML shows freed. */
-bool gc_verify_unloaded(const struct gc_ledger *ledger, const char *name,
-                        const struct gc_verify *v, uint64_t *ret_freed);
+bool gc_verify_unloaded(const struct gc_ledger *ledger, const char *name, const struct gc_verify *v,
+                        uint64_t *ret_freed);
 /* Has the reload taken its bytes back? */
 bool gc_verify_reloaded(const struct gc_ledger *ledger, const char *name,
                         const struct gc_verify *v);

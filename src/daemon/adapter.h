@@ -70,6 +70,9 @@ struct gc_adapter {
     /* It runs a command as the coordinator's user (only trusted callers may
      * register it), and can only stop its process: no levels between. */
     bool runs_command;
+    /* Its steps are the requests the registration names ("unload": "POST /sleep"):
+     * unload and reload are required, cleanup and health optional (http). */
+    bool takes_requests;
     /* Each returns 0 or a negative GC_E* (GC_ETIMEDOUT past the deadline), filling res. */
     int (*unload)(const struct gc_resident_spec *spec, struct gc_adapter_result *res);
     int (*reload)(const struct gc_resident_spec *spec, struct gc_adapter_result *res);

@@ -83,6 +83,7 @@ static int http_health(const struct gc_resident_spec *spec, struct gc_adapter_re
 const struct gc_adapter gc_adapter_http_generic = {
     .protocol = "http",
     .needs_url = true,
+    .takes_requests = true,
     .unload = http_unload,
     .reload = http_reload,
     .cleanup = http_cleanup,

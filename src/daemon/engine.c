@@ -86,8 +86,8 @@ struct gc_coord {
     int64_t engine_read_ms;     /* when the engine loop last read NVML */
     bool waits_hint;            /* something waited at the last settle (read unlocked) */
     bool stopping;              /* shutting down: waits end, loops exit */
-    bool recovering; /* replaying the journal: registrations skip the live-pid check */
-    bool starting;   /* in gc_coord_recover: its final compaction records every change */
+    bool recovering;            /* replaying the journal: registrations skip the live-pid check */
+    bool starting;              /* in gc_coord_recover: its final compaction records every change */
     /* A record could not be written: the journal lacks a change the ledger has, until
      * a compaction rewrites the whole state (retried from compact_retry_ms on). */
     bool journal_behind;
@@ -99,7 +99,7 @@ struct gc_coord {
     char driver_version[96];
     struct gc_actions actions;       /* scratch for settling (under the lock) */
     struct gc_nvml_reading *reading; /* scratch for start-up */
-    struct gc_readings readings; /* buffers for readings, kept for reuse */
+    struct gc_readings readings;     /* buffers for readings, kept for reuse */
 };
 
 static json_t *view_lease_locked(struct gc_coord *coord, const struct gc_lease *l);
@@ -118,14 +118,13 @@ static void compact_maybe_locked(struct gc_coord *coord, int64_t now);
 static int journal_lease_locked(struct gc_coord *coord, const struct gc_lease *l);
 static int journal_resident_locked(struct gc_coord *coord, const struct gc_resident *r);
 static int ids_reserve_locked(struct gc_coord *coord);
-static const struct gc_watch *watch_locked(struct gc_coord *coord, pid_t pid,
-                                          uint64_t start_ticks);
+static const struct gc_watch *watch_locked(struct gc_coord *coord, pid_t pid, uint64_t start_ticks);
 static bool something_waits_locked(struct gc_coord *coord);
 static bool pid_in_use_locked(struct gc_coord *coord, pid_t pid);
 static void watch_release_locked(struct gc_coord *coord, pid_t pid);
 static void pid_exited_locked(struct gc_coord *coord, pid_t pid);
 static void lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
-                               enum gc_lease_state state, int error, const char *reason);
+                             enum gc_lease_state state, int error, const char *reason);
 static void refuse_unjournaled_locked(struct gc_coord *coord, struct gc_lease *l, const char *step);
 static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions *acts);
 static void read_nvml(struct gc_coord *coord, struct gc_nvml_reading *r);
@@ -142,7 +141,7 @@ static void job_done(void *engine, struct gc_job *job);
 static void answers_take_locked(struct gc_coord *coord);
 static bool wait_locked(struct gc_coord *coord, int64_t deadline_ms);
 static bool wait_client_locked(struct gc_coord *coord, int64_t deadline_ms,
-                                 const struct gc_waiter *waiter);
+                               const struct gc_waiter *waiter);
 static bool holder_alive(pid_t pid, uint64_t start_ticks);
 static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, unsigned *ret_n);
 static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsigned *adopted,
@@ -154,7 +153,7 @@ static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t de
 static void resize_answer_locked(struct gc_coord *coord, const char *id, const char *growth_id,
                                  uint64_t target, struct gc_api_answer *ans);
 static int register_locked(struct gc_coord *coord, const struct gc_caller *caller,
-                             const json_t *req, struct gc_jerr *err, struct gc_resident **ret);
+                           const json_t *req, struct gc_jerr *err, struct gc_resident **ret);
 static void end_demands_locked(struct gc_coord *coord, const char *name, const char *why);
 static bool may_change_locked(struct gc_coord *coord, const struct gc_caller *caller,
                               const struct gc_resident *r, struct gc_api_answer *ans);
@@ -368,8 +367,7 @@ static int ids_reserve_locked(struct gc_coord *coord)
 
 /* ---- process watchers ---- */
 
-static const struct gc_watch *watch_locked(struct gc_coord *coord, pid_t pid,
-                                          uint64_t start_ticks)
+static const struct gc_watch *watch_locked(struct gc_coord *coord, pid_t pid, uint64_t start_ticks)
 {
     return gc_watches_add(&coord->watches, pid, start_ticks);
 }
@@ -426,8 +424,7 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid)
     snprintf(reason, sizeof(reason), "holder process %d exited", (int)pid);
     for (unsigned i = ledger->nleases; i-- > 0;) {
         if (ledger->leases[i]->pid == pid)
-            lease_end_locked(coord, ledger->leases[i], GC_LEASE_EXPIRED, GC_EUNAVAIL,
-                                      reason);
+            lease_end_locked(coord, ledger->leases[i], GC_LEASE_EXPIRED, GC_EUNAVAIL, reason);
     }
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         struct gc_resident *r = &ledger->residents[i];
@@ -452,7 +449,7 @@ static void pid_exited_locked(struct gc_coord *coord, pid_t pid)
 /* ---- leases ---- */
 
 static void lease_end_locked(struct gc_coord *coord, struct gc_lease *lease,
-                               enum gc_lease_state state, int error, const char *reason)
+                             enum gc_lease_state state, int error, const char *reason)
 {
     int64_t now = gc_mono_ms();
     pid_t pid = lease->pid;
@@ -576,7 +573,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             gc_events_add(&coord->events, now, "resident_unloading", r->name,
                           "for %s (%s needed on GPU %u)", a->lease_id,
                           l ? gc_size_format(l->bytes, b, sizeof(b)) : "?", a->gpu);
-            gc_step_unload_start(coord->steps, &coord->step_env, r, a->lease_id);
+            gc_step_unload_start(coord->steps, &coord->step_env, r, a->lease_id, gc_mono_ms());
             break;
         case GC_ACT_RELOAD:
             if (r == NULL)
@@ -592,7 +589,7 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
             }
             gc_events_add(&coord->events, now, "resident_reloading", r->name, "%s",
                           a->lease_id[0] ? "on demand" : "restoring what was evicted");
-            gc_step_reload_start(coord->steps, &coord->step_env, r);
+            gc_step_reload_start(coord->steps, &coord->step_env, r, gc_mono_ms());
             break;
         case GC_ACT_DRAINING:
             gc_events_add(&coord->events, now, "resident_draining", a->resident,
@@ -717,7 +714,8 @@ static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now)
             next = t + 1;
     }
     {
-        int64_t t = gc_steps_next_deadline(coord->steps, &coord->step_env, now, coord->engine_read_ms);
+        int64_t t =
+            gc_steps_next_deadline(coord->steps, &coord->step_env, now, coord->engine_read_ms);
         if (t < next)
             next = t;
     }
@@ -769,7 +767,6 @@ static void kick_with_locked(struct gc_coord *coord, const struct gc_nvml_readin
     apply_reading_locked(coord, r);
     settle_locked(coord);
 }
-
 
 static void lock_fresh(struct gc_coord *coord)
 {
@@ -838,7 +835,7 @@ static bool wait_locked(struct gc_coord *coord, int64_t deadline_ms)
 }
 
 static bool wait_client_locked(struct gc_coord *coord, int64_t deadline_ms,
-                                 const struct gc_waiter *waiter)
+                               const struct gc_waiter *waiter)
 {
     int64_t slice;
 
@@ -1324,7 +1321,6 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
 
 /* ==== leases (API operations) ==== */
 
-
 /* Answers for a lease that is no longer waiting, or 202 while it still is. */
 static void lease_answer_locked(struct gc_coord *coord, const char *id, struct gc_api_answer *ans)
 {
@@ -1468,10 +1464,9 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
     l = gc_ledger_lease_find(coord->ledger, id);
     if (l != NULL && l->state == GC_LEASE_QUEUED && journal_lease_locked(coord, l) < 0)
         lease_end_locked(coord, l, GC_LEASE_FAILED, GC_EJOURNAL,
-                                  "cannot write the journal: lease refused");
+                         "cannot write the journal: lease refused");
     if (req.wait_s > 0)
-        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(req.wait_s * 1000.0), waiter,
-                          true);
+        wait_lease_locked(coord, id, gc_mono_ms() + (int64_t)(req.wait_s * 1000.0), waiter, true);
     lease_answer_locked(coord, id, ans);
     pthread_mutex_unlock(&coord->lock);
 }
@@ -1708,7 +1703,7 @@ out_unlock:
 /* ==== residents (API operations) ==== */
 
 static int register_locked(struct gc_coord *coord, const struct gc_caller *caller,
-                             const json_t *req, struct gc_jerr *err, struct gc_resident **ret)
+                           const json_t *req, struct gc_jerr *err, struct gc_resident **ret)
 {
     const struct gc_config *cfg = coord->config;
     struct gc_registration reg;
@@ -1727,8 +1722,7 @@ static int register_locked(struct gc_coord *coord, const struct gc_caller *calle
     spec = reg.spec;
     name = r.name;
     slot = gc_ledger_resident_find(coord->ledger, name);
-    if (slot != NULL &&
-        !gc_caller_owns(caller, coord->ext[resident_index(coord, slot)].owner)) {
+    if (slot != NULL && !gc_caller_owns(caller, coord->ext[resident_index(coord, slot)].owner)) {
         snprintf(err->msg, sizeof(err->msg), "resident '%s' was registered by another caller",
                  name);
         return GC_EFORBIDDEN;
@@ -1742,8 +1736,8 @@ static int register_locked(struct gc_coord *coord, const struct gc_caller *calle
     if (fresh) {
         slot = gc_ledger_resident_alloc(coord->ledger);
         if (slot == NULL) {
-            snprintf(err->msg, sizeof(err->msg),
-                     "at most %d residents (or out of memory)", GC_RESIDENTS_MAX);
+            snprintf(err->msg, sizeof(err->msg), "at most %d residents (or out of memory)",
+                     GC_RESIDENTS_MAX);
             return GC_ELIMIT;
         }
     } else {
@@ -1782,7 +1776,6 @@ static int register_locked(struct gc_coord *coord, const struct gc_caller *calle
     *ret = slot;
     return 0;
 }
-
 
 void gc_coord_resident_register(struct gc_coord *coord, const struct gc_caller *caller,
                                 const json_t *req, struct gc_api_answer *ans)
@@ -1838,8 +1831,7 @@ void gc_coord_resident_delete(struct gc_coord *coord, const struct gc_caller *ca
     } else if (r->busy) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' is %s; try again when it is done", name,
                      gc_resident_state_name(r->state));
-    } else if (journal_locked(coord, gc_record_resident_delete(name),
-                                       true) < 0) {
+    } else if (journal_locked(coord, gc_record_resident_delete(name), true) < 0) {
         /* A deletion a restart would not know of is refused: the resident stays. */
         gc_api_error(ans, GC_EJOURNAL, "cannot write the journal in '%s': deletion refused",
                      coord->config->state_dir);
@@ -1963,15 +1955,16 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
     }
     gc_events_add(&coord->events, gc_real_s(), "resident_unloading", name,
                   "by request, to level '%s'", gc_resident_level_name(r, level));
-    gc_step_unload_start(coord->steps, &coord->step_env, r, "");
+    gc_step_unload_start(coord->steps, &coord->step_env, r, "", gc_mono_ms());
     step = &coord->steps->slot[resident_index(coord, r)];
     step_id = step->id;
     /* The step is bounded by its own timeouts: asking, verifying, a cleanup request,
      * then a kill and the driver's release, or a reload where it stands. */
-    deadline = gc_mono_ms() + (int64_t)((r->unload_timeout_s * 2 + r->verify_timeout_s * 2 +
-                                         coord->config->free_lag_s + coord->ext[resident_index(coord, r)].spec.kill_grace_s +
-                                         STEP_SLACK_S) *
-                                        1000.0);
+    deadline =
+        gc_mono_ms() +
+        (int64_t)((r->unload_timeout_s * 2 + r->verify_timeout_s * 2 + coord->config->free_lag_s +
+                   coord->ext[resident_index(coord, r)].spec.kill_grace_s + STEP_SLACK_S) *
+                  1000.0);
     while (step->outcome_id != step_id && wait_locked(coord, deadline)) {
         r = gc_ledger_resident_find(coord->ledger, name);
         if (r == NULL)
@@ -2039,8 +2032,7 @@ static bool demand_settled_locked(struct gc_coord *coord, const char *name, cons
     }
     h = id[0] ? gc_ledger_lease_lookup(coord->ledger, id) : NULL;
     /* A process resident that is gone comes back by its start command: it waits. */
-    if (r->state == GC_RES_FAILED ||
-        (r->state == GC_RES_GONE && !r->restartable) ||
+    if (r->state == GC_RES_FAILED || (r->state == GC_RES_GONE && !r->restartable) ||
         (h != NULL && h->state == GC_LEASE_FAILED)) {
         gc_api_error(ans, h != NULL && h->error == GC_EJOURNAL ? GC_EJOURNAL : GC_EUNAVAIL,
                      "resident '%s' could not be reloaded: %s", name,
@@ -2194,8 +2186,8 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
     if (req != NULL && (gc_json_only_keys(req, fields, &err) < 0 ||
                         gc_json_get_seconds(req, "wait_s", false, 0, coord->config->max_wait_s,
                                             &wait_s, &err) < 0 ||
-                        gc_json_get_int(req, "priority", false, -GC_PRIORITY_LIMIT, GC_PRIORITY_LIMIT,
-                                        &priority, &err) < 0)) {
+                        gc_json_get_int(req, "priority", false, -GC_PRIORITY_LIMIT,
+                                        GC_PRIORITY_LIMIT, &priority, &err) < 0)) {
         gc_api_error(ans, GC_EINVAL, "%s", err.msg);
         return;
     }
@@ -2213,8 +2205,7 @@ void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const js
         gc_api_error(ans, GC_ENOTFOUND, "resident '%s' was deleted", name);
         goto out_unlock;
     }
-    if (r->state == GC_RES_FAILED ||
-        (r->state == GC_RES_GONE && !r->restartable)) {
+    if (r->state == GC_RES_FAILED || (r->state == GC_RES_GONE && !r->restartable)) {
         gc_api_error(ans, GC_EUNAVAIL, "resident '%s' is %s%s%s", name,
                      gc_resident_state_name(r->state), r->reason[0] ? ": " : "", r->reason);
         goto out_unlock;
@@ -2476,8 +2467,8 @@ json_t *gc_coord_view_events(struct gc_coord *coord, uint64_t since, unsigned ma
     while (gc_events_last_seq(&coord->events) <= since &&
            wait_client_locked(coord, deadline_ms, waiter))
         ;
-    o = json_pack("{s:o, s:I}", "events", gc_events_since(&coord->events, since, max),
-                  "last_seq", (json_int_t)gc_events_last_seq(&coord->events));
+    o = json_pack("{s:o, s:I}", "events", gc_events_since(&coord->events, since, max), "last_seq",
+                  (json_int_t)gc_events_last_seq(&coord->events));
     pthread_mutex_unlock(&coord->lock);
     return o;
 }

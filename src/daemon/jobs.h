@@ -32,11 +32,11 @@ struct gc_job {
     /* The answer. */
     int rc; /* 0 or GC_E* */
     struct gc_adapter_result res;
-    bool exited;               /* unload, kill: its process is gone (an unload freed all) */
-    bool final;                /* reload: no use trying again (its process is gone) */
-    uint64_t new_start_ticks;  /* reload: res.new_pid's start time */
-    int64_t answered_ms;       /* monotonic, when the answer came */
-    struct gc_job *next;       /* the engine's queue */
+    bool exited;              /* unload, kill: its process is gone (an unload freed all) */
+    bool final;               /* reload: no use trying again (its process is gone) */
+    uint64_t new_start_ticks; /* reload: res.new_pid's start time */
+    int64_t answered_ms;      /* monotonic, when the answer came */
+    struct gc_job *next;      /* the engine's queue */
 };
 
 /* Where a job's answer goes (called in the job's thread; it owns job from then). */

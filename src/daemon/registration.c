@@ -228,7 +228,7 @@ int gc_registration_parse(const json_t *req, const struct gc_config *cfg, unsign
     if (spec.url[0] != '\0' && gc_url_check_callback(spec.url, cfg->allow_remote_callbacks,
                                                      err->msg, sizeof(err->msg)) < 0)
         return GC_EINVAL;
-    if (strcmp(protocol, "http") == 0) {
+    if (adapter->takes_requests) {
         if (!request_spec_valid(spec.unload_req) || !request_spec_valid(spec.reload_req))
             REG_FAIL("protocol 'http' needs 'unload' and 'reload' like \"POST /sleep\"");
         if ((spec.cleanup_req[0] && !request_spec_valid(spec.cleanup_req)) ||
@@ -298,8 +298,7 @@ int gc_registration_parse(const json_t *req, const struct gc_config *cfg, unsign
     r.restartable = adapter->restartable;
     /* A process resident with no pid given is not running yet; a server registering
      * before it allocates its models (loaded: false) asks for them with a demand. */
-    r.state =
-        (adapter->restartable && pid == 0) || !loaded ? GC_RES_UNLOADED : GC_RES_LOADED;
+    r.state = (adapter->restartable && pid == 0) || !loaded ? GC_RES_UNLOADED : GC_RES_LOADED;
     /* Unloaded: at the level it named, else all the way. */
     if (r.state == GC_RES_UNLOADED)
         r.level = level > 0 ? (unsigned)level : r.nlevels - 1;

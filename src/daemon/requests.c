@@ -28,8 +28,8 @@ int gc_lease_req_parse(const json_t *req, const struct gc_config *cfg,
         gc_json_get_str(req, "holder", true, GC_NAME_MAX, &holder, &err) < 0 ||
         gc_json_get_bytes(req, "bytes", true, GC_LEASE_BYTES_MAX, &bytes, &err) < 0 ||
         gc_json_get_int(req, "pid", false, 1, INT_MAX, &pid, &err) < 0 ||
-        gc_json_get_int(req, "priority", false, -GC_PRIORITY_LIMIT, GC_PRIORITY_LIMIT, &priority, &err) <
-            0 ||
+        gc_json_get_int(req, "priority", false, -GC_PRIORITY_LIMIT, GC_PRIORITY_LIMIT, &priority,
+                        &err) < 0 ||
         gc_json_get_seconds(req, "ttl_s", false, 0, cfg->max_ttl_s, &ttl_s, &err) < 0 ||
         gc_json_get_seconds(req, "wait_s", false, 0, cfg->max_wait_s, &wait_s, &err) < 0) {
         snprintf(why, why_len, "%s", err.msg);

@@ -25,7 +25,7 @@
 struct gc_lease_req {
     const char *holder; /* points into the request */
     uint64_t bytes;
-    pid_t pid; /* 0: none */
+    pid_t pid;            /* 0: none */
     uint64_t start_ticks; /* pid's start time, as checked */
     int priority;
     int gpu_req; /* -1: any */

@@ -77,7 +77,8 @@ static bool job_start(const struct gc_step_env *env, struct gc_step *s, struct g
 
 /* No thread for the step's first job: the resident goes back where it was, the lease
  * waits for one eviction fewer (it is decided afresh). */
-static void step_not_started(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r, struct gc_step *s)
+static void step_not_started(struct gc_steps *st, const struct gc_step_env *env,
+                             struct gc_resident *r, struct gc_step *s)
 {
     gc_resident_step_undo(r, s->unloading && s->from == 0 ? GC_RES_LOADED : GC_RES_UNLOADED);
     env->journal(env->engine, r);
@@ -86,7 +87,7 @@ static void step_not_started(struct gc_steps *st, const struct gc_step_env *env,
 }
 
 uint64_t gc_step_unload_start(struct gc_steps *st, const struct gc_step_env *env,
-                              struct gc_resident *r, const char *lease_id)
+                              struct gc_resident *r, const char *lease_id, int64_t now)
 {
     struct gc_step *s = &st->slot[slot_of(env, r)];
     unsigned last = gc_resident_nlevels(r) - 1;
@@ -103,18 +104,15 @@ uint64_t gc_step_unload_start(struct gc_steps *st, const struct gc_step_env *env
     s->v.pid = r->pid;
     s->v.usage_before = r->usage_before;
     /* Unknown bytes (0: to be learned) stay unknown. */
-    s->v.expected = r->bytes == 0 ? 0
-                                  : gc_resident_level_bytes(r, s->from) -
-                                        gc_resident_level_bytes(r, s->to);
+    s->v.expected =
+        r->bytes == 0 ? 0 : gc_resident_level_bytes(r, s->from) - gc_resident_level_bytes(r, s->to);
     gc_verify_mark(env->ledger, r->gpu, r->name, &s->v);
     /* Device-level verification waits for the driver, which may be slow to give the
      * memory back; per-process usage drops at once. */
-    s->lag_ms = gc_verify_by_device(env->ledger, r->gpu)
-                    ? seconds_ms(env->config->free_lag_s)
-                    : 0;
+    s->lag_ms = gc_verify_by_device(env->ledger, r->gpu) ? seconds_ms(env->config->free_lag_s) : 0;
     s->cleaned = false;
     s->pid_exited = false;
-    s->t0 = gc_mono_ms();
+    s->t0 = now;
     s->phase = GC_STEP_UNLOAD_ASK;
     if (!job_start(env, s, r, GC_JOB_UNLOAD))
         step_not_started(st, env, r, s);
@@ -122,7 +120,7 @@ uint64_t gc_step_unload_start(struct gc_steps *st, const struct gc_step_env *env
 }
 
 uint64_t gc_step_reload_start(struct gc_steps *st, const struct gc_step_env *env,
-                              struct gc_resident *r)
+                              struct gc_resident *r, int64_t now)
 {
     struct gc_step *s = &st->slot[slot_of(env, r)];
     uint64_t present = 0;
@@ -151,7 +149,7 @@ uint64_t gc_step_reload_start(struct gc_steps *st, const struct gc_step_env *env
         }
     }
     s->need = s->full > present ? s->full - present : 0;
-    s->t0 = s->since_ms = gc_mono_ms();
+    s->t0 = s->since_ms = now;
     s->deadline_ms = s->t0 + seconds_ms(s->spec.reload_timeout_s);
     s->phase = GC_STEP_RELOAD_ROOM;
     return s->id;
@@ -159,8 +157,8 @@ uint64_t gc_step_reload_start(struct gc_steps *st, const struct gc_step_env *env
 
 /* ---- unload ---- */
 
-static void unload_verified(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r, struct gc_step *s,
-                            uint64_t freed, int64_t now)
+static void unload_verified(struct gc_steps *st, const struct gc_step_env *env,
+                            struct gc_resident *r, struct gc_step *s, uint64_t freed, int64_t now)
 {
     double unload_s = (double)(s->t1 - s->t0) / 1000.0, verify_s = (double)(now - s->t1) / 1000.0;
     uint64_t usage = gc_ledger_proc_usage(env->ledger, r->gpu, r->pid);
@@ -168,8 +166,8 @@ static void unload_verified(struct gc_steps *st, const struct gc_step_env *env, 
     struct gc_event *ev;
     char b[GC_SIZE_BUF];
 
-    gc_resident_unloaded(r, s->to, usage, freed, s->lease_id[0] != '\0', alive,
-                         unload_s + verify_s, now);
+    gc_resident_unloaded(r, s->to, usage, freed, s->lease_id[0] != '\0', alive, unload_s + verify_s,
+                         now);
     env->journal(env->engine, r);
     env->stats->counters.unloads++;
     gc_hist_add(&env->stats->unload_s, unload_s + verify_s);
@@ -184,8 +182,8 @@ static void unload_verified(struct gc_steps *st, const struct gc_step_env *env, 
     step_end(st, s, 0, NULL);
 }
 
-static void unload_failed(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r, struct gc_step *s,
-                          const struct gc_job *job)
+static void unload_failed(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r,
+                          struct gc_step *s, const struct gc_job *job)
 {
     char why[GC_REASON_MAX];
 
@@ -199,8 +197,8 @@ static void unload_failed(struct gc_steps *st, const struct gc_step_env *env, st
 }
 
 /* Verification ran out, after a cleanup request: on_stuck decides. */
-static void unload_escalate(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r, struct gc_step *s,
-                            int64_t now)
+static void unload_escalate(struct gc_steps *st, const struct gc_step_env *env,
+                            struct gc_resident *r, struct gc_step *s, int64_t now)
 {
     char b1[GC_SIZE_BUF], b2[GC_SIZE_BUF];
 
@@ -227,11 +225,11 @@ static void unload_escalate(struct gc_steps *st, const struct gc_step_env *env, 
     gc_resident_unload_stuck(r, s->why, now);
     env->journal(env->engine, r);
     step_end(st, s, GC_ECOULDNOTFREE, s->why);
-    gc_step_reload_start(st, env, r);
+    gc_step_reload_start(st, env, r, now);
 }
 
-static void kill_done(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r, struct gc_step *s,
-                      bool released, int64_t now)
+static void kill_done(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r,
+                      struct gc_step *s, bool released, int64_t now)
 {
     char why[GC_REASON_MAX];
 
@@ -251,8 +249,8 @@ static void kill_done(struct gc_steps *st, const struct gc_step_env *env, struct
 
 /* ---- reload ---- */
 
-static void reload_finish(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r, struct gc_step *s,
-                          bool ok, const char *why, bool verified, int64_t now)
+static void reload_finish(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r,
+                          struct gc_step *s, bool ok, const char *why, bool verified, int64_t now)
 {
     char from[GC_LEVEL_NAME_MAX + 1], to[GC_LEVEL_NAME_MAX + 1];
     double wait_s = (double)(s->t1 - s->t0) / 1000.0;
@@ -289,8 +287,8 @@ static void reload_finish(struct gc_steps *st, const struct gc_step_env *env, st
     }
 }
 
-static void reload_ask(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r, struct gc_step *s,
-                       int64_t now)
+static void reload_ask(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r,
+                       struct gc_step *s, int64_t now)
 {
     s->attempt++;
     s->phase = GC_STEP_RELOAD_ASK;
@@ -298,8 +296,9 @@ static void reload_ask(struct gc_steps *st, const struct gc_step_env *env, struc
         reload_finish(st, env, r, s, false, "no thread to ask the resident", false, now);
 }
 
-static void reload_answered(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r, struct gc_step *s,
-                            const struct gc_job *job, int64_t now)
+static void reload_answered(struct gc_steps *st, const struct gc_step_env *env,
+                            struct gc_resident *r, struct gc_step *s, const struct gc_job *job,
+                            int64_t now)
 {
     const struct gc_adapter *adapter = gc_adapter_find(r->protocol);
     unsigned attempts = env->config->reload_attempts ? env->config->reload_attempts : 1;
@@ -307,9 +306,8 @@ static void reload_answered(struct gc_steps *st, const struct gc_step_env *env, 
 
     if (job->rc < 0) {
         env->stats->counters.reload_failures++;
-        gc_events_add(env->events, gc_real_s(), "reload_failed", r->name,
-                      "attempt %u of %u: %s", s->attempt, job->final ? s->attempt : attempts,
-                      job->res.detail);
+        gc_events_add(env->events, gc_real_s(), "reload_failed", r->name, "attempt %u of %u: %s",
+                      s->attempt, job->final ? s->attempt : attempts, job->res.detail);
         if (s->attempt >= attempts || job->final) {
             snprintf(why, sizeof(why), "resident '%s' failed to reload %u times: %.200s", r->name,
                      s->attempt, job->res.detail);
@@ -344,7 +342,8 @@ static void reload_answered(struct gc_steps *st, const struct gc_step_env *env, 
 /* ---- driving ---- */
 
 /* One step's look at the ledger's last reading (and the clock). */
-static void step_poll(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r, struct gc_step *s, int64_t now)
+static void step_poll(struct gc_steps *st, const struct gc_step_env *env, struct gc_resident *r,
+                      struct gc_step *s, int64_t now)
 {
     struct gc_ledger *ledger = env->ledger;
     /* Memory is judged on readings taken after the phase began: an older one may

@@ -92,10 +92,10 @@ struct gc_step_env {
 /* Starts unloading r (already marked unloading) for lease_id ("" by request).
  * Returns the step's id (its outcome, once it ends, carries it). */
 uint64_t gc_step_unload_start(struct gc_steps *st, const struct gc_step_env *env,
-                              struct gc_resident *r, const char *lease_id);
+                              struct gc_resident *r, const char *lease_id, int64_t now);
 /* Starts reloading r (already marked reloading). Returns the step's id. */
 uint64_t gc_step_reload_start(struct gc_steps *st, const struct gc_step_env *env,
-                              struct gc_resident *r);
+                              struct gc_resident *r, int64_t now);
 /* Every running step's look at the ledger's last reading (and the clock). */
 void gc_steps_poll(struct gc_steps *st, const struct gc_step_env *env, int64_t now);
 /* A job's answer moves its step on (an answer to a step that ended is dropped). */

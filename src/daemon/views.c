@@ -78,7 +78,8 @@ json_t *gc_view_gpusim(const struct gc_view_src *src)
 
 json_t *gc_view_resident(const struct gc_view_src *src, const struct gc_resident *r)
 {
-    const struct gc_resident_spec *spec = src->spec(src->ctx, (unsigned)(r - src->ledger->residents));
+    const struct gc_resident_spec *spec =
+        src->spec(src->ctx, (unsigned)(r - src->ledger->residents));
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:o, s:i, s:s, s:I, s:i, s:s, s:s, s:f, s:f, s:i, s:i, s:b, s:I, s:f, "
         "s:f, s:f}",
@@ -118,8 +119,7 @@ json_t *gc_view_residents(const struct gc_view_src *src)
 
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         if (src->ledger->residents[i].in_use)
-            json_array_append_new(arr,
-                                  gc_view_resident(src, &src->ledger->residents[i]));
+            json_array_append_new(arr, gc_view_resident(src, &src->ledger->residents[i]));
     }
     return arr;
 }
@@ -152,10 +152,9 @@ static json_t *lease_view(const struct gc_view_src *src, const struct gc_lease *
     if (l->granted_ms)
         json_object_set_new(o, "held_s", json_real((double)(end - l->granted_ms) / 1000.0));
     if (l->state == GC_LEASE_QUEUED || l->state == GC_LEASE_PREPARING)
-        json_object_set_new(o, "position",
-                            json_integer(position >= 0
-                                             ? position
-                                             : (int)gc_ledger_queue_position(src->ledger, l)));
+        json_object_set_new(
+            o, "position",
+            json_integer(position >= 0 ? position : (int)gc_ledger_queue_position(src->ledger, l)));
     if (active && l->ttl_s > 0 && l->kind == GC_KIND_HOLDER)
         json_object_set_new(o, "expires_in_s",
                             json_real(l->ttl_s - (double)(now - l->heartbeat_ms) / 1000.0));
@@ -210,10 +209,10 @@ json_t *gc_view_status(const struct gc_view_src *src)
 #undef GC_COUNTER_JSON
     return json_pack("{s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:o, s:I}", "version", GPUCOORD_VERSION,
                      "driver_version", src->driver_version, "uptime_s",
-                     (double)(gc_mono_ms() - src->started_ms) / 1000.0, "gpus",
-                     gc_view_gpus(src), "residents", gc_view_residents(src),
-                     "leases", gc_view_leases(src), "queue", queue, "counters", counters,
-                     "last_event_seq", (json_int_t)gc_events_last_seq(src->events));
+                     (double)(gc_mono_ms() - src->started_ms) / 1000.0, "gpus", gc_view_gpus(src),
+                     "residents", gc_view_residents(src), "leases", gc_view_leases(src), "queue",
+                     queue, "counters", counters, "last_event_seq",
+                     (json_int_t)gc_events_last_seq(src->events));
 }
 
 /* ---- /metrics ---- */

@@ -292,8 +292,7 @@ TEST(reload_answered_by_a_process_that_died_is_a_failure)
     ASSERT_EQ_INT(r->reloads, 0);
     /* A restartable one that died starting is failed (no restart loop); its pid goes. */
     p->state = GC_RES_RELOADING;
-    ASSERT_EQ_INT(gc_resident_reload_done(p, true, false, NULL, 1, 5, &swap, &dead),
-                  GC_RES_FAILED);
+    ASSERT_EQ_INT(gc_resident_reload_done(p, true, false, NULL, 1, 5, &swap, &dead), GC_RES_FAILED);
     ASSERT_EQ_INT(dead, 101);
     ASSERT_EQ_INT(p->pid, 0);
     gc_ledger_free(l);
@@ -400,8 +399,7 @@ TEST(eviction_done_never_goes_below_zero)
 TEST(unload_is_verified_per_process_at_nine_tenths)
 {
     struct gc_ledger *l = new_ledger();
-    struct gc_verify v = {.gpu = 0, .pid = 100, .usage_before = CTX + 4 * GiB,
-                          .expected = 4 * GiB};
+    struct gc_verify v = {.gpu = 0, .pid = 100, .usage_before = CTX + 4 * GiB, .expected = 4 * GiB};
     uint64_t freed = 0;
 
     resident(l, "val", 100, 4 * GiB, false);
