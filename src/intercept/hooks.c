@@ -160,7 +160,7 @@ GCI_EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice
 /* ---- allocations ---- */
 
 /* Runs one allocation of bytes on dev under the lease: CALL is the driver call, KEY
- * the pointer or handle it wrote. Within the lease: no round trip, one lock. */
+ * the pointer or handle it wrote. Within the lease: no round trip, no lock. */
 #define GCI_ALLOCATE(dev, bytes, kind, CALL, KEY)                                                  \
     do {                                                                                           \
         CUresult rc_;                                                                              \
@@ -316,25 +316,31 @@ GCI_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t siz
 GCI_EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr)
 {
     const struct gci_real *r = gci_real();
+    struct gci_freeing f;
     CUresult rc;
+    bool taken;
 
     if (r->cuMemFree_v2 == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
+    taken = gci_free_begin(GCI_PTR, dptr, &f);
     rc = r->cuMemFree_v2(dptr);
-    if (rc == CUDA_SUCCESS)
-        gci_free_end(GCI_PTR, dptr);
+    if (taken)
+        gci_free_end(&f, rc == CUDA_SUCCESS);
     return rc;
 }
 
 static CUresult free_async(cuMemFreeAsync_fn fn, CUdeviceptr dptr, CUstream stream)
 {
+    struct gci_freeing f;
     CUresult rc;
+    bool taken;
 
     if (fn == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
+    taken = gci_free_begin(GCI_PTR, dptr, &f);
     rc = fn(dptr, stream);
-    if (rc == CUDA_SUCCESS)
-        gci_free_end(GCI_PTR, dptr);
+    if (taken)
+        gci_free_end(&f, rc == CUDA_SUCCESS);
     return rc;
 }
 
@@ -351,13 +357,16 @@ GCI_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream stream)
 GCI_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
 {
     const struct gci_real *r = gci_real();
+    struct gci_freeing f;
     CUresult rc;
+    bool taken;
 
     if (r->cuMemRelease == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
+    taken = gci_free_begin(GCI_HANDLE, handle, &f);
     rc = r->cuMemRelease(handle);
-    if (rc == CUDA_SUCCESS)
-        gci_free_end(GCI_HANDLE, handle);
+    if (taken)
+        gci_free_end(&f, rc == CUDA_SUCCESS);
     return rc;
 }
 

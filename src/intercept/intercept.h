@@ -33,10 +33,9 @@ CUresult gci_context_begin(int dev);
 CUresult gci_alloc_begin(int dev, uint64_t bytes);
 /*
  * gci_alloc_fast_begin: true when bytes fit in dev's lease as it is: they are
- * counted and the book stays locked across the driver call (one lock for the whole
- * allocation: the cost of an allocation within the lease is the point), until
- * gci_alloc_fast_end records key (ok) or takes the count back. false: nothing
- * counted, nothing locked; use gci_alloc_begin.
+ * counted, without a lock (the cost of an allocation within the lease is the
+ * point), and gci_alloc_fast_end records key (ok) or takes the count back.
+ * false: nothing counted; use gci_alloc_begin.
  */
 bool gci_alloc_fast_begin(int dev, uint64_t bytes);
 void gci_alloc_fast_end(int dev, uint64_t bytes, bool ok, enum gci_kind kind, uint64_t key);
@@ -47,9 +46,24 @@ bool gci_alloc_oom_grow(int dev, uint64_t bytes);
  * driver really took); on failure takes the count back. */
 void gci_alloc_end(int dev, uint64_t bytes, uint64_t actual, bool ok, enum gci_kind kind,
                    uint64_t key);
-/* After a successful free of key: its bytes are given back to the book (the lease
- * shrinks later, see book.h). */
-void gci_free_end(enum gci_kind kind, uint64_t key);
+/* A free in progress: the entry taken out of the table before the driver frees. */
+struct gci_freeing {
+    enum gci_kind kind;
+    uint64_t key;
+    uint64_t bytes;
+    int dev;
+};
+/*
+ * gci_free_begin: before the driver frees key: takes its entry out of the table
+ * (true, *ret filled) while the memory is still the program's, so that an
+ * allocation on another thread that gets the same address from the driver right
+ * after the free records its own entry, never finds this one. false: nothing
+ * recorded for key (nothing to do after the free).
+ */
+bool gci_free_begin(enum gci_kind kind, uint64_t key, struct gci_freeing *ret);
+/* After the driver answered: ok, the bytes are given back to the book (the lease
+ * shrinks later, see book.h); not ok, the entry is put back. */
+void gci_free_end(const struct gci_freeing *f, bool ok);
 
 /* The device ordinal of the calling thread's current context, or -1. */
 int gci_current_device(void);

@@ -3,10 +3,13 @@
  * on, taken with the process's pid (so that its exit, however it happens, ends
  * the lease), grown before allocations that do not fit, shrunk lazily.
  *
- * Locks: st.mu guards the books and tables and is held only briefly, never
- * across a call to the coordinator or the driver; st.coord_mu serialises calls
- * to the coordinator (one libgpucoord client, used by one thread at a time) and
- * is held across them, so that threads growing at once ask once.
+ * Locks: an allocation within the lease and every free take none: the count
+ * is atomic (gci_book_try_count) and the table of live allocations lock-free
+ * (ptrtab.h). st.mu guards the rest of the books (lease ids, growth, the shrink
+ * window) and is held only briefly, never across a call to the coordinator or
+ * the driver; st.coord_mu serialises calls to the coordinator (one libgpucoord
+ * client, used by one thread at a time) and is held across them, so that threads
+ * growing at once ask once.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -20,7 +23,7 @@
 #include "gpucoord.h"
 #include "intercept/book.h"
 #include "intercept/intercept.h"
-#include "intercept/ptrmap.h"
+#include "intercept/ptrtab.h"
 
 #define GCI_DEVICES_MAX 16
 /* What a context costs before it is measured: GPU-FACTS says 100-550 MiB. */
@@ -30,6 +33,9 @@
 #define GCI_SHRINK_WINDOW_S       2.0
 /* Time for one exchange on top of the wait it asks the coordinator for. */
 #define GCI_HTTP_SLACK_MS 10000
+/* Slots in each table of live allocations (16 bytes each, mapped: pages cost
+ * memory once used); more live allocations than fit go to a locked overflow. */
+#define GCI_PTRTAB_LOG2 12
 
 enum gci_mode {
     GCI_UNTOUCHED, /* no context yet: the coordinator has not been asked */
@@ -49,7 +55,8 @@ static struct {
     enum gci_mode mode;
     bool fail_closed;
     struct gci_dev dev[GCI_DEVICES_MAX];
-    struct gci_ptrmap ptrs, handles;
+    struct gci_ptrtab ptrs, handles; /* set up once, under mu, before the first lease */
+    bool tables_ready;
     gpucoord_client *client; /* under coord_mu */
     int only_dev;            /* the one device leased, -1 for none or several (atomic) */
     bool shrinker_started;
@@ -292,8 +299,16 @@ static CUresult lease_take(int dev, uint64_t bytes)
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     pthread_mutex_lock(&st.mu);
+    if (!st.tables_ready) {
+        /* Under mu, so that a fork (which takes mu first) never sees them half made.
+         * A table whose slots cannot be mapped works in its overflow, locked. */
+        (void)gci_ptrtab_init(&st.ptrs, GCI_PTRTAB_LOG2);
+        (void)gci_ptrtab_init(&st.handles, GCI_PTRTAB_LOG2);
+        st.tables_ready = true;
+    }
     snprintf(d->lease_id, sizeof(d->lease_id), "%s", id);
-    d->book.lease_bytes = (uint64_t)json_integer_value(json_object_get(j, "bytes"));
+    __atomic_store_n(&d->book.lease_bytes,
+                     (uint64_t)json_integer_value(json_object_get(j, "bytes")), __ATOMIC_SEQ_CST);
     d->book.window_start_ms = now_ms();
     st.mode = GCI_ACTIVE;
     only_dev_update();
@@ -334,7 +349,7 @@ static bool lease_resize(int dev, uint64_t bytes, double wait_s)
         json_decref(j);
         pthread_mutex_lock(&st.mu);
         d->lease_id[0] = '\0';
-        d->book.lease_bytes = 0;
+        __atomic_store_n(&d->book.lease_bytes, 0, __ATOMIC_SEQ_CST);
         only_dev_update();
         pthread_mutex_unlock(&st.mu);
         return lease_take(dev, bytes) == CUDA_SUCCESS && d->lease_id[0] != '\0';
@@ -355,7 +370,9 @@ static bool lease_resize(int dev, uint64_t bytes, double wait_s)
     ok = status == 200;
     if (status == 200 || status == 202) {
         pthread_mutex_lock(&st.mu);
-        d->book.lease_bytes = (uint64_t)json_integer_value(json_object_get(j, "bytes"));
+        __atomic_store_n(&d->book.lease_bytes,
+                         (uint64_t)json_integer_value(json_object_get(j, "bytes")),
+                         __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&st.mu);
     }
     json_decref(j);
@@ -380,7 +397,7 @@ CUresult gci_context_begin(int dev)
         if (rc == CUDA_SUCCESS && st.dev[dev].lease_id[0] != '\0') {
             pthread_mutex_lock(&st.mu);
             /* The context counts from now on; GPUCOORD_NEED is room kept, not use. */
-            st.dev[dev].book.used_bytes += st.context_bytes;
+            gci_book_add(&st.dev[dev].book, st.context_bytes);
             st.dev[dev].book.floor_bytes = st.context_bytes + st.need_bytes;
             pthread_mutex_unlock(&st.mu);
         }
@@ -424,8 +441,8 @@ CUresult gci_alloc_begin(int dev, uint64_t bytes)
     pthread_mutex_lock(&st.coord_mu);
     /* Another thread may have grown the lease meanwhile: ask for what is missing now. */
     pthread_mutex_lock(&st.mu);
-    ok = d->book.used_bytes <= d->book.lease_bytes;
-    exact = d->book.used_bytes;
+    exact = __atomic_load_n(&d->book.used_bytes, __ATOMIC_SEQ_CST);
+    ok = exact <= __atomic_load_n(&d->book.lease_bytes, __ATOMIC_SEQ_CST);
     target = exact + gci_book_slack(exact);
     pthread_mutex_unlock(&st.mu);
     if (!ok) {
@@ -443,23 +460,16 @@ CUresult gci_alloc_begin(int dev, uint64_t bytes)
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
+static struct gci_ptrtab *table_of(enum gci_kind kind)
+{
+    return kind == GCI_PTR ? &st.ptrs : &st.handles;
+}
+
 bool gci_alloc_fast_begin(int dev, uint64_t bytes)
 {
-    struct gci_book *b;
-
-    if (!coordinated() || dev < 0 || dev >= GCI_DEVICES_MAX)
-        return false;
-    b = &st.dev[dev].book;
-    pthread_mutex_lock(&st.mu);
-    if (st.mode == GCI_ACTIVE && st.dev[dev].lease_id[0] != '\0' &&
-        b->used_bytes <= b->lease_bytes && bytes <= b->lease_bytes - b->used_bytes) {
-        b->used_bytes += bytes;
-        if (b->used_bytes > b->peak_bytes)
-            b->peak_bytes = b->used_bytes;
-        return true; /* st.mu stays held until gci_alloc_fast_end */
-    }
-    pthread_mutex_unlock(&st.mu);
-    return false;
+    /* No lease on dev: its lease_bytes is 0, nothing fits. */
+    return coordinated() && dev >= 0 && dev < GCI_DEVICES_MAX &&
+           gci_book_try_count(&st.dev[dev].book, bytes);
 }
 
 void gci_alloc_fast_end(int dev, uint64_t bytes, bool ok, enum gci_kind kind, uint64_t key)
@@ -467,8 +477,7 @@ void gci_alloc_fast_end(int dev, uint64_t bytes, bool ok, enum gci_kind kind, ui
     if (!ok)
         gci_book_release(&st.dev[dev].book, bytes);
     else /* out of host memory for the table: the bytes stay counted (safe side) */
-        (void)gci_ptrmap_put(kind == GCI_PTR ? &st.ptrs : &st.handles, key, bytes, dev);
-    pthread_mutex_unlock(&st.mu);
+        (void)gci_ptrtab_put(table_of(kind), key, bytes, dev);
 }
 
 bool gci_alloc_oom_grow(int dev, uint64_t bytes)
@@ -484,7 +493,7 @@ bool gci_alloc_oom_grow(int dev, uint64_t bytes)
     pthread_mutex_lock(&st.mu);
     /* The driver knows better than the book (a context larger than estimated, memory
      * the program took another way): the lease grows by what was asked. */
-    target = d->book.lease_bytes + bytes;
+    target = __atomic_load_n(&d->book.lease_bytes, __ATOMIC_SEQ_CST) + bytes;
     pthread_mutex_unlock(&st.mu);
     ok = lease_resize(dev, target, st.wait_s);
     pthread_mutex_unlock(&st.coord_mu);
@@ -494,40 +503,40 @@ bool gci_alloc_oom_grow(int dev, uint64_t bytes)
 void gci_alloc_end(int dev, uint64_t bytes, uint64_t actual, bool ok, enum gci_kind kind,
                    uint64_t key)
 {
-    struct gci_dev *d;
+    struct gci_book *b;
 
-    if (dev < 0 || dev >= GCI_DEVICES_MAX)
+    if (dev < 0 || dev >= GCI_DEVICES_MAX || !coordinated())
         return;
-    d = &st.dev[dev];
-    pthread_mutex_lock(&st.mu);
-    if (st.mode == GCI_ACTIVE) {
-        if (!ok) {
-            gci_book_release(&d->book, bytes);
-        } else {
-            if (actual > bytes)
-                d->book.used_bytes += actual - bytes;
-            else
-                gci_book_release(&d->book, bytes - actual);
-            /* Out of host memory for the table: the bytes stay counted (safe side). */
-            (void)gci_ptrmap_put(kind == GCI_PTR ? &st.ptrs : &st.handles, key, actual, dev);
-        }
+    b = &st.dev[dev].book;
+    if (!ok) {
+        gci_book_release(b, bytes);
+        return;
     }
-    pthread_mutex_unlock(&st.mu);
+    if (actual > bytes)
+        gci_book_add(b, actual - bytes);
+    else
+        gci_book_release(b, bytes - actual);
+    /* Out of host memory for the table: the bytes stay counted (safe side). */
+    (void)gci_ptrtab_put(table_of(kind), key, actual, dev);
 }
 
-void gci_free_end(enum gci_kind kind, uint64_t key)
+bool gci_free_begin(enum gci_kind kind, uint64_t key, struct gci_freeing *ret)
 {
-    uint64_t bytes;
-    int dev;
-
+    /* Nothing was recorded before the first lease; after a fall back to passing
+     * through, entries left are never read again. */
     if (!coordinated())
-        return; /* nothing was recorded (frees after a fall back to passing through
-                   leave stale entries, which nothing reads any more) */
-    pthread_mutex_lock(&st.mu);
-    if (gci_ptrmap_take(kind == GCI_PTR ? &st.ptrs : &st.handles, key, &bytes, &dev) && dev >= 0 &&
-        dev < GCI_DEVICES_MAX)
-        gci_book_release(&st.dev[dev].book, bytes);
-    pthread_mutex_unlock(&st.mu);
+        return false;
+    ret->kind = kind;
+    ret->key = key;
+    return gci_ptrtab_take(table_of(kind), key, &ret->bytes, &ret->dev);
+}
+
+void gci_free_end(const struct gci_freeing *f, bool ok)
+{
+    if (!ok) /* the driver kept it: so does the table */
+        (void)gci_ptrtab_put(table_of(f->kind), f->key, f->bytes, f->dev);
+    else if (f->dev >= 0 && f->dev < GCI_DEVICES_MAX)
+        gci_book_release(&st.dev[f->dev].book, f->bytes);
 }
 
 /* Gives back what the process has not needed for a whole window. A thread, so that
@@ -543,7 +552,7 @@ static void *shrinker_main(void *arg)
         if (!coordinated())
             continue;
         for (int dev = 0; dev < GCI_DEVICES_MAX; dev++) {
-            uint64_t target = 0;
+            uint64_t target = 0, lease, used;
             pthread_mutex_lock(&st.mu);
             if (st.dev[dev].lease_id[0] != '\0')
                 target = gci_book_shrink_target(&st.dev[dev].book, now_ms(),
@@ -553,14 +562,23 @@ static void *shrinker_main(void *arg)
                 continue;
             pthread_mutex_lock(&st.coord_mu);
             pthread_mutex_lock(&st.mu);
-            /* Used more since: never below what is in use now. */
-            if (target < st.dev[dev].book.used_bytes)
-                target = st.dev[dev].book.used_bytes;
-            if (target >= st.dev[dev].book.lease_bytes)
+            lease = __atomic_load_n(&st.dev[dev].book.lease_bytes, __ATOMIC_SEQ_CST);
+            /* Used more since: never below what is in use now. Then no allocation
+             * within the lease may count beyond the target while the coordinator is
+             * asked (they go the slow way, and wait for coord_mu). */
+            used = __atomic_load_n(&st.dev[dev].book.used_bytes, __ATOMIC_SEQ_CST);
+            if (target < used)
+                target = used;
+            if (target >= lease || !gci_book_lower(&st.dev[dev].book, target))
                 target = 0;
             pthread_mutex_unlock(&st.mu);
-            if (target != 0)
-                lease_resize(dev, target, 0);
+            if (target != 0 && !lease_resize(dev, target, 0)) {
+                /* Not shrunk (and not ended: that took a new lease): the old limit. */
+                pthread_mutex_lock(&st.mu);
+                __atomic_compare_exchange_n(&st.dev[dev].book.lease_bytes, &target, lease, false,
+                                            __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+                pthread_mutex_unlock(&st.mu);
+            }
             pthread_mutex_unlock(&st.coord_mu);
         }
     }
@@ -572,17 +590,25 @@ static void *shrinker_main(void *arg)
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&st.mu);
+    if (st.tables_ready) {
+        pthread_mutex_lock(&st.ptrs.mu);
+        pthread_mutex_lock(&st.handles.mu);
+    }
 }
 
 static void atfork_parent(void)
 {
+    if (st.tables_ready) {
+        pthread_mutex_unlock(&st.handles.mu);
+        pthread_mutex_unlock(&st.ptrs.mu);
+    }
     pthread_mutex_unlock(&st.mu);
 }
 
 /* The child holds no context (the driver cannot be used across fork) and none of
  * the parent's leases: it starts untouched, and leases for itself if it makes a
- * context. The parent's client and tables are its copies: forgotten, not freed
- * (the client's connections belong to the parent). */
+ * context. The parent's client is its copy: forgotten, not freed (its connections
+ * belong to the parent); the tables (consistent: their locks were held) are freed. */
 static void atfork_child(void)
 {
     pthread_mutex_init(&st.mu, NULL);
@@ -591,8 +617,13 @@ static void atfork_child(void)
         st.mode = GCI_UNTOUCHED;
     memset(st.dev, 0, sizeof(st.dev));
     st.only_dev = -1;
-    gci_ptrmap_clear(&st.ptrs);
-    gci_ptrmap_clear(&st.handles);
+    if (st.tables_ready) {
+        pthread_mutex_init(&st.ptrs.mu, NULL);
+        pthread_mutex_init(&st.handles.mu, NULL);
+        gci_ptrtab_free(&st.ptrs);
+        gci_ptrtab_free(&st.handles);
+        st.tables_ready = false;
+    }
     st.client = NULL;
     st.shrinker_started = false;
 }
