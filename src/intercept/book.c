@@ -15,16 +15,6 @@ uint64_t gci_book_slack(uint64_t used_bytes)
     return round_up(s > GCI_SLACK_MIN_BYTES ? s : GCI_SLACK_MIN_BYTES);
 }
 
-/* Raises peak_bytes to at least used (lock-free). */
-static void peak_raise(struct gci_book *b, uint64_t used)
-{
-    uint64_t peak = __atomic_load_n(&b->peak_bytes, __ATOMIC_RELAXED);
-
-    while (used > peak && !__atomic_compare_exchange_n(&b->peak_bytes, &peak, used, true,
-                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-        ;
-}
-
 uint64_t gci_book_reserve(struct gci_book *b, uint64_t bytes, uint64_t *ret_exact)
 {
     uint64_t used = __atomic_load_n(&b->used_bytes, __ATOMIC_RELAXED), need, target;
@@ -34,7 +24,7 @@ uint64_t gci_book_reserve(struct gci_book *b, uint64_t bytes, uint64_t *ret_exac
             return UINT64_MAX;
     } while (!__atomic_compare_exchange_n(&b->used_bytes, &used, need, true, __ATOMIC_SEQ_CST,
                                           __ATOMIC_RELAXED));
-    peak_raise(b, need);
+    gci_book_peak_raise(b, need);
     if (need <= __atomic_load_n(&b->lease_bytes, __ATOMIC_SEQ_CST))
         return 0;
     *ret_exact = round_up(need);
@@ -43,38 +33,9 @@ uint64_t gci_book_reserve(struct gci_book *b, uint64_t bytes, uint64_t *ret_exac
     return round_up(target);
 }
 
-bool gci_book_try_count(struct gci_book *b, uint64_t bytes)
-{
-    uint64_t lease = __atomic_load_n(&b->lease_bytes, __ATOMIC_RELAXED), used;
-
-    /* Bounded by the lease, so that the sum cannot wrap (however many threads add). */
-    if (bytes > lease)
-        return false;
-    /* Add first, then check against the limit as it is now: a gci_book_lower that
-     * the check does not see sees the addition (both are sequentially consistent). */
-    used = __atomic_add_fetch(&b->used_bytes, bytes, __ATOMIC_SEQ_CST);
-    if (used > __atomic_load_n(&b->lease_bytes, __ATOMIC_SEQ_CST)) {
-        /* Over, for a moment: a thread that looked then went the slow way, which
-         * checks again under the lock. */
-        gci_book_release(b, bytes);
-        return false;
-    }
-    peak_raise(b, used);
-    return true;
-}
-
-void gci_book_release(struct gci_book *b, uint64_t bytes)
-{
-    uint64_t used = __atomic_load_n(&b->used_bytes, __ATOMIC_RELAXED);
-
-    while (!__atomic_compare_exchange_n(&b->used_bytes, &used, used > bytes ? used - bytes : 0,
-                                        true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-        ;
-}
-
 void gci_book_add(struct gci_book *b, uint64_t bytes)
 {
-    peak_raise(b, __atomic_add_fetch(&b->used_bytes, bytes, __ATOMIC_SEQ_CST));
+    gci_book_peak_raise(b, __atomic_add_fetch(&b->used_bytes, bytes, __ATOMIC_SEQ_CST));
 }
 
 bool gci_book_lower(struct gci_book *b, uint64_t bytes)

@@ -44,17 +44,55 @@ uint64_t gci_book_slack(uint64_t used_bytes);
  */
 uint64_t gci_book_reserve(struct gci_book *b, uint64_t bytes, uint64_t *ret_exact);
 
+/* Raises peak_bytes to at least used (lock-free). */
+static inline void gci_book_peak_raise(struct gci_book *b, uint64_t used)
+{
+    uint64_t peak = __atomic_load_n(&b->peak_bytes, __ATOMIC_RELAXED);
+
+    while (used > peak && !__atomic_compare_exchange_n(&b->peak_bytes, &peak, used, true,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
+/* gci_book_release: takes back bytes counted by gci_book_reserve or
+ * gci_book_try_count (the allocation failed, or was freed). Lock-free; never
+ * below 0. */
+static inline void gci_book_release(struct gci_book *b, uint64_t bytes)
+{
+    uint64_t used = __atomic_sub_fetch(&b->used_bytes, bytes, __ATOMIC_RELEASE);
+
+    /* More given back than counted (never, unless the caller erred): 0, not a
+     * wrap that would make every allocation look beyond the lease. */
+    if (__builtin_expect(used > UINT64_MAX - bytes, 0))
+        __atomic_add_fetch(&b->used_bytes, -used, __ATOMIC_RELAXED);
+}
+
 /*
  * gci_book_try_count: lock-free, from any thread: counts bytes and returns true
  * when they fit in the lease as it is; else counts nothing and returns false
  * (then gci_book_reserve, under the lock). Two threads racing past the lease size
- * cannot both succeed beyond it: each adds first and checks the sum.
+ * cannot both succeed beyond it: each adds first and checks the sum. Inline:
+ * it is most of what an allocation within the lease costs.
  */
-bool gci_book_try_count(struct gci_book *b, uint64_t bytes);
+static inline bool gci_book_try_count(struct gci_book *b, uint64_t bytes)
+{
+    uint64_t lease = __atomic_load_n(&b->lease_bytes, __ATOMIC_RELAXED), used;
 
-/* Takes back bytes counted by gci_book_reserve or gci_book_try_count (the
- * allocation failed, or was freed). Lock-free; never below 0. */
-void gci_book_release(struct gci_book *b, uint64_t bytes);
+    /* Bounded by the lease, so that the sum cannot wrap (however many threads add). */
+    if (__builtin_expect(bytes > lease, 0))
+        return false;
+    /* Add first, then check against the limit as it is now: a gci_book_lower that
+     * the check does not see sees the addition (both are sequentially consistent). */
+    used = __atomic_add_fetch(&b->used_bytes, bytes, __ATOMIC_SEQ_CST);
+    if (__builtin_expect(used > __atomic_load_n(&b->lease_bytes, __ATOMIC_SEQ_CST), 0)) {
+        /* Over, for a moment: a thread that looked then went the slow way, which
+         * checks again under the lock. */
+        gci_book_release(b, bytes);
+        return false;
+    }
+    gci_book_peak_raise(b, used);
+    return true;
+}
 
 /* Adds bytes to the count unconditionally (the driver took more than counted). */
 void gci_book_add(struct gci_book *b, uint64_t bytes);

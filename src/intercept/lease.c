@@ -21,11 +21,8 @@
 #include <unistd.h>
 
 #include "gpucoord.h"
-#include "intercept/book.h"
 #include "intercept/intercept.h"
-#include "intercept/ptrtab.h"
 
-#define GCI_DEVICES_MAX 16
 /* What a context costs before it is measured: GPU-FACTS says 100-550 MiB. */
 #define GCI_CONTEXT_BYTES_DEFAULT (512ULL << 20)
 #define GCI_WAIT_S_DEFAULT        60.0
@@ -37,28 +34,23 @@
  * memory once used); more live allocations than fit go to a locked overflow. */
 #define GCI_PTRTAB_LOG2 12
 
-enum gci_mode {
-    GCI_UNTOUCHED, /* no context yet: the coordinator has not been asked */
-    GCI_ACTIVE,    /* leases are kept */
-    GCI_PASSTHROUGH,
-};
-
 struct gci_dev {
     char lease_id[64]; /* "" : none */
     int gpu_index;     /* the coordinator's GPU index, -1 for "any" */
-    struct gci_book book;
 };
+
+/* Its books are gci_hot.book[dev]. */
+struct gci_hot gci_hot = {
+    .only_dev = -1,
+    .tables = {{.mu = PTHREAD_MUTEX_INITIALIZER}, {.mu = PTHREAD_MUTEX_INITIALIZER}}};
 
 static struct {
     pthread_mutex_t mu;
     pthread_mutex_t coord_mu;
-    enum gci_mode mode;
     bool fail_closed;
     struct gci_dev dev[GCI_DEVICES_MAX];
-    struct gci_ptrtab ptrs, handles; /* set up once, under mu, before the first lease */
-    bool tables_ready;
+    bool tables_ready;       /* gci_hot.tables, set up once, under mu, before the first lease */
     gpucoord_client *client; /* under coord_mu */
-    int only_dev;            /* the one device leased, -1 for none or several (atomic) */
     bool shrinker_started;
     /* Settings, read once. */
     bool configured;
@@ -66,7 +58,7 @@ static struct {
     double wait_s, shrink_window_s;
     int priority;
     char holder[65];
-} st = {.mu = PTHREAD_MUTEX_INITIALIZER, .coord_mu = PTHREAD_MUTEX_INITIALIZER, .only_dev = -1};
+} st = {.mu = PTHREAD_MUTEX_INITIALIZER, .coord_mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* Under st.mu: only_dev after a lease was taken or dropped. */
 static void only_dev_update(void)
@@ -79,16 +71,7 @@ static void only_dev_update(void)
             n++;
         }
     }
-    __atomic_store_n(&st.only_dev, n == 1 ? only : -1, __ATOMIC_RELEASE);
-}
-
-int gci_alloc_device(void)
-{
-    int only = __atomic_load_n(&st.only_dev, __ATOMIC_ACQUIRE);
-
-    /* One device leased (the common case): no need to ask the driver which one is
-     * current for every allocation. */
-    return only >= 0 ? only : gci_current_device();
+    __atomic_store_n(&gci_hot.only_dev, n == 1 ? only : -1, __ATOMIC_RELEASE);
 }
 
 static int64_t now_ms(void)
@@ -271,7 +254,7 @@ static CUresult lease_take(int dev, uint64_t bytes)
         }
         warn_once("%s: running uncoordinated", unreachable_message());
         pthread_mutex_lock(&st.mu);
-        st.mode = GCI_PASSTHROUGH;
+        __atomic_store_n(&gci_hot.mode, GCI_PASSTHROUGH, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&st.mu);
         return CUDA_SUCCESS;
     }
@@ -290,7 +273,7 @@ static CUresult lease_take(int dev, uint64_t bytes)
             warn_once("the coordinator refused the lease (%s): running uncoordinated",
                       msg ? msg : "no reason given");
             pthread_mutex_lock(&st.mu);
-            st.mode = GCI_PASSTHROUGH;
+            __atomic_store_n(&gci_hot.mode, GCI_PASSTHROUGH, __ATOMIC_RELEASE);
             pthread_mutex_unlock(&st.mu);
             json_decref(j);
             return CUDA_SUCCESS;
@@ -302,15 +285,15 @@ static CUresult lease_take(int dev, uint64_t bytes)
     if (!st.tables_ready) {
         /* Under mu, so that a fork (which takes mu first) never sees them half made.
          * A table whose slots cannot be mapped works in its overflow, locked. */
-        (void)gci_ptrtab_init(&st.ptrs, GCI_PTRTAB_LOG2);
-        (void)gci_ptrtab_init(&st.handles, GCI_PTRTAB_LOG2);
+        (void)gci_ptrtab_init(&gci_hot.tables[GCI_PTR], GCI_PTRTAB_LOG2);
+        (void)gci_ptrtab_init(&gci_hot.tables[GCI_HANDLE], GCI_PTRTAB_LOG2);
         st.tables_ready = true;
     }
     snprintf(d->lease_id, sizeof(d->lease_id), "%s", id);
-    __atomic_store_n(&d->book.lease_bytes,
+    __atomic_store_n(&gci_hot.book[dev].lease_bytes,
                      (uint64_t)json_integer_value(json_object_get(j, "bytes")), __ATOMIC_SEQ_CST);
-    d->book.window_start_ms = now_ms();
-    st.mode = GCI_ACTIVE;
+    gci_hot.book[dev].window_start_ms = now_ms();
+    __atomic_store_n(&gci_hot.mode, GCI_ACTIVE, __ATOMIC_RELEASE);
     only_dev_update();
     pthread_mutex_unlock(&st.mu);
     json_decref(j);
@@ -349,7 +332,7 @@ static bool lease_resize(int dev, uint64_t bytes, double wait_s)
         json_decref(j);
         pthread_mutex_lock(&st.mu);
         d->lease_id[0] = '\0';
-        __atomic_store_n(&d->book.lease_bytes, 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&gci_hot.book[dev].lease_bytes, 0, __ATOMIC_SEQ_CST);
         only_dev_update();
         pthread_mutex_unlock(&st.mu);
         return lease_take(dev, bytes) == CUDA_SUCCESS && d->lease_id[0] != '\0';
@@ -363,25 +346,20 @@ static bool lease_resize(int dev, uint64_t bytes, double wait_s)
         }
         warn_once("%s: running uncoordinated", unreachable_message());
         pthread_mutex_lock(&st.mu);
-        st.mode = GCI_PASSTHROUGH;
+        __atomic_store_n(&gci_hot.mode, GCI_PASSTHROUGH, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&st.mu);
         return false;
     }
     ok = status == 200;
     if (status == 200 || status == 202) {
         pthread_mutex_lock(&st.mu);
-        __atomic_store_n(&d->book.lease_bytes,
+        __atomic_store_n(&gci_hot.book[dev].lease_bytes,
                          (uint64_t)json_integer_value(json_object_get(j, "bytes")),
                          __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&st.mu);
     }
     json_decref(j);
     return ok;
-}
-
-static bool coordinated(void)
-{
-    return __atomic_load_n(&st.mode, __ATOMIC_ACQUIRE) == GCI_ACTIVE;
 }
 
 CUresult gci_context_begin(int dev)
@@ -392,13 +370,13 @@ CUresult gci_context_begin(int dev)
         return CUDA_SUCCESS;
     pthread_mutex_lock(&st.coord_mu);
     configure();
-    if (st.mode != GCI_PASSTHROUGH && st.dev[dev].lease_id[0] == '\0') {
+    if (gci_hot.mode != GCI_PASSTHROUGH && st.dev[dev].lease_id[0] == '\0') {
         rc = lease_take(dev, st.context_bytes + st.need_bytes);
         if (rc == CUDA_SUCCESS && st.dev[dev].lease_id[0] != '\0') {
             pthread_mutex_lock(&st.mu);
             /* The context counts from now on; GPUCOORD_NEED is room kept, not use. */
-            gci_book_add(&st.dev[dev].book, st.context_bytes);
-            st.dev[dev].book.floor_bytes = st.context_bytes + st.need_bytes;
+            gci_book_add(&gci_hot.book[dev], st.context_bytes);
+            gci_hot.book[dev].floor_bytes = st.context_bytes + st.need_bytes;
             pthread_mutex_unlock(&st.mu);
         }
     }
@@ -413,13 +391,13 @@ CUresult gci_alloc_begin(int dev, uint64_t bytes)
     bool ok, leased;
 
     if (dev < 0 || dev >= GCI_DEVICES_MAX ||
-        __atomic_load_n(&st.mode, __ATOMIC_ACQUIRE) == GCI_PASSTHROUGH)
+        __atomic_load_n(&gci_hot.mode, __ATOMIC_ACQUIRE) == GCI_PASSTHROUGH)
         return CUDA_SUCCESS;
     d = &st.dev[dev];
     pthread_mutex_lock(&st.mu);
     leased = d->lease_id[0] != '\0';
-    if (leased && st.mode == GCI_ACTIVE)
-        target = gci_book_reserve(&d->book, bytes, &exact);
+    if (leased && gci_hot.mode == GCI_ACTIVE)
+        target = gci_book_reserve(&gci_hot.book[dev], bytes, &exact);
     pthread_mutex_unlock(&st.mu);
     if (!leased) {
         /* A context not made through a hook (cuCtxCreate_v3/_v4, a context made
@@ -427,11 +405,11 @@ CUresult gci_alloc_begin(int dev, uint64_t bytes)
         if (gci_context_begin(dev) != CUDA_SUCCESS)
             return CUDA_ERROR_OUT_OF_MEMORY;
         pthread_mutex_lock(&st.mu);
-        if (st.mode == GCI_ACTIVE && d->lease_id[0] != '\0')
-            target = gci_book_reserve(&d->book, bytes, &exact);
+        if (gci_hot.mode == GCI_ACTIVE && d->lease_id[0] != '\0')
+            target = gci_book_reserve(&gci_hot.book[dev], bytes, &exact);
         pthread_mutex_unlock(&st.mu);
     }
-    if (!coordinated())
+    if (!gci_coordinated())
         return CUDA_SUCCESS;
     if (target == 0)
         return CUDA_SUCCESS; /* within the lease: no round trip */
@@ -441,63 +419,41 @@ CUresult gci_alloc_begin(int dev, uint64_t bytes)
     pthread_mutex_lock(&st.coord_mu);
     /* Another thread may have grown the lease meanwhile: ask for what is missing now. */
     pthread_mutex_lock(&st.mu);
-    exact = __atomic_load_n(&d->book.used_bytes, __ATOMIC_SEQ_CST);
-    ok = exact <= __atomic_load_n(&d->book.lease_bytes, __ATOMIC_SEQ_CST);
+    exact = __atomic_load_n(&gci_hot.book[dev].used_bytes, __ATOMIC_SEQ_CST);
+    ok = exact <= __atomic_load_n(&gci_hot.book[dev].lease_bytes, __ATOMIC_SEQ_CST);
     target = exact + gci_book_slack(exact);
     pthread_mutex_unlock(&st.mu);
     if (!ok) {
         ok = lease_resize(dev, target, st.wait_s);
         /* The slack is a convenience: settle for exactly what is needed. */
-        if (!ok && coordinated())
+        if (!ok && gci_coordinated())
             ok = lease_resize(dev, exact, st.wait_s);
     }
     pthread_mutex_unlock(&st.coord_mu);
-    if (ok || !coordinated())
+    if (ok || !gci_coordinated())
         return CUDA_SUCCESS; /* grown, or the coordinator is gone: passing through */
     pthread_mutex_lock(&st.mu);
-    gci_book_release(&d->book, bytes);
+    gci_book_release(&gci_hot.book[dev], bytes);
     pthread_mutex_unlock(&st.mu);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
-static struct gci_ptrtab *table_of(enum gci_kind kind)
-{
-    return kind == GCI_PTR ? &st.ptrs : &st.handles;
-}
-
-bool gci_alloc_fast_begin(int dev, uint64_t bytes)
-{
-    /* No lease on dev: its lease_bytes is 0, nothing fits. */
-    return coordinated() && dev >= 0 && dev < GCI_DEVICES_MAX &&
-           gci_book_try_count(&st.dev[dev].book, bytes);
-}
-
-void gci_alloc_fast_end(int dev, uint64_t bytes, bool ok, enum gci_kind kind, uint64_t key)
-{
-    if (!ok)
-        gci_book_release(&st.dev[dev].book, bytes);
-    else /* out of host memory for the table: the bytes stay counted (safe side) */
-        (void)gci_ptrtab_put(table_of(kind), key, bytes, dev);
-}
-
 bool gci_alloc_oom_grow(int dev, uint64_t bytes)
 {
-    struct gci_dev *d;
     uint64_t target;
     bool ok;
 
-    if (!coordinated() || dev < 0 || dev >= GCI_DEVICES_MAX)
+    if (!gci_coordinated() || dev < 0 || dev >= GCI_DEVICES_MAX)
         return false;
-    d = &st.dev[dev];
     pthread_mutex_lock(&st.coord_mu);
     pthread_mutex_lock(&st.mu);
     /* The driver knows better than the book (a context larger than estimated, memory
      * the program took another way): the lease grows by what was asked. */
-    target = __atomic_load_n(&d->book.lease_bytes, __ATOMIC_SEQ_CST) + bytes;
+    target = __atomic_load_n(&gci_hot.book[dev].lease_bytes, __ATOMIC_SEQ_CST) + bytes;
     pthread_mutex_unlock(&st.mu);
     ok = lease_resize(dev, target, st.wait_s);
     pthread_mutex_unlock(&st.coord_mu);
-    return ok && coordinated();
+    return ok && gci_coordinated();
 }
 
 void gci_alloc_end(int dev, uint64_t bytes, uint64_t actual, bool ok, enum gci_kind kind,
@@ -505,9 +461,9 @@ void gci_alloc_end(int dev, uint64_t bytes, uint64_t actual, bool ok, enum gci_k
 {
     struct gci_book *b;
 
-    if (dev < 0 || dev >= GCI_DEVICES_MAX || !coordinated())
+    if (dev < 0 || dev >= GCI_DEVICES_MAX || !gci_coordinated())
         return;
-    b = &st.dev[dev].book;
+    b = &gci_hot.book[dev];
     if (!ok) {
         gci_book_release(b, bytes);
         return;
@@ -517,26 +473,7 @@ void gci_alloc_end(int dev, uint64_t bytes, uint64_t actual, bool ok, enum gci_k
     else
         gci_book_release(b, bytes - actual);
     /* Out of host memory for the table: the bytes stay counted (safe side). */
-    (void)gci_ptrtab_put(table_of(kind), key, actual, dev);
-}
-
-bool gci_free_begin(enum gci_kind kind, uint64_t key, struct gci_freeing *ret)
-{
-    /* Nothing was recorded before the first lease; after a fall back to passing
-     * through, entries left are never read again. */
-    if (!coordinated())
-        return false;
-    ret->kind = kind;
-    ret->key = key;
-    return gci_ptrtab_take(table_of(kind), key, &ret->bytes, &ret->dev);
-}
-
-void gci_free_end(const struct gci_freeing *f, bool ok)
-{
-    if (!ok) /* the driver kept it: so does the table */
-        (void)gci_ptrtab_put(table_of(f->kind), f->key, f->bytes, f->dev);
-    else if (f->dev >= 0 && f->dev < GCI_DEVICES_MAX)
-        gci_book_release(&st.dev[f->dev].book, f->bytes);
+    (void)gci_ptrtab_put(&gci_hot.tables[kind], key, actual, dev);
 }
 
 /* Gives back what the process has not needed for a whole window. A thread, so that
@@ -549,33 +486,33 @@ static void *shrinker_main(void *arg)
             (time_t)st.shrink_window_s,
             (long)((st.shrink_window_s - (double)(time_t)st.shrink_window_s) * 1e9)};
         nanosleep(&ts, NULL);
-        if (!coordinated())
+        if (!gci_coordinated())
             continue;
         for (int dev = 0; dev < GCI_DEVICES_MAX; dev++) {
             uint64_t target = 0, lease, used;
             pthread_mutex_lock(&st.mu);
             if (st.dev[dev].lease_id[0] != '\0')
-                target = gci_book_shrink_target(&st.dev[dev].book, now_ms(),
+                target = gci_book_shrink_target(&gci_hot.book[dev], now_ms(),
                                                 (int64_t)(st.shrink_window_s * 1000.0));
             pthread_mutex_unlock(&st.mu);
             if (target == 0)
                 continue;
             pthread_mutex_lock(&st.coord_mu);
             pthread_mutex_lock(&st.mu);
-            lease = __atomic_load_n(&st.dev[dev].book.lease_bytes, __ATOMIC_SEQ_CST);
+            lease = __atomic_load_n(&gci_hot.book[dev].lease_bytes, __ATOMIC_SEQ_CST);
             /* Used more since: never below what is in use now. Then no allocation
              * within the lease may count beyond the target while the coordinator is
              * asked (they go the slow way, and wait for coord_mu). */
-            used = __atomic_load_n(&st.dev[dev].book.used_bytes, __ATOMIC_SEQ_CST);
+            used = __atomic_load_n(&gci_hot.book[dev].used_bytes, __ATOMIC_SEQ_CST);
             if (target < used)
                 target = used;
-            if (target >= lease || !gci_book_lower(&st.dev[dev].book, target))
+            if (target >= lease || !gci_book_lower(&gci_hot.book[dev], target))
                 target = 0;
             pthread_mutex_unlock(&st.mu);
             if (target != 0 && !lease_resize(dev, target, 0)) {
                 /* Not shrunk (and not ended: that took a new lease): the old limit. */
                 pthread_mutex_lock(&st.mu);
-                __atomic_compare_exchange_n(&st.dev[dev].book.lease_bytes, &target, lease, false,
+                __atomic_compare_exchange_n(&gci_hot.book[dev].lease_bytes, &target, lease, false,
                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
                 pthread_mutex_unlock(&st.mu);
             }
@@ -591,16 +528,16 @@ static void atfork_prepare(void)
 {
     pthread_mutex_lock(&st.mu);
     if (st.tables_ready) {
-        pthread_mutex_lock(&st.ptrs.mu);
-        pthread_mutex_lock(&st.handles.mu);
+        pthread_mutex_lock(&gci_hot.tables[GCI_PTR].mu);
+        pthread_mutex_lock(&gci_hot.tables[GCI_HANDLE].mu);
     }
 }
 
 static void atfork_parent(void)
 {
     if (st.tables_ready) {
-        pthread_mutex_unlock(&st.handles.mu);
-        pthread_mutex_unlock(&st.ptrs.mu);
+        pthread_mutex_unlock(&gci_hot.tables[GCI_HANDLE].mu);
+        pthread_mutex_unlock(&gci_hot.tables[GCI_PTR].mu);
     }
     pthread_mutex_unlock(&st.mu);
 }
@@ -613,15 +550,17 @@ static void atfork_child(void)
 {
     pthread_mutex_init(&st.mu, NULL);
     pthread_mutex_init(&st.coord_mu, NULL);
-    if (st.mode == GCI_ACTIVE)
-        st.mode = GCI_UNTOUCHED;
+    if (gci_hot.mode == GCI_ACTIVE)
+        gci_hot.mode = GCI_UNTOUCHED;
     memset(st.dev, 0, sizeof(st.dev));
-    st.only_dev = -1;
+    memset(gci_hot.book, 0, sizeof(gci_hot.book));
+    gci_hot.only_dev = -1;
     if (st.tables_ready) {
-        pthread_mutex_init(&st.ptrs.mu, NULL);
-        pthread_mutex_init(&st.handles.mu, NULL);
-        gci_ptrtab_free(&st.ptrs);
-        gci_ptrtab_free(&st.handles);
+        for (int k = GCI_PTR; k <= GCI_HANDLE; k++) {
+            pthread_mutex_init(&gci_hot.tables[k].mu, NULL);
+            gci_ptrtab_free(&gci_hot.tables[k]);
+            pthread_mutex_init(&gci_hot.tables[k].mu, NULL);
+        }
         st.tables_ready = false;
     }
     st.client = NULL;

@@ -1,16 +1,8 @@
-/* ptrtab.c - live allocations by pointer, lock-free (overflow under a mutex). */
+/* ptrtab.c - live allocations by pointer: set-up and the locked overflow (the
+ * lock-free put and take are inline in ptrtab.h). */
 #include "intercept/ptrtab.h"
 
 #include <sys/mman.h>
-
-#define GCI_PTRTAB_TOMB UINT64_MAX
-
-/* Fibonacci hashing: the product's high bits depend on all of the key's, so
- * pointers that share their low bits (alignment) and high bits still spread. */
-static size_t home_of(const struct gci_ptrtab *t, uint64_t key)
-{
-    return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> t->shift);
-}
 
 int gci_ptrtab_init(struct gci_ptrtab *t, unsigned cap_log2)
 {
@@ -30,30 +22,13 @@ int gci_ptrtab_init(struct gci_ptrtab *t, unsigned cap_log2)
     return 0;
 }
 
-int gci_ptrtab_put(struct gci_ptrtab *t, uint64_t key, uint64_t bytes, int dev)
+int gci_ptrtab_put_overflow(struct gci_ptrtab *t, uint64_t key, uint64_t bytes, int dev)
 {
-    uint64_t val = bytes << 4 | (uint64_t)dev;
     int rc;
 
     if (key == 0 || key == GCI_PTRTAB_TOMB || dev < 0 || dev >= GCI_PTRTAB_DEVICES ||
         bytes >> 60 != 0)
         return -1;
-    if (t->slots != NULL) {
-        size_t h = home_of(t, key);
-        for (size_t i = 0; i < GCI_PTRTAB_PROBES; i++) {
-            struct gci_ptrtab_slot *s = &t->slots[(h + i) & t->mask];
-            uint64_t k = __atomic_load_n(&s->key, __ATOMIC_RELAXED);
-            /* A slot lost to another put between the load and the swap: on to the next. */
-            if ((k == 0 || k == GCI_PTRTAB_TOMB) &&
-                __atomic_compare_exchange_n(&s->key, &k, key, false, __ATOMIC_ACQ_REL,
-                                            __ATOMIC_RELAXED)) {
-                /* Read only by the take of this entry, which comes after this put
-                 * returned (the contract in ptrtab.h). */
-                __atomic_store_n(&s->val, val, __ATOMIC_RELEASE);
-                return 0;
-            }
-        }
-    }
     pthread_mutex_lock(&t->mu);
     rc = gci_ptrmap_put(&t->overflow, key, bytes, dev);
     __atomic_store_n(&t->overflow_n, t->overflow.n, __ATOMIC_RELEASE);
@@ -61,31 +36,10 @@ int gci_ptrtab_put(struct gci_ptrtab *t, uint64_t key, uint64_t bytes, int dev)
     return rc;
 }
 
-bool gci_ptrtab_take(struct gci_ptrtab *t, uint64_t key, uint64_t *ret_bytes, int *ret_dev)
+bool gci_ptrtab_take_overflow(struct gci_ptrtab *t, uint64_t key, uint64_t *ret_bytes, int *ret_dev)
 {
     bool found;
 
-    if (key == 0 || key == GCI_PTRTAB_TOMB)
-        return false;
-    if (t->slots != NULL) {
-        size_t h = home_of(t, key);
-        for (size_t i = 0; i < GCI_PTRTAB_PROBES; i++) {
-            struct gci_ptrtab_slot *s = &t->slots[(h + i) & t->mask];
-            uint64_t k = __atomic_load_n(&s->key, __ATOMIC_ACQUIRE);
-            if (k == 0)
-                break; /* the end of every probe sequence through here */
-            if (k == key) {
-                uint64_t val = __atomic_load_n(&s->val, __ATOMIC_ACQUIRE);
-                /* A store, not a swap: the slot is this key's until then (two
-                 * threads freeing one pointer at once is the program's error; the
-                 * driver refuses one of them and its entry is put back). */
-                __atomic_store_n(&s->key, GCI_PTRTAB_TOMB, __ATOMIC_RELEASE);
-                *ret_bytes = val >> 4;
-                *ret_dev = (int)(val & 15);
-                return true;
-            }
-        }
-    }
     if (__atomic_load_n(&t->overflow_n, __ATOMIC_ACQUIRE) == 0)
         return false;
     pthread_mutex_lock(&t->mu);

@@ -53,10 +53,80 @@ struct gci_ptrtab {
  * usable then, all in the overflow.
  */
 int gci_ptrtab_init(struct gci_ptrtab *t, unsigned cap_log2);
-/* Records key (never 0 or UINT64_MAX). 0, or -1 out of host memory (not recorded). */
-int gci_ptrtab_put(struct gci_ptrtab *t, uint64_t key, uint64_t bytes, int dev);
-/* Removes one entry of key; true with its bytes and device when there was one. */
-bool gci_ptrtab_take(struct gci_ptrtab *t, uint64_t key, uint64_t *ret_bytes, int *ret_dev);
+#define GCI_PTRTAB_TOMB UINT64_MAX
+
+/* The locked overflow (out of line: the array is not full in the common case). */
+int gci_ptrtab_put_overflow(struct gci_ptrtab *t, uint64_t key, uint64_t bytes, int dev);
+bool gci_ptrtab_take_overflow(struct gci_ptrtab *t, uint64_t key, uint64_t *ret_bytes,
+                              int *ret_dev);
+
+/* Fibonacci hashing: the product's high bits depend on all of the key's, so
+ * pointers that share their low bits (alignment) and high bits still spread. */
+static inline size_t gci_ptrtab_home(const struct gci_ptrtab *t, uint64_t key)
+{
+    return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> t->shift);
+}
+
+/*
+ * gci_ptrtab_put: records key (never 0 or UINT64_MAX). 0, or -1 out of host
+ * memory (not recorded). Inline, as gci_ptrtab_take: they are most of what an
+ * allocation within the lease and a free cost.
+ */
+static inline int gci_ptrtab_put(struct gci_ptrtab *t, uint64_t key, uint64_t bytes, int dev)
+{
+    uint64_t val = bytes << 4 | (uint64_t)dev;
+    size_t h;
+
+    if (__builtin_expect(key == 0 || key == GCI_PTRTAB_TOMB || dev < 0 ||
+                             dev >= GCI_PTRTAB_DEVICES || bytes >> 60 != 0 || t->slots == NULL,
+                         0))
+        return gci_ptrtab_put_overflow(t, key, bytes, dev);
+    h = gci_ptrtab_home(t, key);
+    for (size_t i = 0; i < GCI_PTRTAB_PROBES; i++) {
+        struct gci_ptrtab_slot *s = &t->slots[(h + i) & t->mask];
+        uint64_t k = __atomic_load_n(&s->key, __ATOMIC_RELAXED);
+        /* A slot lost to another put between the load and the swap: on to the next. */
+        if ((k == 0 || k == GCI_PTRTAB_TOMB) &&
+            __atomic_compare_exchange_n(&s->key, &k, key, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED)) {
+            /* Read only by the take of this entry, which comes after this put
+             * returned (the contract above). */
+            __atomic_store_n(&s->val, val, __ATOMIC_RELEASE);
+            return 0;
+        }
+    }
+    return gci_ptrtab_put_overflow(t, key, bytes, dev);
+}
+
+/* gci_ptrtab_take: removes one entry of key; true with its bytes and device when
+ * there was one. */
+static inline bool gci_ptrtab_take(struct gci_ptrtab *t, uint64_t key, uint64_t *ret_bytes,
+                                   int *ret_dev)
+{
+    size_t h;
+
+    if (__builtin_expect(key == 0 || key == GCI_PTRTAB_TOMB || t->slots == NULL, 0))
+        return gci_ptrtab_take_overflow(t, key, ret_bytes, ret_dev);
+    h = gci_ptrtab_home(t, key);
+    for (size_t i = 0; i < GCI_PTRTAB_PROBES; i++) {
+        struct gci_ptrtab_slot *s = &t->slots[(h + i) & t->mask];
+        uint64_t k = __atomic_load_n(&s->key, __ATOMIC_ACQUIRE);
+        if (k == 0)
+            break; /* the end of every probe sequence through here */
+        if (k == key) {
+            uint64_t val = __atomic_load_n(&s->val, __ATOMIC_ACQUIRE);
+            /* A store, not a swap: the slot is this key's until then (two threads
+             * freeing one pointer at once is the program's error; the driver
+             * refuses one of them and its entry is put back). */
+            __atomic_store_n(&s->key, GCI_PTRTAB_TOMB, __ATOMIC_RELEASE);
+            *ret_bytes = val >> 4;
+            *ret_dev = (int)(val & 15);
+            return true;
+        }
+    }
+    return gci_ptrtab_take_overflow(t, key, ret_bytes, ret_dev);
+}
+
 /* The bytes recorded on dev and the number of entries; only while no thread
  * puts or takes (tests, and the state after fork). */
 uint64_t gci_ptrtab_sum(struct gci_ptrtab *t, int dev, size_t *ret_entries);
