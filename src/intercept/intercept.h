@@ -130,12 +130,17 @@ static inline void gci_free_end(const struct gci_freeing *f, bool ok)
 int gci_current_device(void);
 /* The device an allocation on the current context is charged to: the one leased
  * device when there is exactly one (no need to ask the driver which one is current
- * for every allocation), else gci_current_device(). */
+ * for every allocation), -1 while passing through, else gci_current_device(). */
 static inline int gci_alloc_device(void)
 {
     int only = __atomic_load_n(&gci_hot.only_dev, __ATOMIC_ACQUIRE);
 
-    return only >= 0 ? only : gci_current_device();
+    if (only >= 0)
+        return only;
+    /* Passing through: nothing to charge, so no call to the driver to find the device. */
+    if (__atomic_load_n(&gci_hot.mode, __ATOMIC_ACQUIRE) == GCI_PASSTHROUGH)
+        return -1;
+    return gci_current_device();
 }
 
 /* The real driver's functions (NULL where it lacks one). */
