@@ -149,7 +149,10 @@ GCI_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
     rc = gci_context_begin(dev);
     if (rc != CUDA_SUCCESS)
         return rc;
-    return r->cuDevicePrimaryCtxRetain(pctx, dev);
+    rc = r->cuDevicePrimaryCtxRetain(pctx, dev);
+    if (rc == CUDA_SUCCESS)
+        gci_context_made(dev);
+    return rc;
 }
 
 GCI_EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
@@ -162,7 +165,10 @@ GCI_EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice
     rc = gci_context_begin(dev);
     if (rc != CUDA_SUCCESS)
         return rc;
-    return r->cuCtxCreate_v2(pctx, flags, dev);
+    rc = r->cuCtxCreate_v2(pctx, flags, dev);
+    if (rc == CUDA_SUCCESS)
+        gci_context_made(dev);
+    return rc;
 }
 
 /* ---- allocations ---- */

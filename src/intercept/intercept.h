@@ -54,6 +54,13 @@ static inline bool gci_coordinated(void)
  * refuses (or, with GPUCOORD_INTERCEPT_FAIL_CLOSED=1, cannot be reached).
  */
 CUresult gci_context_begin(int dev);
+/*
+ * gci_context_made: after the driver made a context on dev (or found one made):
+ * the first time after gci_context_begin took the lease, measures what the context
+ * really took (NVML's figure for this process) and counts that instead of the
+ * estimate (GPUCOORD_CONTEXT_BYTES, when given, is never replaced). A no-op after.
+ */
+void gci_context_made(int dev);
 
 /*
  * gci_alloc_begin: before the driver allocates bytes on dev: counts them and,

@@ -20,14 +20,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gpu/gpu.h"
 #include "gpucoord.h"
 #include "intercept/intercept.h"
 
 /* What a context costs before it is measured: GPU-FACTS says 100-550 MiB. */
 #define GCI_CONTEXT_BYTES_DEFAULT (512ULL << 20)
-#define GCI_WAIT_S_DEFAULT        60.0
-#define GCI_WAIT_S_MAX            3600.0
-#define GCI_SHRINK_WINDOW_S       2.0
+/* A measured context larger than this is not believed (the estimate stays). */
+#define GCI_CONTEXT_MEASURED_MAX (8ULL << 30)
+#define GCI_WAIT_S_DEFAULT       60.0
+#define GCI_WAIT_S_MAX           3600.0
+#define GCI_SHRINK_WINDOW_S      2.0
 /* Time for one exchange on top of the wait it asks the coordinator for. */
 #define GCI_HTTP_SLACK_MS 10000
 /* Slots in each table of live allocations (16 bytes each, mapped: pages cost
@@ -35,8 +38,10 @@
 #define GCI_PTRTAB_LOG2 12
 
 struct gci_dev {
-    char lease_id[64]; /* "" : none */
-    int gpu_index;     /* the coordinator's GPU index, -1 for "any" */
+    char lease_id[64];       /* "" : none */
+    int gpu_index;           /* the coordinator's GPU index, -1 for "any" */
+    bool context_counted;    /* the context is in the book (once per device) */
+    bool context_to_measure; /* counted at the estimate; measured once it is made */
 };
 
 /* Its books are gci_hot.book[dev]. */
@@ -55,6 +60,7 @@ static struct {
     /* Settings, read once. */
     bool configured;
     uint64_t context_bytes, need_bytes;
+    bool context_bytes_given; /* GPUCOORD_CONTEXT_BYTES set: no measuring */
     double wait_s, shrink_window_s;
     int priority;
     char holder[65];
@@ -135,7 +141,10 @@ static void configure(void)
     if (st.configured)
         return;
     st.configured = true;
-    st.context_bytes = env_size("GPUCOORD_CONTEXT_BYTES", GCI_CONTEXT_BYTES_DEFAULT);
+    st.context_bytes = env_size("GPUCOORD_CONTEXT_BYTES", 0);
+    st.context_bytes_given = st.context_bytes != 0;
+    if (!st.context_bytes_given)
+        st.context_bytes = GCI_CONTEXT_BYTES_DEFAULT;
     st.need_bytes = env_size("GPUCOORD_NEED", 0);
     st.wait_s = env_seconds("GPUCOORD_WAIT_S", GCI_WAIT_S_DEFAULT);
     st.shrink_window_s = env_seconds("GPUCOORD_SHRINK_WINDOW_S", GCI_SHRINK_WINDOW_S);
@@ -372,16 +381,69 @@ CUresult gci_context_begin(int dev)
     configure();
     if (gci_hot.mode != GCI_PASSTHROUGH && st.dev[dev].lease_id[0] == '\0') {
         rc = lease_take(dev, st.context_bytes + st.need_bytes);
-        if (rc == CUDA_SUCCESS && st.dev[dev].lease_id[0] != '\0') {
+        if (rc == CUDA_SUCCESS && st.dev[dev].lease_id[0] != '\0' && !st.dev[dev].context_counted) {
             pthread_mutex_lock(&st.mu);
             /* The context counts from now on; GPUCOORD_NEED is room kept, not use. */
             gci_book_add(&gci_hot.book[dev], st.context_bytes);
             gci_hot.book[dev].floor_bytes = st.context_bytes + st.need_bytes;
+            st.dev[dev].context_counted = true;
+            __atomic_store_n(&st.dev[dev].context_to_measure, !st.context_bytes_given,
+                             __ATOMIC_RELEASE);
             pthread_mutex_unlock(&st.mu);
         }
     }
     pthread_mutex_unlock(&st.coord_mu);
     return rc;
+}
+
+/* Under coord_mu: what this process holds on NVML GPU index gpu_index, as NVML
+ * reports it per process; right after the process's first context there, before
+ * any allocation, that is what the context costs. 0 when NVML cannot tell (no
+ * NVML, an unknown GPU, a pid namespace NVML does not see into). */
+static uint64_t context_measure(int gpu_index)
+{
+    struct gc_gpu_proc procs[GC_GPU_PROCS_MAX];
+    struct gc_nvml *nvml;
+    uint64_t bytes = 0;
+    unsigned n = 0;
+    char err[160];
+
+    if (gpu_index < 0 || gc_nvml_open(&nvml, err, sizeof(err)) < 0)
+        return 0;
+    if (gc_nvml_processes(nvml, (unsigned)gpu_index, procs, GC_GPU_PROCS_MAX, &n) == 0) {
+        for (unsigned i = 0; i < n; i++)
+            if (procs[i].pid == (uint32_t)getpid() && procs[i].used_bytes != GC_GPU_BYTES_UNKNOWN)
+                bytes = procs[i].used_bytes;
+    }
+    gc_nvml_close(nvml);
+    return bytes <= GCI_CONTEXT_MEASURED_MAX ? bytes : 0;
+}
+
+void gci_context_made(int dev)
+{
+    struct gci_book *b;
+    uint64_t measured;
+
+    if (dev < 0 || dev >= GCI_DEVICES_MAX ||
+        !__atomic_load_n(&st.dev[dev].context_to_measure, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&st.coord_mu);
+    if (st.dev[dev].context_to_measure) {
+        __atomic_store_n(&st.dev[dev].context_to_measure, false, __ATOMIC_RELEASE);
+        measured = context_measure(st.dev[dev].gpu_index);
+        if (measured != 0) {
+            b = &gci_hot.book[dev];
+            pthread_mutex_lock(&st.mu);
+            /* The estimate counted at the lease gives way to what the context took. */
+            if (measured > st.context_bytes)
+                gci_book_add(b, measured - st.context_bytes);
+            else
+                gci_book_release(b, st.context_bytes - measured);
+            b->floor_bytes = measured + st.need_bytes;
+            pthread_mutex_unlock(&st.mu);
+        }
+    }
+    pthread_mutex_unlock(&st.coord_mu);
 }
 
 CUresult gci_alloc_begin(int dev, uint64_t bytes)
@@ -404,6 +466,7 @@ CUresult gci_alloc_begin(int dev, uint64_t bytes)
          * before the library was loaded): its first allocation takes the lease. */
         if (gci_context_begin(dev) != CUDA_SUCCESS)
             return CUDA_ERROR_OUT_OF_MEMORY;
+        gci_context_made(dev); /* the context is there already */
         pthread_mutex_lock(&st.mu);
         if (gci_hot.mode == GCI_ACTIVE && d->lease_id[0] != '\0')
             target = gci_book_reserve(&gci_hot.book[dev], bytes, &exact);
