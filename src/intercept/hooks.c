@@ -98,23 +98,31 @@ static void real_load(void)
 #undef GCI_XX_LOAD
 }
 
-static int real_loaded;
+__attribute__((cold, noinline)) static void real_load_once(void)
+{
+    pthread_once(&real_once, real_load);
+    __atomic_store_n(&real.loaded, 1, __ATOMIC_RELEASE);
+}
+
+/* Every hooked call comes through here: one load (of the line the allocation's and
+ * the free's functions are in) once loaded. */
+static inline const struct gci_real *real_get(void)
+{
+    if (__builtin_expect(!__atomic_load_n(&real.loaded, __ATOMIC_ACQUIRE), 0))
+        real_load_once();
+    return &real;
+}
 
 const struct gci_real *gci_real(void)
 {
-    /* Every hooked call comes through here: one load once loaded. */
-    if (__builtin_expect(!__atomic_load_n(&real_loaded, __ATOMIC_ACQUIRE), 0)) {
-        pthread_once(&real_once, real_load);
-        __atomic_store_n(&real_loaded, 1, __ATOMIC_RELEASE);
-    }
-    return &real;
+    return real_get();
 }
 
 int gci_current_device(void)
 {
     static __thread CUcontext cached_ctx;
     static __thread int cached_dev = -1;
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
     CUcontext c = NULL;
     CUdevice d = -1;
 
@@ -133,7 +141,7 @@ int gci_current_device(void)
 
 GCI_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
     CUresult rc;
 
     if (r->cuDevicePrimaryCtxRetain == NULL)
@@ -141,12 +149,15 @@ GCI_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
     rc = gci_context_begin(dev);
     if (rc != CUDA_SUCCESS)
         return rc;
-    return r->cuDevicePrimaryCtxRetain(pctx, dev);
+    rc = r->cuDevicePrimaryCtxRetain(pctx, dev);
+    if (rc == CUDA_SUCCESS)
+        gci_context_made(dev);
+    return rc;
 }
 
 GCI_EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
     CUresult rc;
 
     if (r->cuCtxCreate_v2 == NULL)
@@ -154,17 +165,20 @@ GCI_EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice
     rc = gci_context_begin(dev);
     if (rc != CUDA_SUCCESS)
         return rc;
-    return r->cuCtxCreate_v2(pctx, flags, dev);
+    rc = r->cuCtxCreate_v2(pctx, flags, dev);
+    if (rc == CUDA_SUCCESS)
+        gci_context_made(dev);
+    return rc;
 }
 
 /* ---- allocations ---- */
 
 /* Runs one allocation of bytes on dev under the lease: CALL is the driver call, KEY
- * the pointer or handle it wrote. Within the lease: no round trip, one lock. */
+ * the pointer or handle it wrote. Within the lease: no round trip, no lock. */
 #define GCI_ALLOCATE(dev, bytes, kind, CALL, KEY)                                                  \
     do {                                                                                           \
         CUresult rc_;                                                                              \
-        if (gci_alloc_fast_begin((dev), (bytes))) {                                                \
+        if (__builtin_expect(gci_alloc_fast_begin((dev), (bytes)), 1)) {                           \
             rc_ = (CALL);                                                                          \
             gci_alloc_fast_end((dev), (bytes), rc_ == CUDA_SUCCESS, (kind),                        \
                                rc_ == CUDA_SUCCESS ? (uint64_t)(KEY) : 0);                         \
@@ -192,7 +206,7 @@ GCI_EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice
 
 GCI_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
     int dev;
 
     if (r->cuMemAlloc_v2 == NULL)
@@ -210,7 +224,7 @@ GCI_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 GCI_EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width_bytes,
                                        size_t height, unsigned int element_bytes)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
     uint64_t guess;
     CUresult rc;
     int dev;
@@ -236,7 +250,7 @@ GCI_EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t 
 
 GCI_EXPORT CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
     int dev;
 
     if (r->cuMemAllocManaged == NULL)
@@ -262,12 +276,12 @@ static CUresult alloc_async(cuMemAllocAsync_fn fn, CUdeviceptr *dptr, size_t byt
 
 GCI_EXPORT CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream stream)
 {
-    return alloc_async(gci_real()->cuMemAllocAsync, dptr, bytesize, stream);
+    return alloc_async(real_get()->cuMemAllocAsync, dptr, bytesize, stream);
 }
 
 GCI_EXPORT CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream stream)
 {
-    return alloc_async(gci_real()->cuMemAllocAsync_ptsz, dptr, bytesize, stream);
+    return alloc_async(real_get()->cuMemAllocAsync_ptsz, dptr, bytesize, stream);
 }
 
 static CUresult alloc_from_pool(cuMemAllocFromPoolAsync_fn fn, CUdeviceptr *dptr, size_t bytesize,
@@ -286,19 +300,19 @@ static CUresult alloc_from_pool(cuMemAllocFromPoolAsync_fn fn, CUdeviceptr *dptr
 GCI_EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
                                             CUstream stream)
 {
-    return alloc_from_pool(gci_real()->cuMemAllocFromPoolAsync, dptr, bytesize, pool, stream);
+    return alloc_from_pool(real_get()->cuMemAllocFromPoolAsync, dptr, bytesize, pool, stream);
 }
 
 GCI_EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize,
                                                  CUmemoryPool pool, CUstream stream)
 {
-    return alloc_from_pool(gci_real()->cuMemAllocFromPoolAsync_ptsz, dptr, bytesize, pool, stream);
+    return alloc_from_pool(real_get()->cuMemAllocFromPoolAsync_ptsz, dptr, bytesize, pool, stream);
 }
 
 GCI_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
                                 const CUmemAllocationProp *prop, unsigned long long flags)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
     int dev;
 
     if (r->cuMemCreate == NULL)
@@ -315,49 +329,58 @@ GCI_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t siz
 
 GCI_EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
+    struct gci_freeing f;
     CUresult rc;
+    bool taken;
 
     if (r->cuMemFree_v2 == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
+    taken = gci_free_begin(GCI_PTR, dptr, &f);
     rc = r->cuMemFree_v2(dptr);
-    if (rc == CUDA_SUCCESS)
-        gci_free_end(GCI_PTR, dptr);
+    if (taken)
+        gci_free_end(&f, rc == CUDA_SUCCESS);
     return rc;
 }
 
 static CUresult free_async(cuMemFreeAsync_fn fn, CUdeviceptr dptr, CUstream stream)
 {
+    struct gci_freeing f;
     CUresult rc;
+    bool taken;
 
     if (fn == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
+    taken = gci_free_begin(GCI_PTR, dptr, &f);
     rc = fn(dptr, stream);
-    if (rc == CUDA_SUCCESS)
-        gci_free_end(GCI_PTR, dptr);
+    if (taken)
+        gci_free_end(&f, rc == CUDA_SUCCESS);
     return rc;
 }
 
 GCI_EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream stream)
 {
-    return free_async(gci_real()->cuMemFreeAsync, dptr, stream);
+    return free_async(real_get()->cuMemFreeAsync, dptr, stream);
 }
 
 GCI_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream stream)
 {
-    return free_async(gci_real()->cuMemFreeAsync_ptsz, dptr, stream);
+    return free_async(real_get()->cuMemFreeAsync_ptsz, dptr, stream);
 }
 
 GCI_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
+    struct gci_freeing f;
     CUresult rc;
+    bool taken;
 
     if (r->cuMemRelease == NULL)
         return CUDA_ERROR_NOT_INITIALIZED;
+    taken = gci_free_begin(GCI_HANDLE, handle, &f);
     rc = r->cuMemRelease(handle);
-    if (rc == CUDA_SUCCESS)
-        gci_free_end(GCI_HANDLE, handle);
+    if (taken)
+        gci_free_end(&f, rc == CUDA_SUCCESS);
     return rc;
 }
 
@@ -366,7 +389,7 @@ GCI_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
 /* The hook for a real driver function, or fn itself. */
 static void *hook_for(void *fn)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
 
     if (fn == NULL)
         return NULL;
@@ -381,7 +404,7 @@ static void *hook_for(void *fn)
 GCI_EXPORT CUresult cuGetProcAddress(const char *symbol, void **pfn, int cudaVersion,
                                      cuuint64_t flags)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
     CUresult rc;
 
     if (r->cuGetProcAddress == NULL)
@@ -396,7 +419,7 @@ GCI_EXPORT CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cuda
                                         cuuint64_t flags,
                                         CUdriverProcAddressQueryResult *symbolStatus)
 {
-    const struct gci_real *r = gci_real();
+    const struct gci_real *r = real_get();
     CUresult rc;
 
     if (r->cuGetProcAddress_v2 == NULL)

@@ -3,10 +3,13 @@
  * on, taken with the process's pid (so that its exit, however it happens, ends
  * the lease), grown before allocations that do not fit, shrunk lazily.
  *
- * Locks: st.mu guards the books and tables and is held only briefly, never
- * across a call to the coordinator or the driver; st.coord_mu serialises calls
- * to the coordinator (one libgpucoord client, used by one thread at a time) and
- * is held across them, so that threads growing at once ask once.
+ * Locks: an allocation within the lease and every free take none: the count
+ * is atomic (gci_book_try_count) and the table of live allocations lock-free
+ * (ptrtab.h). st.mu guards the rest of the books (lease ids, growth, the shrink
+ * window) and is held only briefly, never across a call to the coordinator or
+ * the driver; st.coord_mu serialises calls to the coordinator (one libgpucoord
+ * client, used by one thread at a time) and is held across them, so that threads
+ * growing at once ask once.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -17,49 +20,51 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gpu/gpu.h"
 #include "gpucoord.h"
-#include "intercept/book.h"
 #include "intercept/intercept.h"
-#include "intercept/ptrmap.h"
 
-#define GCI_DEVICES_MAX 16
 /* What a context costs before it is measured: GPU-FACTS says 100-550 MiB. */
 #define GCI_CONTEXT_BYTES_DEFAULT (512ULL << 20)
-#define GCI_WAIT_S_DEFAULT        60.0
-#define GCI_WAIT_S_MAX            3600.0
-#define GCI_SHRINK_WINDOW_S       2.0
+/* A measured context larger than this is not believed (the estimate stays). */
+#define GCI_CONTEXT_MEASURED_MAX (8ULL << 30)
+#define GCI_WAIT_S_DEFAULT       60.0
+#define GCI_WAIT_S_MAX           3600.0
+#define GCI_SHRINK_WINDOW_S      2.0
 /* Time for one exchange on top of the wait it asks the coordinator for. */
 #define GCI_HTTP_SLACK_MS 10000
-
-enum gci_mode {
-    GCI_UNTOUCHED, /* no context yet: the coordinator has not been asked */
-    GCI_ACTIVE,    /* leases are kept */
-    GCI_PASSTHROUGH,
-};
+/* Slots in each table of live allocations (16 bytes each, mapped: pages cost
+ * memory once used); more live allocations than fit go to a locked overflow. */
+#define GCI_PTRTAB_LOG2 12
 
 struct gci_dev {
-    char lease_id[64]; /* "" : none */
-    int gpu_index;     /* the coordinator's GPU index, -1 for "any" */
-    struct gci_book book;
+    char lease_id[64];       /* "" : none */
+    int gpu_index;           /* the coordinator's GPU index, -1 for "any" */
+    bool context_counted;    /* the context is in the book (once per device) */
+    bool context_to_measure; /* counted at the estimate; measured once it is made */
 };
+
+/* Its books are gci_hot.book[dev]. */
+struct gci_hot gci_hot = {
+    .only_dev = -1,
+    .tables = {{.mu = PTHREAD_MUTEX_INITIALIZER}, {.mu = PTHREAD_MUTEX_INITIALIZER}}};
 
 static struct {
     pthread_mutex_t mu;
     pthread_mutex_t coord_mu;
-    enum gci_mode mode;
     bool fail_closed;
     struct gci_dev dev[GCI_DEVICES_MAX];
-    struct gci_ptrmap ptrs, handles;
+    bool tables_ready;       /* gci_hot.tables, set up once, under mu, before the first lease */
     gpucoord_client *client; /* under coord_mu */
-    int only_dev;            /* the one device leased, -1 for none or several (atomic) */
     bool shrinker_started;
     /* Settings, read once. */
     bool configured;
     uint64_t context_bytes, need_bytes;
+    bool context_bytes_given; /* GPUCOORD_CONTEXT_BYTES set: no measuring */
     double wait_s, shrink_window_s;
     int priority;
     char holder[65];
-} st = {.mu = PTHREAD_MUTEX_INITIALIZER, .coord_mu = PTHREAD_MUTEX_INITIALIZER, .only_dev = -1};
+} st = {.mu = PTHREAD_MUTEX_INITIALIZER, .coord_mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* Under st.mu: only_dev after a lease was taken or dropped. */
 static void only_dev_update(void)
@@ -72,16 +77,7 @@ static void only_dev_update(void)
             n++;
         }
     }
-    __atomic_store_n(&st.only_dev, n == 1 ? only : -1, __ATOMIC_RELEASE);
-}
-
-int gci_alloc_device(void)
-{
-    int only = __atomic_load_n(&st.only_dev, __ATOMIC_ACQUIRE);
-
-    /* One device leased (the common case): no need to ask the driver which one is
-     * current for every allocation. */
-    return only >= 0 ? only : gci_current_device();
+    __atomic_store_n(&gci_hot.only_dev, n == 1 ? only : -1, __ATOMIC_RELEASE);
 }
 
 static int64_t now_ms(void)
@@ -145,7 +141,10 @@ static void configure(void)
     if (st.configured)
         return;
     st.configured = true;
-    st.context_bytes = env_size("GPUCOORD_CONTEXT_BYTES", GCI_CONTEXT_BYTES_DEFAULT);
+    st.context_bytes = env_size("GPUCOORD_CONTEXT_BYTES", 0);
+    st.context_bytes_given = st.context_bytes != 0;
+    if (!st.context_bytes_given)
+        st.context_bytes = GCI_CONTEXT_BYTES_DEFAULT;
     st.need_bytes = env_size("GPUCOORD_NEED", 0);
     st.wait_s = env_seconds("GPUCOORD_WAIT_S", GCI_WAIT_S_DEFAULT);
     st.shrink_window_s = env_seconds("GPUCOORD_SHRINK_WINDOW_S", GCI_SHRINK_WINDOW_S);
@@ -264,7 +263,7 @@ static CUresult lease_take(int dev, uint64_t bytes)
         }
         warn_once("%s: running uncoordinated", unreachable_message());
         pthread_mutex_lock(&st.mu);
-        st.mode = GCI_PASSTHROUGH;
+        __atomic_store_n(&gci_hot.mode, GCI_PASSTHROUGH, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&st.mu);
         return CUDA_SUCCESS;
     }
@@ -283,7 +282,7 @@ static CUresult lease_take(int dev, uint64_t bytes)
             warn_once("the coordinator refused the lease (%s): running uncoordinated",
                       msg ? msg : "no reason given");
             pthread_mutex_lock(&st.mu);
-            st.mode = GCI_PASSTHROUGH;
+            __atomic_store_n(&gci_hot.mode, GCI_PASSTHROUGH, __ATOMIC_RELEASE);
             pthread_mutex_unlock(&st.mu);
             json_decref(j);
             return CUDA_SUCCESS;
@@ -292,10 +291,18 @@ static CUresult lease_take(int dev, uint64_t bytes)
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     pthread_mutex_lock(&st.mu);
+    if (!st.tables_ready) {
+        /* Under mu, so that a fork (which takes mu first) never sees them half made.
+         * A table whose slots cannot be mapped works in its overflow, locked. */
+        (void)gci_ptrtab_init(&gci_hot.tables[GCI_PTR], GCI_PTRTAB_LOG2);
+        (void)gci_ptrtab_init(&gci_hot.tables[GCI_HANDLE], GCI_PTRTAB_LOG2);
+        st.tables_ready = true;
+    }
     snprintf(d->lease_id, sizeof(d->lease_id), "%s", id);
-    d->book.lease_bytes = (uint64_t)json_integer_value(json_object_get(j, "bytes"));
-    d->book.window_start_ms = now_ms();
-    st.mode = GCI_ACTIVE;
+    __atomic_store_n(&gci_hot.book[dev].lease_bytes,
+                     (uint64_t)json_integer_value(json_object_get(j, "bytes")), __ATOMIC_SEQ_CST);
+    gci_hot.book[dev].window_start_ms = now_ms();
+    __atomic_store_n(&gci_hot.mode, GCI_ACTIVE, __ATOMIC_RELEASE);
     only_dev_update();
     pthread_mutex_unlock(&st.mu);
     json_decref(j);
@@ -334,7 +341,7 @@ static bool lease_resize(int dev, uint64_t bytes, double wait_s)
         json_decref(j);
         pthread_mutex_lock(&st.mu);
         d->lease_id[0] = '\0';
-        d->book.lease_bytes = 0;
+        __atomic_store_n(&gci_hot.book[dev].lease_bytes, 0, __ATOMIC_SEQ_CST);
         only_dev_update();
         pthread_mutex_unlock(&st.mu);
         return lease_take(dev, bytes) == CUDA_SUCCESS && d->lease_id[0] != '\0';
@@ -348,23 +355,20 @@ static bool lease_resize(int dev, uint64_t bytes, double wait_s)
         }
         warn_once("%s: running uncoordinated", unreachable_message());
         pthread_mutex_lock(&st.mu);
-        st.mode = GCI_PASSTHROUGH;
+        __atomic_store_n(&gci_hot.mode, GCI_PASSTHROUGH, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&st.mu);
         return false;
     }
     ok = status == 200;
     if (status == 200 || status == 202) {
         pthread_mutex_lock(&st.mu);
-        d->book.lease_bytes = (uint64_t)json_integer_value(json_object_get(j, "bytes"));
+        __atomic_store_n(&gci_hot.book[dev].lease_bytes,
+                         (uint64_t)json_integer_value(json_object_get(j, "bytes")),
+                         __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&st.mu);
     }
     json_decref(j);
     return ok;
-}
-
-static bool coordinated(void)
-{
-    return __atomic_load_n(&st.mode, __ATOMIC_ACQUIRE) == GCI_ACTIVE;
 }
 
 CUresult gci_context_begin(int dev)
@@ -375,18 +379,71 @@ CUresult gci_context_begin(int dev)
         return CUDA_SUCCESS;
     pthread_mutex_lock(&st.coord_mu);
     configure();
-    if (st.mode != GCI_PASSTHROUGH && st.dev[dev].lease_id[0] == '\0') {
+    if (gci_hot.mode != GCI_PASSTHROUGH && st.dev[dev].lease_id[0] == '\0') {
         rc = lease_take(dev, st.context_bytes + st.need_bytes);
-        if (rc == CUDA_SUCCESS && st.dev[dev].lease_id[0] != '\0') {
+        if (rc == CUDA_SUCCESS && st.dev[dev].lease_id[0] != '\0' && !st.dev[dev].context_counted) {
             pthread_mutex_lock(&st.mu);
             /* The context counts from now on; GPUCOORD_NEED is room kept, not use. */
-            st.dev[dev].book.used_bytes += st.context_bytes;
-            st.dev[dev].book.floor_bytes = st.context_bytes + st.need_bytes;
+            gci_book_add(&gci_hot.book[dev], st.context_bytes);
+            gci_hot.book[dev].floor_bytes = st.context_bytes + st.need_bytes;
+            st.dev[dev].context_counted = true;
+            __atomic_store_n(&st.dev[dev].context_to_measure, !st.context_bytes_given,
+                             __ATOMIC_RELEASE);
             pthread_mutex_unlock(&st.mu);
         }
     }
     pthread_mutex_unlock(&st.coord_mu);
     return rc;
+}
+
+/* Under coord_mu: what this process holds on NVML GPU index gpu_index, as NVML
+ * reports it per process; right after the process's first context there, before
+ * any allocation, that is what the context costs. 0 when NVML cannot tell (no
+ * NVML, an unknown GPU, a pid namespace NVML does not see into). */
+static uint64_t context_measure(int gpu_index)
+{
+    struct gc_gpu_proc procs[GC_GPU_PROCS_MAX];
+    struct gc_nvml *nvml;
+    uint64_t bytes = 0;
+    unsigned n = 0;
+    char err[160];
+
+    if (gpu_index < 0 || gc_nvml_open(&nvml, err, sizeof(err)) < 0)
+        return 0;
+    if (gc_nvml_processes(nvml, (unsigned)gpu_index, procs, GC_GPU_PROCS_MAX, &n) == 0) {
+        for (unsigned i = 0; i < n; i++)
+            if (procs[i].pid == (uint32_t)getpid() && procs[i].used_bytes != GC_GPU_BYTES_UNKNOWN)
+                bytes = procs[i].used_bytes;
+    }
+    gc_nvml_close(nvml);
+    return bytes <= GCI_CONTEXT_MEASURED_MAX ? bytes : 0;
+}
+
+void gci_context_made(int dev)
+{
+    struct gci_book *b;
+    uint64_t measured;
+
+    if (dev < 0 || dev >= GCI_DEVICES_MAX ||
+        !__atomic_load_n(&st.dev[dev].context_to_measure, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&st.coord_mu);
+    if (st.dev[dev].context_to_measure) {
+        __atomic_store_n(&st.dev[dev].context_to_measure, false, __ATOMIC_RELEASE);
+        measured = context_measure(st.dev[dev].gpu_index);
+        if (measured != 0) {
+            b = &gci_hot.book[dev];
+            pthread_mutex_lock(&st.mu);
+            /* The estimate counted at the lease gives way to what the context took. */
+            if (measured > st.context_bytes)
+                gci_book_add(b, measured - st.context_bytes);
+            else
+                gci_book_release(b, st.context_bytes - measured);
+            b->floor_bytes = measured + st.need_bytes;
+            pthread_mutex_unlock(&st.mu);
+        }
+    }
+    pthread_mutex_unlock(&st.coord_mu);
 }
 
 CUresult gci_alloc_begin(int dev, uint64_t bytes)
@@ -396,25 +453,26 @@ CUresult gci_alloc_begin(int dev, uint64_t bytes)
     bool ok, leased;
 
     if (dev < 0 || dev >= GCI_DEVICES_MAX ||
-        __atomic_load_n(&st.mode, __ATOMIC_ACQUIRE) == GCI_PASSTHROUGH)
+        __atomic_load_n(&gci_hot.mode, __ATOMIC_ACQUIRE) == GCI_PASSTHROUGH)
         return CUDA_SUCCESS;
     d = &st.dev[dev];
     pthread_mutex_lock(&st.mu);
     leased = d->lease_id[0] != '\0';
-    if (leased && st.mode == GCI_ACTIVE)
-        target = gci_book_reserve(&d->book, bytes, &exact);
+    if (leased && gci_hot.mode == GCI_ACTIVE)
+        target = gci_book_reserve(&gci_hot.book[dev], bytes, &exact);
     pthread_mutex_unlock(&st.mu);
     if (!leased) {
         /* A context not made through a hook (cuCtxCreate_v3/_v4, a context made
          * before the library was loaded): its first allocation takes the lease. */
         if (gci_context_begin(dev) != CUDA_SUCCESS)
             return CUDA_ERROR_OUT_OF_MEMORY;
+        gci_context_made(dev); /* the context is there already */
         pthread_mutex_lock(&st.mu);
-        if (st.mode == GCI_ACTIVE && d->lease_id[0] != '\0')
-            target = gci_book_reserve(&d->book, bytes, &exact);
+        if (gci_hot.mode == GCI_ACTIVE && d->lease_id[0] != '\0')
+            target = gci_book_reserve(&gci_hot.book[dev], bytes, &exact);
         pthread_mutex_unlock(&st.mu);
     }
-    if (!coordinated())
+    if (!gci_coordinated())
         return CUDA_SUCCESS;
     if (target == 0)
         return CUDA_SUCCESS; /* within the lease: no round trip */
@@ -424,110 +482,61 @@ CUresult gci_alloc_begin(int dev, uint64_t bytes)
     pthread_mutex_lock(&st.coord_mu);
     /* Another thread may have grown the lease meanwhile: ask for what is missing now. */
     pthread_mutex_lock(&st.mu);
-    ok = d->book.used_bytes <= d->book.lease_bytes;
-    exact = d->book.used_bytes;
+    exact = __atomic_load_n(&gci_hot.book[dev].used_bytes, __ATOMIC_SEQ_CST);
+    ok = exact <= __atomic_load_n(&gci_hot.book[dev].lease_bytes, __ATOMIC_SEQ_CST);
     target = exact + gci_book_slack(exact);
     pthread_mutex_unlock(&st.mu);
     if (!ok) {
         ok = lease_resize(dev, target, st.wait_s);
         /* The slack is a convenience: settle for exactly what is needed. */
-        if (!ok && coordinated())
+        if (!ok && gci_coordinated())
             ok = lease_resize(dev, exact, st.wait_s);
     }
     pthread_mutex_unlock(&st.coord_mu);
-    if (ok || !coordinated())
+    if (ok || !gci_coordinated())
         return CUDA_SUCCESS; /* grown, or the coordinator is gone: passing through */
     pthread_mutex_lock(&st.mu);
-    gci_book_release(&d->book, bytes);
+    gci_book_release(&gci_hot.book[dev], bytes);
     pthread_mutex_unlock(&st.mu);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
-bool gci_alloc_fast_begin(int dev, uint64_t bytes)
-{
-    struct gci_book *b;
-
-    if (!coordinated() || dev < 0 || dev >= GCI_DEVICES_MAX)
-        return false;
-    b = &st.dev[dev].book;
-    pthread_mutex_lock(&st.mu);
-    if (st.mode == GCI_ACTIVE && st.dev[dev].lease_id[0] != '\0' &&
-        b->used_bytes <= b->lease_bytes && bytes <= b->lease_bytes - b->used_bytes) {
-        b->used_bytes += bytes;
-        if (b->used_bytes > b->peak_bytes)
-            b->peak_bytes = b->used_bytes;
-        return true; /* st.mu stays held until gci_alloc_fast_end */
-    }
-    pthread_mutex_unlock(&st.mu);
-    return false;
-}
-
-void gci_alloc_fast_end(int dev, uint64_t bytes, bool ok, enum gci_kind kind, uint64_t key)
-{
-    if (!ok)
-        gci_book_release(&st.dev[dev].book, bytes);
-    else /* out of host memory for the table: the bytes stay counted (safe side) */
-        (void)gci_ptrmap_put(kind == GCI_PTR ? &st.ptrs : &st.handles, key, bytes, dev);
-    pthread_mutex_unlock(&st.mu);
-}
-
 bool gci_alloc_oom_grow(int dev, uint64_t bytes)
 {
-    struct gci_dev *d;
     uint64_t target;
     bool ok;
 
-    if (!coordinated() || dev < 0 || dev >= GCI_DEVICES_MAX)
+    if (!gci_coordinated() || dev < 0 || dev >= GCI_DEVICES_MAX)
         return false;
-    d = &st.dev[dev];
     pthread_mutex_lock(&st.coord_mu);
     pthread_mutex_lock(&st.mu);
     /* The driver knows better than the book (a context larger than estimated, memory
      * the program took another way): the lease grows by what was asked. */
-    target = d->book.lease_bytes + bytes;
+    target = __atomic_load_n(&gci_hot.book[dev].lease_bytes, __ATOMIC_SEQ_CST) + bytes;
     pthread_mutex_unlock(&st.mu);
     ok = lease_resize(dev, target, st.wait_s);
     pthread_mutex_unlock(&st.coord_mu);
-    return ok && coordinated();
+    return ok && gci_coordinated();
 }
 
 void gci_alloc_end(int dev, uint64_t bytes, uint64_t actual, bool ok, enum gci_kind kind,
                    uint64_t key)
 {
-    struct gci_dev *d;
+    struct gci_book *b;
 
-    if (dev < 0 || dev >= GCI_DEVICES_MAX)
+    if (dev < 0 || dev >= GCI_DEVICES_MAX || !gci_coordinated())
         return;
-    d = &st.dev[dev];
-    pthread_mutex_lock(&st.mu);
-    if (st.mode == GCI_ACTIVE) {
-        if (!ok) {
-            gci_book_release(&d->book, bytes);
-        } else {
-            if (actual > bytes)
-                d->book.used_bytes += actual - bytes;
-            else
-                gci_book_release(&d->book, bytes - actual);
-            /* Out of host memory for the table: the bytes stay counted (safe side). */
-            (void)gci_ptrmap_put(kind == GCI_PTR ? &st.ptrs : &st.handles, key, actual, dev);
-        }
+    b = &gci_hot.book[dev];
+    if (!ok) {
+        gci_book_release(b, bytes);
+        return;
     }
-    pthread_mutex_unlock(&st.mu);
-}
-
-void gci_free_end(enum gci_kind kind, uint64_t key)
-{
-    uint64_t bytes;
-    int dev;
-
-    if (!coordinated())
-        return; /* nothing was recorded (frees after a fall back to passing through
-                   leave stale entries, which nothing reads any more) */
-    pthread_mutex_lock(&st.mu);
-    if (gci_ptrmap_take(kind == GCI_PTR ? &st.ptrs : &st.handles, key, &bytes, &dev) && dev >= 0 &&
-        dev < GCI_DEVICES_MAX)
-        gci_book_release(&st.dev[dev].book, bytes);
-    pthread_mutex_unlock(&st.mu);
+    if (actual > bytes)
+        gci_book_add(b, actual - bytes);
+    else
+        gci_book_release(b, bytes - actual);
+    /* Out of host memory for the table: the bytes stay counted (safe side). */
+    (void)gci_ptrtab_put(&gci_hot.tables[kind], key, actual, dev);
 }
 
 /* Gives back what the process has not needed for a whole window. A thread, so that
@@ -540,27 +549,36 @@ static void *shrinker_main(void *arg)
             (time_t)st.shrink_window_s,
             (long)((st.shrink_window_s - (double)(time_t)st.shrink_window_s) * 1e9)};
         nanosleep(&ts, NULL);
-        if (!coordinated())
+        if (!gci_coordinated())
             continue;
         for (int dev = 0; dev < GCI_DEVICES_MAX; dev++) {
-            uint64_t target = 0;
+            uint64_t target = 0, lease, used;
             pthread_mutex_lock(&st.mu);
             if (st.dev[dev].lease_id[0] != '\0')
-                target = gci_book_shrink_target(&st.dev[dev].book, now_ms(),
+                target = gci_book_shrink_target(&gci_hot.book[dev], now_ms(),
                                                 (int64_t)(st.shrink_window_s * 1000.0));
             pthread_mutex_unlock(&st.mu);
             if (target == 0)
                 continue;
             pthread_mutex_lock(&st.coord_mu);
             pthread_mutex_lock(&st.mu);
-            /* Used more since: never below what is in use now. */
-            if (target < st.dev[dev].book.used_bytes)
-                target = st.dev[dev].book.used_bytes;
-            if (target >= st.dev[dev].book.lease_bytes)
+            lease = __atomic_load_n(&gci_hot.book[dev].lease_bytes, __ATOMIC_SEQ_CST);
+            /* Used more since: never below what is in use now. Then no allocation
+             * within the lease may count beyond the target while the coordinator is
+             * asked (they go the slow way, and wait for coord_mu). */
+            used = __atomic_load_n(&gci_hot.book[dev].used_bytes, __ATOMIC_SEQ_CST);
+            if (target < used)
+                target = used;
+            if (target >= lease || !gci_book_lower(&gci_hot.book[dev], target))
                 target = 0;
             pthread_mutex_unlock(&st.mu);
-            if (target != 0)
-                lease_resize(dev, target, 0);
+            if (target != 0 && !lease_resize(dev, target, 0)) {
+                /* Not shrunk (and not ended: that took a new lease): the old limit. */
+                pthread_mutex_lock(&st.mu);
+                __atomic_compare_exchange_n(&gci_hot.book[dev].lease_bytes, &target, lease, false,
+                                            __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+                pthread_mutex_unlock(&st.mu);
+            }
             pthread_mutex_unlock(&st.coord_mu);
         }
     }
@@ -572,27 +590,42 @@ static void *shrinker_main(void *arg)
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&st.mu);
+    if (st.tables_ready) {
+        pthread_mutex_lock(&gci_hot.tables[GCI_PTR].mu);
+        pthread_mutex_lock(&gci_hot.tables[GCI_HANDLE].mu);
+    }
 }
 
 static void atfork_parent(void)
 {
+    if (st.tables_ready) {
+        pthread_mutex_unlock(&gci_hot.tables[GCI_HANDLE].mu);
+        pthread_mutex_unlock(&gci_hot.tables[GCI_PTR].mu);
+    }
     pthread_mutex_unlock(&st.mu);
 }
 
 /* The child holds no context (the driver cannot be used across fork) and none of
  * the parent's leases: it starts untouched, and leases for itself if it makes a
- * context. The parent's client and tables are its copies: forgotten, not freed
- * (the client's connections belong to the parent). */
+ * context. The parent's client is its copy: forgotten, not freed (its connections
+ * belong to the parent); the tables (consistent: their locks were held) are freed. */
 static void atfork_child(void)
 {
     pthread_mutex_init(&st.mu, NULL);
     pthread_mutex_init(&st.coord_mu, NULL);
-    if (st.mode == GCI_ACTIVE)
-        st.mode = GCI_UNTOUCHED;
+    if (gci_hot.mode == GCI_ACTIVE)
+        gci_hot.mode = GCI_UNTOUCHED;
     memset(st.dev, 0, sizeof(st.dev));
-    st.only_dev = -1;
-    gci_ptrmap_clear(&st.ptrs);
-    gci_ptrmap_clear(&st.handles);
+    memset(gci_hot.book, 0, sizeof(gci_hot.book));
+    gci_hot.only_dev = -1;
+    if (st.tables_ready) {
+        for (int k = GCI_PTR; k <= GCI_HANDLE; k++) {
+            pthread_mutex_init(&gci_hot.tables[k].mu, NULL);
+            gci_ptrtab_free(&gci_hot.tables[k]);
+            pthread_mutex_init(&gci_hot.tables[k].mu, NULL);
+        }
+        st.tables_ready = false;
+    }
     st.client = NULL;
     st.shrinker_started = false;
 }
