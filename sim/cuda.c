@@ -838,6 +838,23 @@ SIM_API CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice de
     return rc;
 }
 
+/* Execution affinity and creation parameters are accepted and not applied: gpusim
+ * has no SMs to partition. */
+SIM_API CUresult cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *params_array, int num_params,
+                                unsigned int flags, CUdevice dev)
+{
+    if (num_params < 0 || (num_params > 0 && params_array == NULL))
+        return check_init() != CUDA_SUCCESS ? check_init() : CUDA_ERROR_INVALID_VALUE;
+    return cuCtxCreate_v2(pctx, flags, dev);
+}
+
+SIM_API CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsigned int flags,
+                                CUdevice dev)
+{
+    (void)params;
+    return cuCtxCreate_v2(pctx, flags, dev);
+}
+
 static bool ctx_valid(CUcontext ctx)
 {
     return ctx != NULL && (uintptr_t)ctx >= (uintptr_t)&g.ctx[0] &&
@@ -1316,6 +1333,7 @@ static const struct sim_proc sim_procs[] = {
     SIM_PROC(cuDevicePrimaryCtxRetain),
     SIM_PROC_V(cuDevicePrimaryCtxRelease, 11000, cuDevicePrimaryCtxRelease_v2),
     SIM_PROC_V(cuCtxCreate, 3020, cuCtxCreate_v2),
+    SIM_PROC_V(cuCtxCreate, 13000, cuCtxCreate_v4), /* what cuCtxCreate means from CUDA 13 */
     SIM_PROC_V(cuCtxDestroy, 4000, cuCtxDestroy_v2),
     SIM_PROC(cuCtxSetCurrent),
     SIM_PROC(cuCtxGetCurrent),
@@ -1358,11 +1376,22 @@ static CUresult get_proc_address_impl(const char *symbol, void **pfn, int cuda_v
     /* Like the real driver this works before cuInit: runtimes look cuInit up with it. */
     if (symbol == NULL || pfn == NULL || flags > CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM)
         return CUDA_ERROR_INVALID_VALUE;
+    /* A name may have several versioned answers: the newest the caller was built for. */
+    const struct sim_proc *found = NULL;
+    void *fn = NULL;
     for (size_t i = 0; i < sizeof(sim_procs) / sizeof(sim_procs[0]); i++) {
         const struct sim_proc *p = &sim_procs[i];
         if (strcmp(p->name, symbol) != 0)
             continue;
-        *pfn = p->versioned != NULL && cuda_version >= p->versioned_since ? p->versioned : p->plain;
+        if (found == NULL)
+            fn = p->plain;
+        if (p->versioned != NULL && cuda_version >= p->versioned_since &&
+            (found == NULL || p->versioned_since >= found->versioned_since))
+            fn = p->versioned;
+        found = p;
+    }
+    if (found != NULL) {
+        *pfn = fn;
         if (status != NULL)
             *status = CU_GET_PROC_ADDRESS_SUCCESS;
         return CUDA_SUCCESS;

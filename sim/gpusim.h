@@ -59,6 +59,10 @@ SIM_API CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVer
                                      cuuint64_t flags,
                                      CUdriverProcAddressQueryResult *symbolStatus);
 SIM_API CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev);
+SIM_API CUresult cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *params_array, int num_params,
+                                unsigned int flags, CUdevice dev);
+SIM_API CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsigned int flags,
+                                CUdevice dev);
 SIM_API CUresult cuCtxCreate(CUcontext *pctx, unsigned int flags, CUdevice dev);
 SIM_API CUresult cuCtxDestroy_v2(CUcontext ctx);
 SIM_API CUresult cuCtxDestroy(CUcontext ctx);

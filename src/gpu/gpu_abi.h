@@ -118,6 +118,14 @@ typedef CUresult (*cuGetProcAddress_v2_fn)(const char *symbol, void **pfn, int c
                                            cuuint64_t flags,
                                            CUdriverProcAddressQueryResult *symbolStatus);
 typedef CUresult (*cuCtxCreate_fn)(CUcontext *pctx, unsigned int flags, CUdevice dev);
+/* Execution affinity (cuCtxCreate_v3, CUDA 11.4) and creation parameters
+ * (cuCtxCreate_v4, CUDA 12.5; what cuCtxCreate means from CUDA 13): only passed on. */
+typedef struct CUexecAffinityParam_st CUexecAffinityParam;
+typedef struct CUctxCreateParams_st CUctxCreateParams;
+typedef CUresult (*cuCtxCreate_v3_fn)(CUcontext *pctx, CUexecAffinityParam *params_array,
+                                      int num_params, unsigned int flags, CUdevice dev);
+typedef CUresult (*cuCtxCreate_v4_fn)(CUcontext *pctx, CUctxCreateParams *params,
+                                      unsigned int flags, CUdevice dev);
 typedef CUresult (*cuCtxDestroy_fn)(CUcontext ctx);
 typedef CUresult (*cuCtxGetDevice_fn)(CUdevice *device);
 typedef CUresult (*cuMemAllocPitch_fn)(CUdeviceptr *dptr, size_t *pitch, size_t width_bytes,

@@ -20,6 +20,8 @@
 #define GCI_HOOKS(X)                                                                               \
     X(cuDevicePrimaryCtxRetain)                                                                    \
     X(cuCtxCreate_v2)                                                                              \
+    X(cuCtxCreate_v3)                                                                              \
+    X(cuCtxCreate_v4)                                                                              \
     X(cuMemAlloc_v2)                                                                               \
     X(cuMemAllocPitch_v2)                                                                          \
     X(cuMemAllocManaged)                                                                           \
@@ -37,6 +39,10 @@
 
 GCI_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev);
 GCI_EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev);
+GCI_EXPORT CUresult cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *params_array,
+                                   int num_params, unsigned int flags, CUdevice dev);
+GCI_EXPORT CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsigned int flags,
+                                   CUdevice dev);
 GCI_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize);
 GCI_EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width_bytes,
                                        size_t height, unsigned int element_bytes);
@@ -166,6 +172,42 @@ GCI_EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice
     if (rc != CUDA_SUCCESS)
         return rc;
     rc = r->cuCtxCreate_v2(pctx, flags, dev);
+    if (rc == CUDA_SUCCESS)
+        gci_context_made(dev);
+    return rc;
+}
+
+/* With execution affinity (CUDA 11.4): the same lease at the first context. */
+GCI_EXPORT CUresult cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *params_array,
+                                   int num_params, unsigned int flags, CUdevice dev)
+{
+    const struct gci_real *r = real_get();
+    CUresult rc;
+
+    if (r->cuCtxCreate_v3 == NULL)
+        return CUDA_ERROR_NOT_INITIALIZED;
+    rc = gci_context_begin(dev);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    rc = r->cuCtxCreate_v3(pctx, params_array, num_params, flags, dev);
+    if (rc == CUDA_SUCCESS)
+        gci_context_made(dev);
+    return rc;
+}
+
+/* With creation parameters (CUDA 12.5): what cuCtxCreate means from CUDA 13. */
+GCI_EXPORT CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *params, unsigned int flags,
+                                   CUdevice dev)
+{
+    const struct gci_real *r = real_get();
+    CUresult rc;
+
+    if (r->cuCtxCreate_v4 == NULL)
+        return CUDA_ERROR_NOT_INITIALIZED;
+    rc = gci_context_begin(dev);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    rc = r->cuCtxCreate_v4(pctx, params, flags, dev);
     if (rc == CUDA_SUCCESS)
         gci_context_made(dev);
     return rc;

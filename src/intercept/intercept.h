@@ -168,6 +168,8 @@ static inline int gci_alloc_device(void)
     X(cuMemFreeAsync_ptsz, cuMemFreeAsync_fn)                                                      \
     X(cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRetain_fn)                                       \
     X(cuCtxCreate_v2, cuCtxCreate_fn)                                                              \
+    X(cuCtxCreate_v3, cuCtxCreate_v3_fn)                                                           \
+    X(cuCtxCreate_v4, cuCtxCreate_v4_fn)                                                           \
     X(cuCtxGetCurrent, cuCtxGetCurrent_fn)                                                         \
     X(cuCtxGetDevice, cuCtxGetDevice_fn)                                                           \
     X(cuDeviceGetUuid_v2, cuDeviceGetUuid_fn)                                                      \

@@ -274,6 +274,20 @@ class Intercept(GpuEnv):
         if not REAL_GPU:
             self.assertEqual(self.metric("gpucoord_lease_resizes_total"), 1)
 
+    def test_every_cuCtxCreate_takes_the_lease_at_the_context(self):
+        # cuCtxCreate_v3 (execution affinity) and _v4 (creation parameters, what
+        # cuCtxCreate means from CUDA 13) are hooked like _v2: the lease is there
+        # before the first allocation.
+        self.start_coordinator()
+        for mode in ("ctx-v2", "ctx-v3", "ctx-v4"):
+            p = self.hold([PROG, mode, "1Gi"], self.preload_env(GPUCOORD_NEED="1Gi"))
+            (lease,) = self.leases()
+            self.assertEqual(lease["pid"], p.pid, mode)
+            self.assertGreaterEqual(lease["bytes"], 1 * GiB, mode)
+            p.stdin.close()
+            self.assertEqual(p.wait(10), 0, mode)
+            wait_until(lambda: self.leases() == [], 10, what="%s's lease ended" % mode)
+
     def test_unreachable_coordinator_passes_through_with_one_warning(self):
         self.start_coordinator()
         env = self.preload_env()

@@ -16,6 +16,9 @@
  *       loop        allocate SIZE and free it, --repeat times
  *       fork        allocate SIZE, fork: the child's allocation (4 x CHUNK) must not
  *                   reach the parent's lease; then the parent allocates CHUNK more
+ *       ctx-v2, ctx-v3, ctx-v4
+ *                   no allocation: a context made with cuCtxCreate_v2, _v3 (execution
+ *                   affinity) or _v4 (creation parameters) instead of the primary one
  * --threads N: N threads each allocate SIZE/N in CHUNK pieces and free them.
  * --hold: after allocating print "ready" and wait for stdin to close.
  * Prints "ok <bytes>" and exits 0, or "error <step> <code>" and exits 2 when the
@@ -52,6 +55,9 @@ static struct {
     cuMemMap_fn map;
     cuMemSetAccess_fn set_access;
     cuMemGetAllocationGranularity_fn granularity;
+    cuCtxCreate_fn ctx_create_v2;
+    cuCtxCreate_v3_fn ctx_create_v3;
+    cuCtxCreate_v4_fn ctx_create_v4;
 } cu;
 
 static CUcontext ctx;
@@ -113,14 +119,31 @@ static void load(const char *mode)
     FIND(map, "cuMemMap");
     FIND(set_access, "cuMemSetAccess");
     FIND(granularity, "cuMemGetAllocationGranularity");
+    FIND(ctx_create_v2, "cuCtxCreate_v2");
+    FIND(ctx_create_v3, "cuCtxCreate_v3");
+    FIND(ctx_create_v4, "cuCtxCreate_v4");
 }
 
-static void setup(void)
+static void setup(const char *mode)
 {
     CUdevice dev;
 
     CHECK("cuInit", cu.init(0));
     CHECK("cuDeviceGet", cu.device_get(&dev, 0));
+    if (strcmp(mode, "ctx-v2") == 0 && cu.ctx_create_v2 != NULL) {
+        CHECK("cuCtxCreate_v2", cu.ctx_create_v2(&ctx, 0, dev));
+        return;
+    }
+    if (strcmp(mode, "ctx-v3") == 0 && cu.ctx_create_v3 != NULL) {
+        CHECK("cuCtxCreate_v3", cu.ctx_create_v3(&ctx, NULL, 0, 0, dev));
+        return;
+    }
+    if (strcmp(mode, "ctx-v4") == 0 && cu.ctx_create_v4 != NULL) {
+        CHECK("cuCtxCreate_v4", cu.ctx_create_v4(&ctx, NULL, 0, dev));
+        return;
+    }
+    if (strncmp(mode, "ctx-", 4) == 0)
+        fail("dlsym-cuCtxCreate", CUDA_ERROR_NOT_FOUND);
     CHECK("cuDevicePrimaryCtxRetain", cu.retain(&ctx, dev));
     CHECK("cuCtxSetCurrent", cu.set_current(ctx));
 }
@@ -229,7 +252,7 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
     }
     load(mode);
-    setup();
+    setup(mode);
 
     if (threads > 0) {
         pthread_t t[64];
@@ -248,6 +271,8 @@ int main(int argc, char **argv)
             }
         }
         done = size;
+    } else if (strncmp(mode, "ctx-", 4) == 0) {
+        done = 0; /* the context alone */
     } else if (strcmp(mode, "segments") == 0 || strcmp(mode, "procaddr") == 0) {
         done = segments(size, chunk);
     } else if (strcmp(mode, "vmm") == 0) {

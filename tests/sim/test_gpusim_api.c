@@ -64,6 +64,10 @@ TEST(get_proc_address_answers_the_versioned_symbol)
     ASSERT(fn == (void *)cuGetProcAddress);
     ASSERT_EQ_INT(cuGetProcAddress("cuCtxCreate", &fn, 12000, 0), CUDA_SUCCESS);
     ASSERT(fn == (void *)cuCtxCreate_v2);
+    ASSERT_EQ_INT(cuGetProcAddress("cuCtxCreate", &fn, 13000, 0), CUDA_SUCCESS);
+    ASSERT(fn == (void *)cuCtxCreate_v4); /* what cuCtxCreate means from CUDA 13 */
+    ASSERT_EQ_INT(cuGetProcAddress("cuCtxCreate", &fn, 3000, 0), CUDA_SUCCESS);
+    ASSERT(fn == (void *)cuCtxCreate);
     ASSERT_EQ_INT(cuGetProcAddress("cuMemCreate", &fn, 12000, 0), CUDA_SUCCESS);
     ASSERT(fn == (void *)cuMemCreate);
     ASSERT_EQ_INT(cuGetProcAddress("cuMemAllocAsync", &fn, 12000,
@@ -98,6 +102,14 @@ TEST(ctx_create_charges_the_context_and_destroy_frees_it)
     ASSERT_EQ_INT(cuCtxDestroy_v2((CUcontext)&dev), CUDA_ERROR_INVALID_CONTEXT);
     ASSERT_EQ_INT(cuCtxGetDevice(&dev), CUDA_ERROR_INVALID_CONTEXT);
     ASSERT_EQ_INT(cuCtxCreate_v2(&ctx, 0, 7), CUDA_ERROR_INVALID_DEVICE);
+    /* _v3 and _v4 make the same context; their parameters are checked, not applied. */
+    ASSERT_EQ_INT(cuCtxCreate_v3(&ctx, NULL, 1, 0, 0), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(cuCtxCreate_v3(&ctx, NULL, 0, 0, 0), CUDA_SUCCESS);
+    ASSERT_EQ_U64(used_bytes(), CTX_300MI);
+    ASSERT_EQ_INT(cuCtxDestroy_v2(ctx), CUDA_SUCCESS);
+    ASSERT_EQ_INT(cuCtxCreate_v4(&ctx, NULL, 0, 0), CUDA_SUCCESS);
+    ASSERT_EQ_U64(used_bytes(), CTX_300MI);
+    ASSERT_EQ_INT(cuCtxDestroy_v2(ctx), CUDA_SUCCESS);
     simtest_cleanup();
 }
 
