@@ -80,6 +80,23 @@ void gc_growth_merge(struct gc_ledger *ledger, struct gc_lease *growth)
     growth->merged = true;
 }
 
+void gc_growth_unmerge(struct gc_ledger *ledger, const struct gc_action *resized, int error,
+                       const char *reason)
+{
+    struct gc_lease *parent = gc_ledger_lease_find(ledger, resized->lease_id);
+    /* The ended growth is in the ledger's own history: it is told why it failed. */
+    struct gc_lease *g = (struct gc_lease *)gc_ledger_lease_lookup(ledger, resized->growth_id);
+
+    if (parent != NULL && parent->bytes >= resized->bytes)
+        parent->bytes -= resized->bytes;
+    if (g != NULL && g->kind == GC_KIND_GROWTH) {
+        g->state = GC_LEASE_FAILED;
+        g->error = error;
+        g->merged = false;
+        snprintf(g->reason, sizeof(g->reason), "%s", reason);
+    }
+}
+
 void gc_growth_settle(struct gc_ledger *ledger, int64_t now_ms, struct gc_actions *out)
 {
     for (unsigned i = ledger->nleases; i-- > 0;) {
@@ -99,6 +116,8 @@ void gc_growth_settle(struct gc_ledger *ledger, int64_t now_ms, struct gc_action
             a->kind = GC_ACT_RESIZED;
             a->gpu = g->gpu < 0 ? 0 : (unsigned)g->gpu;
             snprintf(a->lease_id, sizeof(a->lease_id), "%s", g->parent);
+            snprintf(a->growth_id, sizeof(a->growth_id), "%s", g->id);
+            a->bytes = g->bytes;
             snprintf(reason, sizeof(reason), "merged into %s", g->parent);
             gc_ledger_lease_end(ledger, g, GC_LEASE_RELEASED, 0, reason, now_ms);
             continue;

@@ -39,6 +39,14 @@ void gc_growth_withdraw(struct gc_ledger *ledger, struct gc_lease *growth, const
 void gc_growth_merge(struct gc_ledger *ledger, struct gc_lease *growth);
 
 /*
+ * gc_growth_unmerge: undoes the growth a GC_ACT_RESIZED action reported (its record
+ * could not be written): the lease holds its bytes before it, and the ended growth
+ * is failed with error and reason, for its resize request to answer.
+ */
+void gc_growth_unmerge(struct gc_ledger *ledger, const struct gc_action *resized, int error,
+                       const char *reason);
+
+/*
  * gc_growth_settle: ends growths that were merged (GC_ACT_RESIZED for the parent)
  * and withdraws those whose parent ended or is no longer granted. Part of
  * gc_sched_step.

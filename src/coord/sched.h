@@ -33,6 +33,9 @@ struct gc_action {
     char lease_id[GC_LEASE_ID_MAX];
     char resident[GC_NAME_MAX + 1];
     unsigned gpu;
+    /* GC_ACT_RESIZED: the growth merged into the lease, and its bytes. */
+    char growth_id[GC_LEASE_ID_MAX];
+    uint64_t bytes;
 };
 
 struct gc_actions {

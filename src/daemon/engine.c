@@ -604,10 +604,18 @@ static void apply_actions_locked(struct gc_coord *coord, const struct gc_actions
         case GC_ACT_DEMAND_MET:
             break;
         case GC_ACT_RESIZED:
-            /* The growth was granted: the lease holds more, as the journal must say. */
+            /* The growth was granted: the lease holds more, as the journal must say. A
+             * growth a restart would not know of is undone and refused: the lease keeps
+             * its size, and its resize request answers journal_failed. */
             if (l == NULL)
                 break;
-            journal_locked(coord, gc_record_lease(l), false);
+            if (journal_locked(coord, gc_record_lease(l), false) < 0) {
+                char why[GC_REASON_MAX];
+                snprintf(why, sizeof(why), "cannot write the journal in '%.200s': growth refused",
+                         coord->config->state_dir);
+                gc_growth_unmerge(ledger, a, GC_EJOURNAL, why);
+                break;
+            }
             coord->stats.counters.lease_growths++;
             gc_events_add(&coord->events, now, "lease_resized", l->id, "%s: grown to %s on GPU %d",
                           l->holder, gc_size_format(l->bytes, b, sizeof(b)), l->gpu);

@@ -130,6 +130,12 @@ class FullDisk(JournalEnv):
                                                     "url": "http://127.0.0.1:9"})
         self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
         self.assertEqual(self.http.get("/v1/residents/late")[0], 404)
+        # A growth that fits is refused too, and the lease keeps its size: a restart
+        # would re-adopt it at the size the journal knows.
+        st, body = self.http.post("/v1/leases/%s/resize" % kept[0], {"bytes": 2 * MiB})
+        self.assertEqual((st, body["error"]), (503, "journal_failed"), body)
+        st, body = self.http.get("/v1/leases/" + kept[0])
+        self.assertEqual((st, body["bytes"]), (200, MiB), body)
         # Waiting for room costs nothing: no busy retrying.
         cpu = self.cpu_seconds()
         time.sleep(1.5)

@@ -112,6 +112,37 @@ TEST(growth_that_fits_is_granted_in_one_step)
     free_ledger(l);
 }
 
+TEST(growth_whose_record_failed_is_undone)
+{
+    struct gc_ledger *l = new_ledger();
+    struct gc_lease *g;
+    struct gc_actions a;
+    const struct gc_action *resized = NULL;
+    char id[GC_LEASE_ID_MAX], gid[GC_LEASE_ID_MAX];
+
+    snap(l, 1, 200u, CTX);
+    granted_lease(l, CTX, id);
+    ASSERT_EQ_INT(gc_growth_request(l, gc_ledger_lease_find(l, id), 2 * GiB, 2, &g), 0);
+    snprintf(gid, sizeof(gid), "%s", g->id);
+    gc_sched_step(l, 3, &a);
+    for (unsigned i = 0; i < a.n; i++) {
+        if (a.items[i].kind == GC_ACT_RESIZED)
+            resized = &a.items[i];
+    }
+    ASSERT(resized != NULL);
+    ASSERT_STREQ(resized->growth_id, gid);
+    ASSERT_EQ_U64(resized->bytes, 2 * GiB - CTX);
+    /* The engine could not journal it: the lease keeps its size, the growth failed. */
+    gc_growth_unmerge(l, resized, GC_EJOURNAL, "cannot write the journal");
+    ASSERT_EQ_U64(gc_ledger_lease_find(l, id)->bytes, CTX);
+    ASSERT_EQ_INT(gc_ledger_lease_lookup(l, gid)->state, GC_LEASE_FAILED);
+    ASSERT_EQ_INT(gc_ledger_lease_lookup(l, gid)->error, GC_EJOURNAL);
+    struct gc_account acct;
+    gc_ledger_account(l, 0, NULL, &acct);
+    ASSERT_EQ_U64(acct.leases, CTX);
+    free_ledger(l);
+}
+
 TEST(growth_evicts_and_waits_for_verification)
 {
     struct gc_ledger *l = new_ledger();
