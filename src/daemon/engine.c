@@ -153,7 +153,11 @@ static void wait_lease_locked(struct gc_coord *coord, const char *id, int64_t de
 static void resize_answer_locked(struct gc_coord *coord, const char *id, const char *growth_id,
                                  uint64_t target, struct gc_api_answer *ans);
 static int register_locked(struct gc_coord *coord, const struct gc_caller *caller,
-                           const json_t *req, struct gc_jerr *err, struct gc_resident **ret);
+                           const json_t *req, const struct gc_registration *reg,
+                           struct gc_jerr *err, struct gc_resident **ret);
+static int register_checked_locked(struct gc_coord *coord, const struct gc_caller *caller,
+                                   const json_t *req, struct gc_jerr *err,
+                                   struct gc_resident **ret);
 static void end_demands_locked(struct gc_coord *coord, const char *name, const char *why);
 static bool may_change_locked(struct gc_coord *coord, const struct gc_caller *caller,
                               const struct gc_resident *r, struct gc_api_answer *ans);
@@ -1156,7 +1160,7 @@ static void recover_resident_locked(struct gc_coord *coord, const json_t *rec, u
     gc_caller_trusted(rr.owner, &registrant);
     /* A resident also declared in the config keeps the config's spec. */
     if (r == NULL) {
-        if (rr.spec == NULL || register_locked(coord, &registrant, rr.spec, &err, &r) < 0) {
+        if (rr.spec == NULL || register_checked_locked(coord, &registrant, rr.spec, &err, &r) < 0) {
             gc_warn("journal: dropping resident '%s': %s", rr.name,
                     rr.spec != NULL ? err.msg : "no registration");
             return;
@@ -1292,7 +1296,7 @@ int gc_coord_recover(struct gc_coord *coord, char *errbuf, size_t errbuf_len)
         struct gc_resident *r;
         struct gc_caller config_file;
         gc_caller_trusted("config", &config_file);
-        if (register_locked(coord, &config_file, rec, &err, &r) < 0) {
+        if (register_checked_locked(coord, &config_file, rec, &err, &r) < 0) {
             coord->starting = false;
             pthread_mutex_unlock(&coord->lock);
             snprintf(errbuf, errbuf_len, "config: resident '%s': %s",
@@ -1710,25 +1714,19 @@ out_unlock:
 
 /* ==== residents (API operations) ==== */
 
+/* Registers what reg (checked from req) describes: a new resident, or a new
+ * registration of one the same caller made. */
 static int register_locked(struct gc_coord *coord, const struct gc_caller *caller,
-                           const json_t *req, struct gc_jerr *err, struct gc_resident **ret)
+                           const json_t *req, const struct gc_registration *reg,
+                           struct gc_jerr *err, struct gc_resident **ret)
 {
     const struct gc_config *cfg = coord->config;
-    struct gc_registration reg;
-    struct gc_resident r, *slot;
-    struct gc_resident_spec spec;
-    const char *name;
+    struct gc_resident r = reg->r, *slot;
+    struct gc_resident_spec spec = reg->spec;
+    const char *name = reg->r.name;
     pid_t old_pid = 0;
     bool fresh;
-    int rc;
 
-    rc = gc_registration_parse(req, cfg, coord->ledger->ngpus, caller, !coord->recovering,
-                               gc_mono_ms(), &reg, err);
-    if (rc < 0)
-        return rc;
-    r = reg.r;
-    spec = reg.spec;
-    name = r.name;
     slot = gc_ledger_resident_find(coord->ledger, name);
     if (slot != NULL && !gc_caller_owns(caller, coord->ext[resident_index(coord, slot)].owner)) {
         snprintf(err->msg, sizeof(err->msg), "resident '%s' was registered by another caller",
@@ -1785,15 +1783,34 @@ static int register_locked(struct gc_coord *coord, const struct gc_caller *calle
     return 0;
 }
 
+/* The same, checked here (at start-up, under the lock: nothing else runs yet). */
+static int register_checked_locked(struct gc_coord *coord, const struct gc_caller *caller,
+                                   const json_t *req, struct gc_jerr *err, struct gc_resident **ret)
+{
+    struct gc_registration reg;
+    int rc = gc_registration_parse(req, coord->config, coord->ledger->ngpus, caller,
+                                   !coord->recovering, gc_mono_ms(), &reg, err);
+
+    return rc < 0 ? rc : register_locked(coord, caller, req, &reg, err, ret);
+}
+
 void gc_coord_resident_register(struct gc_coord *coord, const struct gc_caller *caller,
                                 const json_t *req, struct gc_api_answer *ans)
 {
+    struct gc_registration reg;
     struct gc_jerr err;
     struct gc_resident *r;
     int rc;
 
+    /* Checked before the lock (its pid is looked up in /proc); the GPUs are fixed. */
+    rc = gc_registration_parse(req, coord->config, coord->ledger->ngpus, caller, true, gc_mono_ms(),
+                               &reg, &err);
+    if (rc < 0) {
+        gc_api_error(ans, rc, "%s", err.msg);
+        return;
+    }
     lock_fresh(coord);
-    rc = register_locked(coord, caller, req, &err, &r);
+    rc = register_locked(coord, caller, req, &reg, &err, &r);
     if (rc < 0) {
         gc_api_error(ans, rc, "%s", err.msg);
     } else {
@@ -2394,7 +2411,7 @@ json_t *gc_coord_view_gpus(struct gc_coord *coord)
     json_t *o;
 
     lock_fresh(coord);
-    kick_locked(coord);
+    settle_locked(coord); /* on the reading just taken: the engine need not read again */
     view_src(coord, &src);
     o = json_pack("{s:o, s:o}", "gpus", gc_view_gpus(&src), "gpusim", gc_view_gpusim(&src));
     pthread_mutex_unlock(&coord->lock);
@@ -2407,7 +2424,7 @@ json_t *gc_coord_view_status(struct gc_coord *coord)
     json_t *o;
 
     lock_fresh(coord);
-    kick_locked(coord);
+    settle_locked(coord); /* on the reading just taken: the engine need not read again */
     view_src(coord, &src);
     o = gc_view_status(&src);
     pthread_mutex_unlock(&coord->lock);
