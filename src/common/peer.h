@@ -39,6 +39,13 @@ bool gc_peer_end_from_sockaddr(const struct sockaddr *sa, struct gc_peer_end *en
 bool gc_peer_is_loopback(const struct sockaddr *sa);
 
 /*
+ * gc_peer_diag_uid: the same question asked of the kernel for that one socket
+ * (NETLINK_SOCK_DIAG, found by its two ends): 0 with *ret_uid; -1 when no open
+ * socket matches; -2 when the kernel cannot be asked (no sock_diag, refused).
+ */
+int gc_peer_diag_uid(const struct sockaddr *peer, const struct sockaddr *local, uid_t *ret_uid);
+
+/*
  * gc_peer_tcp_uid: the uid owning the client socket of a loopback TCP connection,
  * given the client's address (peer) and the server's (local), both as the server
  * sees them. 0 with *ret_uid, or -1 when peer is not loopback or no socket matches.

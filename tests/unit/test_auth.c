@@ -205,10 +205,19 @@ static bool live_lookup(int family)
     ASSERT_EQ_INT(
         gc_peer_tcp_uid((struct sockaddr *)&client_addr, (struct sockaddr *)&server_side, &uid), 0);
     ASSERT_EQ_INT((int)uid, (int)geteuid());
+    /* The kernel is asked for that one socket (sock_diag), not its whole table. */
+    uid = 12345;
+    ASSERT_EQ_INT(
+        gc_peer_diag_uid((struct sockaddr *)&client_addr, (struct sockaddr *)&server_side, &uid),
+        0);
+    ASSERT_EQ_INT((int)uid, (int)geteuid());
     /* Once the client has closed its socket, it is no one's. */
     close(cfd);
     ASSERT_EQ_INT(
         gc_peer_tcp_uid((struct sockaddr *)&client_addr, (struct sockaddr *)&server_side, &uid),
+        -1);
+    ASSERT_EQ_INT(
+        gc_peer_diag_uid((struct sockaddr *)&client_addr, (struct sockaddr *)&server_side, &uid),
         -1);
     close(afd);
     close(lfd);
