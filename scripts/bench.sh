@@ -11,6 +11,10 @@ echo "### Lease acquire+release (libgpucoord against gpucoordd on gpusim)"
 echo
 "$here/bench/lease.sh" "$build" 5
 echo
+echo "### gpucoordd's memory: idle, with 1000 leases, after releasing them (this build only; bench/daemon_rss.sh BUILD BASE compares)"
+echo
+"$here/bench/daemon_rss.sh" "$build"
+echo
 "$here/bench/unload_reload.sh" "$build" 25 5
 echo
 echo "### Grant delay behind a slow driver (this build only; pass a base build to compare)"
