@@ -2161,40 +2161,27 @@ out_unlock:
     pthread_mutex_unlock(&coord->lock);
 }
 
+/* A health question is bounded by 5 s in every adapter: a probe is waited for this long. */
+#define PROBE_WAIT_MS 10000
+
 /*
- * A resident demanded while the ledger says it is loaded: asks it (the lock is
- * dropped around the question). One that reports its models unloaded - it was
- * unloaded outside the coordinator, or finished an unload the coordinator had
- * given up on - is marked unloaded, so that the demand reloads it. Returns the
- * resident again, or NULL when it was deleted meanwhile.
+ * A resident demanded while the ledger says it is loaded: a job asks it what it holds
+ * (the lock is let go while the engine takes the answer). One that reports its models
+ * unloaded - it was unloaded outside the coordinator, or finished an unload the
+ * coordinator had given up on - is marked unloaded, so that the demand reloads it.
+ * Returns the resident again, or NULL when it was deleted meanwhile.
  */
 static struct gc_resident *probe_loaded_locked(struct gc_coord *coord, const char *name)
 {
     struct gc_resident *r = gc_ledger_resident_find(coord->ledger, name);
-    const struct gc_adapter *adapter = gc_adapter_find(r->protocol);
-    struct gc_resident_spec spec = coord->ext[resident_index(coord, r)].spec;
-    struct gc_adapter_result res = {.models_loaded = -1};
-    int rc, level;
+    unsigned slot = resident_index(coord, r);
+    uint64_t probe = gc_step_probe_start(coord->steps, &coord->step_env, r, gc_mono_ms());
+    int64_t until = gc_mono_ms() + PROBE_WAIT_MS;
 
-    if (adapter == NULL || adapter->restartable)
-        return r; /* a running process resident is loaded by definition */
-    spec.pid = r->pid;
-    pthread_mutex_unlock(&coord->lock);
-    rc = adapter->health(&spec, &res);
-    pthread_mutex_lock(&coord->lock);
-    r = gc_ledger_resident_find(coord->ledger, name);
-    if (r == NULL || rc < 0 || r->state != GC_RES_LOADED || r->busy)
-        return r;
-    /* Serving, but at a level below its first (moved there by hand): also to reload. */
-    level = res.level[0] ? gc_resident_level_find(r, res.level) : -1;
-    if (res.models_loaded != 0 && level <= 0)
-        return r;
-    gc_resident_reported(r, level, gc_mono_ms());
-    gc_events_add(&coord->events, gc_real_s(), "resident_probed", name,
-                  "marked loaded, but it reports level '%s': reloading it on demand",
-                  gc_resident_level_name(r, r->level));
-    journal_resident_locked(coord, r);
-    return r;
+    while (probe != 0 && coord->steps->slot[slot].outcome_id < probe &&
+           gc_ledger_resident_find(coord->ledger, name) == r && wait_locked(coord, until))
+        ;
+    return gc_ledger_resident_find(coord->ledger, name);
 }
 
 void gc_coord_resident_demand(struct gc_coord *coord, const char *name, const json_t *req,

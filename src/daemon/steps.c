@@ -90,6 +90,9 @@ uint64_t gc_step_unload_start(struct gc_steps *st, const struct gc_step_env *env
                               struct gc_resident *r, const char *lease_id, int64_t now)
 {
     struct gc_step *s = &st->slot[slot_of(env, r)];
+
+    if (s->phase == GC_STEP_PROBE)
+        step_end(st, s, 0, NULL); /* its answer no longer matters */
     unsigned last = gc_resident_nlevels(r) - 1;
 
     s->id = ++st->next_id;
@@ -123,6 +126,9 @@ uint64_t gc_step_reload_start(struct gc_steps *st, const struct gc_step_env *env
                               struct gc_resident *r, int64_t now)
 {
     struct gc_step *s = &st->slot[slot_of(env, r)];
+
+    if (s->phase == GC_STEP_PROBE)
+        step_end(st, s, 0, NULL);
     uint64_t present = 0;
 
     s->id = ++st->next_id;
@@ -153,6 +159,46 @@ uint64_t gc_step_reload_start(struct gc_steps *st, const struct gc_step_env *env
     s->deadline_ms = s->t0 + seconds_ms(s->spec.reload_timeout_s);
     s->phase = GC_STEP_RELOAD_ROOM;
     return s->id;
+}
+
+uint64_t gc_step_probe_start(struct gc_steps *st, const struct gc_step_env *env,
+                             struct gc_resident *r, int64_t now)
+{
+    struct gc_step *s = &st->slot[slot_of(env, r)];
+    const struct gc_adapter *adapter = gc_adapter_find(r->protocol);
+
+    if (s->phase != GC_STEP_IDLE || r->busy || adapter == NULL || adapter->restartable)
+        return 0;
+    s->id = ++st->next_id;
+    s->unloading = false;
+    s->lease_id[0] = '\0';
+    s->spec = *env->spec(env->engine, slot_of(env, r));
+    s->t0 = now;
+    s->phase = GC_STEP_PROBE;
+    if (!job_start(env, s, r, GC_JOB_HEALTH)) {
+        step_end(st, s, GC_EIO, "no thread to ask the resident");
+        return 0;
+    }
+    return s->id;
+}
+
+/* A resident marked loaded answered what it holds. */
+static void probe_answered(struct gc_steps *st, const struct gc_step_env *env,
+                           struct gc_resident *r, struct gc_step *s, const struct gc_job *job,
+                           int64_t now)
+{
+    int level = job->res.level[0] ? gc_resident_level_find(r, job->res.level) : -1;
+
+    /* Serving, but at a level below its first (moved there by hand): also to reload. */
+    if (job->rc == 0 && r->state == GC_RES_LOADED && !r->busy &&
+        (job->res.models_loaded == 0 || level > 0)) {
+        gc_resident_reported(r, level, now);
+        gc_events_add(env->events, gc_real_s(), "resident_probed", r->name,
+                      "marked loaded, but it reports level '%s': reloading it on demand",
+                      gc_resident_level_name(r, r->level));
+        env->journal(env->engine, r);
+    }
+    step_end(st, s, 0, NULL);
 }
 
 /* ---- unload ---- */
@@ -463,7 +509,11 @@ void gc_steps_job_answered(struct gc_steps *st, const struct gc_step_env *env,
         reload_answered(st, env, r, s, job, now);
         return;
     case GC_JOB_HEALTH:
-        reload_finish(st, env, r, s, true, NULL, job->rc == 0 && job->res.models_loaded == 1, now);
+        if (s->phase == GC_STEP_PROBE)
+            probe_answered(st, env, r, s, job, now);
+        else
+            reload_finish(st, env, r, s, true, NULL, job->rc == 0 && job->res.models_loaded == 1,
+                          now);
         return;
     }
     step_poll(st, env, r, s, now);

@@ -39,6 +39,7 @@ enum gc_step_phase {
     GC_STEP_RELOAD_BACKOFF, /* the next attempt at deadline_ms */
     GC_STEP_RELOAD_VERIFY,  /* NVML must show its bytes by deadline_ms */
     GC_STEP_RELOAD_HEALTH,  /* a job asks what it holds (device attribution) */
+    GC_STEP_PROBE,          /* a job asks a resident marked loaded what it holds */
 };
 
 struct gc_step {
@@ -96,6 +97,13 @@ uint64_t gc_step_unload_start(struct gc_steps *st, const struct gc_step_env *env
 /* Starts reloading r (already marked reloading). Returns the step's id. */
 uint64_t gc_step_reload_start(struct gc_steps *st, const struct gc_step_env *env,
                               struct gc_resident *r, int64_t now);
+/* Asks r, marked loaded and idle, what it holds (its health): one that reports its
+ * models unloaded, or a level below its first, is recorded there (unloaded, to be
+ * brought back by a demand). r is not made busy: an unload or reload that starts
+ * meanwhile ends the probe. Returns the step's id, or 0 when no probe was started (a
+ * restartable resident is loaded while its process runs; a step runs already). */
+uint64_t gc_step_probe_start(struct gc_steps *st, const struct gc_step_env *env,
+                             struct gc_resident *r, int64_t now);
 /* Every running step's look at the ledger's last reading (and the clock). */
 void gc_steps_poll(struct gc_steps *st, const struct gc_step_env *env, int64_t now);
 /* A job's answer moves its step on (an answer to a step that ended is dropped). */

@@ -422,3 +422,63 @@ TEST(the_next_deadline_asks_for_a_reading_when_none_came_since_the_phase_began)
     ASSERT(gc_steps_verifying(&f->steps, &f->env));
     fake_free(f);
 }
+
+TEST(probe_of_a_resident_marked_loaded_records_what_it_reports)
+{
+    struct fake *f = fake_new();
+    struct gc_resident *r = resident(f, GC_STUCK_FAIL);
+    struct gc_job *job;
+    uint64_t id;
+
+    id = gc_step_probe_start(&f->steps, &f->env, r, 1000);
+    ASSERT(id != 0);
+    ASSERT(!r->busy); /* a probe holds nothing back */
+    ASSERT_EQ_INT(gc_step_probe_start(&f->steps, &f->env, r, 1001), 0); /* one at a time */
+    job = answer(f, GC_JOB_HEALTH, 0, 1100);
+    job->res.models_loaded = 0;
+    answered(f, job, 1100);
+    ASSERT_EQ_INT(r->state, GC_RES_UNLOADED);
+    ASSERT(!r->evicted);
+    ASSERT(strstr(r->reason, "while marked loaded") != NULL);
+    ASSERT_EQ_U64(f->steps.slot[0].outcome_id, id);
+    ASSERT_EQ_INT(f->steps.slot[0].phase, GC_STEP_IDLE);
+    /* Loaded as marked: nothing changes. */
+    r->state = GC_RES_LOADED;
+    id = gc_step_probe_start(&f->steps, &f->env, r, 2000);
+    job = answer(f, GC_JOB_HEALTH, 0, 2100);
+    job->res.models_loaded = 1;
+    answered(f, job, 2100);
+    ASSERT_EQ_INT(r->state, GC_RES_LOADED);
+    ASSERT_EQ_U64(f->steps.slot[0].outcome_id, id);
+    fake_free(f);
+}
+
+TEST(probe_overtaken_by_an_unload_ends_and_its_answer_is_dropped)
+{
+    struct fake *f = fake_new();
+    struct gc_resident *r = resident(f, GC_STUCK_FAIL);
+    uint64_t probe = gc_step_probe_start(&f->steps, &f->env, r, 1000);
+    struct gc_job *health;
+
+    ASSERT(probe != 0);
+    unload(f, r, 1050);
+    ASSERT_EQ_U64(f->steps.slot[0].outcome_id, probe); /* a waiter on the probe is told */
+    health = answer(f, GC_JOB_HEALTH, 0, 1100);
+    health->res.models_loaded = 0;
+    answered(f, health, 1100);
+    ASSERT_EQ_INT(r->state, GC_RES_UNLOADING); /* the unload goes on */
+    ASSERT_EQ_INT(f->steps.slot[0].phase, GC_STEP_UNLOAD_ASK);
+    fake_free(f);
+}
+
+TEST(a_restartable_resident_is_not_probed)
+{
+    struct fake *f = fake_new();
+    struct gc_resident *r = resident(f, GC_STUCK_FAIL);
+
+    snprintf(r->protocol, sizeof(r->protocol), "process");
+    r->restartable = true;
+    ASSERT_EQ_INT(gc_step_probe_start(&f->steps, &f->env, r, 1000), 0);
+    ASSERT_EQ_INT(f->njobs, 0);
+    fake_free(f);
+}
