@@ -1233,42 +1233,16 @@ static void recover_lease_locked(struct gc_coord *coord, const json_t *rec, unsi
     }
 }
 
-/* Residents whose unload or reload the crash cut short: ask them what they hold.
- * Called with the lock held; drops it around the questions (nothing else runs yet). */
+/* Residents whose unload or reload the crash cut short: a job asks each what it holds
+ * (a probe step); until its answer it stays busy, unloaded and to be restored. */
 static void probe_interrupted_locked(struct gc_coord *coord)
 {
     struct gc_ledger *ledger = coord->ledger;
 
     for (unsigned i = 0; i < GC_RESIDENTS_MAX; i++) {
         struct gc_resident *r = &ledger->residents[i];
-        struct gc_resident_spec spec;
-        struct gc_adapter_result res = {0};
-        const struct gc_adapter *adapter;
-        char name[GC_NAME_MAX + 1];
-        int rc = -1;
-
-        if (!r->in_use || !r->busy)
-            continue;
-        spec = coord->ext[i].spec;
-        spec.pid = r->pid;
-        adapter = gc_adapter_find(r->protocol);
-        snprintf(name, sizeof(name), "%s", r->name);
-        pthread_mutex_unlock(&coord->lock);
-        if (adapter != NULL)
-            rc = adapter->health(&spec, &res);
-        pthread_mutex_lock(&coord->lock);
-        r = gc_ledger_resident_find(ledger, name);
-        if (r == NULL)
-            continue;
-        gc_resident_probed(r, rc == 0 ? res.models_loaded : -1,
-                           res.level[0] ? gc_resident_level_find(r, res.level) : -1);
-        gc_events_add(&coord->events, gc_real_s(), "resident_probed", name,
-                      "step cut short by a restart; it reports %s",
-                      rc < 0                   ? "nothing (unreachable)"
-                      : res.models_loaded == 1 ? "its models loaded"
-                      : res.models_loaded == 0 ? "its models unloaded"
-                                               : "no model state");
-        journal_resident_locked(coord, r);
+        if (r->in_use && r->busy)
+            gc_step_recovery_probe_start(coord->steps, &coord->step_env, r, gc_mono_ms());
     }
 }
 

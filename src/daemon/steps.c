@@ -170,6 +170,7 @@ uint64_t gc_step_probe_start(struct gc_steps *st, const struct gc_step_env *env,
     if (s->phase != GC_STEP_IDLE || r->busy || adapter == NULL || adapter->restartable)
         return 0;
     s->id = ++st->next_id;
+    s->recovery = false;
     s->unloading = false;
     s->lease_id[0] = '\0';
     s->spec = *env->spec(env->engine, slot_of(env, r));
@@ -182,12 +183,52 @@ uint64_t gc_step_probe_start(struct gc_steps *st, const struct gc_step_env *env,
     return s->id;
 }
 
+/* A step a restart cut short: what the resident holds settles it. */
+static void recovery_probe_answered(struct gc_steps *st, const struct gc_step_env *env,
+                                    struct gc_resident *r, struct gc_step *s, int rc,
+                                    const struct gc_adapter_result *res)
+{
+    gc_resident_probed(r, rc == 0 ? res->models_loaded : -1,
+                       res->level[0] ? gc_resident_level_find(r, res->level) : -1);
+    gc_events_add(env->events, gc_real_s(), "resident_probed", r->name,
+                  "step cut short by a restart; it reports %s",
+                  rc < 0                    ? "nothing (unreachable)"
+                  : res->models_loaded == 1 ? "its models loaded"
+                  : res->models_loaded == 0 ? "its models unloaded"
+                                            : "no model state");
+    env->journal(env->engine, r);
+    step_end(st, s, 0, NULL);
+}
+
+uint64_t gc_step_recovery_probe_start(struct gc_steps *st, const struct gc_step_env *env,
+                                      struct gc_resident *r, int64_t now)
+{
+    struct gc_step *s = &st->slot[slot_of(env, r)];
+    struct gc_adapter_result none = {.models_loaded = -1};
+
+    s->id = ++st->next_id;
+    s->recovery = true;
+    s->unloading = false;
+    s->lease_id[0] = '\0';
+    s->spec = *env->spec(env->engine, slot_of(env, r));
+    s->t0 = now;
+    s->phase = GC_STEP_PROBE;
+    if (!job_start(env, s, r, GC_JOB_HEALTH))
+        recovery_probe_answered(st, env, r, s, GC_EIO, &none);
+    return s->id;
+}
+
 /* A resident marked loaded answered what it holds. */
 static void probe_answered(struct gc_steps *st, const struct gc_step_env *env,
                            struct gc_resident *r, struct gc_step *s, const struct gc_job *job,
                            int64_t now)
 {
     int level = job->res.level[0] ? gc_resident_level_find(r, job->res.level) : -1;
+
+    if (s->recovery) {
+        recovery_probe_answered(st, env, r, s, job->rc, &job->res);
+        return;
+    }
 
     /* Serving, but at a level below its first (moved there by hand): also to reload. */
     if (job->rc == 0 && r->state == GC_RES_LOADED && !r->busy &&

@@ -58,6 +58,7 @@ struct gc_step {
     unsigned attempt;
     bool cleaned;
     bool pid_exited; /* its process's exit was seen while the step ran */
+    bool recovery;   /* a probe of a step a restart cut short */
     char why[GC_REASON_MAX];
     /* The last step that ended, for a request waiting on it. */
     uint64_t outcome_id;
@@ -104,6 +105,11 @@ uint64_t gc_step_reload_start(struct gc_steps *st, const struct gc_step_env *env
  * restartable resident is loaded while its process runs; a step runs already). */
 uint64_t gc_step_probe_start(struct gc_steps *st, const struct gc_step_env *env,
                              struct gc_resident *r, int64_t now);
+/* After a restart, asks r (busy: its step was cut short) what it holds; its answer
+ * settles it (gc_resident_probed) and makes it idle. No answer (unreachable) leaves it
+ * unloaded and to be restored. Returns the step's id. */
+uint64_t gc_step_recovery_probe_start(struct gc_steps *st, const struct gc_step_env *env,
+                                      struct gc_resident *r, int64_t now);
 /* Every running step's look at the ledger's last reading (and the clock). */
 void gc_steps_poll(struct gc_steps *st, const struct gc_step_env *env, int64_t now);
 /* A job's answer moves its step on (an answer to a step that ended is dropped). */
