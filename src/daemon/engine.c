@@ -2366,54 +2366,59 @@ static json_t *view_resident_locked(struct gc_coord *coord, const struct gc_resi
     return gc_view_resident(&src, r);
 }
 
-json_t *gc_coord_view_gpus(struct gc_coord *coord)
+/* Builds a view under the lock; fresh: on an NVML reading taken for it (settled, so
+ * that what it shows is what the scheduler made of that reading). */
+static json_t *view(struct gc_coord *coord, bool fresh,
+                    json_t *(*build)(const struct gc_view_src *src))
 {
     struct gc_view_src src;
     json_t *o;
 
-    lock_fresh(coord);
-    settle_locked(coord); /* on the reading just taken: the engine need not read again */
+    if (fresh) {
+        lock_fresh(coord);
+        settle_locked(coord); /* on the reading just taken: the engine need not read again */
+    } else {
+        pthread_mutex_lock(&coord->lock);
+    }
     view_src(coord, &src);
-    o = json_pack("{s:o, s:o}", "gpus", gc_view_gpus(&src), "gpusim", gc_view_gpusim(&src));
+    o = build(&src);
     pthread_mutex_unlock(&coord->lock);
     return o;
+}
+
+static json_t *build_gpus(const struct gc_view_src *src)
+{
+    return json_pack("{s:o, s:o}", "gpus", gc_view_gpus(src), "gpusim", gc_view_gpusim(src));
+}
+
+static json_t *build_leases(const struct gc_view_src *src)
+{
+    return json_pack("{s:o}", "leases", gc_view_leases(src));
+}
+
+static json_t *build_residents(const struct gc_view_src *src)
+{
+    return json_pack("{s:o}", "residents", gc_view_residents(src));
+}
+
+json_t *gc_coord_view_gpus(struct gc_coord *coord)
+{
+    return view(coord, true, build_gpus);
 }
 
 json_t *gc_coord_view_status(struct gc_coord *coord)
 {
-    struct gc_view_src src;
-    json_t *o;
-
-    lock_fresh(coord);
-    settle_locked(coord); /* on the reading just taken: the engine need not read again */
-    view_src(coord, &src);
-    o = gc_view_status(&src);
-    pthread_mutex_unlock(&coord->lock);
-    return o;
+    return view(coord, true, gc_view_status);
 }
 
 json_t *gc_coord_view_leases(struct gc_coord *coord)
 {
-    struct gc_view_src src;
-    json_t *o;
-
-    pthread_mutex_lock(&coord->lock);
-    view_src(coord, &src);
-    o = json_pack("{s:o}", "leases", gc_view_leases(&src));
-    pthread_mutex_unlock(&coord->lock);
-    return o;
+    return view(coord, false, build_leases);
 }
 
 json_t *gc_coord_view_residents(struct gc_coord *coord)
 {
-    struct gc_view_src src;
-    json_t *o;
-
-    pthread_mutex_lock(&coord->lock);
-    view_src(coord, &src);
-    o = json_pack("{s:o}", "residents", gc_view_residents(&src));
-    pthread_mutex_unlock(&coord->lock);
-    return o;
+    return view(coord, false, build_residents);
 }
 
 void gc_coord_view_resident(struct gc_coord *coord, const char *name, struct gc_api_answer *ans)
