@@ -46,6 +46,9 @@ void gc_caller_trusted(const char *key, struct gc_caller *ret);
  */
 int gc_caller_check_pid(const struct gc_caller *caller, pid_t pid, uint64_t *ret_start_ticks,
                         char *why, size_t why_len);
+/* A process's owner, once read, is remembered while a pidfd says it runs (at most 128
+ * processes, least recently used first out): this forgets them all. */
+void gc_caller_forget_pids(void);
 
 /* True when caller may change or end what owner registered or asked for (its own, or
  * anything for a trusted caller; "" is owned by no one but trusted callers). */

@@ -328,6 +328,35 @@ TEST(caller_pid_checks)
     ASSERT_EQ_INT(gc_caller_check_pid(&c, 0x3fffffff, &start, why, sizeof(why)), GC_EINVAL);
 }
 
+TEST(caller_pid_remembered_only_while_its_process_runs)
+{
+    struct gc_caller c;
+    uint64_t start = 0, again = 0;
+    char why[256];
+    pid_t child = fork();
+
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    ASSERT(child > 0);
+    memset(&c, 0, sizeof(c));
+    c.uid_known = true;
+    c.uid = geteuid();
+    ASSERT_EQ_INT(gc_caller_check_pid(&c, child, &start, why, sizeof(why)), 0);
+    /* Remembered: the same answer, and still checked against the caller's uid. */
+    ASSERT_EQ_INT(gc_caller_check_pid(&c, child, &again, why, sizeof(why)), 0);
+    ASSERT_EQ_U64(again, start);
+    c.uid = geteuid() + 1;
+    ASSERT_EQ_INT(gc_caller_check_pid(&c, child, &again, why, sizeof(why)), GC_EFORBIDDEN);
+    /* Once it has exited, it is not named again on the strength of what was read. */
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    c.uid = geteuid();
+    ASSERT_EQ_INT(gc_caller_check_pid(&c, child, &again, why, sizeof(why)), GC_EINVAL);
+    gc_caller_forget_pids();
+}
+
 TEST(http_client_refuses_a_user_part)
 {
     struct gc_http_client *c = NULL;
