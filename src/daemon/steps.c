@@ -90,12 +90,12 @@ uint64_t gc_step_unload_start(struct gc_steps *st, const struct gc_step_env *env
                               struct gc_resident *r, const char *lease_id, int64_t now)
 {
     struct gc_step *s = &st->slot[slot_of(env, r)];
+    unsigned last = gc_resident_nlevels(r) - 1;
 
     if (s->phase == GC_STEP_PROBE)
         step_end(st, s, 0, NULL); /* its answer no longer matters */
-    unsigned last = gc_resident_nlevels(r) - 1;
-
     s->id = ++st->next_id;
+    s->recovery = false;
     s->unloading = true;
     snprintf(s->lease_id, sizeof(s->lease_id), "%s", lease_id);
     s->spec = *env->spec(env->engine, slot_of(env, r));
@@ -126,12 +126,12 @@ uint64_t gc_step_reload_start(struct gc_steps *st, const struct gc_step_env *env
                               struct gc_resident *r, int64_t now)
 {
     struct gc_step *s = &st->slot[slot_of(env, r)];
-
-    if (s->phase == GC_STEP_PROBE)
-        step_end(st, s, 0, NULL);
     uint64_t present = 0;
 
+    if (s->phase == GC_STEP_PROBE)
+        step_end(st, s, 0, NULL); /* its answer no longer matters */
     s->id = ++st->next_id;
+    s->recovery = false;
     s->unloading = false;
     s->lease_id[0] = '\0';
     s->spec = *env->spec(env->engine, slot_of(env, r));
