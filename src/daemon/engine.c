@@ -13,8 +13,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
