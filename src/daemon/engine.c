@@ -132,7 +132,6 @@ static void apply_reading_locked(struct gc_coord *coord, const struct gc_nvml_re
 static int64_t next_deadline_locked(struct gc_coord *coord, int64_t now);
 static void settle_locked(struct gc_coord *coord);
 static void kick_locked(struct gc_coord *coord);
-static void kick_with_locked(struct gc_coord *coord, const struct gc_nvml_reading *r);
 static void lock_fresh(struct gc_coord *coord);
 static bool waits_hint(struct gc_coord *coord);
 static void job_done(void *engine, struct gc_job *job);
@@ -772,12 +771,6 @@ static void kick_locked(struct gc_coord *coord)
         gc_coord_wake(coord);
 }
 
-static void kick_with_locked(struct gc_coord *coord, const struct gc_nvml_reading *r)
-{
-    apply_reading_locked(coord, r);
-    settle_locked(coord);
-}
-
 static void lock_fresh(struct gc_coord *coord)
 {
     struct gc_nvml_reading *reading = reading_get(coord);
@@ -1371,7 +1364,6 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
     struct gc_lease_req req;
     struct gc_lease *l;
     char id[GC_LEASE_ID_MAX];
-    struct gc_nvml_reading *reading;
     char why[GC_REASON_MAX];
     int rc;
 
@@ -1380,14 +1372,8 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
         gc_api_error(ans, rc, "%s", why);
         return;
     }
-    /* Read NVML before taking the lock: the lock is held as briefly as possible. */
-    reading = reading_get(coord);
-    if (reading == NULL) {
-        gc_api_error(ans, GC_ENOMEM, "out of memory");
-        return;
-    }
-    read_nvml(coord, reading);
-    pthread_mutex_lock(&coord->lock);
+    /* Read NVML before taking the lock: what it decides sees the memory as it is. */
+    lock_fresh(coord);
     if (req.pid > 0) {
         const struct gc_watch *w = watch_locked(coord, req.pid, req.start_ticks);
         /* A different start time: the checked process exited and its pid was reused. */
@@ -1396,7 +1382,6 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
             if (w != NULL)
                 watch_release_locked(coord, req.pid);
             pthread_mutex_unlock(&coord->lock);
-            reading_put(coord, reading);
             return;
         }
     }
@@ -1405,7 +1390,6 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
                      coord->ledger->ngpus);
         watch_release_locked(coord, req.pid); /* nothing refers to it */
         pthread_mutex_unlock(&coord->lock);
-        reading_put(coord, reading);
         return;
     }
     /* The id is covered by the journal before it is issued: never issued twice. */
@@ -1419,7 +1403,6 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
                          cfg->state_dir);
         watch_release_locked(coord, req.pid);
         pthread_mutex_unlock(&coord->lock);
-        reading_put(coord, reading);
         return;
     }
     rc = gc_ledger_lease_new_owned(coord->ledger, GC_KIND_HOLDER, caller->key, req.holder, req.pid,
@@ -1436,13 +1419,11 @@ void gc_coord_lease_request(struct gc_coord *coord, const struct gc_caller *call
     if (rc < 0) {
         watch_release_locked(coord, req.pid);
         pthread_mutex_unlock(&coord->lock);
-        reading_put(coord, reading);
         return;
     }
     l->pid_start_ticks = req.start_ticks;
     snprintf(id, sizeof(id), "%s", l->id);
-    kick_with_locked(coord, reading);
-    reading_put(coord, reading);
+    settle_locked(coord);
     /* Granted or preparing, it is journaled already; queued, it is journaled here, so
      * that a restart keeps its place for the client that polls it. */
     l = gc_ledger_lease_find(coord->ledger, id);
@@ -1593,7 +1574,6 @@ void gc_coord_lease_resize(struct gc_coord *coord, const struct gc_caller *calle
     uint64_t bytes = 0, old_bytes;
     double wait_s = 0;
     struct gc_lease *l, *g = NULL;
-    struct gc_nvml_reading *reading;
     char growth_id[GC_LEASE_ID_MAX] = "", b[GC_SIZE_BUF], o[GC_SIZE_BUF];
     int rc;
 
@@ -1609,13 +1589,8 @@ void gc_coord_lease_resize(struct gc_coord *coord, const struct gc_caller *calle
         return;
     }
 
-    reading = reading_get(coord);
-    if (reading == NULL) {
-        gc_api_error(ans, GC_ENOMEM, "out of memory");
-        return;
-    }
-    read_nvml(coord, reading);
-    pthread_mutex_lock(&coord->lock);
+    /* Read NVML before taking the lock: what it decides sees the memory as it is. */
+    lock_fresh(coord);
     l = gc_ledger_lease_find(coord->ledger, id);
     if (l == NULL || l->kind != GC_KIND_HOLDER) {
         gc_api_error(ans, GC_ENOTFOUND, "no active lease '%s'", id);
@@ -1654,7 +1629,7 @@ void gc_coord_lease_resize(struct gc_coord *coord, const struct gc_caller *calle
                           gc_size_format(l->bytes, b, sizeof(b)));
         }
         if (something_waits_locked(coord))
-            kick_with_locked(coord, reading);
+            settle_locked(coord);
         if (l->state == GC_LEASE_QUEUED) {
             lease_answer_locked(coord, id, ans);
             goto out_unlock;
@@ -1666,7 +1641,7 @@ void gc_coord_lease_resize(struct gc_coord *coord, const struct gc_caller *calle
     gc_events_add(&coord->events, gc_real_s(), "lease_growth", l->id, "%s: %s asked for, %s held",
                   l->holder, gc_size_format(bytes, b, sizeof(b)),
                   gc_size_format(old_bytes, o, sizeof(o)));
-    kick_with_locked(coord, reading);
+    settle_locked(coord);
     if (wait_s > 0)
         wait_lease_locked(coord, growth_id, gc_mono_ms() + (int64_t)(wait_s * 1000.0), waiter,
                           false);
@@ -1681,7 +1656,6 @@ void gc_coord_lease_resize(struct gc_coord *coord, const struct gc_caller *calle
     resize_answer_locked(coord, id, growth_id, bytes, ans);
 out_unlock:
     pthread_mutex_unlock(&coord->lock);
-    reading_put(coord, reading);
 }
 
 /* ==== residents (API operations) ==== */
@@ -1873,7 +1847,6 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
     const char *level_name = NULL;
     enum gc_resident_state prev;
     const struct gc_step *step;
-    struct gc_nvml_reading *reading;
     uint64_t step_id;
     int64_t deadline;
     unsigned level;
@@ -1884,14 +1857,8 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
         gc_api_error(ans, GC_EINVAL, "%s", err.msg);
         return;
     }
-    /* A fresh reading for what it uses before (read before the lock). */
-    reading = reading_get(coord);
-    if (reading == NULL) {
-        gc_api_error(ans, GC_ENOMEM, "out of memory");
-        return;
-    }
-    read_nvml(coord, reading);
-    pthread_mutex_lock(&coord->lock);
+    /* Read NVML before taking the lock: what it decides sees the memory as it is. */
+    lock_fresh(coord);
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL) {
         gc_api_error(ans, GC_ENOTFOUND, "no resident '%s'", name);
@@ -1936,7 +1903,7 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
                          gc_resident_state_name(r->state), r->busy ? " and busy" : "");
         goto out_unlock;
     }
-    kick_with_locked(coord, reading);
+    settle_locked(coord);
     r = gc_ledger_resident_find(coord->ledger, name);
     if (r == NULL || !step_allowed(r, true, level)) {
         gc_api_error(ans, GC_ECONFLICT, "resident '%s' changed state; try again", name);
@@ -1982,7 +1949,6 @@ void gc_coord_resident_unload(struct gc_coord *coord, const struct gc_caller *ca
     }
 out_unlock:
     pthread_mutex_unlock(&coord->lock);
-    reading_put(coord, reading);
 }
 
 /* The active demand for resident r, made now (counted, announced) when it has none;
